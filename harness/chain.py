@@ -1,0 +1,141 @@
+"""The reconstruction chain: front-end -> VAE encode/decode -> vocoder, one explicit function per stage.
+
+Shapes (T = frames, a multiple of 4; the real model's 10.24 s clip has T = 1024):
+
+======================  ============================  ==============================
+stage                   input                         output
+======================  ============================  ==============================
+front-end               wave ``[b, 160 T]``           mel ``[b, 1, T, 64]``
+:meth:`Chain.encode`    mel ``[b, 1, T, 64]``         latents ``[b, 8, T/4, 16]``
+:meth:`Chain.decode`    latents ``[b, 8, T/4, 16]``   mel ``[b, 1, T, 64]``
+:meth:`Chain.vocode`    mel ``[b, 1, T, 64]``         wave ``[b, 160 T]`` (HiFi-GAN's +32 cropped)
+======================  ============================  ==============================
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+
+from . import frontend as frontends
+from . import loading, variants
+
+
+class LayoutError(ValueError):
+    """A tensor reached a stage in the wrong layout (e.g. ``[b, 64, T]`` into the vocoder)."""
+
+
+@dataclass
+class ChainOutput:
+    """Every intermediate of one chain run (all float32, on the chain's device)."""
+
+    mel_in: torch.Tensor      # [b, 1, T, 64] front-end output
+    mel_out: torch.Tensor     # [b, 1, T, 64] after the VAE variant (== mel_in for vae "none")
+    wave_out: torch.Tensor    # [b, samples]  vocoder output cropped to the input length
+
+
+class Chain:
+    """A loaded VAE + vocoder with explicit stage functions.
+
+    Examples
+    --------
+    >>> chain = Chain.load("tiny")                       # doctest: +SKIP
+    >>> out = chain.run(wave, "audioldm2", "scaled", "hifigan")
+    >>> out.wave_out.shape == wave.shape
+    True
+    """
+
+    def __init__(self, vae, vocoder, source: Optional[loading.ModelSource] = None):
+        self.vae = vae
+        self.vocoder = vocoder
+        self.source = source
+
+    @classmethod
+    def load(cls, model: str = "tiny", device: str = "cpu", dtype: str = "fp32",
+             force_vae_fp16: bool = False) -> "Chain":
+        """Load the VAE and vocoder of ``model`` (``tiny``, a local diffusers directory or a hub id)."""
+        source = loading.resolve_model(model)
+        vae, vocoder = loading.load_components(source, device, dtype, force_vae_fp16)
+        return cls(vae, vocoder, source)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.vae.parameters()).device
+
+    @property
+    def scaling_factor(self) -> float:
+        return float(self.vae.config.scaling_factor)
+
+    @property
+    def n_mels(self) -> int:
+        return int(self.vocoder.config.model_in_dim)
+
+    @property
+    def vae_factor(self) -> int:
+        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    # --- stages --------------------------------------------------------------------------------
+
+    def _check_mel(self, mel: torch.Tensor, what: str) -> torch.Tensor:
+        if mel.ndim != 4 or mel.shape[1] != 1 or mel.shape[-1] != self.n_mels:
+            raise LayoutError(f"{what}: expected a log-mel [batch, 1, frames, {self.n_mels}], got {tuple(mel.shape)}")
+        if mel.shape[2] % self.vae_factor:
+            raise LayoutError(f"{what}: {mel.shape[2]} frames is not a multiple of the VAE factor {self.vae_factor}; "
+                              "pad the waveform to a multiple of 640 samples (harness.audio.pad_or_crop)")
+        if not torch.isfinite(mel).all():
+            raise ValueError(f"{what}: the log-mel contains NaN or Inf")
+        return mel
+
+    @torch.inference_mode()
+    def encode(self, mel: torch.Tensor, scale: Optional[float] = None, sample: bool = False,
+               generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """Log-mel ``[b, 1, T, 64]`` -> latents ``[b, 8, T/4, 16]``, multiplied by ``scale`` (default ``s``)."""
+        mel = self._check_mel(mel, "VAE encode")
+        p = next(self.vae.parameters())
+        dist = self.vae.encode(mel.to(p.device, p.dtype)).latent_dist
+        z = dist.sample(generator) if sample else dist.mode()
+        return z.float() * (self.scaling_factor if scale is None else scale)
+
+    @torch.inference_mode()
+    def decode(self, latents: torch.Tensor, scale: Optional[float] = None) -> torch.Tensor:
+        """Latents ``[b, 8, T/4, 16]`` divided by ``scale`` (default ``s``) -> log-mel ``[b, 1, T, 64]``."""
+        lat_ch = self.vae.config.latent_channels
+        if latents.ndim != 4 or latents.shape[1] != lat_ch:
+            raise LayoutError(f"VAE decode: expected latents [batch, {lat_ch}, frames/4, 16], got {tuple(latents.shape)}")
+        p = next(self.vae.parameters())
+        z = latents.to(p.device, p.dtype) / (self.scaling_factor if scale is None else scale)
+        return self.vae.decode(z).sample.float()
+
+    @torch.inference_mode()
+    def vocode(self, mel: torch.Tensor) -> torch.Tensor:
+        """Log-mel ``[b, 1, T, 64]`` or ``[b, T, 64]`` -> waveform ``[b, 160 T]`` (fp32).
+
+        A ``[b, 64, T]`` input is refused with a :class:`LayoutError` (unless T is also 64, which no
+        shape check can tell apart: the quality metrics catch that one).
+        """
+        if mel.ndim == 4:
+            mel = mel[:, 0]
+        if mel.ndim != 3 or mel.shape[-1] != self.n_mels:
+            hint = " (it looks transposed: the vocoder wants [batch, frames, 64])" if mel.ndim == 3 and \
+                mel.shape[1] == self.n_mels else ""
+            raise LayoutError(f"vocoder: expected a log-mel [batch, frames, {self.n_mels}], got {tuple(mel.shape)}{hint}")
+        p = next(self.vocoder.parameters())
+        wave = self.vocoder(mel.to(p.device, p.dtype))
+        return wave[:, : mel.shape[1] * frontends.HOP].float()
+
+    # --- whole chain ---------------------------------------------------------------------------
+
+    def run(self, wave: torch.Tensor, frontend: str = "audioldm2", vae: str = "scaled", vocoder: str = "hifigan",
+            seed: int = 0) -> ChainOutput:
+        """Waveform ``[b, samples]`` (16 kHz, samples a multiple of 640) through one combination."""
+        fe = frontends.get_frontend(frontend)
+        vae_v, voc_v = variants.get_vae(vae), variants.get_vocoder(vocoder)
+        wave = torch.as_tensor(wave, dtype=torch.float32)
+        wave = wave[None] if wave.ndim == 1 else wave
+        with torch.inference_mode():
+            mel_in = fe(wave.to(self.device)).float()
+        gen = torch.Generator(device=self.device).manual_seed(seed)
+        mel_out = vae_v.roundtrip(self, mel_in, gen)
+        wave_out = voc_v(self, mel_out)
+        return ChainOutput(mel_in, mel_out, wave_out[:, : wave.shape[-1]])

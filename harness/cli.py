@@ -1,0 +1,148 @@
+"""``harness`` command line: thin wrappers around the library, one sub-command each.
+
+Every user-facing failure (bad audio, unknown name, weights not available) prints one line
+``harness: error: <file>: <reason> (<hint>)`` and exits with status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="tiny", help="bundled name (tiny), local diffusers directory or hub id")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
+    p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "fp16"],
+                   help="model dtype; the VAE stays fp32 under fp16 (force_upcast)")
+
+
+def cmd_list(args) -> int:
+    from . import frontend, variants
+
+    print("front-ends:")
+    for f in frontend.list_frontends():
+        print(f"  {f.name:20s} {'correct' if f.correct else 'MISTAKE':8s} {f.description}")
+    print("VAE variants:")
+    for v in variants.list_vaes():
+        print(f"  {v.name:20s} {'correct' if v.correct else 'MISTAKE':8s} {v.description}")
+    print("vocoder variants:")
+    for v in variants.list_vocoders():
+        print(f"  {v.name:20s} {'correct' if v.correct else 'MISTAKE':8s} {v.description}")
+    return 0
+
+
+def cmd_mel(args) -> int:
+    import numpy as np
+    import torch
+
+    from . import audio, frontend
+
+    fe = frontend.get_frontend(args.frontend)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    failed = 0
+    for path in args.files:
+        try:
+            x = audio.pad_or_crop(audio.load_audio(path, channel=args.channel), args.frames)
+            mel = fe(torch.from_numpy(x)[None])[0, 0].numpy().astype(np.float32)
+        except (audio.AudioError, ValueError) as exc:
+            print(f"harness: error: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        dest = out / (Path(path).stem + ".npy")
+        np.save(dest, mel)
+        print(f"{dest}  [{mel.shape[0]} frames, 64 mels]  min {mel.min():.2f}  max {mel.max():.2f}  "
+              f"mean {mel.mean():.2f} nats")
+    return 2 if failed else 0
+
+
+def cmd_reconstruct(args) -> int:
+    import torch
+
+    from . import audio
+    from .chain import Chain
+
+    x = audio.load_audio(args.file, channel=args.channel)
+    n = len(x)
+    chain = Chain.load(args.model, args.device, args.dtype)
+    wave = torch.from_numpy(audio.pad_or_crop(x))[None]
+    out = chain.run(wave, args.frontend, args.vae, args.vocoder, seed=args.seed)
+    y = out.wave_out[0, :n].cpu().numpy()
+    audio.write_audio(args.out, y)
+    print(f"wrote {args.out}: {n} samples at 16 kHz ({args.frontend}-{args.vae}-{args.vocoder}, model {args.model})")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from . import train
+
+    cfg = train.TrainConfig(vae_steps=args.vae_steps, vocoder_steps=args.vocoder_steps, seed=args.seed)
+    if args.smoke:
+        cfg = train.TrainConfig(n_speech=2, n_synth=4, n_heldout_speech=1, n_heldout_synth=1, vae_steps=4,
+                                vocoder_steps=4, eval_every=2, vae_batch=2, vocoder_batch=2, warmup=1)
+    result = train.main(args.out, args.model_out, cfg)
+    print(f"exported {args.model_out}: scaling_factor {result['scaling_factor']:.4f}, final {result['final']}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="harness", description="AudioLDM2 reconstruction-chain regression harness")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("list", help="list front-ends and VAE/vocoder variants")
+    p.set_defaults(fn=cmd_list)
+
+    p = sub.add_parser("mel", help="write each file's log-mel as a [frames, 64] float32 .npy")
+    p.add_argument("files", nargs="+")
+    p.add_argument("--frontend", default="audioldm2")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--frames", type=int, default=None, help="pad/crop to this many frames (default: cover the "
+                   "file, rounded up to a multiple of 4)")
+    p.add_argument("--channel", default="first", choices=["first", "mean"])
+    p.set_defaults(fn=cmd_mel)
+
+    p = sub.add_parser("reconstruct", help="run one front-end/VAE/vocoder combination on one file")
+    p.add_argument("file")
+    _add_model_args(p)
+    p.add_argument("--frontend", default="audioldm2")
+    p.add_argument("--vae", default="scaled")
+    p.add_argument("--vocoder", default="hifigan")
+    p.add_argument("--channel", default="first", choices=["first", "mean"])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="output WAV (16 kHz, the input's length)")
+    p.set_defaults(fn=cmd_reconstruct)
+
+    p = sub.add_parser("train", help="train the bundled tiny model (resumable)")
+    p.add_argument("--out", default="runs/tiny", help="checkpoint/log directory")
+    p.add_argument("--model-out", default=str(Path(__file__).parent / "models" / "tiny"))
+    p.add_argument("--vae-steps", type=int, default=1200)
+    p.add_argument("--vocoder-steps", type=int, default=14000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--smoke", action="store_true", help="a few steps on tiny data (tests the recipe)")
+    p.set_defaults(fn=cmd_train)
+
+    for register in _EXTRA_COMMANDS:
+        register(sub)
+    return parser
+
+
+#: sub-commands living in their own modules add themselves here (golden, matrix, diagnose, bench)
+_EXTRA_COMMANDS = []
+
+
+def main(argv=None) -> int:
+    from .audio import AudioError
+    from .chain import LayoutError
+    from .loading import ModelNotAvailable
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except (AudioError, ModelNotAvailable, LayoutError, ValueError, FileNotFoundError) as exc:
+        print(f"harness: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,256 @@
+"""Waveform -> log-mel front-ends, batched in torch.
+
+Every front-end maps a batch of 16 kHz mono waveforms ``[batch, samples]`` to a
+log-mel ``[batch, 1, frames, 64]`` (time is the height axis, mel the width axis:
+the layout AudioLDM2's VAE takes). ``audioldm2`` is the exact training front-end
+(``AUDIOLDM2_REFERENCE.md`` section 1); the others reproduce mistakes people make
+so the harness can show what each one costs and prove it catches them.
+
+Register your own with :func:`register_frontend`; it then joins the quality matrix.
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Callable, Dict, List
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+SAMPLE_RATE = 16000
+N_FFT = 1024
+HOP = 160
+N_MELS = 64
+FMIN = 0.0
+FMAX = 8000.0
+LOG_FLOOR = 1e-5
+#: ``ln(1e-5)``: the value of a silent mel bin in the ``audioldm2`` front-end.
+LOG_FLOOR_NATS = float(np.log(LOG_FLOOR))
+#: reflect padding of the training front-end: ``(n_fft - hop) / 2``.
+PAD = (N_FFT - HOP) // 2
+
+
+@dataclass(frozen=True)
+class Frontend:
+    """A named waveform -> log-mel front-end.
+
+    Attributes
+    ----------
+    name : str
+        Registry key, used in test ids (``audioldm2-scaled-hifigan``).
+    fn : callable
+        ``fn(waveform [batch, samples] float tensor) -> [batch, 1, frames, 64]``.
+    correct : bool
+        True if the output is what AudioLDM2's VAE and vocoder were trained on.
+    description : str
+        One line saying what it is (and what is wrong with it, if anything).
+    """
+
+    name: str
+    fn: Callable[[torch.Tensor], torch.Tensor]
+    correct: bool
+    description: str
+
+    def __call__(self, waveform: torch.Tensor) -> torch.Tensor:
+        return self.fn(_check_waveform(waveform))
+
+    @property
+    def expected(self) -> str:
+        """``"pass"`` for a correct front-end, ``"detect"`` for a known mistake."""
+        return "pass" if self.correct else "detect"
+
+
+_REGISTRY: Dict[str, Frontend] = {}
+
+
+def register_frontend(name: str, *, correct: bool = True, description: str = ""):
+    """Decorator adding a front-end to the registry (and so to the quality matrix).
+
+    Examples
+    --------
+    >>> @register_frontend("my-frontend", description="our production preprocessing")
+    ... def my_frontend(waveform):
+    ...     return log_mel(normalize_waveform(waveform))
+    """
+
+    def wrap(fn):
+        _REGISTRY[name] = Frontend(name, fn, correct, description or (fn.__doc__ or "").strip().split("\n")[0])
+        return fn
+
+    return wrap
+
+
+def get_frontend(name: str) -> Frontend:
+    """Return the registered front-end called ``name`` (ValueError listing the known ones)."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown front-end {name!r}; known: {', '.join(sorted(_REGISTRY))}") from None
+
+
+def list_frontends() -> List[Frontend]:
+    """All registered front-ends, correct ones first, in registration order."""
+    items = list(_REGISTRY.values())
+    return [f for f in items if f.correct] + [f for f in items if not f.correct]
+
+
+def _check_waveform(waveform: torch.Tensor) -> torch.Tensor:
+    if not isinstance(waveform, torch.Tensor):
+        waveform = torch.as_tensor(np.asarray(waveform, dtype=np.float32))
+    if waveform.ndim == 1:
+        waveform = waveform[None]
+    if waveform.ndim != 2:
+        raise ValueError(f"front-end input must be [batch, samples], got shape {tuple(waveform.shape)}")
+    if waveform.shape[-1] < N_FFT:
+        raise ValueError(
+            f"front-end input has {waveform.shape[-1]} samples; at least {N_FFT} (64 ms at 16 kHz) are needed"
+        )
+    if not torch.isfinite(waveform).all():
+        raise ValueError("front-end input contains NaN or Inf samples")
+    if not waveform.is_floating_point():
+        waveform = waveform.float()
+    return waveform
+
+
+# ---------------------------------------------------------------------------
+# building blocks (pure functions)
+# ---------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=16)
+def _mel_basis_np(htk: bool) -> np.ndarray:
+    import librosa
+
+    return librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS, fmin=FMIN, fmax=FMAX, htk=htk)
+
+
+def mel_basis(device=None, dtype=torch.float32, htk: bool = False) -> torch.Tensor:
+    """Mel filterbank ``[64, 513]`` (librosa, Slaney scale and area norm unless ``htk``)."""
+    return torch.as_tensor(_mel_basis_np(htk), dtype=dtype, device=device)
+
+
+def hann_window(device=None, dtype=torch.float32) -> torch.Tensor:
+    """Periodic Hann window of 1024 samples (``torch.hann_window`` default, = scipy ``hann(sym=False)``)."""
+    return torch.hann_window(N_FFT, periodic=True, device=device, dtype=dtype)
+
+
+def normalize_waveform(waveform: torch.Tensor) -> torch.Tensor:
+    """AudioLDM2's waveform normalisation: remove the mean, peak-normalise, halve.
+
+    ``x = x - mean(x); x = x / (max|x| + 1e-8); x = 0.5 x`` per row of ``[batch, samples]``.
+    Peak of the result is 0.5.
+    """
+    x = waveform - waveform.mean(dim=-1, keepdim=True)
+    x = x / (x.abs().amax(dim=-1, keepdim=True) + 1e-8)
+    return 0.5 * x
+
+
+def stft_magnitude(waveform: torch.Tensor, framing: str = "audioldm2") -> torch.Tensor:
+    """Linear STFT magnitude ``[batch, 513, frames]`` with AudioLDM2's framing.
+
+    Parameters
+    ----------
+    waveform : Tensor [batch, samples]
+    framing : {"audioldm2", "tacotron"}
+        ``audioldm2``: reflect-pad 432 both sides, ``center=False``: ``samples // 160``
+        frames, frame t centred on sample 160 t + 80. ``tacotron``: reflect-pad 512
+        (as ``center=True``), last frame dropped, frame t centred on sample 160 t.
+    """
+    pad = PAD if framing == "audioldm2" else N_FFT // 2
+    x = F.pad(waveform[:, None], (pad, pad), mode="reflect")[:, 0]
+    spec = torch.stft(
+        x, N_FFT, hop_length=HOP, win_length=N_FFT, window=hann_window(x.device, x.dtype),
+        center=False, return_complex=True,
+    )
+    mag = spec.abs()
+    return mag[..., : waveform.shape[-1] // HOP]
+
+
+def log_mel(magnitude: torch.Tensor, htk: bool = False, log=torch.log) -> torch.Tensor:
+    """Linear magnitude ``[batch, 513, frames]`` -> log-mel ``[batch, 1, frames, 64]``.
+
+    Natural log with the ``1e-5`` clamp of AudioLDM2 (floor ``-11.513`` nats).
+    """
+    mel = torch.matmul(mel_basis(magnitude.device, magnitude.dtype, htk), magnitude)
+    return log(torch.clamp(mel, min=LOG_FLOOR)).transpose(1, 2)[:, None]
+
+
+def mel_to_magnitude(logmel: torch.Tensor, iterations: int = 0) -> torch.Tensor:
+    """Invert the ``audioldm2`` log-mel to a linear magnitude ``[batch, 513, frames]``.
+
+    ``exp`` then a non-negative least-squares fit of the mel basis: the pseudo-inverse as
+    a start, refined by ``iterations`` multiplicative (NMF-style) updates that keep it
+    non-negative. Input ``[batch, 1, frames, 64]`` or ``[batch, frames, 64]``.
+    """
+    if logmel.ndim == 4:
+        logmel = logmel[:, 0]
+    mel = torch.exp(logmel.transpose(1, 2))  # [batch, 64, frames]
+    basis = mel_basis(mel.device, mel.dtype)
+    mag = torch.clamp(torch.linalg.pinv(basis) @ mel, min=0.0) + 1e-8
+    bt_mel = basis.T @ mel
+    gram = basis.T @ basis
+    for _ in range(iterations):
+        mag = mag * bt_mel / (gram @ mag + 1e-10)
+    return mag
+
+
+def log_mel_to_layout(mel_db: torch.Tensor) -> torch.Tensor:
+    """``[batch, 64, frames]`` -> ``[batch, 1, frames, 64]``."""
+    return mel_db.transpose(1, 2)[:, None]
+
+
+# ---------------------------------------------------------------------------
+# the registered front-ends
+# ---------------------------------------------------------------------------
+
+
+@register_frontend("audioldm2", correct=True)
+def audioldm2(waveform: torch.Tensor) -> torch.Tensor:
+    """The exact AudioLDM2 training front-end: normalised wave, |STFT|, Slaney mel, ln(clamp 1e-5)."""
+    return log_mel(stft_magnitude(normalize_waveform(waveform)))
+
+
+@register_frontend("audioldm2-tacotron", correct=True)
+def audioldm2_tacotron(waveform: torch.Tensor) -> torch.Tensor:
+    """AudioLDM2's inference-code framing (TacotronSTFT): same values, frames shifted by 80 samples."""
+    return log_mel(stft_magnitude(normalize_waveform(waveform), framing="tacotron"))
+
+
+@register_frontend("seed-librosa-db", correct=False)
+def seed_librosa_db(waveform: torch.Tensor) -> torch.Tensor:
+    """The original report's bug: power_to_db(melspectrogram(power=2), ref=max, top_db=80) / 20."""
+    # librosa's melspectrogram defaults: center=True with zero ("constant") padding, power 2.
+    x = F.pad(waveform[:, None], (N_FFT // 2, N_FFT // 2), mode="constant")[:, 0]
+    spec = torch.stft(x, N_FFT, hop_length=HOP, window=hann_window(x.device, x.dtype), center=False,
+                      return_complex=True)
+    power = spec.abs() ** 2
+    mel = torch.matmul(mel_basis(x.device, x.dtype), power)[..., : waveform.shape[-1] // HOP]
+    db = 10.0 * torch.log10(torch.clamp(mel, min=1e-10))
+    db = db - 10.0 * torch.log10(torch.clamp(mel.amax(dim=(1, 2), keepdim=True), min=1e-10))
+    db = torch.maximum(db, db.amax(dim=(1, 2), keepdim=True) - 80.0)
+    return log_mel_to_layout(db / 20.0)
+
+
+@register_frontend("power-mel", correct=False)
+def power_mel(waveform: torch.Tensor) -> torch.Tensor:
+    """Mistake: mel of the power spectrum |STFT|^2 instead of the magnitude (values doubled in log)."""
+    return log_mel(stft_magnitude(normalize_waveform(waveform)) ** 2)
+
+
+@register_frontend("log10-mel", correct=False)
+def log10_mel(waveform: torch.Tensor) -> torch.Tensor:
+    """Mistake: log10 instead of the natural log (values shrunk by 2.30)."""
+    return log_mel(stft_magnitude(normalize_waveform(waveform)), log=torch.log10)
+
+
+@register_frontend("htk-mel", correct=False)
+def htk_mel(waveform: torch.Tensor) -> torch.Tensor:
+    """Mistake: HTK mel scale (librosa ``htk=True``) instead of Slaney: bins land at other frequencies."""
+    return log_mel(stft_magnitude(normalize_waveform(waveform)), htk=True)
+
+
+@register_frontend("no-normalize", correct=False)
+def no_normalize(waveform: torch.Tensor) -> torch.Tensor:
+    """Mistake: skips the 0.5-peak waveform normalisation, so the mel level follows the recording level."""
+    return log_mel(stft_magnitude(waveform))

@@ -1,0 +1,326 @@
+"""Training recipe of the bundled ``tiny`` model: VAE first, then the HiFi-GAN vocoder.
+
+Run ``harness train --out runs/tiny`` (resumable: re-running picks up from the last checkpoint
+in ``--out``). Data is made by code at start (:mod:`harness.synth`, cached in ``data.npz``),
+seeds are fixed and each step's batch is drawn from a generator seeded by ``(seed, step)``, so a
+resumed run sees the same batches as an uninterrupted one.
+
+Losses: VAE = L1 on the log-mel + 1e-6 KL (AudioLDM's weighting of the KL term);
+vocoder = log-mel L1 + multi-resolution STFT (spectral convergence + log-magnitude L1).
+Both use AdamW with a warm-up and cosine decay.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Dict, List
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import frontend, synth, tiny
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides the trained weights (stored in ``training.json``)."""
+
+    seed: int = 0
+    n_speech: int = 400
+    n_synth: int = 400
+    heldout_seed: int = 1
+    n_heldout_speech: int = 16
+    n_heldout_synth: int = 16
+    vae_steps: int = 1500
+    vae_batch: int = 16
+    vae_frames: int = 128
+    vae_lr: float = 1e-3
+    vae_kl_weight: float = 1e-6
+    vocoder_steps: int = 10000
+    vocoder_batch: int = 8
+    vocoder_frames: int = 64
+    vocoder_lr: float = 2e-3
+    mrstft_ffts: List[int] = field(default_factory=lambda: [256, 512, 1024, 2048])
+    warmup: int = 200
+    eval_every: int = 500
+    threads: int = 2
+
+
+# ---------------------------------------------------------------------------
+# data
+# ---------------------------------------------------------------------------
+
+
+def _clips_to_arrays(clips) -> Dict[str, np.ndarray]:
+    waves, mels, offsets, moffsets, descs = [], [], [0], [0], []
+    for x, desc in clips:
+        n = (len(x) // (4 * frontend.HOP)) * 4 * frontend.HOP
+        w = frontend.normalize_waveform(torch.from_numpy(x[:n])[None])
+        m = frontend.log_mel(frontend.stft_magnitude(w))[0, 0]
+        waves.append(w[0].numpy())
+        mels.append(m.numpy())
+        offsets.append(offsets[-1] + n)
+        moffsets.append(moffsets[-1] + m.shape[0])
+        descs.append(desc)
+    return dict(wave=np.concatenate(waves), mel=np.concatenate(mels), offsets=np.array(offsets),
+                mel_offsets=np.array(moffsets), desc=np.array(descs))
+
+
+def prepare_data(cfg: TrainConfig, out: Path) -> Dict[str, Dict[str, np.ndarray]]:
+    """Make (or load from ``out/data.npz``) the training and held-out sets."""
+    path = out / "data.npz"
+    if path.exists():
+        z = np.load(path)
+        return {s: {k[len(s) + 1:]: z[k] for k in z.files if k.startswith(s + "_")} for s in ("train", "heldout")}
+    train = _clips_to_arrays(synth.make_corpus(cfg.n_speech, cfg.n_synth, cfg.seed))
+    held = _clips_to_arrays(synth.make_corpus(cfg.n_heldout_speech, cfg.n_heldout_synth, cfg.heldout_seed,
+                                              heldout=True))
+    np.savez(path, **{f"train_{k}": v for k, v in train.items()}, **{f"heldout_{k}": v for k, v in held.items()})
+    return {"train": train, "heldout": held}
+
+
+def _random_crops(data, rng: np.random.Generator, batch: int, frames: int):
+    """``batch`` aligned crops: mel ``[batch, frames, 64]`` and wave ``[batch, frames*160]``."""
+    mo, wo = data["mel_offsets"], data["offsets"]
+    lengths = np.diff(mo)
+    ok = np.flatnonzero(lengths >= frames)
+    clips = ok[rng.integers(0, len(ok), batch)]
+    mels, waves = [], []
+    for c in clips:
+        t0 = int(rng.integers(0, lengths[c] - frames + 1))
+        mels.append(data["mel"][mo[c] + t0: mo[c] + t0 + frames])
+        waves.append(data["wave"][wo[c] + t0 * frontend.HOP: wo[c] + (t0 + frames) * frontend.HOP])
+    return torch.from_numpy(np.stack(mels)), torch.from_numpy(np.stack(waves))
+
+
+# ---------------------------------------------------------------------------
+# losses
+# ---------------------------------------------------------------------------
+
+
+def mrstft_loss(pred: torch.Tensor, target: torch.Tensor, ffts: List[int]) -> torch.Tensor:
+    """Multi-resolution STFT loss: mean over resolutions of spectral convergence + log-magnitude L1."""
+    total = 0.0
+    for n_fft in ffts:
+        win = torch.hann_window(n_fft, device=pred.device)
+        sp = torch.stft(pred, n_fft, n_fft // 4, window=win, return_complex=True).abs().clamp_min(1e-7)
+        st = torch.stft(target, n_fft, n_fft // 4, window=win, return_complex=True).abs().clamp_min(1e-7)
+        sc = torch.linalg.norm(st - sp, dim=(1, 2)) / torch.linalg.norm(st, dim=(1, 2)).clamp_min(1e-7)
+        total = total + sc.mean() + (sp.log() - st.log()).abs().mean()
+    return total / len(ffts)
+
+
+def _lr_at(step: int, total: int, base: float, warmup: int) -> float:
+    if step < warmup:
+        return base * (step + 1) / warmup
+    frac = (step - warmup) / max(1, total - warmup)
+    return 1e-5 + (base - 1e-5) * 0.5 * (1 + math.cos(math.pi * min(1.0, frac)))
+
+
+# ---------------------------------------------------------------------------
+# the two stages
+# ---------------------------------------------------------------------------
+
+
+class _Checkpoint:
+    def __init__(self, path: Path):
+        self.path = path
+
+    def load(self):
+        return torch.load(self.path, weights_only=False) if self.path.exists() else None
+
+    def save(self, **state):
+        tmp = self.path.with_suffix(".tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, self.path)
+
+
+@torch.no_grad()
+def evaluate_vae(vae, data, scaling: float = 1.0) -> Dict[str, float]:
+    """Held-out VAE round trip (posterior mode): log-mel L1 in nats, whole clips."""
+    vae.eval()
+    errs = []
+    mo = data["mel_offsets"]
+    for i in range(len(mo) - 1):
+        m = torch.from_numpy(data["mel"][mo[i]:mo[i + 1]])[None, None]
+        rec = vae.decode(vae.encode(m).latent_dist.mode() * scaling / scaling).sample
+        errs.append((rec - m).abs().mean().item())
+    vae.train()
+    return {"vae_mel_l1": float(np.mean(errs))}
+
+
+@torch.no_grad()
+def evaluate_vocoder(vocoder, data) -> Dict[str, float]:
+    """Held-out vocoder alone (true mel in): log-mel L1 (nats) of the re-analysed output, whole clips."""
+    vocoder.eval()
+    errs = []
+    mo = data["mel_offsets"]
+    for i in range(len(mo) - 1):
+        m = torch.from_numpy(data["mel"][mo[i]:mo[i + 1]])
+        wav = vocoder(m[None])[:, : m.shape[0] * frontend.HOP]
+        rec = frontend.get_frontend("audioldm2")(wav)[0, 0]
+        errs.append((rec - m).abs().mean().item())
+    vocoder.train()
+    return {"vocoder_mel_l1": float(np.mean(errs))}
+
+
+def _run(name, model, cfg: TrainConfig, out: Path, steps: int, lr: float, loss_fn, data, eval_fn, log):
+    from tqdm.auto import tqdm
+
+    ckpt = _Checkpoint(out / f"{name}.ckpt")
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.8, 0.99), weight_decay=0.0)
+    state = ckpt.load()
+    step, elapsed, history = 0, 0.0, []
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        step, elapsed, history = state["step"], state["elapsed"], state["history"]
+    model.train()
+    bar = tqdm(total=steps, initial=step, desc=f"train {name}", dynamic_ncols=True, mininterval=5)
+    t_start, last_save = time.time() - elapsed, time.time()
+    running: Dict[str, float] = {}
+    while step < steps:
+        for g in opt.param_groups:
+            g["lr"] = _lr_at(step, steps, lr, cfg.warmup)
+        rng = np.random.default_rng([cfg.seed, step, hash(name) % 1000])
+        torch.manual_seed(cfg.seed * 100003 + step)
+        loss, parts = loss_fn(rng)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        opt.step()
+        step += 1
+        for k, v in parts.items():
+            running[k] = 0.98 * running.get(k, v) + 0.02 * v
+        bar.update(1)
+        bar.set_postfix({k: f"{v:.3f}" for k, v in running.items()})
+        if step % cfg.eval_every == 0 or step == steps:
+            metrics = eval_fn(model, data["heldout"])
+            record = {"step": step, "wall_s": round(time.time() - t_start, 1), **running, **metrics}
+            history.append(record)
+            log(record)
+        if time.time() - last_save > 300 or step == steps or step % cfg.eval_every == 0:
+            ckpt.save(model=model.state_dict(), opt=opt.state_dict(), step=step, elapsed=time.time() - t_start,
+                      history=history)
+            last_save = time.time()
+    bar.close()
+    return history, time.time() - t_start
+
+
+def train_vae(cfg: TrainConfig, out: Path, data, log):
+    vae = tiny.build_vae(cfg.seed)
+
+    def loss_fn(rng):
+        mel, _ = _random_crops(data["train"], rng, cfg.vae_batch, cfg.vae_frames)
+        x = mel[:, None]
+        post = vae.encode(x).latent_dist
+        rec = vae.decode(post.sample()).sample
+        l1 = (rec - x).abs().mean()
+        kl = post.kl().mean()
+        return l1 + cfg.vae_kl_weight * kl, {"l1": l1.item(), "kl": kl.item()}
+
+    history, wall = _run("vae", vae, cfg, out, cfg.vae_steps, cfg.vae_lr, loss_fn, data, evaluate_vae, log)
+    return vae, history, wall
+
+
+@torch.no_grad()
+def scaling_factor(vae, data, seed: int = 0, frames: int = 128, n: int = 256) -> float:
+    """``1 / std`` of posterior samples over training crops, as AudioLDM2 computed its factor."""
+    vae.eval()
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    zs = []
+    for _ in range(n // 32):
+        mel, _ = _random_crops(data, rng, 32, frames)
+        zs.append(vae.encode(mel[:, None]).latent_dist.sample().flatten())
+    return float(1.0 / torch.cat(zs).std())
+
+
+def train_vocoder(cfg: TrainConfig, out: Path, data, log):
+    vocoder = tiny.build_vocoder(cfg.seed)
+    vocoder.apply_weight_norm()
+    mel_fn = frontend.log_mel
+
+    def loss_fn(rng):
+        mel, wave = _random_crops(data["train"], rng, cfg.vocoder_batch, cfg.vocoder_frames)
+        pred = vocoder(mel)[:, : wave.shape[-1]]
+        mel_l1 = (mel_fn(frontend.stft_magnitude(pred)) - mel_fn(frontend.stft_magnitude(wave))).abs().mean()
+        mr = mrstft_loss(pred, wave, cfg.mrstft_ffts)
+        return mel_l1 + mr, {"mel_l1": mel_l1.item(), "mrstft": mr.item()}
+
+    history, wall = _run("vocoder", vocoder, cfg, out, cfg.vocoder_steps, cfg.vocoder_lr, loss_fn, data,
+                         evaluate_vocoder, log)
+    return vocoder, history, wall
+
+
+def fold_weight_norm(module: torch.nn.Module) -> torch.nn.Module:
+    """Fold weight-norm parametrizations (new or old style) into plain weights, in place."""
+    from torch.nn.utils import parametrize
+
+    for m in module.modules():
+        if parametrize.is_parametrized(m, "weight"):
+            parametrize.remove_parametrizations(m, "weight", leave_parametrized=True)
+        elif hasattr(m, "weight_g"):
+            torch.nn.utils.remove_weight_norm(m)
+    return module
+
+
+def export(vae, vocoder, scale: float, cfg: TrainConfig, out_model: Path, training: dict):
+    """Write the full pipeline (weight norm folded into the vocoder) to ``out_model``."""
+    vae = copy.deepcopy(vae).eval()
+    vae.register_to_config(scaling_factor=scale)
+    vocoder = copy.deepcopy(vocoder).eval()
+    fold_weight_norm(vocoder)
+    pipe = tiny.build_pipeline(vae, vocoder, seed=cfg.seed)
+    tiny.save_pipeline(pipe, out_model, training)
+
+
+def main(out: str, model_out: str, cfg: TrainConfig | None = None) -> dict:
+    """Train both stages (resuming where ``out`` has checkpoints) and export the pipeline."""
+    cfg = cfg or TrainConfig()
+    torch.set_num_threads(cfg.threads)
+    outp = Path(out)
+    outp.mkdir(parents=True, exist_ok=True)
+    logf = open(outp / "log.jsonl", "a")
+
+    def log(rec):
+        logf.write(json.dumps(rec) + "\n")
+        logf.flush()
+
+    t0 = time.time()
+    data = prepare_data(cfg, outp)
+    data_wall = time.time() - t0
+    vae, vae_hist, vae_wall = train_vae(cfg, outp, data, log)
+    scale = scaling_factor(vae, data["train"], cfg.seed)
+    log({"scaling_factor": scale})
+    # an interim export so the rest of the harness has a trained VAE while the vocoder trains
+    interim = tiny.build_vocoder(cfg.seed)
+    export(vae, interim, scale, cfg, Path(model_out), {"status": "interim: vocoder untrained"})
+    vocoder, voc_hist, voc_wall = train_vocoder(cfg, outp, data, log)
+    training = {
+        "recipe": "harness train (harness/train.py)",
+        "config": asdict(cfg),
+        "data": {
+            "train": f"{cfg.n_speech} espeak-ng utterances ({len(synth.TRAIN_LANGS)} languages x "
+                     f"{len(synth.TRAIN_VARIANTS)} variants, random rate/pitch) + {cfg.n_synth} synthesised "
+                     "music/effect clips (tones, chords, melodies, chirps, noise bursts, percussion), 1.6-4 s",
+            "heldout": f"{cfg.n_heldout_speech} utterances in other languages/voices "
+                       f"({', '.join(synth.HELDOUT_LANGS)}; {', '.join(synth.HELDOUT_VARIANTS)}) + "
+                       f"{cfg.n_heldout_synth} synth clips, seed {cfg.heldout_seed}",
+            "train_seconds": round(len(data["train"]["wave"]) / frontend.SAMPLE_RATE, 1),
+        },
+        "scaling_factor": scale,
+        "wall_time_s": {"data": round(data_wall, 1), "vae": round(vae_wall, 1), "vocoder": round(voc_wall, 1)},
+        "machine": f"{os.cpu_count()} CPU cores, torch {torch.__version__}, {cfg.threads} threads",
+        "vae_history": vae_hist,
+        "vocoder_history": voc_hist,
+        "final": {**(vae_hist[-1] if vae_hist else {}), **(voc_hist[-1] if voc_hist else {})},
+    }
+    export(vae, vocoder, scale, cfg, Path(model_out), training)
+    return training

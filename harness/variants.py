@@ -1,0 +1,175 @@
+"""Named VAE and vocoder variants: the correct way to call each stage, and the known mistakes.
+
+A VAE variant says how the scaling factor ``s`` is applied on each side and which posterior
+statistic is used; whether it is right then depends on the stage:
+
+* ``roundtrip`` (mel -> encode -> decode): right when both sides agree;
+* ``decode`` (pipeline latents -> decode): right when decode divides by exactly ``s``.
+
+So forgetting ``s`` on *both* sides (``unscaled``) passes a round trip but fails on pipeline
+latents: the harness shows both. Register your own with :func:`register_vae` /
+:func:`register_vocoder`; it joins the quality matrix with expected verdict ``pass``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional
+
+import torch
+
+STAGES = ("frontend", "roundtrip", "decode", "vocoder", "chain")
+
+
+@dataclass(frozen=True)
+class VaeVariant:
+    """How a user drives the VAE.
+
+    Attributes
+    ----------
+    name : str
+    encode_scale, decode_scale : callable ``s -> float``
+        Factor multiplied after encode / divided before decode (``s`` = the VAE's scaling_factor).
+    sample : bool
+        Use ``latent_dist.sample(generator)`` instead of ``mode()``.
+    skip : bool
+        ``none``: no VAE at all (front-end straight into the vocoder).
+    custom : callable, optional
+        ``custom(chain, mel, generator) -> mel``: a user's own round trip, replacing the above.
+    expected : dict
+        Verdict per stage, ``"pass"`` or ``"detect"``; stages not listed are ``pass``.
+    """
+
+    name: str
+    encode_scale: Callable[[float], float] = lambda s: s
+    decode_scale: Callable[[float], float] = lambda s: s
+    sample: bool = False
+    skip: bool = False
+    custom: Optional[Callable] = None
+    expected: Dict[str, str] = field(default_factory=dict)
+    description: str = ""
+
+    @property
+    def correct(self) -> bool:
+        return all(v == "pass" for v in self.expected.values())
+
+    def roundtrip(self, chain, mel: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """``mel [b, 1, T, 64]`` -> encode -> decode -> ``[b, 1, T, 64]`` the way this variant does it."""
+        if self.skip:
+            return mel
+        if self.custom is not None:
+            return self.custom(chain, mel, generator)
+        s = chain.scaling_factor
+        z = chain.encode(mel, scale=self.encode_scale(s), sample=self.sample, generator=generator)
+        return chain.decode(z, scale=self.decode_scale(s))
+
+    def decode_latents(self, chain, latents: torch.Tensor) -> torch.Tensor:
+        """Pipeline latents (already multiplied by ``s``) -> mel, the way this variant decodes."""
+        if self.skip or self.custom is not None:
+            raise ValueError(f"VAE variant {self.name!r} has no decode-only path")
+        return chain.decode(latents, scale=self.decode_scale(chain.scaling_factor))
+
+
+@dataclass(frozen=True)
+class VocoderVariant:
+    """How a user turns a log-mel ``[b, 1, T, 64]`` into a waveform ``[b, 160 T]``."""
+
+    name: str
+    fn: Callable
+    correct: bool = True
+    description: str = ""
+
+    @property
+    def expected(self) -> str:
+        return "pass" if self.correct else "detect"
+
+    def __call__(self, chain, mel: torch.Tensor) -> torch.Tensor:
+        return self.fn(chain, mel)
+
+
+_VAES: Dict[str, VaeVariant] = {}
+_VOCODERS: Dict[str, VocoderVariant] = {}
+
+
+def register_vae(variant: VaeVariant) -> VaeVariant:
+    """Add a VAE variant to the registry (and the matrix). Returns it, so it can be used inline."""
+    _VAES[variant.name] = variant
+    return variant
+
+
+def register_vocoder(name: str, *, correct: bool = True, description: str = ""):
+    """Decorator adding ``fn(chain, mel[b,1,T,64]) -> wave[b,160T]`` as a vocoder variant.
+
+    Examples
+    --------
+    >>> @register_vocoder("my-vocoder", description="our fine-tuned HiFi-GAN")
+    ... def my_vocoder(chain, mel):
+    ...     return chain.vocode(mel)
+    """
+
+    def wrap(fn):
+        _VOCODERS[name] = VocoderVariant(name, fn, correct, description or (fn.__doc__ or "").strip().split("\n")[0])
+        return fn
+
+    return wrap
+
+
+def get_vae(name: str) -> VaeVariant:
+    if name not in _VAES:
+        raise ValueError(f"unknown VAE variant {name!r}; known: {', '.join(_VAES)}")
+    return _VAES[name]
+
+
+def get_vocoder(name: str) -> VocoderVariant:
+    if name not in _VOCODERS:
+        raise ValueError(f"unknown vocoder variant {name!r}; known: {', '.join(_VOCODERS)}")
+    return _VOCODERS[name]
+
+
+def list_vaes() -> List[VaeVariant]:
+    return list(_VAES.values())
+
+
+def list_vocoders() -> List[VocoderVariant]:
+    return list(_VOCODERS.values())
+
+
+# --- VAE variants --------------------------------------------------------------------------------
+
+register_vae(VaeVariant("scaled", description="correct: z = mode(encode(mel)) * s; mel = decode(z / s)"))
+register_vae(VaeVariant("none", skip=True, description="no VAE: front-end mel straight into the vocoder"))
+register_vae(VaeVariant("sample", sample=True,
+                        description="correct, stochastic: posterior sample (seeded) instead of the mode"))
+register_vae(VaeVariant("no-decode-scale", decode_scale=lambda s: 1.0,
+                        expected={"roundtrip": "detect", "decode": "detect"},
+                        description="mistake: multiplies by s after encode but forgets to divide before decode"))
+register_vae(VaeVariant("no-encode-scale", encode_scale=lambda s: 1.0, expected={"roundtrip": "detect"},
+                        description="mistake: forgets s after encode (fine on pipeline latents, wrong in a round trip)"))
+register_vae(VaeVariant("double-scale", decode_scale=lambda s: s * s,
+                        expected={"roundtrip": "detect", "decode": "detect"},
+                        description="mistake: divides by s twice before decode (by hand and again in a helper)"))
+register_vae(VaeVariant("unscaled", encode_scale=lambda s: 1.0, decode_scale=lambda s: 1.0,
+                        expected={"decode": "detect"},
+                        description="mistake: s forgotten on both sides: cancels in a round trip, wrong on "
+                                    "pipeline latents"))
+
+
+# --- vocoder variants ----------------------------------------------------------------------------
+
+
+@register_vocoder("hifigan", description="correct: the model's HiFi-GAN on [batch, frames, 64]")
+def _hifigan(chain, mel):
+    return chain.vocode(mel)
+
+
+@register_vocoder("hifigan-transposed", correct=False,
+                  description="mistake: HiFi-GAN fed [batch, 64, frames] (caught as a layout error, or a "
+                              "quality collapse when frames == 64)")
+def _hifigan_transposed(chain, mel):
+    return chain.vocode(mel[:, 0].transpose(1, 2))
+
+
+@register_vocoder("griffin-lim", description="phase-free baseline: mel inversion + 32 Griffin-Lim iterations")
+def _griffin_lim(chain, mel):
+    from .griffinlim import griffin_lim_from_mel
+
+    return griffin_lim_from_mel(mel, n_iter=32)
