@@ -102,8 +102,10 @@ def test_known_values():
 @FAST
 @given(g=st.floats(0.01, 100.0))
 def test_lsd_of_a_scaled_copy_is_the_gain_in_db(g):
-    ref = tonal(2) + 0.01 * white(2)
-    assert M.lsd(g * ref, ref).item() == pytest.approx(abs(20 * math.log10(g)), rel=1e-6, abs=1e-9)
+    # broadband so that (almost) no bin of the scaled copy drops below the 1e-10 power floor,
+    # which would pull the distance below |20 log10 g|
+    ref = tonal(2) + 0.1 * white(2)
+    assert M.lsd(g * ref, ref).item() == pytest.approx(abs(20 * math.log10(g)), rel=1e-4, abs=1e-9)
 
 
 def test_outputs_are_float64_per_item_and_accept_numpy_and_1d():
@@ -240,7 +242,7 @@ def test_mrstft_matches_auraloss_for_batch_of_one(seed, level, config):
     theirs32 = loss(est[None, None].float(), ref[None, None].float()).item()
     assert ours == pytest.approx(theirs32, rel=1e-4)
     for f in loss.stft_losses:  # same computation in float64: agreement to round-off
-        f.window = f.window.double()
+        f.window = torch.hann_window(f.win_length, dtype=torch.float64)
     theirs64 = loss(est[None, None], ref[None, None]).item()
     assert ours == pytest.approx(theirs64, rel=1e-9)
 

@@ -1,0 +1,185 @@
+"""Golden fixtures: full-pipeline outputs and reference clips, with provenance and hashes.
+
+Layout of ``golden/<model-slug>/``::
+
+    manifest.json            provenance + sha256/shape of every file below
+    thresholds.toml          calibrated floors/ceilings (harness thresholds --calibrate)
+    cases/<case>/latents.npy [8, T/4, 16] float32   final denoised latents (scaled, as the pipeline has them)
+    cases/<case>/mel.npy     [T, 64] float32        VAE-decoded log-mel the pipeline vocoded
+    cases/<case>/audio.wav   [160 T] float32 16 kHz the pipeline's waveform
+    clips/<name>.wav         reference clips (speech, music, effects, noise) made by code
+
+Regeneration is explicit: ``harness golden`` or ``pytest --regen-golden``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import numpy as np
+
+PROMPTS = [
+    ("dog", "a dog barking in the distance", 0),
+    ("piano", "gentle piano music with soft chords", 1),
+    ("rain", "rain falling on a tin roof", 2),
+    ("speech", "a man speaking in a quiet room", 3),
+]
+STEPS = 20
+GUIDANCE = 3.5
+REQUIRED_KEYS = ["model", "weights_sha256", "versions", "cases", "steps", "guidance_scale", "scheduler",
+                 "audio_length_in_s", "device", "dtype", "files", "seed_policy"]
+
+
+class GoldenError(AssertionError):
+    """A golden file is missing, edited, truncated, or the manifest is incomplete."""
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def versions() -> Dict[str, str]:
+    import diffusers
+    import librosa
+    import torch
+    import transformers
+
+    return {"python": platform.python_version(), "torch": torch.__version__, "diffusers": diffusers.__version__,
+            "transformers": transformers.__version__, "librosa": librosa.__version__, "numpy": np.__version__}
+
+
+def _file_entry(root: Path, path: Path) -> dict:
+    entry = {"sha256": sha256(path), "bytes": path.stat().st_size}
+    if path.suffix == ".npy":
+        arr = np.load(path)
+        entry.update(shape=list(arr.shape), dtype=str(arr.dtype))
+    elif path.suffix == ".wav":
+        import soundfile as sf
+
+        info = sf.info(str(path))
+        entry.update(shape=[info.frames], samplerate=info.samplerate)
+    return entry
+
+
+def generate(model: str, out: str | Path, device: str = "cpu", dtype: str = "fp32",
+             seconds: Optional[float] = None, steps: int = STEPS, progress: bool = True) -> Path:
+    """Run the full ``AudioLDM2Pipeline`` on :data:`PROMPTS` and write the golden set to ``out``."""
+    import torch
+    from tqdm.auto import tqdm
+
+    from . import audio, loading, synth
+
+    source = loading.resolve_model(model, subfolders=("vae", "vocoder", "unet"))
+    pipe = loading.load_pipeline(source, device, dtype)
+    out = Path(out)
+    (out / "cases").mkdir(parents=True, exist_ok=True)
+    seconds = seconds or pipe.unet.config.sample_size * pipe.vae_scale_factor * 0.01
+    captured = {}
+    hook = pipe.vae.decoder.register_forward_hook(lambda m, i, o: captured.__setitem__("mel", o))
+    cases = []
+    for name, prompt, seed in tqdm(PROMPTS, desc="golden", disable=not progress):
+        gen = torch.Generator(device="cpu").manual_seed(seed)
+
+        def grab(step, t, latents):
+            captured["latents"] = latents.detach().clone()
+
+        with torch.inference_mode():
+            wave = pipe(prompt, num_inference_steps=steps, guidance_scale=GUIDANCE, audio_length_in_s=seconds,
+                        generator=gen, output_type="np", callback=grab, callback_steps=1).audios[0]
+        case = out / "cases" / name
+        case.mkdir(parents=True, exist_ok=True)
+        np.save(case / "latents.npy", captured["latents"][0].float().cpu().numpy())
+        np.save(case / "mel.npy", captured["mel"][0, 0].float().cpu().numpy())
+        audio.write_audio(case / "audio.wav", wave.astype(np.float32))
+        cases.append({"name": name, "prompt": prompt, "seed": seed})
+    hook.remove()
+    (out / "clips").mkdir(exist_ok=True)
+    clips = []
+    for name, x in synth.iter_reference_clips():
+        audio.write_audio(out / "clips" / f"{name}.wav", x)
+        clips.append(name)
+    files = {str(p.relative_to(out)): _file_entry(out, p)
+             for p in sorted(out.rglob("*")) if p.is_file() and p.suffix in (".npy", ".wav")}
+    manifest = {
+        "model": model, "model_kind": source.kind, "model_path": str(source.path) if source.kind != "bundled" else
+        "harness/models/" + model, "weights_sha256": source.weights_hash(("vae", "vocoder", "unet")),
+        "pipeline": type(pipe).__name__, "versions": versions(), "cases": cases, "clips": clips,
+        "steps": steps, "guidance_scale": GUIDANCE, "scheduler": type(pipe.scheduler).__name__,
+        "audio_length_in_s": seconds, "device": str(device), "dtype": dtype,
+        "seed_policy": "torch.Generator('cpu').manual_seed(case seed), num_waveforms_per_prompt=1",
+        "files": files,
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return out
+
+
+@dataclass
+class GoldenCase:
+    name: str
+    prompt: str
+    seed: int
+    latents: np.ndarray  # [8, T/4, 16]
+    mel: np.ndarray      # [T, 64]
+    audio: np.ndarray    # [160 T]
+
+
+@dataclass
+class GoldenSet:
+    root: Path
+    manifest: dict
+    cases: List[GoldenCase]
+    clips: Dict[str, np.ndarray]
+
+
+def check(root: str | Path) -> dict:
+    """Verify a golden directory: manifest complete, every file present with its sha256 and shape.
+
+    Raises :class:`GoldenError` naming the first bad file and what is wrong with it.
+    """
+    root = Path(root)
+    mpath = root / "manifest.json"
+    if not mpath.exists():
+        raise GoldenError(f"{mpath}: missing (run `harness golden --model MODEL --out {root}`)")
+    try:
+        manifest = json.loads(mpath.read_text())
+    except json.JSONDecodeError as exc:
+        raise GoldenError(f"{mpath}: not valid JSON ({exc}); restore it from git or regenerate") from None
+    missing = [k for k in REQUIRED_KEYS if k not in manifest]
+    if missing:
+        raise GoldenError(f"{mpath}: manifest incomplete, missing {', '.join(missing)}")
+    for rel, entry in manifest["files"].items():
+        path = root / rel
+        if not path.exists():
+            raise GoldenError(f"{path}: listed in the manifest but missing")
+        if path.stat().st_size != entry["bytes"]:
+            raise GoldenError(f"{path}: size {path.stat().st_size} bytes, manifest says {entry['bytes']} "
+                              "(truncated or edited; restore it from git or regenerate with `harness golden`)")
+        if sha256(path) != entry["sha256"]:
+            raise GoldenError(f"{path}: sha256 differs from the manifest (edited; restore it from git or "
+                              "regenerate with `harness golden`)")
+        if "shape" in entry and _file_entry(root, path).get("shape") != entry["shape"]:
+            raise GoldenError(f"{path}: shape differs from the manifest")
+    for case in manifest["cases"]:
+        for f in ("latents.npy", "mel.npy", "audio.wav"):
+            if f"cases/{case['name']}/{f}" not in manifest["files"]:
+                raise GoldenError(f"{root / 'cases' / case['name'] / f}: not listed in the manifest")
+    return manifest
+
+
+def load(root: str | Path) -> GoldenSet:
+    """Check then load a golden directory."""
+    from . import audio
+
+    root = Path(root)
+    manifest = check(root)
+    cases = []
+    for c in manifest["cases"]:
+        d = root / "cases" / c["name"]
+        cases.append(GoldenCase(c["name"], c["prompt"], c["seed"], np.load(d / "latents.npy"),
+                                np.load(d / "mel.npy"), audio.load_audio(d / "audio.wav")))
+    clips = {n: audio.load_audio(root / "clips" / f"{n}.wav") for n in manifest.get("clips", [])}
+    return GoldenSet(root, manifest, cases, clips)
