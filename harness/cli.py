@@ -6,6 +6,7 @@ Every user-facing failure (bad audio, unknown name, weights not available) print
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -86,6 +87,60 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_golden(args) -> int:
+    from . import golden, loading
+
+    out = args.out or f"golden/{loading.resolve_model(args.model).slug}"
+    root = golden.generate(args.model, out, args.device, args.dtype, seconds=args.seconds, steps=args.steps)
+    manifest = golden.check(root)
+    print(f"wrote {root}: {len(manifest['cases'])} pipeline cases, {len(manifest['clips'])} reference clips, "
+          f"{len(manifest['files'])} files hashed in manifest.json")
+    if not args.no_calibrate:
+        return cmd_thresholds(argparse.Namespace(**{**vars(args), "golden_dir": str(root), "calibrate": True}))
+    return 0
+
+
+def cmd_thresholds(args) -> int:
+    from . import loading, quality, thresholds
+    from .chain import Chain
+
+    golden_dir = args.golden_dir or f"golden/{loading.resolve_model(args.model).slug}"
+    if not args.calibrate:
+        data = thresholds.load(Path(golden_dir) / "thresholds.toml")
+        print(json.dumps(data["meta"], indent=2))
+        return 0
+    chain = Chain.load(args.model, args.device, args.dtype)
+    try:
+        path = quality.calibrate(chain, golden_dir)
+    except thresholds.CalibrationError as exc:
+        print(f"harness: calibration problems:\n{exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_matrix(args) -> int:
+    from . import report
+    from .chain import Chain
+
+    chain = Chain.load(args.model, args.device, args.dtype)
+    records, errors = report.matrix_records(chain, args.files, golden_dir=args.golden_dir,
+                                            frontends_=args.frontend, vaes=args.vae, vocoders=args.vocoder,
+                                            progress=not args.json)
+    for e in errors:
+        print(f"harness: error: {e}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(records, indent=1))
+    else:
+        print(report.matrix_table(records))
+    bad = [r for r in records if not r["ok"]]
+    if not args.json:
+        print(f"\n{len(records) - len(bad)}/{len(records)} records behaved as expected"
+              + (f"; NOT OK: {', '.join(sorted({r['frontend'] + '-' + r['vae'] + '-' + r['vocoder'] for r in bad}))}"
+                 if bad else ""))
+    return 1 if bad or errors else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="harness", description="AudioLDM2 reconstruction-chain regression harness")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -122,13 +177,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--smoke", action="store_true", help="a few steps on tiny data (tests the recipe)")
     p.set_defaults(fn=cmd_train)
 
-    for register in _EXTRA_COMMANDS:
-        register(sub)
+    p = sub.add_parser("golden", help="run the full pipeline on the fixed prompts and write a golden set")
+    _add_model_args(p)
+    p.add_argument("--out", default=None, help="golden directory (default: golden/<model-slug>)")
+    p.add_argument("--seconds", type=float, default=None, help="clip length (default: the UNet's sample size)")
+    p.add_argument("--steps", type=int, default=20, help="denoising steps (default: 20)")
+    p.add_argument("--no-calibrate", action="store_true", help="do not re-calibrate thresholds afterwards")
+    p.set_defaults(fn=cmd_golden)
+
+    p = sub.add_parser("thresholds", help="show, or --calibrate, the quality thresholds of a golden set")
+    _add_model_args(p)
+    p.add_argument("--golden-dir", default=None)
+    p.add_argument("--calibrate", action="store_true", help="measure the current chain and rewrite thresholds.toml")
+    p.set_defaults(fn=cmd_thresholds)
+
+    p = sub.add_parser("matrix", help="evaluate every combination on your files (default: the shipped clips)")
+    _add_model_args(p)
+    p.add_argument("files", nargs="*", help="audio files (default: the shipped reference clips)")
+    p.add_argument("--json", action="store_true", help="print one JSON record per file x combination")
+    p.add_argument("--golden-dir", default=None, help="where thresholds.toml is (default: golden/<model-slug>)")
+    p.add_argument("--frontend", action="append", help="restrict to these front-ends (repeatable)")
+    p.add_argument("--vae", action="append", help="restrict to these VAE variants (repeatable)")
+    p.add_argument("--vocoder", action="append", help="restrict to these vocoder variants (repeatable)")
+    p.set_defaults(fn=cmd_matrix)
+
     return parser
-
-
-#: sub-commands living in their own modules add themselves here (golden, matrix, diagnose, bench)
-_EXTRA_COMMANDS = []
 
 
 def main(argv=None) -> int:
@@ -136,6 +209,9 @@ def main(argv=None) -> int:
     from .chain import LayoutError
     from .loading import ModelNotAvailable
 
+    from .registry import load_entry_points
+
+    load_entry_points()
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)

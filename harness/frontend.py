@@ -122,11 +122,13 @@ def _check_waveform(waveform: torch.Tensor) -> torch.Tensor:
 def _mel_basis_np(htk: bool) -> np.ndarray:
     import librosa
 
-    return librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS, fmin=FMIN, fmax=FMAX, htk=htk)
+    # htk=True also drops the Slaney area norm: torchaudio's MelScale defaults (mel_scale="htk", norm=None)
+    return librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS, fmin=FMIN, fmax=FMAX, htk=htk,
+                               norm=None if htk else "slaney")
 
 
 def mel_basis(device=None, dtype=torch.float32, htk: bool = False) -> torch.Tensor:
-    """Mel filterbank ``[64, 513]`` (librosa, Slaney scale and area norm unless ``htk``)."""
+    """Mel filterbank ``[64, 513]``: librosa's Slaney scale and area norm, or HTK without norm if ``htk``."""
     return torch.as_tensor(_mel_basis_np(htk), dtype=dtype, device=device)
 
 
@@ -246,11 +248,14 @@ def log10_mel(waveform: torch.Tensor) -> torch.Tensor:
 
 @register_frontend("htk-mel", correct=False)
 def htk_mel(waveform: torch.Tensor) -> torch.Tensor:
-    """Mistake: HTK mel scale (librosa ``htk=True``) instead of Slaney: bins land at other frequencies."""
+    """Mistake: torchaudio's MelScale defaults, HTK scale without Slaney area norm: other bins, other levels."""
     return log_mel(stft_magnitude(normalize_waveform(waveform)), htk=True)
 
 
-@register_frontend("no-normalize", correct=False)
 def no_normalize(waveform: torch.Tensor) -> torch.Tensor:
-    """Mistake: skips the 0.5-peak waveform normalisation, so the mel level follows the recording level."""
+    """Mistake (not in the matrix): skips the 0.5-peak waveform normalisation.
+
+    The error is ``ln(peak / 0.5)`` nats, so it vanishes for a clip that happens to peak at 0.5
+    and no fixed threshold can catch it on every clip; ``harness diagnose`` flags it by level.
+    """
     return log_mel(stft_magnitude(waveform))

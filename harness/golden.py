@@ -7,7 +7,8 @@ Layout of ``golden/<model-slug>/``::
     cases/<case>/latents.npy [8, T/4, 16] float32   final denoised latents (scaled, as the pipeline has them)
     cases/<case>/mel.npy     [T, 64] float32        VAE-decoded log-mel the pipeline vocoded
     cases/<case>/audio.wav   [160 T] float32 16 kHz the pipeline's waveform
-    clips/<name>.wav         reference clips (speech, music, effects, noise) made by code
+    clips/<name>.flac        reference clips (speech, music, effects, noise) made by code
+                             (harness.synth.iter_reference_clips; a copy of harness/clips/)
 
 Regeneration is explicit: ``harness golden`` or ``pytest --regen-golden``.
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -30,6 +32,7 @@ PROMPTS = [
 ]
 STEPS = 20
 GUIDANCE = 3.5
+CLIPS_DIR = Path(__file__).resolve().parent / "clips"
 REQUIRED_KEYS = ["model", "weights_sha256", "versions", "cases", "steps", "guidance_scale", "scheduler",
                  "audio_length_in_s", "device", "dtype", "files", "seed_policy"]
 
@@ -57,7 +60,7 @@ def _file_entry(root: Path, path: Path) -> dict:
     if path.suffix == ".npy":
         arr = np.load(path)
         entry.update(shape=list(arr.shape), dtype=str(arr.dtype))
-    elif path.suffix == ".wav":
+    elif path.suffix in (".wav", ".flac"):
         import soundfile as sf
 
         info = sf.info(str(path))
@@ -71,7 +74,7 @@ def generate(model: str, out: str | Path, device: str = "cpu", dtype: str = "fp3
     import torch
     from tqdm.auto import tqdm
 
-    from . import audio, loading, synth
+    from . import audio, loading
 
     source = loading.resolve_model(model, subfolders=("vae", "vocoder", "unet"))
     pipe = loading.load_pipeline(source, device, dtype)
@@ -99,11 +102,11 @@ def generate(model: str, out: str | Path, device: str = "cpu", dtype: str = "fp3
     hook.remove()
     (out / "clips").mkdir(exist_ok=True)
     clips = []
-    for name, x in synth.iter_reference_clips():
-        audio.write_audio(out / "clips" / f"{name}.wav", x)
-        clips.append(name)
+    for src in sorted(CLIPS_DIR.glob("*.flac")):  # made by harness.synth.iter_reference_clips
+        shutil.copyfile(src, out / "clips" / src.name)
+        clips.append(src.stem)
     files = {str(p.relative_to(out)): _file_entry(out, p)
-             for p in sorted(out.rglob("*")) if p.is_file() and p.suffix in (".npy", ".wav")}
+             for p in sorted(out.rglob("*")) if p.is_file() and p.suffix in (".npy", ".wav", ".flac")}
     manifest = {
         "model": model, "model_kind": source.kind, "model_path": str(source.path) if source.kind != "bundled" else
         "harness/models/" + model, "weights_sha256": source.weights_hash(("vae", "vocoder", "unet")),
@@ -181,5 +184,5 @@ def load(root: str | Path) -> GoldenSet:
         d = root / "cases" / c["name"]
         cases.append(GoldenCase(c["name"], c["prompt"], c["seed"], np.load(d / "latents.npy"),
                                 np.load(d / "mel.npy"), audio.load_audio(d / "audio.wav")))
-    clips = {n: audio.load_audio(root / "clips" / f"{n}.wav") for n in manifest.get("clips", [])}
+    clips = {n: audio.load_audio(root / "clips" / f"{n}.flac") for n in manifest.get("clips", [])}
     return GoldenSet(root, manifest, cases, clips)

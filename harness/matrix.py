@@ -1,0 +1,238 @@
+"""The quality matrix: every front-end x VAE variant x vocoder variant, measured stage by stage.
+
+For a clip ``x`` and a combination, four stages are measured, each against its own reference,
+so a failure names the stage that lost the quality:
+
+=========  ==========================================  ============================================
+stage      compares                                    judged by
+=========  ==========================================  ============================================
+frontend   front-end mel vs the ``audioldm2`` mel      ``mel_l1``
+vae        VAE round-trip output vs its input mel      ``mel_l1``
+vocoder    ``audioldm2`` re-analysis of the vocoder    ``mel_l1``
+           output vs the mel it was given
+chain      output waveform vs the (normalised) input   ``mel_l1``, ``lsd``, ``mrstft``, ``mel_snr``
+=========  ==========================================  ============================================
+
+Waveform SNR/correlation/SI-SDR are computed for the chain (lag-aligned, gain-matched) and
+reported, never asserted: no vocoder reproduces phase. Golden cases add the stages that *are*
+sample-exact (:func:`golden_stages`).
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Dict, Iterable, List, Optional
+
+import numpy as np
+import torch
+
+from . import frontend as frontends
+from . import metrics, variants
+from .chain import Chain, LayoutError
+
+CLIP_STAGES = ("frontend", "vae", "vocoder", "chain")
+GOLDEN_STAGES = ("decode", "vocoder", "frontend", "roundtrip")
+#: metrics asserted per stage (the first is the key metric used for detection)
+JUDGED = {
+    "frontend": ["mel_l1"], "vae": ["mel_l1"], "vocoder": ["mel_l1"],
+    "chain": ["mel_l1", "lsd", "mrstft", "mel_snr"],
+    "decode": ["mel_l1"], "roundtrip": ["mel_l1"],
+}
+REPORTED = ["snr", "correlation", "si_sdr"]
+DEFAULTS = {"frontend": "audioldm2", "vae": "scaled", "vocoder": "hifigan"}
+
+
+@dataclass(frozen=True)
+class Combination:
+    """One front-end x VAE variant x vocoder variant; ``id`` reads like ``audioldm2-scaled-hifigan``."""
+
+    frontend: str
+    vae: str
+    vocoder: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.frontend}-{self.vae}-{self.vocoder}"
+
+    def expected(self) -> Dict[str, str]:
+        """Verdict per clip stage: ``pass``, ``detect``, or ``report`` (an upstream stage is already wrong)."""
+        fe_ok = frontends.get_frontend(self.frontend).correct
+        vae_ok = variants.get_vae(self.vae).expected.get("roundtrip", "pass") == "pass"
+        voc_ok = variants.get_vocoder(self.vocoder).correct
+        verdict = lambda ok: "pass" if ok else "detect"  # noqa: E731
+        return {
+            "frontend": verdict(fe_ok),
+            "vae": verdict(vae_ok) if fe_ok else "report",
+            "vocoder": verdict(voc_ok) if fe_ok and vae_ok else "report",
+            "chain": verdict(fe_ok and vae_ok and voc_ok),
+        }
+
+    def culprit(self) -> Optional[str]:
+        """The first stage whose component is a known mistake (where detection must happen)."""
+        return next((s for s, v in self.expected().items() if v == "detect" and s != "chain"), None)
+
+    def sibling(self, stage: str) -> "Combination":
+        """The combination judged for ``stage`` when this one has no thresholds of its own: every
+        component that is not a known-correct *built-in* is replaced by the default correct one."""
+        fe = self.frontend if self.frontend in _builtin_correct("frontend") else DEFAULTS["frontend"]
+        vae = self.vae if self.vae in _builtin_correct("vae") else DEFAULTS["vae"]
+        voc = self.vocoder if self.vocoder in _builtin_correct("vocoder") else DEFAULTS["vocoder"]
+        return Combination(fe, vae, voc)
+
+
+BUILTIN = {
+    "frontend": ("audioldm2", "audioldm2-tacotron"),
+    "vae": ("scaled", "none", "sample"),
+    "vocoder": ("hifigan", "griffin-lim"),
+}
+
+
+def _builtin_correct(kind: str):
+    return BUILTIN[kind]
+
+
+def combinations(frontends_: Optional[Iterable[str]] = None, vaes: Optional[Iterable[str]] = None,
+                 vocoders: Optional[Iterable[str]] = None) -> List[Combination]:
+    """Every registered (or the named) front-end x VAE x vocoder combination."""
+    fes = list(frontends_ or [f.name for f in frontends.list_frontends()])
+    vs = list(vaes or [v.name for v in variants.list_vaes()])
+    vcs = list(vocoders or [v.name for v in variants.list_vocoders()])
+    return [Combination(*c) for c in itertools.product(fes, vs, vcs)]
+
+
+def _mel_l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return (a - b).abs().mean(dim=tuple(range(1, a.ndim))).double()
+
+
+@dataclass
+class StageResult:
+    """Per-clip metrics of one stage, or the error that stopped it (e.g. a LayoutError)."""
+
+    metrics: Dict[str, np.ndarray]
+    error: Optional[str] = None
+
+
+class Evaluator:
+    """Runs combinations on a fixed set of equal-length clips, caching shared stages.
+
+    Parameters
+    ----------
+    chain : Chain
+    clips : dict name -> float32 [samples]; all the same length, a multiple of 640 samples.
+    """
+
+    def __init__(self, chain: Chain, clips: Dict[str, np.ndarray], seed: int = 0):
+        lengths = {len(x) for x in clips.values()}
+        if len(lengths) != 1:
+            raise ValueError(f"clips must share one length, got {sorted(lengths)}; group them by length")
+        self.chain, self.names, self.seed = chain, list(clips), seed
+        self.wave = torch.from_numpy(np.stack([clips[n] for n in self.names])).to(chain.device)
+        self.reference_wave = frontends.normalize_waveform(self.wave)
+        self.reference_mel = frontends.get_frontend("audioldm2")(self.wave)
+        self._fe: Dict[str, torch.Tensor] = {}
+        self._vae: Dict[tuple, object] = {}
+        self.outputs: Dict[str, Dict[str, torch.Tensor]] = {}
+
+    def _frontend(self, name):
+        if name not in self._fe:
+            with torch.inference_mode():
+                self._fe[name] = frontends.get_frontend(name)(self.wave).float()
+        return self._fe[name]
+
+    def _vae_out(self, fe, vae):
+        key = (fe, vae)
+        if key not in self._vae:
+            gen = torch.Generator(device=self.chain.device).manual_seed(self.seed)
+            try:
+                self._vae[key] = variants.get_vae(vae).roundtrip(self.chain, self._frontend(fe), gen)
+            except (LayoutError, ValueError) as exc:
+                self._vae[key] = exc
+        return self._vae[key]
+
+    def run(self, combo: Combination, keep_outputs: bool = False) -> Dict[str, StageResult]:
+        """Measure every clip stage of ``combo``; values are numpy arrays ``[n_clips]``."""
+        mel_in = self._frontend(combo.frontend)
+        out = {"frontend": StageResult({"mel_l1": _mel_l1(mel_in, self.reference_mel).cpu().numpy()})}
+        mel_out = self._vae_out(combo.frontend, combo.vae)
+        if isinstance(mel_out, Exception):
+            err = f"{type(mel_out).__name__}: {mel_out}"
+            return {**out, **{s: StageResult({}, err) for s in ("vae", "vocoder", "chain")}}
+        out["vae"] = StageResult({"mel_l1": _mel_l1(mel_out, mel_in).cpu().numpy()})
+        try:
+            wave_out = variants.get_vocoder(combo.vocoder)(self.chain, mel_out)[:, : self.wave.shape[-1]]
+        except (LayoutError, ValueError, RuntimeError) as exc:
+            err = f"{type(exc).__name__}: {exc}"
+            out["vocoder"] = StageResult({}, err)
+            out["chain"] = StageResult({}, err)
+            return out
+        if not torch.isfinite(wave_out).all():
+            err = "vocoder output contains NaN/Inf"
+            return {**out, "vocoder": StageResult({}, err), "chain": StageResult({}, err)}
+        reanalysed = frontends.get_frontend("audioldm2")(wave_out)
+        out["vocoder"] = StageResult({"mel_l1": _mel_l1(reanalysed, mel_out).cpu().numpy()})
+        chain_metrics = {}
+        try:
+            for k, v in metrics.compute(wave_out, self.reference_wave, JUDGED["chain"] + REPORTED).items():
+                chain_metrics[k] = v.cpu().numpy()
+        except ValueError as exc:  # e.g. a silent output: the chain lost everything
+            out["chain"] = StageResult({}, f"ValueError: {exc}")
+            return out
+        out["chain"] = StageResult(chain_metrics)
+        if keep_outputs:
+            self.outputs[combo.id] = {"mel_in": mel_in, "mel_out": mel_out, "wave_out": wave_out}
+        return out
+
+
+def golden_stages(chain: Chain, case_latents: np.ndarray, case_mel: np.ndarray, case_audio: np.ndarray,
+                  seed: int = 0) -> Dict[str, Dict[str, StageResult]]:
+    """Stage isolation on golden cases (batched over cases).
+
+    Returns ``{stage: {variant_name: StageResult}}`` with stages ``decode`` (golden latents -> VAE
+    decode vs golden mel), ``roundtrip`` (golden mel -> VAE round trip vs golden mel), ``vocoder``
+    (golden mel -> vocoder vs golden waveform: sample-exact for HiFi-GAN, so waveform SNR and
+    correlation are judged there) and ``frontend`` (golden waveform -> front-end vs golden mel).
+    """
+    dev = chain.device
+    lat = torch.from_numpy(case_latents).to(dev)
+    mel = torch.from_numpy(case_mel)[:, None].to(dev)
+    wav = torch.from_numpy(case_audio).to(dev)
+    res: Dict[str, Dict[str, StageResult]] = {s: {} for s in GOLDEN_STAGES}
+    for v in variants.list_vaes():
+        if v.skip or v.custom is not None:
+            continue
+        try:
+            dec = v.decode_latents(chain, lat)
+            res["decode"][v.name] = StageResult({"mel_l1": _mel_l1(dec, mel).cpu().numpy()})
+        except (LayoutError, ValueError) as exc:
+            res["decode"][v.name] = StageResult({}, f"{type(exc).__name__}: {exc}")
+    for v in variants.list_vaes():
+        if v.skip:
+            continue
+        gen = torch.Generator(device=dev).manual_seed(seed)
+        try:
+            rt = v.roundtrip(chain, mel, gen)
+            res["roundtrip"][v.name] = StageResult({"mel_l1": _mel_l1(rt, mel).cpu().numpy()})
+        except (LayoutError, ValueError) as exc:
+            res["roundtrip"][v.name] = StageResult({}, f"{type(exc).__name__}: {exc}")
+    for v in variants.list_vocoders():
+        try:
+            out = v(chain, mel)[:, : wav.shape[-1]]
+            m = {"snr": metrics.snr(out, wav).cpu().numpy(), "correlation": metrics.correlation(out, wav).cpu().numpy(),
+                 "mel_l1": metrics.mel_l1(out, wav).cpu().numpy()}
+            res["vocoder"][v.name] = StageResult(m)
+        except (LayoutError, ValueError, RuntimeError) as exc:
+            res["vocoder"][v.name] = StageResult({}, f"{type(exc).__name__}: {exc}")
+    for f in frontends.list_frontends():
+        with torch.inference_mode():
+            fm = f(wav).float()
+        res["frontend"][f.name] = StageResult({"mel_l1": _mel_l1(fm, mel).cpu().numpy()})
+    return res
+
+
+def golden_expected(stage: str, name: str) -> str:
+    """Expected verdict of a golden stage for a variant name."""
+    if stage in ("decode", "roundtrip"):
+        return variants.get_vae(name).expected.get(stage if stage == "decode" else "roundtrip", "pass")
+    if stage == "vocoder":
+        return variants.get_vocoder(name).expected
+    return frontends.get_frontend(name).expected

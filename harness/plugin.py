@@ -1,0 +1,163 @@
+"""pytest plugin of audioldm2-harness: command-line options and fixtures only.
+
+Registered through the ``pytest11`` entry point, so ``pip install audioldm2-harness`` is enough.
+The logic lives in :mod:`harness.quality` (``check()``), :mod:`harness.golden` and :mod:`harness.chain`.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("audioldm2-harness", "AudioLDM2 reconstruction-chain quality")
+    group.addoption("--model", default="tiny", help="model under test: bundled name (tiny), local diffusers "
+                    "directory or hub id (default: tiny)")
+    group.addoption("--golden-dir", default=None, help="golden directory (default: <rootdir>/golden/<model-slug>)")
+    group.addoption("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
+    group.addoption("--dtype", default="fp32", choices=["fp32", "bf16", "fp16"], help="model dtype (default: fp32)")
+    group.addoption("--report-dir", default="reports", help="where failing quality tests write evidence "
+                    "(WAVs and mel PNGs); default: reports/")
+    group.addoption("--regen-golden", action="store_true", help="regenerate the goldens of --model with the "
+                    "full pipeline and re-calibrate thresholds before testing (explicit, never silent)")
+    group.addoption("--run-slow", action="store_true", help="also run tests marked slow")
+
+
+def pytest_configure(config):
+    for marker in ("slow: takes minutes on CPU (run with --run-slow)",
+                   "gpu: needs CUDA (skipped without it)",
+                   "real_model: needs a real AudioLDM2 checkpoint (--model cvssp/audioldm2 or a local copy)"):
+        config.addinivalue_line("markers", marker)
+    from .registry import load_entry_points
+
+    load_entry_points()
+
+
+def pytest_collection_modifyitems(config, items):
+    import torch
+
+    from . import loading
+
+    real = config.getoption("--model") not in loading.BUNDLED
+    for item in items:
+        if "slow" in item.keywords and not config.getoption("--run-slow"):
+            item.add_marker(pytest.mark.skip(reason="slow: run with --run-slow"))
+        if "gpu" in item.keywords and not torch.cuda.is_available():
+            item.add_marker(pytest.mark.skip(reason="gpu: CUDA is not available on this machine"))
+        if "real_model" in item.keywords and not real:
+            item.add_marker(pytest.mark.skip(reason="real_model: pass --model cvssp/audioldm2 (or a local copy of "
+                                             "its weights) to run it"))
+
+
+def pytest_generate_tests(metafunc):
+    """Tests asking for ``combination`` run once per front-end x VAE x vocoder (registered ones included)."""
+    from . import matrix
+
+    if "combination" in metafunc.fixturenames:
+        combos = matrix.combinations()
+        metafunc.parametrize("combination", combos, ids=[c.id for c in combos])
+    if "clip_stage" in metafunc.fixturenames:
+        metafunc.parametrize("clip_stage", matrix.CLIP_STAGES)
+
+
+@pytest.fixture(scope="session")
+def harness_options(request):
+    """The harness options of this run as a dict (model, golden_dir, device, dtype, report_dir).
+
+    Example::
+
+        def test_uses_gpu(harness_options):
+            assert harness_options["device"] in ("cpu", "cuda")
+    """
+    from . import loading
+
+    cfg = request.config
+    model = cfg.getoption("--model")
+    golden_dir = cfg.getoption("--golden-dir")
+    if golden_dir is None:
+        try:
+            slug = loading.resolve_model(model).slug if model not in loading.BUNDLED else model
+        except loading.ModelNotAvailable:
+            slug = model.strip("/").replace("/", "--")
+        golden_dir = Path(cfg.rootpath) / "golden" / slug
+    return {"model": model, "golden_dir": Path(golden_dir), "device": cfg.getoption("--device"),
+            "dtype": cfg.getoption("--dtype"), "report_dir": Path(cfg.getoption("--report-dir")),
+            "regen": cfg.getoption("--regen-golden")}
+
+
+@pytest.fixture(scope="session")
+def harness_chain(harness_options):
+    """The VAE + vocoder under test (:class:`harness.chain.Chain`); skips if the weights are not available.
+
+    Example::
+
+        def test_vocoder_length(harness_chain):
+            mel = torch.zeros(1, 1, 8, 64)
+            assert harness_chain.vocode(mel).shape == (1, 1280)
+    """
+    from .chain import Chain
+    from .loading import ModelNotAvailable
+
+    try:
+        return Chain.load(harness_options["model"], harness_options["device"], harness_options["dtype"])
+    except ModelNotAvailable as exc:
+        pytest.skip(f"model not available: {exc}")
+
+
+@pytest.fixture(scope="session")
+def golden_set(harness_options, harness_chain):
+    """The checked golden set of the model under test (:class:`harness.golden.GoldenSet`).
+
+    Skips with the command to run when the model has no goldens; regenerates them first under
+    ``--regen-golden``. An edited or truncated golden file fails here, naming the file.
+
+    Example::
+
+        def test_cases(golden_set):
+            assert all(c.mel.shape[1] == 64 for c in golden_set.cases)
+    """
+    from . import golden, quality
+
+    root = harness_options["golden_dir"]
+    if harness_options["regen"]:
+        golden.generate(harness_options["model"], root, harness_options["device"], harness_options["dtype"])
+        quality.calibrate(harness_chain, root)
+    if not (root / "manifest.json").exists():
+        pytest.skip(f"no goldens in {root}: run `harness golden --model {harness_options['model']} --out {root}` "
+                    "(or pytest --regen-golden)")
+    return golden.load(root)
+
+
+@pytest.fixture(scope="session")
+def harness_matrix(harness_chain, golden_set):
+    """Lazily evaluated quality matrix over the goldens and reference clips (:class:`harness.quality.MatrixRun`).
+
+    Example::
+
+        def test_chain(harness_matrix, combination):
+            result = harness_matrix.result(combination)["chain"]
+    """
+    from .quality import MatrixRun
+
+    return MatrixRun(harness_chain, golden_set)
+
+
+@pytest.fixture(scope="session")
+def harness_quality(harness_options, golden_set):
+    """Judges a stage result against ``thresholds.toml``; on failure prints a table and writes evidence.
+
+    Example::
+
+        def test_quality(harness_matrix, harness_quality, combination, clip_stage):
+            result = harness_matrix.result(combination)[clip_stage]
+            harness_quality.check(combination, clip_stage, result, combination.expected()[clip_stage])
+    """
+    from . import thresholds
+    from .quality import QualityCheck
+
+    path = harness_options["golden_dir"] / "thresholds.toml"
+    if not path.exists():
+        pytest.skip(f"no thresholds in {path}: run `harness thresholds --calibrate --model "
+                    f"{harness_options['model']}`")
+    return QualityCheck(thresholds.load(path), harness_options["report_dir"])
