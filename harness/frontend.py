@@ -165,8 +165,9 @@ def stft_magnitude(waveform: torch.Tensor, framing: str = "audioldm2") -> torch.
         x, N_FFT, hop_length=HOP, win_length=N_FFT, window=hann_window(x.device, x.dtype),
         center=False, return_complex=True,
     )
-    mag = spec.abs()
-    return mag[..., : waveform.shape[-1] // HOP]
+    spec = spec[..., : waveform.shape[-1] // HOP]
+    # |z| via real/imag is ~4x faster than complex abs() on CPU, equal to 1e-7 relative
+    return torch.sqrt(spec.real.square() + spec.imag.square())
 
 
 def log_mel(magnitude: torch.Tensor, htk: bool = False, log=torch.log) -> torch.Tensor:
@@ -226,12 +227,13 @@ def seed_librosa_db(waveform: torch.Tensor) -> torch.Tensor:
     x = F.pad(waveform[:, None], (N_FFT // 2, N_FFT // 2), mode="constant")[:, 0]
     spec = torch.stft(x, N_FFT, hop_length=HOP, window=hann_window(x.device, x.dtype), center=False,
                       return_complex=True)
-    power = spec.abs() ** 2
-    mel = torch.matmul(mel_basis(x.device, x.dtype), power)[..., : waveform.shape[-1] // HOP]
+    power = spec.real.square() + spec.imag.square()
+    # ref=np.max and top_db see librosa's extra last frame too: crop only at the end
+    mel = torch.matmul(mel_basis(x.device, x.dtype), power)
     db = 10.0 * torch.log10(torch.clamp(mel, min=1e-10))
     db = db - 10.0 * torch.log10(torch.clamp(mel.amax(dim=(1, 2), keepdim=True), min=1e-10))
     db = torch.maximum(db, db.amax(dim=(1, 2), keepdim=True) - 80.0)
-    return log_mel_to_layout(db / 20.0)
+    return log_mel_to_layout(db[..., : waveform.shape[-1] // HOP] / 20.0)
 
 
 @register_frontend("power-mel", correct=False)

@@ -229,6 +229,17 @@ def golden_stages(chain: Chain, case_latents: np.ndarray, case_mel: np.ndarray, 
     return res
 
 
+def golden_stage_names() -> List[tuple]:
+    """Every (golden stage, variant name) pair :func:`golden_stages` measures."""
+    vaes = [v for v in variants.list_vaes() if not v.skip]
+    return ([("decode", v.name) for v in vaes if v.custom is None] + [("roundtrip", v.name) for v in vaes]
+            + [("vocoder", v.name) for v in variants.list_vocoders()]
+            + [("frontend", f.name) for f in frontends.list_frontends()])
+
+
+GOLDEN_REFERENCE = {"decode": "scaled", "roundtrip": "scaled", "vocoder": "hifigan", "frontend": "audioldm2"}
+
+
 def golden_expected(stage: str, name: str) -> str:
     """Expected verdict of a golden stage for a variant name."""
     if stage in ("decode", "roundtrip"):

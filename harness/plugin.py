@@ -54,11 +54,17 @@ def pytest_generate_tests(metafunc):
     """Tests asking for ``combination`` run once per front-end x VAE x vocoder (registered ones included)."""
     from . import matrix
 
-    if "combination" in metafunc.fixturenames:
+    names = metafunc.fixturenames
+    if "combination" in names and "clip_stage" in names:
+        # stages downstream of a known mistake are only reported, so they are not tests
+        pairs = [(c, s) for c in matrix.combinations() for s, e in c.expected().items() if e != "report"]
+        metafunc.parametrize(("combination", "clip_stage"), pairs, ids=[f"{c.id}:{s}" for c, s in pairs])
+    elif "combination" in names:
         combos = matrix.combinations()
         metafunc.parametrize("combination", combos, ids=[c.id for c in combos])
-    if "clip_stage" in metafunc.fixturenames:
-        metafunc.parametrize("clip_stage", matrix.CLIP_STAGES)
+    if "golden_stage" in names:
+        pairs = matrix.golden_stage_names()
+        metafunc.parametrize("golden_stage", pairs, ids=[f"{s}-{n}" for s, n in pairs])
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional
 
@@ -44,12 +45,27 @@ class MatrixRun:
             self._cache[combo.id] = merged
         return self._cache[combo.id]
 
-    def outputs(self, combo: Combination):
-        """(clip names, input waves, output waves, mel_in, mel_out) of the first clip group."""
-        self.result(combo)
-        e = self.evaluators[0]
-        o = e.outputs.get(combo.id)
-        return e.names, e.wave, o
+    def evidence(self, combo: Combination):
+        """A callable writing each clip's input/output WAV and mel PNG into a directory."""
+        from . import report
+
+        def write(directory: Path) -> None:
+            self.result(combo)
+            for e in self.evaluators:
+                o = e.outputs.get(combo.id, {})
+                for i, name in enumerate(e.names):
+                    wave_out = o["wave_out"][i].cpu().numpy() if "wave_out" in o else None
+                    mel_out = o["mel_out"][i, 0].cpu().numpy() if "mel_out" in o and \
+                        not isinstance(o["mel_out"], Exception) else None
+                    report.write_evidence(directory, name.replace(":", "-"), e.reference_wave[i].cpu().numpy(),
+                                          wave_out, e.reference_mel[i, 0].cpu().numpy(), mel_out)
+        return write
+
+    def golden(self, chain, gset) -> Dict[str, Dict[str, StageResult]]:
+        """Golden stage isolation results (computed once)."""
+        if not hasattr(self, "_golden"):
+            self._golden = golden_results(chain, gset)
+        return self._golden
 
 
 def golden_results(chain, gset: golden_mod.GoldenSet, seed: int = 0):
@@ -155,7 +171,7 @@ class QualityCheck:
         self.thresholds = thresholds_data
         self.report_dir = Path(report_dir) if report_dir else None
 
-    def limits(self, combo: Combination, stage: str, expected: str):
+    def limits(self, combo, stage: str, expected: str):
         limits, source = thresholds.limits_for(self.thresholds, combo, stage)
         if limits is None:
             return None, source
@@ -192,6 +208,21 @@ class QualityCheck:
         what = "lost quality" if expected == "pass" else "was NOT detected (a known mistake now passes)"
         clips = f" on clips {', '.join(clip_names)}" if clip_names else ""
         raise AssertionError(f"{combo.id} {what} at stage '{stage}'{clips} (limits from {source}):\n{table}{where}")
+
+
+@dataclass(frozen=True)
+class GoldenTarget:
+    """A golden stage of one variant, keyed like a combination (``golden-vocoder-hifigan``)."""
+
+    stage: str
+    name: str
+
+    @property
+    def id(self) -> str:
+        return f"golden-{self.stage}-{self.name}"
+
+    def sibling(self, stage: str) -> "GoldenTarget":
+        return GoldenTarget(self.stage, matrix.GOLDEN_REFERENCE[self.stage])
 
 
 def format_table(rows, stage: str) -> str:

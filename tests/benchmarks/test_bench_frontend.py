@@ -1,0 +1,90 @@
+"""Speed of the ``audioldm2`` front-end (batched torch) against the same log-mel done with librosa.
+
+Both benchmarks are in group ``frontend`` and record ``audio_seconds_per_second`` (= ``realtime_factor``):
+seconds of 16 kHz audio turned into log-mel per second of wall time. Run with::
+
+    OMP_NUM_THREADS=1 python -m pytest tests/benchmarks/test_bench_frontend.py --benchmark-only
+
+Few rounds on purpose: a batch is 8 clips of 10.24 s, and the suite must stay light.
+"""
+from __future__ import annotations
+
+import functools
+
+import librosa
+import numpy as np
+import pytest
+import torch
+
+from harness.frontend import get_frontend
+
+SR = 16000
+N_CLIPS = 8
+SAMPLES = 163840  # 10.24 s = 1024 frames
+AUDIO_SECONDS = N_CLIPS * SAMPLES / SR
+PAD = (1024 - 160) // 2
+
+
+@functools.lru_cache(maxsize=1)
+def batch() -> np.ndarray:
+    """8 deterministic clips: a harmonic tone (different pitch per clip) plus white noise."""
+    rng = np.random.default_rng(1234)
+    t = np.arange(SAMPLES) / SR
+    clips = []
+    for i in range(N_CLIPS):
+        f0 = 110.0 * 2 ** (i / 4)
+        tone = sum(np.sin(2 * np.pi * f0 * k * t + k) / k for k in range(1, 6))
+        clips.append(0.3 * tone / np.abs(tone).max() + 0.05 * rng.standard_normal(SAMPLES))
+    return np.stack(clips).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=1)
+def mel_basis() -> np.ndarray:
+    return librosa.filters.mel(sr=SR, n_fft=1024, n_mels=64, fmin=0.0, fmax=8000.0)  # float32
+
+
+def librosa_frontend(clips: np.ndarray) -> np.ndarray:
+    """The same log-mel with librosa, one clip at a time -> ``[batch, 1, frames, 64]``."""
+    basis = mel_basis()
+    out = []
+    for x in clips:
+        x = x - x.mean()
+        x = x / (np.abs(x).max() + 1e-8)
+        x = 0.5 * x
+        x = np.pad(x, (PAD, PAD), mode="reflect")
+        mag = np.abs(librosa.stft(x, n_fft=1024, hop_length=160, win_length=1024, window="hann", center=False))
+        out.append(np.log(np.maximum(basis @ mag, 1e-5)).T)
+    return np.stack(out)[:, None]
+
+
+def ours_frontend(clips: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return get_frontend("audioldm2")(clips)
+
+
+def assert_same(ours: np.ndarray, theirs: np.ndarray) -> None:
+    assert ours.shape == theirs.shape == (N_CLIPS, 1, SAMPLES // 160, 64)
+    loud = theirs > np.log(1e-3)  # above the floor, out of float32 rounding noise
+    assert loud.mean() > 0.5
+    np.testing.assert_allclose(ours[loud], theirs[loud], atol=1e-3, rtol=0)
+
+
+def record_speed(benchmark) -> None:
+    speed = AUDIO_SECONDS / benchmark.stats.stats.mean
+    benchmark.extra_info["audio_seconds_per_second"] = speed
+    benchmark.extra_info["realtime_factor"] = speed
+
+
+@pytest.mark.benchmark(group="frontend")
+def test_bench_audioldm2_torch(benchmark):
+    clips = torch.from_numpy(batch())
+    out = benchmark.pedantic(ours_frontend, args=(clips,), rounds=5, iterations=1, warmup_rounds=1)
+    record_speed(benchmark)
+    assert_same(out.numpy(), librosa_frontend(batch()))
+
+
+@pytest.mark.benchmark(group="frontend")
+def test_bench_audioldm2_librosa(benchmark):
+    out = benchmark.pedantic(librosa_frontend, args=(batch(),), rounds=5, iterations=1, warmup_rounds=1)
+    record_speed(benchmark)
+    assert_same(ours_frontend(torch.from_numpy(batch())).numpy(), out)
