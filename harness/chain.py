@@ -83,7 +83,7 @@ class Chain:
         if mel.shape[2] % self.vae_factor:
             raise LayoutError(f"{what}: {mel.shape[2]} frames is not a multiple of the VAE factor {self.vae_factor}; "
                               "pad the waveform to a multiple of 640 samples (harness.audio.pad_or_crop)")
-        if not torch.isfinite(mel).all():
+        if mel.device.type != "meta" and not torch.isfinite(mel).all():  # meta: shape-only runs
             raise ValueError(f"{what}: the log-mel contains NaN or Inf")
         return mel
 
@@ -123,6 +123,24 @@ class Chain:
         p = next(self.vocoder.parameters())
         wave = self.vocoder(mel.to(p.device, p.dtype))
         return wave[:, : mel.shape[1] * frontends.HOP].float()
+
+    @classmethod
+    def real_size(cls, device: str = "cpu", seed: int = 0) -> "Chain":
+        """The cvssp/audioldm2 architecture with random weights (shipped configs). ``device="meta"``
+        builds it without memory or compute, for shape checks."""
+        import json
+
+        from diffusers import AutoencoderKL
+        from transformers import SpeechT5HifiGan, SpeechT5HifiGanConfig
+
+        torch.manual_seed(seed)
+        cfg_dir = loading.REAL_CONFIGS
+        voc_cfg = {k: v for k, v in json.loads((cfg_dir / "vocoder" / "config.json").read_text()).items()
+                   if k not in ("architectures", "model_type")}
+        with torch.device(device):
+            vae = AutoencoderKL.from_config(json.loads((cfg_dir / "vae" / "config.json").read_text()))
+            vocoder = SpeechT5HifiGan(SpeechT5HifiGanConfig(**voc_cfg))
+        return cls(vae.eval().requires_grad_(False), vocoder.eval().requires_grad_(False))
 
     # --- whole chain ---------------------------------------------------------------------------
 

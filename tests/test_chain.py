@@ -1,0 +1,125 @@
+"""Loading, stage shapes and variants of the chain."""
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from harness import loading, variants
+from harness.chain import Chain, LayoutError
+
+
+def test_real_size_shapes():
+    """10.24 s -> latents 8x256x16 -> mel 1024x64 -> 163 840 samples, on the real architecture (meta device)."""
+    chain = Chain.real_size(device="meta")
+    mel = torch.zeros(1, 1, 1024, 64, device="meta")
+    z = chain.encode(mel)
+    assert tuple(z.shape) == (1, 8, 256, 16)
+    out = chain.decode(z)
+    assert tuple(out.shape) == (1, 1, 1024, 64)
+    assert tuple(chain.vocode(out).shape) == (1, 163840)
+    assert chain.scaling_factor == pytest.approx(0.4110932946205139)
+
+
+@pytest.mark.slow
+def test_real_size_runs_on_cpu():
+    chain = Chain.real_size()
+    mel = torch.randn(1, 1, 64, 64) - 5
+    assert chain.vocode(chain.decode(chain.encode(mel))).shape == (1, 64 * 160)
+
+
+def test_hub_id_offline_fails_fast_and_clearly(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    t0 = time.time()
+    with pytest.raises(loading.ModelNotAvailable, match="not available offline.*--model DIR"):
+        Chain.load("cvssp/audioldm2")
+    assert time.time() - t0 < 30
+
+
+def test_hub_offline_env(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(loading.ModelNotAvailable, match="HF_HUB_OFFLINE"):
+        loading.resolve_model("cvssp/audioldm-s-full-v2")
+
+
+@pytest.mark.parametrize("spec,match", [("no/such/dir/x", "neither"), ("pyproject.toml", "is a file")])
+def test_bad_model_specs(spec, match):
+    with pytest.raises(loading.ModelNotAvailable, match=match):
+        loading.resolve_model(spec)
+
+
+def test_local_directory_missing_parts(tmp_path):
+    (tmp_path / "vae").mkdir()
+    with pytest.raises(loading.ModelNotAvailable, match="vocoder/config.json"):
+        loading.resolve_model(str(tmp_path))
+
+
+def test_local_real_size_directory_loads(tmp_path):
+    path = loading.build_real_size(tmp_path / "real")
+    chain = Chain.load(str(path))
+    assert chain.source.kind == "local"
+    assert chain.vae.config.block_out_channels == [128, 256, 512]
+
+
+def test_load_pipeline_language_model_is_lm_head(harness_options):
+    from transformers import GPT2LMHeadModel
+
+    if harness_options["model"] not in loading.BUNDLED:
+        pytest.skip("checked on the bundled model")
+    pipe = loading.load_pipeline(loading.resolve_model("tiny", ("vae", "vocoder", "unet")))
+    assert isinstance(pipe.language_model, GPT2LMHeadModel)
+
+
+def test_fp16_keeps_vae_fp32():
+    chain = Chain.load("tiny", dtype="fp16")
+    assert next(chain.vae.parameters()).dtype == torch.float32
+    assert next(chain.vocoder.parameters()).dtype == torch.float16
+
+
+def test_stage_shapes_and_crop(harness_chain):
+    mel = torch.full((2, 1, 16, 64), -5.0)
+    z = harness_chain.encode(mel)
+    assert z.shape == (2, 8, 4, 16)
+    assert harness_chain.decode(z).shape == (2, 1, 16, 64)
+    assert harness_chain.vocode(mel).shape == (2, 16 * 160)  # HiFi-GAN's +32 samples cropped
+
+
+def test_layout_errors(harness_chain):
+    with pytest.raises(LayoutError, match="looks transposed"):
+        harness_chain.vocode(torch.zeros(1, 64, 100))
+    with pytest.raises(LayoutError, match="multiple of the VAE factor"):
+        harness_chain.encode(torch.zeros(1, 1, 10, 64))
+    with pytest.raises(LayoutError, match=r"\[batch, 1, frames, 64\]"):
+        harness_chain.encode(torch.zeros(1, 10, 64))
+    with pytest.raises(ValueError, match="NaN"):
+        harness_chain.encode(torch.full((1, 1, 8, 64), float("nan")))
+
+
+def test_transposed_vocoder_is_caught_even_when_square(harness_chain):
+    """With 64 frames no shape check can tell [b, 64, T] from [b, T, 64]: the variant still runs, and
+    the quality matrix must catch it by its output (compare with the right layout)."""
+    rng = np.random.default_rng(0)
+    mel = torch.from_numpy(rng.uniform(-9, -1, (1, 1, 64, 64)).astype(np.float32))
+    right = variants.get_vocoder("hifigan")(harness_chain, mel)
+    wrong = variants.get_vocoder("hifigan-transposed")(harness_chain, mel)
+    assert right.shape == wrong.shape
+    assert not torch.allclose(right, wrong)
+
+
+def test_run_is_deterministic(harness_chain):
+    x = torch.from_numpy(np.random.default_rng(1).standard_normal(6400).astype(np.float32) * 0.1)
+    a = harness_chain.run(x, "audioldm2", "sample", "hifigan", seed=3).wave_out
+    b = harness_chain.run(x, "audioldm2", "sample", "hifigan", seed=3).wave_out
+    assert torch.equal(a, b)
+    assert a.shape == (1, 6400)
+
+
+def test_scaling_variants_on_latents(harness_chain):
+    s = harness_chain.scaling_factor
+    mel = torch.full((1, 1, 8, 64), -6.0)
+    z_raw = harness_chain.encode(mel, scale=1.0)
+    assert torch.allclose(harness_chain.encode(mel), z_raw * s)
+    assert variants.get_vae("unscaled").expected == {"decode": "detect"}
+    assert variants.get_vae("no-encode-scale").expected == {"roundtrip": "detect"}

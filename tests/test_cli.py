@@ -1,0 +1,81 @@
+"""The `harness` command line, end to end, including bad input."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from harness import cli, report
+
+
+@pytest.fixture
+def clip(tmp_path):
+    path = tmp_path / "music.wav"
+    x, sr = sf.read(report.default_files()[1], dtype="float32")
+    sf.write(path, np.stack([x, 0.5 * x], axis=1), 44100)  # stereo, another rate: the loader must cope
+    return path
+
+
+def test_console_script_lists_variants():
+    out = subprocess.run([sys.executable, "-m", "harness.cli", "list"], capture_output=True, text=True, check=True)
+    for name in ("audioldm2", "seed-librosa-db", "scaled", "none", "hifigan", "griffin-lim"):
+        assert name in out.stdout
+
+
+def test_mel_writes_frames_by_64(clip, tmp_path, capsys):
+    assert cli.main(["mel", str(clip), "--out", str(tmp_path / "mels"), "--frames", "100"]) == 0
+    mel = np.load(tmp_path / "mels" / "music.npy")
+    assert mel.shape == (100, 64) and mel.dtype == np.float32
+    assert mel.min() >= np.log(1e-5) - 1e-4
+
+
+def test_reconstruct_keeps_length(clip, tmp_path):
+    out = tmp_path / "out.wav"
+    assert cli.main(["reconstruct", str(clip), "--out", str(out), "--vae", "scaled", "--vocoder", "hifigan"]) == 0
+    y, sr = sf.read(out)
+    info = sf.info(str(clip))
+    assert sr == 16000
+    assert abs(len(y) - round(info.frames * 16000 / 44100)) <= 2
+
+
+@pytest.mark.parametrize("content,reason", [
+    (b"this is not audio", "not a readable audio file"),
+    (None, "file not found"),
+])
+def test_bad_input_one_line(tmp_path, capsys, content, reason):
+    path = tmp_path / "bad.wav"
+    if content is not None:
+        path.write_bytes(content)
+    assert cli.main(["mel", str(path), "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "bad.wav" in err[0] and reason in err[0]
+
+
+def test_silent_and_short(tmp_path, capsys):
+    sf.write(tmp_path / "silent.wav", np.zeros(16000, np.float32), 16000)
+    sf.write(tmp_path / "short.wav", np.ones(300, np.float32) * 0.1, 16000)
+    assert cli.main(["mel", str(tmp_path / "silent.wav"), str(tmp_path / "short.wav"), "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "silent" in err and "too short" in err
+
+
+def test_unknown_names(clip, tmp_path, capsys):
+    assert cli.main(["reconstruct", str(clip), "--out", str(tmp_path / "o.wav"), "--vae", "nope"]) == 2
+    assert "unknown VAE variant 'nope'" in capsys.readouterr().err
+
+
+def test_matrix_json_on_user_files(clip, tmp_path, capsys):
+    bad = tmp_path / "broken.wav"
+    bad.write_bytes(b"RIFF....")
+    code = cli.main(["matrix", "--json", str(clip), str(bad), "--frontend", "audioldm2", "--frontend",
+                     "seed-librosa-db", "--vae", "scaled", "--vocoder", "hifigan"])
+    out = capsys.readouterr()
+    records = json.loads(out.out)
+    assert {(r["frontend"], r["expected"]) for r in records} == {("audioldm2", "pass"), ("seed-librosa-db", "detect")}
+    for r in records:
+        assert set(r) >= {"file", "frontend", "vae", "vocoder", "expected", "ok", "metrics"}
+        assert "chain.mel_l1" in r["metrics"]
+    assert "broken.wav" in out.err  # the bad file is reported, the good one still evaluated
+    assert code != 0

@@ -1,0 +1,37 @@
+"""A user's variants, registered from their own module, join the matrix with the same goldens and thresholds."""
+import pytest
+
+pytest_plugins = ["pytester"]
+
+CONFTEST = """
+import sys
+sys.path.insert(0, {path!r})
+import my_variants  # registers user-float64, user-db-bug, user-mode, user-hifigan
+"""
+
+TEST = """
+def test_matrix(harness_matrix, harness_quality, combination, clip_stage):
+    result = harness_matrix.result(combination)[clip_stage]
+    harness_quality.check(combination, clip_stage, result, combination.expected()[clip_stage])
+"""
+
+
+def test_user_variants_join_the_matrix(pytester, harness_options):
+    import pathlib
+
+    here = pathlib.Path(__file__).parent / "user_variants"
+    pytester.makeconftest(CONFTEST.format(path=str(here)))
+    pytester.makepyfile(test_user=TEST)
+    golden = harness_options["golden_dir"].resolve()
+    if not (golden / "thresholds.toml").exists():
+        pytest.skip("no calibrated goldens for this model")
+    args = ["-p", "no:cacheprovider", "--golden-dir", str(golden), "--model", harness_options["model"], "-q",
+            "-k", "user-float64-scaled-hifigan or user-db-bug-scaled-hifigan or audioldm2-user-mode-hifigan "
+                  "or audioldm2-scaled-user-hifigan"]
+    result = pytester.runpytest(*args)
+    out = result.stdout.str()
+    assert "test_matrix[user-float64-scaled-hifigan:chain]" in "\n".join(
+        pytester.runpytest("--collect-only", "-q", *args).stdout.lines)
+    # correct user variants pass against their sibling's thresholds; the declared bug is detected
+    result.assert_outcomes(passed=4 + 4 + 4 + 2)
+    assert "failed" not in out
