@@ -141,6 +141,22 @@ def cmd_matrix(args) -> int:
     return 1 if bad or errors else 0
 
 
+def cmd_evaluate(args) -> int:
+    from . import evaluate, loading
+    from .chain import Chain
+
+    chain = Chain.load(args.model, args.device, args.dtype)
+    results = evaluate.evaluate(chain)
+    print(evaluate.format_table(results))
+    if args.record:
+        path = chain.source.path / "training.json"
+        data = json.loads(path.read_text()) if path.exists() else {}
+        data["heldout_eval"] = results
+        path.write_text(json.dumps(data, indent=2) + "\n")
+        print(f"recorded in {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="harness", description="AudioLDM2 reconstruction-chain regression harness")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -176,6 +192,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--smoke", action="store_true", help="a few steps on tiny data (tests the recipe)")
     p.set_defaults(fn=cmd_train)
+
+    p = sub.add_parser("evaluate", help="held-out figures of a model (code-made and Debian sound clips)")
+    _add_model_args(p)
+    p.add_argument("--record", action="store_true", help="store the results in the model's training.json")
+    p.set_defaults(fn=cmd_evaluate)
 
     p = sub.add_parser("golden", help="run the full pipeline on the fixed prompts and write a golden set")
     _add_model_args(p)

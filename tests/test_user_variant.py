@@ -28,10 +28,10 @@ def test_user_variants_join_the_matrix(pytester, harness_options):
     args = ["-p", "no:cacheprovider", "--golden-dir", str(golden), "--model", harness_options["model"], "-q",
             "-k", "user-float64-scaled-hifigan or user-db-bug-scaled-hifigan or audioldm2-user-mode-hifigan "
                   "or audioldm2-scaled-user-hifigan"]
-    result = pytester.runpytest(*args)
+    result = pytester.runpytest_subprocess(*args)
     out = result.stdout.str()
     assert "test_matrix[user-float64-scaled-hifigan:chain]" in "\n".join(
-        pytester.runpytest("--collect-only", "-q", *args).stdout.lines)
+        pytester.runpytest_subprocess("--collect-only", "-q", *args).stdout.lines)
     # correct user variants pass against their sibling's thresholds; the declared bug is detected
     result.assert_outcomes(passed=4 + 4 + 4 + 2)
     assert "failed" not in out
