@@ -78,6 +78,9 @@ def cmd_reconstruct(args) -> int:
 def cmd_train(args) -> int:
     from . import train
 
+    if args.export_only:
+        print(f"re-exported {train.reexport(args.model_out, args.seed)}")
+        return 0
     cfg = train.TrainConfig(vae_steps=args.vae_steps, vocoder_steps=args.vocoder_steps, seed=args.seed)
     if args.smoke:
         cfg = train.TrainConfig(n_speech=2, n_synth=4, n_heldout_speech=1, n_heldout_synth=1, vae_steps=4,
@@ -191,6 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vocoder-steps", type=int, default=14000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--smoke", action="store_true", help="a few steps on tiny data (tests the recipe)")
+    p.add_argument("--export-only", action="store_true", help="rebuild the pipeline around the trained VAE and "
+                   "vocoder in --model-out (after changing the seeded-random parts)")
     p.set_defaults(fn=cmd_train)
 
     p = sub.add_parser("evaluate", help="held-out figures of a model (code-made and Debian sound clips)")

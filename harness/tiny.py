@@ -87,10 +87,10 @@ def build_pipeline(vae, vocoder, seed: int = 0):
 
     torch.manual_seed(seed)
     unet = AudioLDM2UNet2DConditionModel(
-        block_out_channels=(32, 64), layers_per_block=1, sample_size=UNET_SAMPLE_SIZE,
+        block_out_channels=(16, 32), layers_per_block=1, sample_size=UNET_SAMPLE_SIZE,
         in_channels=VAE_CONFIG["latent_channels"], out_channels=VAE_CONFIG["latent_channels"],
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=([None, 16, 32], [None, 16, 32]), norm_num_groups=16,
+        cross_attention_dim=([None, 16, 32], [None, 16, 32]), norm_num_groups=8, attention_head_dim=4,
     )
     scheduler = DDIMScheduler(beta_start=0.0015, beta_end=0.0195, beta_schedule="scaled_linear",
                               clip_sample=False, set_alpha_to_one=False, steps_offset=1)
@@ -100,8 +100,8 @@ def build_pipeline(vae, vocoder, seed: int = 0):
                               vocab_size=len(tokenizer), projection_dim=16, max_position_embeddings=80)
     audio_cfg = ClapAudioConfig(spec_size=64, window_size=4, num_mel_bins=64, intermediate_size=37,
                                 layer_norm_eps=1e-05, depths=[2, 2], num_attention_heads=[2, 2], num_hidden_layers=2,
-                                hidden_size=192, projection_dim=16, patch_size=2, patch_stride=2,
-                                patch_embed_input_channels=4)
+                                hidden_size=32, patch_embeds_hidden_size=16, projection_dim=16, patch_size=2,
+                                patch_stride=2, patch_embed_input_channels=4)
     torch.manual_seed(seed)
     text_encoder = ClapModel(ClapConfig(text_config=text_cfg.to_dict(), audio_config=audio_cfg.to_dict(),
                                                 projection_dim=16))

@@ -281,6 +281,24 @@ def export(vae, vocoder, scale: float, cfg: TrainConfig, out_model: Path, traini
     tiny.save_pipeline(pipe, out_model, training)
 
 
+def reexport(model_dir: str | os.PathLike, seed: int = 0) -> Path:
+    """Rebuild the pipeline around the trained VAE and vocoder already in ``model_dir`` (e.g. after a
+    change to the seeded-random UNet/text encoders in :mod:`harness.tiny`); keeps ``training.json``."""
+    from diffusers import AutoencoderKL
+    from transformers import SpeechT5HifiGan
+
+    path = Path(model_dir)
+    vae = AutoencoderKL.from_pretrained(path, subfolder="vae")
+    vocoder = SpeechT5HifiGan.from_pretrained(path, subfolder="vocoder")
+    training = json.loads((path / "training.json").read_text()) if (path / "training.json").exists() else None
+    pipe = tiny.build_pipeline(vae.eval(), vocoder.eval(), seed=seed)
+    import shutil
+
+    shutil.rmtree(path)
+    tiny.save_pipeline(pipe, path, training)
+    return path
+
+
 def main(out: str, model_out: str, cfg: TrainConfig | None = None) -> dict:
     """Train both stages (resuming where ``out`` has checkpoints) and export the pipeline."""
     cfg = cfg or TrainConfig()
