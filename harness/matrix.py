@@ -64,12 +64,14 @@ class Combination:
             "frontend": verdict(fe_ok),
             "vae": verdict(vae_ok) if fe_ok else "report",
             "vocoder": verdict(voc_ok) if fe_ok and vae_ok else "report",
-            "chain": verdict(fe_ok and vae_ok and voc_ok),
+            # a broken combination is asserted *detected* at its culprit stage; its whole-chain figure,
+            # where the vocoder's own error dilutes an upstream mistake, is reported
+            "chain": "pass" if fe_ok and vae_ok and voc_ok else "report",
         }
 
     def culprit(self) -> Optional[str]:
         """The first stage whose component is a known mistake (where detection must happen)."""
-        return next((s for s, v in self.expected().items() if v == "detect" and s != "chain"), None)
+        return next((s for s, v in self.expected().items() if v == "detect"), None)
 
     def sibling(self, stage: str) -> "Combination":
         """The combination judged for ``stage`` when this one has no thresholds of its own: every
