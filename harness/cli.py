@@ -160,6 +160,39 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    from . import bench
+
+    if args.run is not None:
+        return bench.run(args.run, storage=args.storage)
+    path = bench.newest_json(args.path or args.storage)
+    print(bench.summarize(json.loads(path.read_text()), str(path)))
+    return 0
+
+
+def cmd_diagnose(args) -> int:
+    from . import diagnose, diagnose_report, frontend, variants
+    from .chain import Chain
+
+    # unknown names fail before the model loads
+    for get, name in ((frontend.get_frontend, args.frontend), (variants.get_vae, args.vae),
+                      (variants.get_vocoder, args.vocoder)):
+        get(name)
+    chain = Chain.load(args.model, args.device, args.dtype)
+    diags = diagnose.run_files(chain, args.files, progress=not args.json and len(args.files) > 1,
+                               frontend_name=args.frontend, vae=args.vae, vocoder=args.vocoder, seconds=args.seconds)
+    path = diagnose_report.write_html(diags, args.out, model=args.model)
+    errors = [d.record["error"] for d in diags if "error" in d.record]
+    if args.json:
+        print(json.dumps([d.record for d in diags], indent=1))
+    else:
+        print("\n\n".join(diagnose_report.format_table(d.record) for d in diags if "error" not in d.record))
+    print(f"wrote {path}", file=sys.stderr if args.json else sys.stdout)
+    for e in errors:
+        print(f"harness: error: {e}", file=sys.stderr)
+    return 2 if errors else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="harness", description="AudioLDM2 reconstruction-chain regression harness")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -226,6 +259,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vae", action="append", help="restrict to these VAE variants (repeatable)")
     p.add_argument("--vocoder", action="append", help="restrict to these vocoder variants (repeatable)")
     p.set_defaults(fn=cmd_matrix)
+
+    p = sub.add_parser("bench", help="print the newest throughput benchmark run as a table (or --run the suite)",
+                       description="Without --run: print the table of a pytest-benchmark JSON (PATH, or the newest "
+                       "under --storage). With --run: time tests/benchmarks, save the run, fail on a regression "
+                       "against the last saved run of this machine (none on a first run), print the table.")
+    p.add_argument("path", nargs="?", help="a pytest-benchmark JSON file or a directory (default: --storage)")
+    p.add_argument("--storage", default=".benchmarks", help="pytest-benchmark storage directory (default: .benchmarks)")
+    p.add_argument("--run", nargs=argparse.REMAINDER, metavar="PYTEST_ARGS",
+                   help="run the timed suite; everything after --run goes to pytest (e.g. --run -k tiny --run-slow)")
+    p.set_defaults(fn=cmd_bench)
+
+    p = sub.add_parser("diagnose", help="run the chain stage by stage on files and say which stage loses quality")
+    _add_model_args(p)
+    p.add_argument("files", nargs="+", help="audio files, or log-mel .npy files [frames, 64]")
+    p.add_argument("--frontend", default="audioldm2", help="front-end to check (default: audioldm2)")
+    p.add_argument("--vae", default="scaled", help="VAE variant (default: scaled)")
+    p.add_argument("--vocoder", default="hifigan", help="vocoder variant (default: hifigan)")
+    p.add_argument("--seconds", type=float, default=10.24, help="analyse at most this many seconds (default 10.24)")
+    p.add_argument("--out", default="diagnose-report", help="directory of report.html (default: diagnose-report/)")
+    p.add_argument("--json", action="store_true", help="print a JSON list, one object per file")
+    p.set_defaults(fn=cmd_diagnose)
 
     return parser
 

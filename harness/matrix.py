@@ -234,18 +234,28 @@ def golden_stages(chain: Chain, case_latents: np.ndarray, case_mel: np.ndarray, 
 def golden_stage_names() -> List[tuple]:
     """Every (golden stage, variant name) pair :func:`golden_stages` measures."""
     vaes = [v for v in variants.list_vaes() if not v.skip]
-    return ([("decode", v.name) for v in vaes if v.custom is None] + [("roundtrip", v.name) for v in vaes]
-            + [("vocoder", v.name) for v in variants.list_vocoders()]
-            + [("frontend", f.name) for f in frontends.list_frontends()])
+    pairs = ([("decode", v.name) for v in vaes if v.custom is None] + [("roundtrip", v.name) for v in vaes]
+             + [("vocoder", v.name) for v in variants.list_vocoders()]
+             + [("frontend", f.name) for f in frontends.list_frontends()])
+    return [(s, n) for s, n in pairs if golden_expected(s, n) != "report"]
 
 
 GOLDEN_REFERENCE = {"decode": "scaled", "roundtrip": "scaled", "vocoder": "hifigan", "frontend": "audioldm2"}
 
 
 def golden_expected(stage: str, name: str) -> str:
-    """Expected verdict of a golden stage for a variant name."""
-    if stage in ("decode", "roundtrip"):
-        return variants.get_vae(name).expected.get(stage if stage == "decode" else "roundtrip", "pass")
+    """Expected verdict of a golden stage for a variant name.
+
+    Mistakes are asserted *detected* on the sample-exact stages (decode, vocoder). On the frontend
+    and roundtrip stages they are only reported: a golden mel comes from the pipeline's UNet (seeded-
+    random for the bundled model), so neither its re-analysis nor its VAE round trip is close to it
+    even when everything is right; the same mistakes are asserted in the clip matrix, on the same
+    golden waveforms.
+    """
+    if stage == "decode":
+        return variants.get_vae(name).expected.get("decode", "pass")
+    if stage == "roundtrip":
+        return "pass" if variants.get_vae(name).expected.get("roundtrip", "pass") == "pass" else "report"
     if stage == "vocoder":
         return variants.get_vocoder(name).expected
-    return frontends.get_frontend(name).expected
+    return "pass" if frontends.get_frontend(name).correct else "report"

@@ -1,0 +1,157 @@
+"""Shared pieces of the throughput benchmarks (fixtures in ``conftest.py``): clips, chains, FLOP counting, the matmul peak, ``extra_info``.
+
+Every benchmark goes through the ``bench`` fixture (a :class:`Bench`), which
+
+* syncs CUDA inside the timed call,
+* counts the model FLOPs once per configuration with ``FlopCounterMode`` (that run is the warm-up),
+* records ``stage``, ``impl``, ``model_size``, ``batch``, ``clip_seconds``, ``device``, ``dtype``,
+  ``threads``, ``flops`` and, when timed, ``audio_seconds_per_second``, ``realtime_factor`` and
+  ``peak_fraction`` (achieved FLOP/s / the fp32 2048x2048 matmul FLOP/s measured in this run).
+
+Under ``--benchmark-disable`` (the default suite) each body runs once, untimed, with no FLOP count.
+"""
+from __future__ import annotations
+
+import functools
+import time
+from typing import Callable, Dict, Optional
+
+import numpy as np
+import torch
+
+SR = 16000
+SHORT = 1.28   # real-size default clip: 128 frames
+LONG = 10.24   # AudioLDM2's clip: 1024 frames
+PEAK_N = 2048
+
+FLOPS_CACHE: Dict[tuple, int] = {}
+
+
+def make_clips(batch: int, seconds: float, seed: int = 0) -> torch.Tensor:
+    """``[batch, 16000 * seconds]`` deterministic clips: a harmonic tone (one pitch per clip) plus noise."""
+    n = int(round(seconds * SR))
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) / SR
+    out = []
+    for i in range(batch):
+        f0 = 110.0 * 2 ** (i / 4)
+        tone = sum(np.sin(2 * np.pi * f0 * k * t + k) / k for k in range(1, 6))
+        out.append(0.3 * tone / np.abs(tone).max() + 0.05 * rng.standard_normal(n))
+    return torch.from_numpy(np.stack(out).astype(np.float32))
+
+
+def _sync(device) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
+@functools.lru_cache(maxsize=None)
+def matmul_peak(device: str = "cpu", dtype: torch.dtype = torch.float32) -> float:
+    """FLOP/s of the best of 10 ``2048 x 2048`` matmuls (after 3 warm-ups) on ``device``: the machine's peak."""
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(PEAK_N, PEAK_N, generator=gen).to(device, dtype)
+    b = torch.randn(PEAK_N, PEAK_N, generator=gen).to(device, dtype)
+    c = torch.empty_like(a)
+    best = float("inf")
+    for i in range(13):
+        t0 = time.perf_counter()
+        torch.mm(a, b, out=c)
+        _sync(device)
+        if i >= 3:
+            best = min(best, time.perf_counter() - t0)
+    return 2 * PEAK_N ** 3 / best
+
+
+def count_flops(fn: Callable[[], object]) -> int:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return int(counter.get_total_flops())
+
+
+class Bench:
+    """``bench(fn, stage=..., impl=..., ...)``: time ``fn()`` with pytest-benchmark and fill ``extra_info``."""
+
+    def __init__(self, benchmark):
+        self.benchmark = benchmark
+
+    @property
+    def timed(self) -> bool:
+        return not self.benchmark.disabled
+
+    def __call__(self, fn: Callable[[], object], *, stage: str, impl: str, batch: int, clip_seconds: float,
+                 model_size: str = "-", device: str = "cpu", dtype: str = "fp32", rounds: int = 3,
+                 flops_key: Optional[tuple] = None, flops: Optional[int] = None, **extra):
+        """``flops_key``: count FLOPs once per key (the counting run doubles as the warm-up);
+        ``flops``: a known count (e.g. of the eager model, for a compiled one)."""
+        def call():
+            out = fn()
+            _sync(device)
+            return out
+
+        warmup = 1 if self.timed else 0
+        if self.timed and flops is None and flops_key is not None:
+            if flops_key not in FLOPS_CACHE:
+                FLOPS_CACHE[flops_key] = count_flops(call)
+                warmup = 0
+            flops = FLOPS_CACHE[flops_key]
+        info = self.benchmark.extra_info
+        info.update(stage=stage, impl=impl, model_size=model_size, batch=batch, clip_seconds=clip_seconds,
+                    device=str(device), dtype=dtype, threads=torch.get_num_threads(), **extra)
+        if flops is not None:
+            info["flops"] = flops
+        out = self.benchmark.pedantic(call, rounds=rounds, iterations=1, warmup_rounds=warmup)
+        if self.benchmark.stats is None:  # --benchmark-disable: ran once for correctness, nothing timed
+            return out
+        mean = self.benchmark.stats.stats.mean
+        info["audio_seconds_per_second"] = batch * clip_seconds / mean
+        info["realtime_factor"] = clip_seconds / mean
+        if flops:
+            peak = matmul_peak(str(device), torch.float32 if dtype == "fp32" else _DTYPES[dtype])
+            info["flop_per_second"] = flops / mean
+            info["peak_flop_per_second"] = peak
+            info["peak_fraction"] = flops / mean / peak
+        return out
+
+
+_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+class Chains:
+    """Chains and stage inputs, built once per session and configuration."""
+
+    def __init__(self):
+        #: round-trip outputs by ``(size, batch, seconds, device, dtype)``, kept for the overhead benchmark
+        self.outputs = {}
+
+    @functools.lru_cache(maxsize=None)
+    def get(self, size: str, device: str = "cpu", dtype: str = "fp32", variant: str = ""):
+        """``size``: ``tiny`` (bundled, trained) or ``real`` (cvssp/audioldm2 architecture, random weights).
+        ``variant``: ``""``, ``channels_last`` or ``compile`` (see :meth:`Chain.optimize`)."""
+        from harness import loading
+        from harness.chain import Chain
+
+        if size == "tiny":
+            chain = Chain.load("tiny", device, dtype)
+        else:
+            chain = Chain.real_size(device)
+            dt = loading.resolve_dtype(dtype)
+            chain.vae.to(dtype=loading.vae_dtype_for(dt, chain.vae.config))
+            chain.vocoder.to(dtype=dt)
+        return chain.optimize(channels_last=variant == "channels_last", compile=variant == "compile")
+
+    @functools.lru_cache(maxsize=None)
+    def wave(self, batch: int, seconds: float, device: str = "cpu") -> torch.Tensor:
+        return make_clips(batch, seconds).to(device)
+
+    @functools.lru_cache(maxsize=None)
+    def mel(self, batch: int, seconds: float, device: str = "cpu") -> torch.Tensor:
+        from harness.frontend import get_frontend
+
+        with torch.inference_mode():
+            return get_frontend("audioldm2")(self.wave(batch, seconds, device))
+
+    @functools.lru_cache(maxsize=None)
+    def latents(self, size: str, batch: int, seconds: float, device: str = "cpu", dtype: str = "fp32"):
+        return self.get(size, device, dtype).encode(self.mel(batch, seconds, device))

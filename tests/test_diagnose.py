@@ -1,0 +1,161 @@
+"""`harness diagnose`, end to end through the CLI: culprit stages, mel statistics, bad input, the HTML report."""
+import functools
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from harness import audio, cli, diagnose, frontend, report
+from harness.chain import Chain
+
+CLIPS = {Path(p).stem: p for p in report.default_files()}
+MUSIC = CLIPS["music"]
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cached_model():
+    """Load the model once for the module: every CLI call below would otherwise reload it."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Chain, "load", functools.lru_cache(maxsize=2)(Chain.load))
+        yield
+
+
+def run(capsys, *args):
+    """``harness diagnose ARGS`` in-process -> (exit code, stdout, stderr)."""
+    code = cli.main(["diagnose", *map(str, args)])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def run_json(capsys, tmp_path, *args):
+    code, out, err = run(capsys, *args, "--json", "--out", tmp_path / "rep")
+    return code, json.loads(out), err
+
+
+def seed_expression(x: np.ndarray) -> np.ndarray:
+    """The original report's mel, exactly as written there: [64, frames]."""
+    import librosa
+
+    mel = librosa.feature.melspectrogram(y=x, sr=16000, n_fft=1024, hop_length=160, n_mels=64)
+    return librosa.power_to_db(mel, ref=np.max) / 20
+
+
+# --- culprits ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("option,stage,words", [
+    (("--frontend", "seed-librosa-db"), "frontend", ["power_to_db(ref=max)/20", "never trained on"]),
+    (("--vae", "no-decode-scale"), "vae", ["scaling factor", "'scaled'"]),
+    (("--vocoder", "hifigan-transposed"), "vocoder", ["LayoutError", "transposed"]),
+])
+def test_broken_variant_is_pinned_on_its_stage(capsys, tmp_path, option, stage, words):
+    code, records, _ = run_json(capsys, tmp_path, MUSIC, *option)
+    assert code == 0 and len(records) == 1
+    verdict = records[0]["verdict"]
+    assert verdict["stage"] == stage, verdict["message"]
+    for w in words:
+        assert w in verdict["message"]
+
+
+def test_text_tables_progress_and_input_checks(capsys, tmp_path):
+    stereo = tmp_path / "stereo44k.wav"
+    x = audio.load_audio(CLIPS["speech"])[:16000]
+    import librosa
+
+    sf.write(stereo, np.stack([librosa.resample(x, orig_sr=16000, target_sr=44100)] * 2, axis=1), 44100)
+    code, out, err = run(capsys, MUSIC, stereo, "--out", tmp_path / "rep")
+    assert code == 0
+    assert out.count("verdict [") == 2 and "Griffin-Lim (baseline)" in out and "full chain audioldm2-scaled-hifigan" in out
+    assert "44100 Hz: resampled to 16 kHz" in out and "the first is kept" in out
+    assert "diagnose" in err and "100%" in err  # the tqdm bar on a multi-file run
+    assert (tmp_path / "rep" / "report.html").exists()
+
+
+# --- mel statistics alone ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("clip", ["music", "speech"])
+def test_statistics_flag_every_known_frontend_mistake(clip):
+    wave = torch.from_numpy(audio.pad_or_crop(audio.load_audio(CLIPS[clip])))[None]
+    flags = {}
+    for fe in frontend.list_frontends():
+        mel = fe(wave)[0, 0].numpy()
+        flags[fe.name] = [f.code for f in diagnose.check_mel_statistics(mel) if f.severity == "flag"]
+    assert flags["audioldm2"] == [] and flags["audioldm2-tacotron"] == []
+    assert flags["seed-librosa-db"] == ["power-to-db"]
+    assert flags["log10-mel"] == ["log10"]
+    assert "too-high" in flags["power-mel"] and "too-high" in flags["htk-mel"]
+
+
+def test_npy_from_the_seed_expression_is_flagged_by_statistics(capsys, tmp_path):
+    x = audio.load_audio(MUSIC)
+    np.save(tmp_path / "seed.npy", seed_expression(x).T.astype(np.float32))       # [frames, 64]
+    np.save(tmp_path / "seed_raw.npy", seed_expression(x).astype(np.float32))     # as written: [64, frames]
+    code, records, _ = run_json(capsys, tmp_path, tmp_path / "seed.npy", tmp_path / "seed_raw.npy")
+    assert code == 0
+    for r in records:
+        codes = [f["code"] for f in r["checks"]["frontend"]["findings"]]
+        assert "power-to-db" in codes and r["verdict"]["stage"] == "frontend"
+        assert r["stages"]["vae"]["metrics"]["mel_l1"] > 0 and r["stages"]["vocoder"]["error"] is None
+    assert "looks transposed" in records[1]["verdict"]["message"]
+
+
+# --- bad input -----------------------------------------------------------------------------------
+
+
+def test_bad_files_give_one_line_each_and_keep_the_others(capsys, tmp_path):
+    x = audio.load_audio(MUSIC)
+    nan = x.copy()
+    nan[100] = np.nan
+    (tmp_path / "notaudio.wav").write_bytes(b"this is not audio")
+    sf.write(tmp_path / "empty.wav", np.zeros(0, np.float32), 16000)
+    sf.write(tmp_path / "silent.wav", np.zeros(16000, np.float32), 16000)
+    sf.write(tmp_path / "nan.wav", nan, 16000, subtype="FLOAT")
+    sf.write(tmp_path / "short.wav", x[:500], 16000)
+    sf.write(tmp_path / "oddrate.wav", x[:4000], 1000)
+    np.save(tmp_path / "wrongshape.npy", np.zeros((10, 80), np.float32))
+    (tmp_path / "fake.npy").write_bytes(b"not numpy")
+    expected = {"notaudio.wav": "not a readable audio file", "empty.wav": "empty", "silent.wav": "silent",
+                "nan.wav": "NaN/Inf", "short.wav": "too short", "oddrate.wav": "absurd sample rate 1000 Hz",
+                "wrongshape.npy": "expected a log-mel [frames, 64]", "fake.npy": "not a .npy file",
+                "missing.wav": "file not found"}
+    files = [tmp_path / name for name in expected]
+    code, records, err = run_json(capsys, tmp_path, files[0], MUSIC, *files[1:])
+    assert code == 2
+    lines = [ln for ln in err.splitlines() if ln.startswith("harness: error: ")]
+    assert len(lines) == len(expected)
+    for name, reason in expected.items():
+        assert any(name in ln and reason in ln for ln in lines), (name, lines)
+    good = [r for r in records if "error" not in r]
+    assert [Path(r["file"]).name for r in good] == ["music.flac"] and good[0]["verdict"]["stage"]
+    assert len(records) == len(expected) + 1
+    page = (tmp_path / "rep" / "report.html").read_text()
+    assert "music.flac" in page and "oddrate.wav" in page and "<audio" in page
+
+
+# --- the HTML report in a real browser -----------------------------------------------------------
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium (apt-get install chromium)")
+def test_report_renders_in_headless_chromium(capsys, tmp_path):
+    code, _, _ = run(capsys, MUSIC, "--frontend", "seed-librosa-db", "--out", tmp_path / "rep")
+    assert code == 0
+    page = tmp_path / "rep" / "report.html"
+    base = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}"]
+    dom = subprocess.run(base + ["--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    assert len(re.findall(r"<img [^>]*src=\"data:image/png;base64,", dom)) == 1
+    # input, vocoder, Griffin-Lim, full chain
+    assert len(re.findall(r"<audio [^>]*src=\"data:audio/wav;base64,", dom)) == 4
+    assert "power_to_db(ref=max)/20" in dom
+    shot = tmp_path / "shot.png"
+    subprocess.run(base + [f"--screenshot={shot}", "--window-size=1400,2000", page.as_uri()],
+                   capture_output=True, timeout=120)
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
