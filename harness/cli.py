@@ -110,7 +110,7 @@ def cmd_thresholds(args) -> int:
     golden_dir = args.golden_dir or f"golden/{loading.resolve_model(args.model).slug}"
     if not args.calibrate:
         data = thresholds.load(Path(golden_dir) / "thresholds.toml")
-        print(json.dumps(data["meta"], indent=2))
+        print(thresholds.summary_table(data))
         return 0
     chain = Chain.load(args.model, args.device, args.dtype)
     try:

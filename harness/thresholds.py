@@ -193,3 +193,29 @@ def limits_for(thresholds: Dict, combo, stage: str) -> Tuple[Optional[Dict], str
         return None, sib.id
     limits = {k: v for k, v in base.items() if k.endswith(("_max", "_min")) and "_detect_" not in k}
     return limits, sib.id
+
+
+def summary_table(data: Dict[str, Dict]) -> str:
+    """One line per combination and stage: expected verdict, key metric (worst clip) and its limit."""
+    meta = data.get("meta", {})
+    lines = [f"model {meta.get('model')}  clips {len(meta.get('clips', []))}  calibrated {meta.get('calibrated_at')}",
+             f"{'combination:stage':58s} {'expected':8s} {'key metric (mean / worst)':>28s}  limit"]
+    for key, entry in data.items():
+        if ":" not in key or not isinstance(entry, dict) or "expected" not in entry:
+            continue
+        measured = [k for k in entry if k.startswith("measured_")]
+        name = "measured_mel_l1" if "measured_mel_l1" in entry else (measured[0] if measured else None)
+        if entry.get("error"):
+            value = "error: " + entry["error"].split(":")[0]
+        elif name:
+            v = np.asarray(entry[name], dtype=float)
+            value = f"{name[9:]} {v.mean():.3f} / {v.max():.3f}"
+        else:
+            value = "-"
+        limit = ""
+        for k in ("mel_l1_max", "mel_l1_detect_min"):
+            if k in entry:
+                lim = np.asarray(_as_list(entry[k]), dtype=float)
+                limit = f"{'<=' if k.endswith('max') else '>='} {lim.min():.3f}..{lim.max():.3f}"
+        lines.append(f"{key:58s} {entry['expected']:8s} {value:>28s}  {limit}")
+    return "\n".join(lines)
