@@ -4,6 +4,14 @@ import pytest
 from benchutil import Bench, Chains
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _allocator():
+    """Every benchmark (librosa's too) runs with freed memory kept for reuse, as ``Chain.optimize()`` sets it."""
+    from harness.chain import keep_freed_memory
+
+    keep_freed_memory()
+
+
 @pytest.fixture
 def bench(benchmark) -> Bench:
     """Times a callable with pytest-benchmark and records throughput, FLOPs and % of peak in ``extra_info``."""

@@ -127,6 +127,15 @@ def test_bench_harness_overhead(bench, chains, target, size, seconds, batch):
 # --- batched vs naive ----------------------------------------------------------------------------
 
 
+NAIVE_REAL_LONG_GB = 48
+
+
+def _ram_gb() -> float:
+    import os
+
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2 ** 30
+
+
 @contextlib.contextmanager
 def params_require_grad(chain):
     """As ``from_pretrained`` leaves a model: parameters requiring grad (the harness turns that off)."""
@@ -145,14 +154,15 @@ def naive_roundtrip(chain, waves: torch.Tensor) -> torch.Tensor:
     fe = get_frontend("audioldm2")
     s = chain.vae.config.scaling_factor
     vae_dtype, voc_dtype = chain.vae.dtype, chain.vocoder.dtype
-    outs = []
-    for w in waves:
+
+    def one(w):  # a function per clip, so one clip's autograd graph (GBs at real size, 10.24 s) lives at a time
         mel = fe(w[None]).to(vae_dtype)
         z = chain.vae.encode(mel).latent_dist.mode() * s
         mel_out = chain.vae.decode(z / s).sample                      # AudioLDM2Pipeline: vae.decode(latents / s)
         wave = chain.vocoder(mel_out.squeeze(1).to(voc_dtype))        # mel_spectrogram_to_waveform
-        outs.append(wave[0, : w.shape[-1]].detach().cpu().float())
-    return torch.stack(outs)
+        return wave[0, : w.shape[-1]].detach().cpu().float()
+
+    return torch.stack([one(w) for w in waves])
 
 
 @pytest.mark.benchmark(group="batched-vs-naive")
@@ -161,6 +171,10 @@ def naive_roundtrip(chain, waves: torch.Tensor) -> torch.Tensor:
 def test_bench_batched_vs_naive(bench, chains, target, impl, size, seconds):
     device, dtype = target
     batch = 4
+    if impl == "naive" and size == "real" and seconds == LONG and device == "cpu" and _ram_gb() < NAIVE_REAL_LONG_GB:
+        pytest.skip(f"naive real-size 10.24 s builds an autograd graph of ~6.6 GB per clip (0.65 GB per second of "
+                    f"audio) and was OOM-killed at 24 GB: needs >= {NAIVE_REAL_LONG_GB} GB RAM, this machine has "
+                    f"{_ram_gb():.0f} GB")
     chain = chains.get(size, device, dtype)
     wave = chains.wave(batch, seconds, device)
     kw = dict(stage="roundtrip", impl=impl, model_size=size, batch=batch, clip_seconds=seconds, device=device,
