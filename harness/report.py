@@ -58,17 +58,28 @@ def matrix_records(chain, files: Sequence[str], golden_dir: Optional[str] = None
     bar = tqdm(total=len(combos) * len(groups), desc="matrix", disable=not progress)
     for clips in groups.values():
         ev = matrix.Evaluator(chain, clips)
+        cache: Dict[str, dict] = {}
+
+        def run(c):
+            if c.id not in cache:
+                cache[c.id] = ev.run(c)
+            return cache[c.id]
+
         for combo in combos:
-            res = ev.run(combo)
+            res = run(combo)
             exp = combo.expected()
             for i, f in enumerate(ev.names):
                 stages, flat, ok_all = {}, {}, True
                 for stage, r in res.items():
                     one = matrix.StageResult({k: v[i:i + 1] for k, v in r.metrics.items()}, r.error)
                     limits, _ = thresholds.limits_for(th, combo, stage)
-                    if limits is not None and exp[stage] == "detect":
-                        det = {k: v for k, v in limits.items() if "_detect_" in k}
-                        limits = det or thresholds.detect_limit(limits, matrix.JUDGED[stage][0])
+                    if exp[stage] == "detect":
+                        # on a file outside the calibration set, the margin policy is applied to the
+                        # correct sibling measured on this same file: 1.2 x its pass ceiling
+                        sib = run(combo.sibling(stage))[stage]
+                        key = matrix.JUDGED[stage][0]
+                        limits = None if sib.error else thresholds.detect_limit(
+                            thresholds.pass_limits({key: sib.metrics[key][i:i + 1]}, [key]), key)
                     elif limits is not None:
                         limits = {k: v for k, v in limits.items() if "_detect_" not in k}
                     ok, _ = thresholds.judge(one, limits or {}, exp[stage]) if limits is not None else (True, [])
