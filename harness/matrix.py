@@ -76,9 +76,9 @@ class Combination:
     def sibling(self, stage: str) -> "Combination":
         """The combination judged for ``stage`` when this one has no thresholds of its own: every
         component that is not a known-correct *built-in* is replaced by the default correct one."""
-        fe = self.frontend if self.frontend in _builtin_correct("frontend") else DEFAULTS["frontend"]
-        vae = self.vae if self.vae in _builtin_correct("vae") else DEFAULTS["vae"]
-        voc = self.vocoder if self.vocoder in _builtin_correct("vocoder") else DEFAULTS["vocoder"]
+        fe = self.frontend if self.frontend in BUILTIN["frontend"] else DEFAULTS["frontend"]
+        vae = self.vae if self.vae in BUILTIN["vae"] else DEFAULTS["vae"]
+        voc = self.vocoder if self.vocoder in BUILTIN["vocoder"] else DEFAULTS["vocoder"]
         return Combination(fe, vae, voc)
 
 
@@ -87,10 +87,6 @@ BUILTIN = {
     "vae": ("scaled", "none", "sample"),
     "vocoder": ("hifigan", "griffin-lim"),
 }
-
-
-def _builtin_correct(kind: str):
-    return BUILTIN[kind]
 
 
 def combinations(frontends_: Optional[Iterable[str]] = None, vaes: Optional[Iterable[str]] = None,

@@ -9,7 +9,6 @@ import numpy as np
 
 from . import loading, matrix, thresholds
 
-PACKAGE_CLIPS = loading.PACKAGE_DIR / "clips"
 
 
 def find_thresholds(source: Optional[loading.ModelSource], golden_dir: Optional[str] = None) -> Path:
@@ -29,7 +28,9 @@ def find_thresholds(source: Optional[loading.ModelSource], golden_dir: Optional[
 
 
 def default_files() -> List[str]:
-    return sorted(str(p) for p in PACKAGE_CLIPS.glob("*.flac"))
+    from .golden import CLIPS_DIR
+
+    return sorted(str(p) for p in CLIPS_DIR.glob("*.flac"))
 
 
 def matrix_records(chain, files: Sequence[str], golden_dir: Optional[str] = None, frontends_=None, vaes=None,

@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 import torch
 
+from benchutil import make_clips
+
 from harness.frontend import get_frontend
 
 SR = 16000
@@ -29,14 +31,7 @@ PAD = (1024 - 160) // 2
 @functools.lru_cache(maxsize=1)
 def batch() -> np.ndarray:
     """8 deterministic clips: a harmonic tone (different pitch per clip) plus white noise."""
-    rng = np.random.default_rng(1234)
-    t = np.arange(SAMPLES) / SR
-    clips = []
-    for i in range(N_CLIPS):
-        f0 = 110.0 * 2 ** (i / 4)
-        tone = sum(np.sin(2 * np.pi * f0 * k * t + k) / k for k in range(1, 6))
-        clips.append(0.3 * tone / np.abs(tone).max() + 0.05 * rng.standard_normal(SAMPLES))
-    return np.stack(clips).astype(np.float32)
+    return make_clips(N_CLIPS, SAMPLES / SR, seed=1234).numpy()
 
 
 @functools.lru_cache(maxsize=1)
