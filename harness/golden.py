@@ -68,10 +68,29 @@ def _file_entry(root: Path, path: Path) -> dict:
     return entry
 
 
+def run_case(pipe, prompt: str, seed: int, steps: int, guidance: float, seconds: float):
+    """One golden case through the full pipeline: ``(final latents [8, T/4, 16], waveform [160 T])``.
+
+    The latents are caught by the pipeline's step callback (the last call has the final ones); the
+    generator is a CPU ``torch.Generator`` seeded with ``seed``, as the manifest records.
+    """
+    import torch
+
+    captured = {}
+
+    def grab(step, t, latents):
+        captured["z"] = latents.clone()
+
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    with torch.inference_mode():
+        wave = pipe(prompt, num_inference_steps=steps, guidance_scale=guidance, audio_length_in_s=seconds,
+                    generator=gen, output_type="np", callback=grab, callback_steps=1).audios[0]
+    return captured["z"][0].float().cpu().numpy(), wave.astype(np.float32)
+
+
 def generate(model: str, out: str | Path, device: str = "cpu", dtype: str = "fp32",
              seconds: Optional[float] = None, steps: int = STEPS, progress: bool = True) -> Path:
     """Run the full ``AudioLDM2Pipeline`` on :data:`PROMPTS` and write the golden set to ``out``."""
-    import torch
     from tqdm.auto import tqdm
 
     from . import audio, loading
@@ -85,17 +104,10 @@ def generate(model: str, out: str | Path, device: str = "cpu", dtype: str = "fp3
     hook = pipe.vae.decoder.register_forward_hook(lambda m, i, o: captured.__setitem__("mel", o))
     cases = []
     for name, prompt, seed in tqdm(PROMPTS, desc="golden", disable=not progress):
-        gen = torch.Generator(device="cpu").manual_seed(seed)
-
-        def grab(step, t, latents):
-            captured["latents"] = latents.detach().clone()
-
-        with torch.inference_mode():
-            wave = pipe(prompt, num_inference_steps=steps, guidance_scale=GUIDANCE, audio_length_in_s=seconds,
-                        generator=gen, output_type="np", callback=grab, callback_steps=1).audios[0]
+        latents, wave = run_case(pipe, prompt, seed, steps, GUIDANCE, seconds)
         case = out / "cases" / name
         case.mkdir(parents=True, exist_ok=True)
-        np.save(case / "latents.npy", captured["latents"][0].float().cpu().numpy())
+        np.save(case / "latents.npy", latents)
         np.save(case / "mel.npy", captured["mel"][0, 0].float().cpu().numpy())
         audio.write_audio(case / "audio.wav", wave.astype(np.float32))
         cases.append({"name": name, "prompt": prompt, "seed": seed})

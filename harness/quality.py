@@ -172,16 +172,7 @@ class QualityCheck:
         self.report_dir = Path(report_dir) if report_dir else None
 
     def limits(self, combo, stage: str, expected: str):
-        limits, source = thresholds.limits_for(self.thresholds, combo, stage)
-        if limits is None:
-            return None, source
-        if expected == "detect" and not any("_detect_" in k for k in limits):
-            limits = thresholds.detect_limit(limits, matrix.JUDGED[stage][0])
-        if expected == "detect":
-            limits = {k: v for k, v in limits.items() if "_detect_" in k}
-        else:
-            limits = {k: v for k, v in limits.items() if "_detect_" not in k}
-        return limits, source
+        return thresholds.limits_for_verdict(self.thresholds, combo, stage, expected, matrix.JUDGED[stage][0])
 
     def check(self, combo: Combination, stage: str, result: StageResult, expected: str, clip_names=None,
               evidence=None) -> None:

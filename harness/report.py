@@ -73,7 +73,6 @@ def matrix_records(chain, files: Sequence[str], golden_dir: Optional[str] = None
                 stages, flat, ok_all = {}, {}, True
                 for stage, r in res.items():
                     one = matrix.StageResult({k: v[i:i + 1] for k, v in r.metrics.items()}, r.error)
-                    limits, _ = thresholds.limits_for(th, combo, stage)
                     if exp[stage] == "detect":
                         # on a file outside the calibration set, the margin policy is applied to the
                         # correct sibling measured on this same file: 1.2 x its pass ceiling
@@ -81,8 +80,8 @@ def matrix_records(chain, files: Sequence[str], golden_dir: Optional[str] = None
                         key = matrix.JUDGED[stage][0]
                         limits = None if sib.error else thresholds.detect_limit(
                             thresholds.pass_limits({key: sib.metrics[key][i:i + 1]}, [key]), key)
-                    elif limits is not None:
-                        limits = {k: v for k, v in limits.items() if "_detect_" not in k}
+                    else:
+                        limits, _ = thresholds.limits_for_verdict(th, combo, stage, exp[stage], "")
                     ok, _ = thresholds.judge(one, limits or {}, exp[stage]) if limits is not None else (True, [])
                     ok_all &= ok
                     stages[stage] = {"expected": exp[stage], "ok": ok, "error": r.error}

@@ -219,3 +219,18 @@ def summary_table(data: Dict[str, Dict]) -> str:
                 limit = f"{'<=' if k.endswith('max') else '>='} {lim.min():.3f}..{lim.max():.3f}"
         lines.append(f"{key:58s} {entry['expected']:8s} {value:>28s}  {limit}")
     return "\n".join(lines)
+
+
+def limits_for_verdict(thresholds: Dict, combo, stage: str, expected: str, key: str):
+    """The limits that judge ``combo`` at ``stage`` for an ``expected`` verdict, plus their source.
+
+    ``pass``: the ceilings/floors; ``detect``: the detection limits, derived from the pass limits
+    with :func:`detect_limit` (on ``key``) when the table has none of its own (a user's variant).
+    """
+    limits, source = limits_for(thresholds, combo, stage)
+    if limits is None:
+        return None, source
+    if expected == "detect":
+        own = {k: v for k, v in limits.items() if "_detect_" in k}
+        return own or detect_limit(limits, key), source
+    return {k: v for k, v in limits.items() if "_detect_" not in k}, source

@@ -1,7 +1,5 @@
 """Re-running the full pipeline with the manifest's seeds reproduces the golden latents and waveform."""
-import numpy as np
 import pytest
-import torch
 
 from harness import golden as golden_mod
 from harness import loading, metrics, thresholds
@@ -20,16 +18,11 @@ def pipeline(harness_options, harness_chain):
 def test_pipeline_reproduces_goldens(pipeline, golden_set, harness_chain):
     m = golden_set.manifest
     floor = thresholds.EXACT_SNR_DB[exact_key(harness_chain)]
-    captured = {}
     for case in golden_set.cases:
-        gen = torch.Generator(device="cpu").manual_seed(case.seed)
-        with torch.inference_mode():
-            wave = pipeline(case.prompt, num_inference_steps=m["steps"], guidance_scale=m["guidance_scale"],
-                            audio_length_in_s=m["audio_length_in_s"], generator=gen, output_type="np",
-                            callback=lambda s, t, z: captured.__setitem__("z", z.clone()), callback_steps=1).audios[0]
-        z = captured["z"][0].float().cpu().numpy()
+        z, wave = golden_mod.run_case(pipeline, case.prompt, case.seed, m["steps"], m["guidance_scale"],
+                                      m["audio_length_in_s"])
         lat_snr = float(metrics.snr(z.reshape(1, -1), case.latents.reshape(1, -1))[0])
-        wav_snr = float(metrics.snr(wave[None].astype(np.float32), case.audio[None])[0])
+        wav_snr = float(metrics.snr(wave[None], case.audio[None])[0])
         assert lat_snr >= floor, f"{case.name}: latents SNR {lat_snr:.1f} dB < {floor} dB"
         assert wav_snr >= floor, f"{case.name}: waveform SNR {wav_snr:.1f} dB < {floor} dB"
 
