@@ -513,8 +513,23 @@ def write_audio(path: PathLike, x, sr: int = SAMPLE_RATE) -> str:
     if p.lower().endswith(".flac"):
         sf.write(p, np.clip(x, -1.0, 1.0), sr, format="FLAC", subtype="PCM_24")
     else:
-        sf.write(p, x, sr, format="WAV", subtype="FLOAT")
+        with sf.SoundFile(p, "w", sr, 1, subtype="FLOAT", format="WAV") as f:
+            _no_peak_chunk(f)
+            f.write(x)
     return p
+
+
+def _no_peak_chunk(f) -> None:
+    """Drop libsndfile's PEAK chunk from a float WAV: it carries a timestamp, so identical samples would
+    give different bytes (and sha256) on every write, and every regenerated golden would look changed.
+
+    Uses soundfile's low-level handle (``SFC_SET_ADD_PEAK_CHUNK``); if a soundfile version lacks it,
+    the file is written with the chunk, which is still a valid WAV.
+    """
+    try:
+        sf._snd.sf_command(f._file, 0x1050, sf._ffi.NULL, 0)  # SFC_SET_ADD_PEAK_CHUNK, SF_FALSE
+    except AttributeError:
+        pass
 
 
 def to_tensor(x, device=None):

@@ -429,3 +429,15 @@ def test_loaded_clip_feeds_the_frontend(tmp_path):
     x = pad_or_crop(load_audio(path))
     mel = get_frontend("audioldm2")(to_tensor(x))
     assert mel.shape == (1, 1, len(x) // HOP, 64) and mel.shape[2] % audio.VAE_FACTOR == 0
+
+
+def test_float_wav_bytes_are_reproducible(tmp_path):
+    """Identical samples give identical bytes (no timestamped PEAK chunk), so golden hashes are stable."""
+    import time
+
+    x = np.sin(np.arange(4000) / 10).astype(np.float32) * 0.5
+    a = write_audio(tmp_path / "a.wav", x)
+    time.sleep(1.1)
+    b = write_audio(tmp_path / "b.wav", x)
+    assert open(a, "rb").read() == open(b, "rb").read()
+    assert np.array_equal(load_audio(a), x)
