@@ -145,8 +145,24 @@ def normalize_waveform(waveform: torch.Tensor) -> torch.Tensor:
     Peak of the result is 0.5.
     """
     x = waveform - waveform.mean(dim=-1, keepdim=True)
-    x = x / (x.abs().amax(dim=-1, keepdim=True) + 1e-8)
-    return 0.5 * x
+    # max|x| as max(max x, -min x): no |x| temporary (and aminmax(dim=...) is ~30x slower on CPU)
+    peak = torch.maximum(x.amax(dim=-1, keepdim=True), -x.amin(dim=-1, keepdim=True))
+    return x.mul_(0.5 / (peak + 1e-8))
+
+
+def reflect_pad(x: torch.Tensor, pad: int) -> torch.Tensor:
+    """``F.pad(x, (pad, pad), mode="reflect")`` of ``[batch, samples]`` (``pad < samples``).
+
+    Written as a copy and two flipped edges: ~6x faster on CPU than ``F.pad``'s reflect kernel.
+    """
+    n = x.shape[-1]
+    if pad >= n:
+        raise ValueError(f"reflect padding of {pad} needs more than {pad} samples, got {n}")
+    out = x.new_empty(x.shape[:-1] + (n + 2 * pad,))
+    out[..., pad:pad + n] = x
+    out[..., :pad] = x[..., 1:pad + 1].flip(-1)
+    out[..., pad + n:] = x[..., n - pad - 1:n - 1].flip(-1)
+    return out
 
 
 #: frames per FFT block on CPU. A whole batch in one block is ~4x slower: a batch of 8 clips of 10.24 s
@@ -160,12 +176,12 @@ def _frame_magnitude(x: torch.Tensor, start: int, stop: int, window: torch.Tenso
                      out: Optional[torch.Tensor] = None) -> torch.Tensor:
     """``|rfft(window * frame)|`` of frames ``[start, stop)`` of the padded ``x [b, n]`` -> ``[b, stop - start, 513]``."""
     frames = x[:, start * HOP: (stop - 1) * HOP + N_FFT].unfold(-1, N_FFT, HOP)  # a view, no copy
-    spec = torch.fft.rfft(frames * window)
-    # sqrt(re^2 + im^2): complex abs() and hypot() are ~2.5x slower on CPU
+    # sqrt(re^2 + im^2), squaring the interleaved pairs in place: one contiguous pass, then one
+    # strided add (complex abs() and hypot() are ~2.5x slower on CPU, re*re + im*im ~15 %)
+    sq = torch.view_as_real(torch.fft.rfft(frames * window)).square_()
     if out is None:
-        return torch.sqrt(spec.real.square() + spec.imag.square())
-    torch.mul(spec.real, spec.real, out=out)
-    return out.addcmul_(spec.imag, spec.imag).sqrt_()
+        return torch.add(sq[..., 0], sq[..., 1]).sqrt_()
+    return torch.add(sq[..., 0], sq[..., 1], out=out).sqrt_()
 
 
 def stft_magnitude(waveform: torch.Tensor, framing: str = "audioldm2") -> torch.Tensor:
@@ -187,7 +203,7 @@ def stft_magnitude(waveform: torch.Tensor, framing: str = "audioldm2") -> torch.
         The result is a transposed view of a ``[batch, frames, 513]`` tensor.
     """
     pad = PAD if framing == "audioldm2" else N_FFT // 2
-    x = F.pad(waveform[:, None], (pad, pad), mode="reflect")[:, 0]
+    x = reflect_pad(waveform, pad)
     batch, frames = x.shape[0], waveform.shape[-1] // HOP
     window = hann_window(x.device, x.dtype)
     if x.device.type != "cpu" or batch * frames <= BLOCK_FRAMES or (torch.is_grad_enabled() and x.requires_grad):
