@@ -193,6 +193,34 @@ def test_bench_batched_vs_naive(bench, chains, target, impl, size, seconds):
     torch.testing.assert_close(out[:1] / scale, ref / scale, atol=tol, rtol=0)
 
 
+# --- CPU: torch.compile -----------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.benchmark(group="cpu-compile")
+@pytest.mark.parametrize("stage", ["encode", "decode", "vocode"])
+def test_bench_cpu_compile(bench, chains, target, stage):
+    """Real size, one 10.24 s clip, ``Chain.optimize(compile=True)`` (inductor with freezing) on CPU.
+
+    Batch 1 is where eager mode leaves the most on the table (per-layer overhead, unfused
+    GroupNorm/SiLU/adds, attention); each module compiles once (10-20 s, in the warm-up).
+    """
+    device, dtype = target
+    if device != "cpu" or dtype != "fp32":
+        pytest.skip("CPU fp32 case; CUDA compile variants are in test_bench_gpu_variant")
+    # FLOPs of the eager model (FlopCounterMode does not see through torch.compile)
+    eager, _ = stage_call(chains, stage, "real", 1, LONG, device, dtype)
+    key = (stage, "real", 1, LONG, device, dtype)
+    if key not in FLOPS_CACHE and bench.timed:
+        FLOPS_CACHE[key] = count_flops(eager)
+    fn, shape = stage_call(chains, stage, "real", 1, LONG, device, dtype, "compile")
+    out = bench(fn, stage=stage, impl="compile", model_size="real", batch=1, clip_seconds=LONG, device=device,
+                dtype=dtype, rounds=3, flops=FLOPS_CACHE.get(key), variant="compile")
+    assert _shape(out) == shape
+    ref = eager()
+    torch.testing.assert_close(out, ref, atol=1e-3 * float(ref.abs().max()), rtol=0)
+
+
 # --- CUDA variants ---------------------------------------------------------------------------------
 
 
