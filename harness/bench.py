@@ -30,6 +30,7 @@ COMPARE_FAIL = "min:25%"
 # (group, faster-impl, baseline-impl, label): ratio = baseline time / impl time (x times faster)
 SPEEDUPS = (
     ("frontend", "torch", "librosa", "front-end torch vs librosa"),
+    ("frontend", "fft-only", "librosa", "ceiling: the FFT of the frames alone vs librosa's whole front-end"),
     ("griffinlim", "torch", "librosa", "Griffin-Lim torch vs librosa"),
     ("batched-vs-naive", "batched", "naive", "harness chain vs naive clip-by-clip"),
 )

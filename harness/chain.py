@@ -165,25 +165,17 @@ class Chain:
             vocoder = SpeechT5HifiGan(SpeechT5HifiGanConfig(**voc_cfg))
         return cls(vae.eval().requires_grad_(False), vocoder.eval().requires_grad_(False))
 
-    def optimize(self, channels_last: bool = False, compile: bool = False, cpu_allocator: bool = True,
-                 polyphase: bool = True) -> "Chain":
+    def optimize(self, channels_last: bool = False, compile: bool = False, cpu_allocator: bool = True) -> "Chain":
         """Inference speed-ups, in place; returns ``self``.
 
         Always folds weight norm (if a checkpoint still carries it) into plain weights, so no
-        weight is recomputed per call. On CPU:
-
-        * ``cpu_allocator`` calls :func:`keep_freed_memory` (process-wide);
-        * ``polyphase`` replaces the vocoder's ``ConvTranspose1d`` upsamplers by their polyphase
-          form (:mod:`harness.fastconv`: one plain ``conv1d`` each, ~4x faster on CPU);
-        * ``compile`` uses inductor with ``freezing`` (weights as constants, prepacked for oneDNN,
-          pointwise ops fused into the convolutions): 3-7 % faster at real size, batch 1, after a
-          10-20 s compile per module. Do not change the weights afterwards.
-
-        ``channels_last`` puts the VAE's 2-D convolutions in NHWC (a GPU win, usually not on CPU);
-        ``compile`` wraps the VAE encoder/decoder and the vocoder in ``torch.compile``. Values are
-        unchanged up to float round-off.
+        weight is recomputed per call. On CPU, ``cpu_allocator`` calls :func:`keep_freed_memory`
+        (process-wide). ``channels_last`` puts the VAE's 2-D convolutions in NHWC (a GPU win,
+        usually not on CPU); ``compile`` wraps the VAE encoder/decoder and the vocoder in
+        ``torch.compile``, on CPU with inductor's ``freezing`` (weights become constants, prepacked
+        for oneDNN; do not change them afterwards): the VAE decoder of real size runs ~6 % faster
+        at batch 1 after a 10-20 s compile per module. Values are unchanged up to float round-off.
         """
-        from .fastconv import polyphase_upsamplers
         from .train import fold_weight_norm
 
         cpu = self.device.type == "cpu"
@@ -191,8 +183,6 @@ class Chain:
             keep_freed_memory()
         fold_weight_norm(self.vae)
         fold_weight_norm(self.vocoder)
-        if polyphase and cpu:
-            polyphase_upsamplers(self.vocoder)
         if channels_last:
             self.vae.to(memory_format=torch.channels_last)
         if compile:

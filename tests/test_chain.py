@@ -127,13 +127,12 @@ def test_scaling_variants_on_latents(harness_chain):
 
 
 def test_optimize_keeps_values():
-    """``Chain.optimize()`` (polyphase upsamplers on CPU) and ``optimize(compile=True)`` (inductor with
-    freezing on CPU) change speed, not results."""
+    """``Chain.optimize()`` and ``optimize(compile=True)`` (inductor with freezing on CPU) change speed,
+    not results."""
     mel = torch.from_numpy(np.random.default_rng(2).uniform(-9, -1, (2, 1, 32, 64)).astype(np.float32))
     ref = Chain.load("tiny")
     want_z, want_wave = ref.encode(mel), ref.vocode(mel)
     fast = Chain.load("tiny").optimize(cpu_allocator=False)
-    assert not any(isinstance(m, torch.nn.ConvTranspose1d) for m in fast.vocoder.modules())
     torch.testing.assert_close(fast.vocode(mel), want_wave, atol=1e-5 * float(want_wave.abs().max()), rtol=0)
     if shutil.which("c++") is None and shutil.which("g++") is None:  # inductor compiles C++ on CPU
         pytest.skip("torch.compile on CPU needs a C++ compiler (none on PATH)")

@@ -7,6 +7,10 @@ batch's wall time), with the fields ``harness bench`` shows. Run with::
     OMP_NUM_THREADS=1 python -m pytest tests/benchmarks/test_bench_frontend.py --benchmark-only
 
 Few rounds on purpose: a batch is 8 clips of 10.24 s, and the suite must stay light.
+
+``test_bench_fft_floor`` times the part no front-end can skip: the real FFT of the windowed
+frames alone (``torch.fft.rfft``, MKL, clip by clip as the front-end does). librosa's time over it
+is the most any front-end built on this FFT could gain; ``harness bench`` prints it as the ceiling.
 """
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ import torch
 
 from benchutil import make_clips
 
-from harness.frontend import get_frontend
+from harness.frontend import HOP, N_FFT, get_frontend, hann_window, normalize_waveform, reflect_pad
 
 SR = 16000
 N_CLIPS = 8
@@ -88,3 +92,28 @@ def test_bench_audioldm2_librosa(benchmark):
     out = benchmark.pedantic(librosa_frontend, args=(batch(),), rounds=5, iterations=1, warmup_rounds=1)
     record_speed(benchmark, "librosa")
     assert_same(ours_frontend(torch.from_numpy(batch())).numpy(), out)
+
+
+def fft_only(clips: torch.Tensor) -> torch.Tensor:
+    """Normalise, pad, then only ``rfft(window * frame)`` of every frame, clip by clip (each spectrum is
+    dropped once made, as the front-end drops it after its magnitude): the floor under any front-end.
+    Returns the last clip's spectrum ``[frames, 513]``."""
+    x = reflect_pad(normalize_waveform(clips), PAD)
+    window = hann_window()
+    spec = None
+    with torch.no_grad():
+        for row in x:
+            spec = torch.fft.rfft(row.unfold(-1, N_FFT, HOP) * window)
+    return spec
+
+
+@pytest.mark.benchmark(group="frontend")
+def test_bench_fft_floor(benchmark):
+    clips = torch.from_numpy(batch())
+    out = benchmark.pedantic(fft_only, args=(clips,), rounds=5, iterations=1, warmup_rounds=1)
+    record_speed(benchmark, "fft-only")
+    # the spectra the front-end takes the magnitude of
+    x = reflect_pad(normalize_waveform(clips[-1:]), PAD)[0]
+    ref = torch.stft(x, N_FFT, HOP, window=hann_window(), center=False, return_complex=True).T
+    assert out.shape == ref.shape == (SAMPLES // HOP, N_FFT // 2 + 1)
+    torch.testing.assert_close(out, ref, atol=1e-3, rtol=1e-4)
