@@ -196,6 +196,17 @@ def test_bench_batched_vs_naive(bench, chains, target, impl, size, seconds):
 # --- CPU: torch.compile -----------------------------------------------------------------------------
 
 
+def eager_flops(bench, chains, stage, batch, device):
+    """The eager fp32 real-size 10.24 s ``stage`` callable and its FLOP count (counted once, only when
+    timed): compiled and half-precision variants are measured against these FLOPs, since
+    ``FlopCounterMode`` does not see through ``torch.compile``."""
+    eager, _ = stage_call(chains, stage, "real", batch, LONG, device, "fp32")
+    key = (stage, "real", batch, LONG, device, "fp32")
+    if key not in FLOPS_CACHE and bench.timed:
+        FLOPS_CACHE[key] = count_flops(eager)
+    return eager, FLOPS_CACHE.get(key)
+
+
 @pytest.mark.slow
 @pytest.mark.benchmark(group="cpu-compile")
 @pytest.mark.parametrize("stage", ["encode", "decode", "vocode"])
@@ -208,14 +219,10 @@ def test_bench_cpu_compile(bench, chains, target, stage):
     device, dtype = target
     if device != "cpu" or dtype != "fp32":
         pytest.skip("CPU fp32 case; CUDA compile variants are in test_bench_gpu_variant")
-    # FLOPs of the eager model (FlopCounterMode does not see through torch.compile)
-    eager, _ = stage_call(chains, stage, "real", 1, LONG, device, dtype)
-    key = (stage, "real", 1, LONG, device, dtype)
-    if key not in FLOPS_CACHE and bench.timed:
-        FLOPS_CACHE[key] = count_flops(eager)
+    eager, flops = eager_flops(bench, chains, stage, 1, device)
     fn, shape = stage_call(chains, stage, "real", 1, LONG, device, dtype, "compile")
     out = bench(fn, stage=stage, impl="compile", model_size="real", batch=1, clip_seconds=LONG, device=device,
-                dtype=dtype, rounds=3, flops=FLOPS_CACHE.get(key), variant="compile")
+                dtype=dtype, rounds=3, flops=flops, variant="compile")
     assert _shape(out) == shape
     ref = eager()
     torch.testing.assert_close(out, ref, atol=1e-3 * float(ref.abs().max()), rtol=0)
@@ -234,12 +241,8 @@ def test_bench_gpu_variant(bench, chains, variant, stage, batch):
     device = "cuda"
     dtype = variant if variant in ("fp16", "bf16") else "fp32"
     opt = variant if variant in ("compile", "channels_last") else ""
-    # FLOPs of the eager fp32 model (FlopCounterMode does not see through torch.compile)
-    eager, _ = stage_call(chains, stage, "real", batch, LONG, device, "fp32")
-    key = (stage, "real", batch, LONG, device, "fp32")
-    if key not in FLOPS_CACHE and bench.timed:
-        FLOPS_CACHE[key] = count_flops(eager)
+    _, flops = eager_flops(bench, chains, stage, batch, device)
     fn, shape = stage_call(chains, stage, "real", batch, LONG, device, dtype, opt)
     out = bench(fn, stage=stage, impl=variant, model_size="real", batch=batch, clip_seconds=LONG, device=device,
-                dtype=dtype, rounds=5, flops=FLOPS_CACHE.get(key), variant=variant)
+                dtype=dtype, rounds=5, flops=flops, variant=variant)
     assert _shape(out) == shape
