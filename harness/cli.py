@@ -167,6 +167,11 @@ def cmd_bench(args) -> int:
         return bench.run(args.run, storage=args.storage)
     path = bench.newest_json(args.path or args.storage)
     print(bench.summarize(json.loads(path.read_text()), str(path)))
+    if args.plot:
+        from .bench_plot import plot_storage
+
+        plot_storage(args.plot, str(path), args.storage)
+        print(f"\nwrote {args.plot}")
     return 0
 
 
@@ -266,6 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "against the last saved run of this machine (none on a first run), print the table.")
     p.add_argument("path", nargs="?", help="a pytest-benchmark JSON file or a directory (default: --storage)")
     p.add_argument("--storage", default=".benchmarks", help="pytest-benchmark storage directory (default: .benchmarks)")
+    p.add_argument("--plot", metavar="PNG", help="also draw the run and the history of the saved runs of its host "
+                   "(throughput relative to each benchmark's first run, with the regression gate) into PNG")
     p.add_argument("--run", nargs=argparse.REMAINDER, metavar="PYTEST_ARGS",
                    help="run the timed suite; everything after --run goes to pytest (e.g. --run -k tiny --run-slow)")
     p.set_defaults(fn=cmd_bench)

@@ -98,3 +98,34 @@ def test_first_run_saves_then_later_runs_gate(tmp_path):
     cmd = bench.pytest_command([], str(storage), saved)
     assert f"--benchmark-compare={saved.resolve()}" in cmd
     assert f"--benchmark-compare-fail={bench.COMPARE_FAIL}" in cmd
+
+
+def test_plot_run_and_history(doc, tmp_path, capsys):
+    """``harness bench --plot``: the newest run and the history of its host's saved runs, in one PNG."""
+    from harness import bench_plot
+
+    storage = tmp_path / ".benchmarks"
+    (storage / "m").mkdir(parents=True)
+    for i, (node, slow) in enumerate([("box", 1.0), ("other", 3.0), ("box", 1.1), ("box", 1.5)]):
+        run = json.loads(json.dumps(doc))
+        run["machine_info"]["node"] = node
+        run["datetime"] = f"2026-01-0{i + 1}T00:00:00"
+        decode = run["benchmarks"][1]
+        decode["stats"]["mean"] *= slow
+        decode["extra_info"]["audio_seconds_per_second"] /= slow
+        (storage / "m" / f"000{i + 1}_run.json").write_text(json.dumps(run))
+        os.utime(storage / "m" / f"000{i + 1}_run.json", (i + 1, i + 1))
+    files = sorted(storage.rglob("*.json"))
+    runs, hist = bench_plot.history(files, node="box")
+    assert runs == ["2026-01-01T00:00:00", "2026-01-03T00:00:00", "2026-01-04T00:00:00"]  # not the other host's
+    decode = [v for _, v in hist["test_bench_stage[decode-real-10.24s-4]"]]
+    assert [round(decode[0] / v, 2) for v in decode] == [1.0, 1.1, 1.5]
+    assert "test_bench_audioldm2_torch" not in hist  # no throughput recorded, nothing to draw
+
+    png = tmp_path / "bench.png"
+    assert cli.main(["bench", "--storage", str(storage), "--plot", str(png)]) == 0
+    assert f"wrote {png}" in capsys.readouterr().out
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20000
+
+    with pytest.raises(ValueError, match="no benchmark with a throughput"):
+        bench_plot.plot({"benchmarks": [_bench("test_x", "stages", 1.0)]}, [], str(tmp_path / "x.png"))
