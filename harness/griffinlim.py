@@ -28,7 +28,6 @@ class _Stft:
         self.frames = n // self.hop + 1
         self.window = frontend.hann_window(device, dtype)
         self._buffer = None
-        self.inv_envelope = None
         env = self._overlap_add(self.window.square().expand(1, self.frames, self.n_fft))
         self.inv_envelope = 1.0 / env[:, self.n_fft // 2: self.n_fft // 2 + n]
 
@@ -94,6 +93,18 @@ def _fast_griffin_lim(mag: torch.Tensor, phase: torch.Tensor, n: int, n_iter: in
     return stft.inverse(spec)
 
 
+def phase_draws(magnitude: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """The uniform draws ``u`` in ``[0, 1)`` behind :func:`griffin_lim`'s initial phases ``2 pi u``.
+
+    Shape ``[batch, 513, frames + 1]`` (the input's frames plus the one extra frame Griffin-Lim
+    adds), the input's dtype, on CPU: a CPU ``torch.Generator`` seeded with ``seed``, the same draws
+    on every device.
+    """
+    b, bins, frames = magnitude.shape
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    return torch.rand((b, bins, frames + 1), generator=gen, dtype=magnitude.dtype)
+
+
 def griffin_lim(magnitude: torch.Tensor, n_iter: int = 32, momentum: float = 0.99, seed: int = 0) -> torch.Tensor:
     """Fast Griffin-Lim (Perraudin et al. 2013, librosa's algorithm and defaults) on a batch.
 
@@ -123,14 +134,43 @@ def griffin_lim(magnitude: torch.Tensor, n_iter: int = 32, momentum: float = 0.9
     n = frames * frontend.HOP
     # one extra frame so that center=True framing covers exactly n samples
     mag = torch.cat([magnitude, magnitude[..., -1:]], dim=-1)
-    gen = torch.Generator(device="cpu").manual_seed(seed)
-    phase = torch.rand(mag.shape, generator=gen, dtype=mag.dtype).to(mag.device) * (2 * torch.pi)
+    phase = phase_draws(magnitude, seed).to(mag.device) * (2 * torch.pi)
     # frames-major from here on: [b, frames + 1, 513]
     mag, phase = mag.transpose(1, 2).contiguous(), phase.transpose(1, 2).contiguous()
     step = 1 if mag.device.type == "cpu" else b
     y = torch.cat([_fast_griffin_lim(mag[i:i + step], phase[i:i + step], n, n_iter, momentum)
                    for i in range(0, b, step)])
     return torch.nn.functional.pad(y, (_SHIFT, 0))[..., :n]
+
+
+def librosa_griffin_lim(magnitude: torch.Tensor, n_iter: int = 32, momentum: float = 0.99, seed: int = 0):
+    """The same reconstruction with ``librosa.griffinlim``, clip by clip, in the input's precision (NumPy).
+
+    Same framing, extra frame, alignment and initial phases (:func:`phase_draws`, handed to
+    librosa through ``random_state``) as :func:`griffin_lim`, so the two agree to float round-off
+    for a few iterations; after many, Griffin-Lim's sensitivity to round-off makes them differ by
+    as much as two seeds do, at equal quality. Returns ``[batch, 160 * frames]``.
+    """
+    import librosa
+    import numpy as np
+
+    n = magnitude.shape[-1] * frontend.HOP
+    mag = torch.cat([magnitude, magnitude[..., -1:]], dim=-1).cpu().numpy()  # float32 stays float32: a fair timing
+    # librosa draws its initial phases as 2 pi random(): hand it the harness's draws instead
+    draws = phase_draws(magnitude.cpu(), seed).double().numpy()
+
+    class Given(np.random.RandomState):
+        def random(self, size=None):
+            assert tuple(size) == draws[index].shape
+            return draws[index]
+
+    out = []
+    for index in range(mag.shape[0]):
+        y = librosa.griffinlim(mag[index], n_iter=n_iter, hop_length=frontend.HOP, win_length=frontend.N_FFT,
+                               n_fft=frontend.N_FFT, window="hann", center=True, momentum=momentum, init="random",
+                               random_state=Given(0), length=n)
+        out.append(np.pad(y, (_SHIFT, 0))[:n])
+    return np.stack(out)
 
 
 def griffin_lim_from_mel(logmel: torch.Tensor, n_iter: int = 32, nnls_iter: int = 30, seed: int = 0) -> torch.Tensor:

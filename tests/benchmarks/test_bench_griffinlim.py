@@ -2,7 +2,7 @@
 
 Both start from the same ``audioldm2``-framed STFT magnitude (n_fft 1024, hop 160, Hann) of 10.24 s
 clips and run 32 fast Griffin-Lim iterations (momentum 0.99) from the *same* random initial phases
-(the harness's seeded draw is handed to librosa through ``random_state``). After 32 iterations the
+(``harness.griffinlim.librosa_griffin_lim`` hands the harness's seeded draws to librosa). After 32 iterations the
 quality depends on the initial phases more than on anything else (numpy seeds 0-3 give a log-mel L1 of
 0.115-0.159 nats on one clip, torch seeds 0-3 give 0.068-0.102), so only equal starts compare the
 algorithms; from equal starts the outputs agree to ~1e-3 of full scale. The output quality must be
@@ -11,48 +11,17 @@ other's. Group ``griffinlim``; ``harness bench`` prints the speed ratio.
 """
 from __future__ import annotations
 
-import librosa
 import numpy as np
 import pytest
 import torch
 
 from benchutil import LONG
 from harness import metrics
-from harness.frontend import HOP, N_FFT, normalize_waveform, stft_magnitude
-from harness.griffinlim import griffin_lim
+from harness.frontend import normalize_waveform, stft_magnitude
+from harness.griffinlim import griffin_lim, librosa_griffin_lim
 
 N_ITER = 32
 _QUALITY = {}
-
-
-class _GivenDraws(np.random.RandomState):
-    """A ``random_state`` whose ``random()`` returns given uniform draws (librosa's init is ``2 pi random()``)."""
-
-    def __init__(self, draws: np.ndarray):
-        super().__init__(0)
-        self.draws = draws
-
-    def random(self, size=None):
-        assert tuple(size) == self.draws.shape
-        return self.draws
-
-
-def harness_draws(mag: np.ndarray, seed: int = 0) -> np.ndarray:
-    """The uniform draws behind :func:`harness.griffinlim.griffin_lim`'s initial phases, ``[b, 513, frames + 1]``."""
-    gen = torch.Generator(device="cpu").manual_seed(seed)
-    return torch.rand((mag.shape[0], mag.shape[1], mag.shape[2] + 1), generator=gen).double().numpy()
-
-
-def librosa_griffin_lim(mag: np.ndarray, draws: np.ndarray, n_iter: int = N_ITER) -> np.ndarray:
-    """The same reconstruction with librosa, clip by clip, aligned like :func:`harness.griffinlim.griffin_lim`."""
-    n = mag.shape[-1] * HOP
-    out = []
-    for m, u in zip(mag, draws):
-        m = np.concatenate([m, m[:, -1:]], axis=1)  # one extra frame: center=True framing then covers n samples
-        y = librosa.griffinlim(m, n_iter=n_iter, hop_length=HOP, win_length=N_FFT, n_fft=N_FFT, window="hann",
-                               center=True, momentum=0.99, init="random", random_state=_GivenDraws(u), length=n)
-        out.append(np.pad(y, (HOP // 2, 0))[:n])  # frame t is centred on 160 t + 80
-    return np.stack(out)
 
 
 def torch_griffin_lim(mag: torch.Tensor, n_iter: int = N_ITER) -> torch.Tensor:
@@ -64,8 +33,7 @@ def quality(impl: str, batch: int, wave: torch.Tensor, mag: torch.Tensor, out=No
     """Mean log-mel L1 (nats) of ``impl``'s reconstruction against the input (computed once per impl/batch)."""
     if (impl, batch) not in _QUALITY:
         if out is None:
-            out = torch_griffin_lim(mag) if impl == "torch" else \
-                librosa_griffin_lim(mag.numpy(), harness_draws(mag.numpy()))
+            out = torch_griffin_lim(mag) if impl == "torch" else librosa_griffin_lim(mag, N_ITER)
         _QUALITY[(impl, batch)] = float(metrics.mel_l1(torch.as_tensor(np.asarray(out)), wave).mean())
     return _QUALITY[(impl, batch)]
 
@@ -79,9 +47,7 @@ def test_bench_griffin_lim(bench, chains, impl, batch):
     if impl == "torch":
         fn = lambda: torch_griffin_lim(mag)  # noqa: E731
     else:
-        mag_np = mag.numpy()
-        draws = harness_draws(mag_np)
-        fn = lambda: librosa_griffin_lim(mag_np, draws)  # noqa: E731
+        fn = lambda: librosa_griffin_lim(mag, N_ITER)  # noqa: E731
     out = bench(fn, stage="griffin-lim", impl=impl, batch=batch, clip_seconds=LONG, rounds=3, n_iter=N_ITER)
     assert tuple(out.shape) == tuple(wave.shape)
     ours = quality(impl, batch, wave, mag, out)
