@@ -28,11 +28,12 @@ class _Stft:
         self.frames = n // self.hop + 1
         self.window = frontend.hann_window(device, dtype)
         self._buffer = None
-        env = self._overlap_add(self.window.square().expand(1, self.frames, self.n_fft))
+        ones = torch.ones(1, 1, self.n_fft, dtype=dtype, device=device).expand(1, self.frames, self.n_fft)
+        env = self._overlap_add(ones, self.window.square())
         self.inv_envelope = 1.0 / env[:, self.n_fft // 2: self.n_fft // 2 + n]
 
-    def _overlap_add(self, frames: torch.Tensor, window: torch.Tensor = None) -> torch.Tensor:
-        """Sum of ``frames [b, frames, 1024]`` (times ``window``) at hop 160 -> padded signal ``[b, (frames + 6) * 160]``.
+    def _overlap_add(self, frames: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
+        """Sum of ``frames [b, frames, 1024]`` times ``window`` at hop 160 -> padded signal ``[b, (frames + 6) * 160]``.
 
         Index ``i`` of the result is sample ``i - 512`` of the signal. The result is a buffer reused
         by the next call with the same batch size.
@@ -44,10 +45,7 @@ class _Stft:
         blocks.zero_()
         for j in range(_OVERLAP):
             lo, hi = j * self.hop, min(self.n_fft, (j + 1) * self.hop)
-            if window is None:
-                blocks[:, j:j + f, : hi - lo] += frames[:, :, lo:hi]
-            else:
-                blocks[:, j:j + f, : hi - lo].addcmul_(frames[:, :, lo:hi], window[lo:hi])
+            blocks[:, j:j + f, : hi - lo].addcmul_(frames[:, :, lo:hi], window[lo:hi])
         return self._buffer
 
     def _inverse_padded(self, spec: torch.Tensor) -> torch.Tensor:
@@ -116,8 +114,7 @@ def griffin_lim(magnitude: torch.Tensor, n_iter: int = 32, momentum: float = 0.9
         Iterations (librosa's default).
     momentum : float, default 0.99
     seed : int
-        Seed of the random initial phases (deterministic by default): uniform draws of shape
-        ``[batch, 513, frames + 1]`` from a CPU ``torch.Generator``, whatever the device.
+        Seed of the random initial phases (deterministic by default; see :func:`phase_draws`).
 
     Returns
     -------
@@ -160,15 +157,19 @@ def librosa_griffin_lim(magnitude: torch.Tensor, n_iter: int = 32, momentum: flo
     draws = phase_draws(magnitude.cpu(), seed).double().numpy()
 
     class Given(np.random.RandomState):
+        def __init__(self, u):
+            super().__init__(0)
+            self.u = u
+
         def random(self, size=None):
-            assert tuple(size) == draws[index].shape
-            return draws[index]
+            assert tuple(size) == self.u.shape
+            return self.u
 
     out = []
-    for index in range(mag.shape[0]):
-        y = librosa.griffinlim(mag[index], n_iter=n_iter, hop_length=frontend.HOP, win_length=frontend.N_FFT,
+    for m, u in zip(mag, draws):
+        y = librosa.griffinlim(m, n_iter=n_iter, hop_length=frontend.HOP, win_length=frontend.N_FFT,
                                n_fft=frontend.N_FFT, window="hann", center=True, momentum=momentum, init="random",
-                               random_state=Given(0), length=n)
+                               random_state=Given(u), length=n)
         out.append(np.pad(y, (_SHIFT, 0))[:n])
     return np.stack(out)
 
