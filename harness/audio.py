@@ -12,7 +12,7 @@ multiple of the VAE's down-sampling factor 4 (one VAE block = 640 samples).
 Examples
 --------
 >>> x = load_audio("clip.wav")                  # float32 [samples] at 16 kHz  # doctest: +SKIP
->>> x = pad_or_crop(x)                          # length a multiple of 640     # doctest: +SKIP
+>>> x = pad_or_crop(x)               # normalised, then zero-padded to a multiple of 640  # doctest: +SKIP
 >>> mel = get_frontend("audioldm2")(to_tensor(x))                               # doctest: +SKIP
 """
 from __future__ import annotations
@@ -436,8 +436,14 @@ def frames_for(n_samples: int, multiple: int = VAE_FACTOR) -> int:
     return -(-frames // multiple) * multiple
 
 
-def pad_or_crop(x, frames: Optional[int] = None, multiple: int = VAE_FACTOR) -> np.ndarray:
-    """Zero-pad at the end, or crop, the last axis to ``frames * 160`` samples.
+def pad_or_crop(x, frames: Optional[int] = None, multiple: int = VAE_FACTOR, normalize: bool = True) -> np.ndarray:
+    """Crop, normalise (AudioLDM2's order), then zero-pad at the end to ``frames * 160`` samples.
+
+    AudioLDM2 normalises the waveform (mean removal, 0.5 peak) *before* padding it to the frame
+    grid. Normalising the padded signal instead leaves a residual DC of ``mean * pad / n`` on the
+    real samples, which lands in the lowest mel band (up to ~1e-2 nats on real clips whose length
+    is not a multiple of 640). The front-ends normalise again; on an already normalised, zero-padded
+    signal that is the identity (mean 0, peak 0.5) up to float round-off.
 
     Parameters
     ----------
@@ -447,21 +453,32 @@ def pad_or_crop(x, frames: Optional[int] = None, multiple: int = VAE_FACTOR) -> 
         multiple of ``multiple`` frames that covers the input (so never a crop).
     multiple : int, default 4
         Only used when ``frames`` is None.
+    normalize : bool, default True
+        Apply :func:`harness.frontend.normalize_waveform` (``x - mean``, then ``0.5 x / (max|x| + 1e-8)``)
+        to the kept samples, row by row, before padding. ``False`` pads the samples as they are.
 
     Returns
     -------
     np.ndarray, shape [frames * 160] or [batch, frames * 160], same dtype as ``x``
-        ``out[..., :n] == x[..., :n]`` for ``n = min(len, target)``; zeros after.
+        ``out[..., :n]`` is ``x[..., :n]`` (normalised if ``normalize``) for ``n = min(len, target)``;
+        zeros after.
     """
     x = np.asarray(x)
     if x.ndim not in (1, 2):
         raise ValueError(f"pad_or_crop expects [samples] or [batch, samples], got shape {x.shape}")
     n = x.shape[-1]
     target = (frames_for(n, multiple) if frames is None else _positive_int(frames, "frames")) * HOP
+    kept = x[..., :target].copy()
+    if normalize and kept.shape[-1]:
+        import torch
+
+        from .frontend import normalize_waveform
+
+        kept = normalize_waveform(torch.from_numpy(kept.astype(np.float64))).numpy().astype(x.dtype)
     if target <= n:
-        return x[..., :target].copy()
+        return kept
     pad = [(0, 0)] * (x.ndim - 1) + [(0, target - n)]
-    return np.pad(x, pad, mode="constant")
+    return np.pad(kept, pad, mode="constant")
 
 
 # ---------------------------------------------------------------------------

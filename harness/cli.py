@@ -45,7 +45,8 @@ def cmd_mel(args) -> int:
     failed = 0
     for path in args.files:
         try:
-            x = audio.pad_or_crop(audio.load_audio(path, channel=args.channel), args.frames)
+            x = audio.pad_or_crop(audio.load_audio(path, channel=args.channel).astype(np.float64), args.frames)
+            # float64 arithmetic: the written mel is exact to ~1e-9 nats, not to float32 FFT round-off
             mel = fe(torch.from_numpy(x)[None])[0, 0].numpy().astype(np.float32)
         except (audio.AudioError, ValueError) as exc:
             print(f"harness: error: {exc}", file=sys.stderr)
@@ -79,7 +80,7 @@ def cmd_train(args) -> int:
     from . import train
 
     if args.export_only:
-        print(f"re-exported {train.reexport(args.model_out, args.seed)}")
+        print(f"re-exported {train.reexport(args.model_out, args.seed, args.scaling_factor)}")
         return 0
     cfg = train.TrainConfig(vae_steps=args.vae_steps, vocoder_steps=args.vocoder_steps, seed=args.seed)
     if args.smoke:
@@ -94,12 +95,20 @@ def cmd_golden(args) -> int:
     from . import golden, loading
 
     out = args.out or f"golden/{loading.resolve_model(args.model).slug}"
-    root = golden.generate(args.model, out, args.device, args.dtype, seconds=args.seconds, steps=args.steps)
+    if args.clips:
+        if not (Path(out) / "manifest.json").exists():
+            golden.generate(args.model, out, args.device, args.dtype, seconds=args.seconds, steps=args.steps)
+        names = golden.add_clips(out, args.clips)
+        print(f"added {len(names)} clip(s) to {out}/clips: {', '.join(names)}")
+        root = Path(out)
+    else:
+        root = golden.generate(args.model, out, args.device, args.dtype, seconds=args.seconds, steps=args.steps)
     manifest = golden.check(root)
     print(f"wrote {root}: {len(manifest['cases'])} pipeline cases, {len(manifest['clips'])} reference clips, "
           f"{len(manifest['files'])} files hashed in manifest.json")
     if not args.no_calibrate:
-        return cmd_thresholds(argparse.Namespace(**{**vars(args), "golden_dir": str(root), "calibrate": True}))
+        return cmd_thresholds(argparse.Namespace(**{**vars(args), "golden_dir": str(root), "calibrate": True,
+                                                    "validate": False, "files": [], "json": False}))
     return 0
 
 
@@ -108,6 +117,8 @@ def cmd_thresholds(args) -> int:
     from .chain import Chain
 
     golden_dir = args.golden_dir or f"golden/{loading.resolve_model(args.model).slug}"
+    if args.validate:
+        return _validate(args, golden_dir)
     if not args.calibrate:
         data = thresholds.load(Path(golden_dir) / "thresholds.toml")
         print(thresholds.summary_table(data))
@@ -120,6 +131,36 @@ def cmd_thresholds(args) -> int:
         return 1
     print(f"wrote {path}")
     return 0
+
+
+def _validate(args, golden_dir: str) -> int:
+    """False-alarm and miss rates of the verdicts on the judging sets (and FILES), printed as a table."""
+    from . import quality, report, synth
+    from .chain import Chain
+
+    chain = Chain.load(args.model, args.device, args.dtype)
+    sets = {split: dict(synth.judging_set(split)) for split in ("calibration", "validation", "test")}
+    results = {}
+    for name, clips in sets.items():
+        records, _ = report.matrix_records(chain, golden_dir=golden_dir, clips=clips, progress=False,
+                                           judged_only=True)
+        results[name] = quality.verdict_rates(records)
+    if args.files:
+        records, errors = report.matrix_records(chain, args.files, golden_dir=golden_dir, progress=False,
+                                                judged_only=True)
+        results["your files"] = quality.verdict_rates(records)
+        for e in errors:
+            print(f"harness: error: {e}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(results, indent=1))
+    else:
+        print(f"{'set':12s} {'records':>8s} {'false alarms':>16s} {'misses':>14s}")
+        for name, r in results.items():
+            print(f"{name:12s} {r['records']:8d} {r['false_alarms']:5d} ({100 * r['false_alarm_rate']:5.2f} %) "
+                  f"{r['misses']:4d} ({100 * r['miss_rate']:5.2f} %)")
+            for w in r["wrong"][:20]:
+                print(f"    {Path(w['file']).name}: {w['combination']} at {', '.join(w['stages'])}")
+    return 1 if any(r["false_alarms"] or r["misses"] for r in results.values()) else 0
 
 
 def cmd_matrix(args) -> int:
@@ -184,8 +225,15 @@ def cmd_diagnose(args) -> int:
                       (variants.get_vocoder, args.vocoder)):
         get(name)
     chain = Chain.load(args.model, args.device, args.dtype)
+    try:  # the relative margins judge usage mistakes; without them, the reference's own margin does
+        from . import report, thresholds
+
+        margins = thresholds.load(report.find_thresholds(chain.source, args.golden_dir))
+    except FileNotFoundError:
+        margins = {}
     diags = diagnose.run_files(chain, args.files, progress=not args.json and len(args.files) > 1,
-                               frontend_name=args.frontend, vae=args.vae, vocoder=args.vocoder, seconds=args.seconds)
+                               frontend_name=args.frontend, vae=args.vae, vocoder=args.vocoder, seconds=args.seconds,
+                               thresholds_data=margins)
     path = diagnose_report.write_html(diags, args.out, model=args.model)
     errors = [d.record["error"] for d in diags if "error" in d.record]
     if args.json:
@@ -234,6 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--smoke", action="store_true", help="a few steps on tiny data (tests the recipe)")
     p.add_argument("--export-only", action="store_true", help="rebuild the pipeline around the trained VAE and "
                    "vocoder in --model-out (after changing the seeded-random parts)")
+    p.add_argument("--scaling-factor", type=float, default=None, help="with --export-only: re-parametrise the VAE "
+                   "latents to this scaling factor (exact; e.g. 0.4110932946205139, cvssp/audioldm2's)")
     p.set_defaults(fn=cmd_train)
 
     p = sub.add_parser("evaluate", help="held-out figures of a model (code-made and Debian sound clips)")
@@ -247,12 +297,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, default=None, help="clip length (default: the UNet's sample size)")
     p.add_argument("--steps", type=int, default=20, help="denoising steps (default: 20)")
     p.add_argument("--no-calibrate", action="store_true", help="do not re-calibrate thresholds afterwards")
+    p.add_argument("--clips", nargs="+", metavar="FILE_OR_DIR", help="add your own reference clips to the golden "
+                   "set (generated first if missing) instead of re-running the pipeline; calibration then gives "
+                   "them per-clip regression ceilings and pytest runs the matrix on them")
     p.set_defaults(fn=cmd_golden)
 
     p = sub.add_parser("thresholds", help="show, or --calibrate, the quality thresholds of a golden set")
     _add_model_args(p)
     p.add_argument("--golden-dir", default=None)
     p.add_argument("--calibrate", action="store_true", help="measure the current chain and rewrite thresholds.toml")
+    p.add_argument("--validate", action="store_true", help="false-alarm and miss rates of the verdicts on the "
+                   "calibration clip set and the disjoint validation and test sets (and on FILES, if given)")
+    p.add_argument("files", nargs="*", help="with --validate: your own audio files, judged too")
+    p.add_argument("--json", action="store_true", help="with --validate: print the rates as JSON")
     p.set_defaults(fn=cmd_thresholds)
 
     p = sub.add_parser("matrix", help="evaluate every combination on your files (default: the shipped clips)")
@@ -286,6 +343,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, default=10.24, help="analyse at most this many seconds (default 10.24)")
     p.add_argument("--out", default="diagnose-report", help="directory of report.html (default: diagnose-report/)")
     p.add_argument("--json", action="store_true", help="print a JSON list, one object per file")
+    p.add_argument("--golden-dir", default=None, help="where thresholds.toml is, for the relative margins that "
+                   "judge a variant against the correct call (default: golden/<model-slug>)")
     p.set_defaults(fn=cmd_diagnose)
 
     return parser

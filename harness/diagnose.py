@@ -282,11 +282,29 @@ def run_stages(chain, true: torch.Tensor, mel: torch.Tensor, fe_name: str, vae: 
 # --- verdict -------------------------------------------------------------------------------------
 
 
-def verdict(fe_findings: List[Finding], stages: Dict[str, dict], input_findings=()) -> Dict[str, str]:
+def usage_loss(stage: str, stages: Dict[str, dict], combo, thresholds_data: Optional[dict] = None) -> bool:
+    """Whether the variant at ``stage`` (``vae`` or ``vocoder``) loses clearly more than the correct call
+    of the same model on this file: :func:`harness.thresholds.judge` under the relative policy, with
+    the variant's calibrated margins (:func:`harness.thresholds.relative_stage_limits`)."""
+    from . import thresholds
+    from .matrix import StageResult
+
+    reference = stages.get(f"{stage}_reference", stages[stage])["metrics"]
+    if "mel_l1" not in reference or "mel_l1" not in stages[stage]["metrics"]:
+        return False
+    limits, _ = thresholds.relative_stage_limits(thresholds_data or {}, combo, stage, "pass", "mel_l1",
+                                                 {"mel_l1": np.array([reference["mel_l1"]])})
+    result = StageResult({"mel_l1": np.array([stages[stage]["metrics"]["mel_l1"]])})
+    return not thresholds.judge(result, limits, "pass")[0]
+
+
+def verdict(fe_findings: List[Finding], stages: Dict[str, dict], input_findings=(), combo=None,
+            thresholds_data: Optional[dict] = None) -> Dict[str, str]:
     """The stage that loses the most, and why: ``{"stage": frontend|vae|vocoder|chain|none, "message"}``.
 
     In order: front-end findings; a stage that fails; a variant that loses more than the correct call
-    of the same model (``scaled`` VAE, ``hifigan`` vocoder: a usage mistake); then the model itself: a
+    of the same model (``scaled`` VAE, ``hifigan`` vocoder: a usage mistake, judged by :func:`usage_loss`
+    with ``combo``'s relative margins from ``thresholds_data``); then the model itself: a
     VAE that loses more than :data:`VAE_OK_NATS` even when called correctly, or a vocoder much worse
     than the Griffin-Lim baseline. Usage mistakes come first because a weak model makes every chain
     lossy but is not what the user can fix in their code.
@@ -302,9 +320,11 @@ def verdict(fe_findings: List[Finding], stages: Dict[str, dict], input_findings=
     ref_vae = "vae_reference" if "vae_reference" in l1 else "vae"
     ref_voc = "vocoder_reference" if "vocoder_reference" in l1 else "vocoder"
     usage = {"vae": l1["vae"] - l1[ref_vae], "vocoder": l1["vocoder"] - l1[ref_voc]}
-    stage = max(usage, key=lambda k: -math.inf if math.isnan(usage[k]) else usage[k])
-    # 20% of the correct call's own loss (at least 0.05 nats) is what a usage mistake must add to count
-    if usage[stage] > max(0.05, 0.2 * l1[ref_vae if stage == "vae" else ref_voc]):
+    if combo is None:
+        from .matrix import REFERENCE as combo
+    flagged = [k for k in usage if usage_loss(k, stages, combo, thresholds_data)]
+    if flagged:
+        stage = max(flagged, key=lambda k: usage[k])
         if stage == "vae":
             msg = (f"vae: VAE round trip loses {l1['vae']:.2f} nats, {usage['vae']:.2f} more than the correct "
                    f"'{REFERENCE_VAE}' call ({l1[ref_vae]:.2f}): scaling factor applied wrongly?")
@@ -378,7 +398,7 @@ def _diagnose_audio(chain, path: str, fe_name: str, vae: str, vocoder: str, seco
 
 
 def diagnose_file(chain, path, frontend_name: str = "audioldm2", vae: str = "scaled", vocoder: str = "hifigan",
-                  seconds: float = 10.24, seed: int = 0) -> Diagnosis:
+                  seconds: float = 10.24, seed: int = 0, thresholds_data: Optional[dict] = None) -> Diagnosis:
     """Diagnose one audio file or ``.npy`` log-mel ``[frames, 64]``.
 
     Raises
@@ -386,6 +406,8 @@ def diagnose_file(chain, path, frontend_name: str = "audioldm2", vae: str = "sca
     harness.audio.AudioError
         The file is unusable (unreadable, empty, silent, NaN, too short, absurd rate, wrong mel shape).
     """
+    from .matrix import Combination
+
     path = str(path)
     is_mel = path.lower().endswith(".npy")
     if is_mel:
@@ -394,7 +416,9 @@ def diagnose_file(chain, path, frontend_name: str = "audioldm2", vae: str = "sca
         checks, found, in_found, stages, mels, waves = _diagnose_audio(chain, path, frontend_name, vae, vocoder,
                                                                         seconds, seed)
     record = {"file": path, "frontend": None if is_mel else frontend_name, "vae": vae, "vocoder": vocoder,
-              "checks": checks, "stages": stages, "verdict": verdict(found, stages, in_found)}
+              "checks": checks, "stages": stages,
+              "verdict": verdict(found, stages, in_found, Combination(frontend_name if not is_mel else "audioldm2",
+                                                                      vae, vocoder), thresholds_data)}
     return Diagnosis(_clean(record), mels, waves)
 
 

@@ -98,6 +98,9 @@ def generate(model: str, out: str | Path, device: str = "cpu", dtype: str = "fp3
     source = loading.resolve_model(model, subfolders=("vae", "vocoder", "unet"))
     pipe = loading.load_pipeline(source, device, dtype)
     out = Path(out)
+    # users' clips (``harness golden --clips``) survive a regeneration of the pipeline cases
+    previous = json.loads((out / "manifest.json").read_text()) if (out / "manifest.json").exists() else {}
+    user_clips = {n: v for n, v in previous.get("user_clips", {}).items() if (out / "clips" / f"{n}.flac").exists()}
     (out / "cases").mkdir(parents=True, exist_ok=True)
     seconds = seconds or pipe.unet.config.sample_size * pipe.vae_scale_factor * 0.01
     captured = {}
@@ -117,8 +120,6 @@ def generate(model: str, out: str | Path, device: str = "cpu", dtype: str = "fp3
     for src in sorted(CLIPS_DIR.glob("*.flac")):  # made by harness.synth.iter_reference_clips
         shutil.copyfile(src, out / "clips" / src.name)
         clips.append(src.stem)
-    files = {str(p.relative_to(out)): _file_entry(out, p)
-             for p in sorted(out.rglob("*")) if p.is_file() and p.suffix in (".npy", ".wav", ".flac")}
     manifest = {
         "model": model, "model_kind": source.kind, "model_path": str(source.path) if source.kind != "bundled" else
         "harness/models/" + model, "weights_sha256": source.weights_hash(("vae", "vocoder", "unet")),
@@ -126,10 +127,68 @@ def generate(model: str, out: str | Path, device: str = "cpu", dtype: str = "fp3
         "steps": steps, "guidance_scale": GUIDANCE, "scheduler": type(pipe.scheduler).__name__,
         "audio_length_in_s": seconds, "device": str(device), "dtype": dtype,
         "seed_policy": "torch.Generator('cpu').manual_seed(case seed), num_waveforms_per_prompt=1",
-        "files": files,
     }
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    if user_clips:
+        manifest["clips"] += list(user_clips)
+        manifest["user_clips"] = user_clips
+    _write_manifest(out, manifest)
     return out
+
+
+def _write_manifest(out: Path, manifest: dict) -> None:
+    manifest["files"] = {str(p.relative_to(out)): _file_entry(out, p)
+                         for p in sorted(out.rglob("*")) if p.is_file() and p.suffix in (".npy", ".wav", ".flac")}
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+
+
+def audio_files(paths) -> List[Path]:
+    """Files given on a command line, directories expanded to the audio files they hold (sorted)."""
+    out: List[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_SUFFIXES)
+        else:
+            out.append(p)
+    return out
+
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif")
+
+
+def add_clips(root: str | Path, paths, channel: str = "first") -> List[str]:
+    """Add users' reference clips to the golden set in ``root``: ``clips/user-<stem>.flac``.
+
+    Each file is read and checked like any input (16 kHz mono, :func:`harness.audio.load_audio`),
+    written as 24-bit FLAC and hashed into ``manifest.json``, with its source path and sha256 under
+    ``user_clips`` (provenance). Re-calibrate afterwards (``harness thresholds --calibrate``): the
+    clips then get per-clip regression ceilings and ``pytest`` runs the matrix on them.
+
+    Returns the names added (``user-<stem>``, numbered on a collision). Raises
+    :class:`harness.audio.AudioError` naming the first unusable file, before anything is written.
+    """
+    import soundfile as sf
+
+    from . import audio
+
+    root = Path(root)
+    manifest = check(root)
+    loaded = [(p, audio.load_audio(p, channel=channel)) for p in audio_files(paths)]
+    if not loaded:
+        raise audio.AudioError(None, "no audio files found", f"looked in {', '.join(map(str, paths))}")
+    (root / "clips").mkdir(exist_ok=True)
+    names, taken = [], set(manifest.get("clips", []))
+    for path, x in loaded:
+        stem = "user-" + "".join(c if c.isalnum() or c in "-_" else "-" for c in path.stem)
+        name, k = stem, 2
+        while name in taken:
+            name, k = f"{stem}-{k}", k + 1
+        taken.add(name)
+        sf.write(root / "clips" / f"{name}.flac", x, audio.SAMPLE_RATE, subtype="PCM_24")
+        manifest.setdefault("user_clips", {})[name] = {"source": str(path.resolve()), "source_sha256": sha256(path)}
+        names.append(name)
+    manifest["clips"] = list(manifest.get("clips", [])) + names
+    _write_manifest(root, manifest)
+    return names
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -13,35 +13,57 @@ from . import matrix, thresholds
 from .matrix import Combination, StageResult
 
 
-def clip_groups(gset: golden_mod.GoldenSet) -> List[Dict[str, np.ndarray]]:
-    """Golden case waveforms and reference clips, grouped by length (one batch per group)."""
+def golden_clips(gset: golden_mod.GoldenSet) -> Dict[str, np.ndarray]:
+    """Every clip of a golden set with a baseline: ``golden:<case>`` waveforms and ``clip:<name>`` clips."""
+    return {**{f"golden:{c.name}": c.audio for c in gset.cases}, **{f"clip:{n}": x for n, x in gset.clips.items()}}
+
+
+def clip_groups(clips: Dict[str, np.ndarray]) -> List[Dict[str, np.ndarray]]:
+    """Clips on the frame grid (normalised, then padded: :func:`harness.audio.pad_or_crop`), grouped by
+    length, one batch per group. A clip of exactly 64 frames gets 4 more, so a transposed mel
+    ``[b, 64, T]`` cannot pass the vocoder's shape check (:func:`harness.matrix.grid_frames`)."""
+    from . import audio
+
     groups: Dict[int, Dict[str, np.ndarray]] = defaultdict(dict)
-    for c in gset.cases:
-        groups[len(c.audio)][f"golden:{c.name}"] = c.audio
-    for name, x in gset.clips.items():
-        groups[len(x)][f"clip:{name}"] = x
+    for name, x in clips.items():
+        x = audio.pad_or_crop(x, matrix.grid_frames(len(x)))
+        groups[len(x)][name] = x
     return list(groups.values())
 
 
 class MatrixRun:
-    """Lazily evaluates combinations over every clip group and merges the per-clip values."""
+    """Lazily evaluates combinations over every clip group and merges the per-clip values.
 
-    def __init__(self, chain, gset: golden_mod.GoldenSet, seed: int = 0):
-        self.evaluators = [matrix.Evaluator(chain, g, seed) for g in clip_groups(gset)]
+    Parameters
+    ----------
+    chain : Chain
+    clips : GoldenSet or dict name -> float32 [samples]
+        A golden set (its cases' waveforms and reference clips) or any named clips at 16 kHz.
+    judged_only : bool
+        Stop each broken combination at its culprit stage (:meth:`harness.matrix.Evaluator.run`).
+    """
+
+    def __init__(self, chain, clips, seed: int = 0, judged_only: bool = False):
+        if isinstance(clips, golden_mod.GoldenSet):
+            clips = golden_clips(clips)
+        self.evaluators = [matrix.Evaluator(chain, g, seed) for g in clip_groups(clips)]
         self.clip_names = [n for e in self.evaluators for n in e.names]
+        self.judged_only = judged_only
         self._cache: Dict[str, Dict[str, StageResult]] = {}
 
     def result(self, combo: Combination) -> Dict[str, StageResult]:
         if combo.id not in self._cache:
-            parts = [e.run(combo, keep_outputs=True) for e in self.evaluators]
+            parts = [e.run(combo, keep_outputs=not self.judged_only, judged_only=self.judged_only)
+                     for e in self.evaluators]
             merged = {}
             for stage in matrix.CLIP_STAGES:
                 errs = [p[stage].error for p in parts if p[stage].error]
                 if errs:
                     merged[stage] = StageResult({}, errs[0])
                 else:
-                    keys = parts[0][stage].metrics.keys()
-                    merged[stage] = StageResult({k: np.concatenate([p[stage].metrics[k] for p in parts]) for k in keys})
+                    keys = set.intersection(*[set(p[stage].metrics) for p in parts])
+                    merged[stage] = StageResult({k: np.concatenate([p[stage].metrics[k] for p in parts])
+                                                 for k in sorted(keys)})
             self._cache[combo.id] = merged
         return self._cache[combo.id]
 
@@ -68,6 +90,83 @@ class MatrixRun:
         return self._golden
 
 
+@dataclass
+class Verdict:
+    """How one combination behaved at one stage on some clips, and under which policy."""
+
+    ok: bool
+    rows: list
+    policy: str   # "absolute" (per-clip baseline), "relative" (to the reference on the same clip), "none"
+    source: str   # whose limits or margins judged it
+
+
+def relative_references(stage: str, reference: StageResult) -> Dict[str, np.ndarray]:
+    """The reference's figure each judged metric of ``stage`` is compared with: its own value, or for
+    a share metric (:data:`harness.matrix.SHARE_OF`) the reference's loss it is a share of."""
+    return {name: reference.metrics[matrix.SHARE_OF.get(name, name)] for name in matrix.JUDGED[stage]
+            if matrix.SHARE_OF.get(name, name) in reference.metrics}
+
+
+def judge_relative(thresholds_data: Dict, combo: Combination, stage: str, result: StageResult,
+                   reference: StageResult, clip_names: Optional[List[str]] = None) -> Verdict:
+    """Judge ``combo`` at ``stage`` against the reference combination's figures on the same clips.
+
+    ``result`` and ``reference`` hold the same clips (``combo`` and ``combo.reference(stage)`` at
+    ``stage``). The limits come from :func:`harness.thresholds.relative_stage_limits`; the verdict
+    from :func:`harness.thresholds.judge`.
+    """
+    expected = combo.expected()[stage]
+    if expected == "report":
+        return Verdict(True, [], "none", "")
+    if reference.error is not None and result.error is None:
+        return Verdict(expected == "pass", [("reference failed", reference.error[:90], "-", "not judged")],
+                       "none", combo.reference(stage).id)
+    key = matrix.JUDGED[stage][0] if matrix.JUDGED[stage][0] in reference.metrics else "mel_l1"
+    judged = relative_references(stage, reference)
+    limits, source = thresholds.relative_stage_limits(thresholds_data, combo, stage, expected, key, judged,
+                                                      list(matrix.SHARE_OF))
+    ok, rows = thresholds.judge(result, limits, expected, clip_names)
+    return Verdict(ok, rows, "relative", source)
+
+
+def calibrate_relative(chain, clips: Dict[str, np.ndarray], progress: bool = True) -> Tuple[Dict[str, Dict], List[str]]:
+    """Fit the relative margins of every correct combination and stage on ``clips``.
+
+    Returns ``(tables, problems)``: ``relative:<combination>:<stage>`` tables of
+    :func:`harness.thresholds.fit_relative` keys, and a line per known mistake that the resulting
+    limits do not detect on some clip (calibration must then fail, not write a blind threshold).
+    """
+    from tqdm.auto import tqdm
+
+    run = MatrixRun(chain, clips, judged_only=True)
+    combos = matrix.combinations()
+    tables: Dict[str, Dict] = {}
+    problems: List[str] = []
+    for combo in tqdm(combos, desc="calibrate (relative)", disable=not progress):
+        for stage, exp in combo.expected().items():
+            if exp != "pass":
+                continue
+            res, ref = run.result(combo)[stage], run.result(combo.reference(stage))[stage]
+            if res.error or ref.error:
+                problems.append(f"{combo.id} {stage}: a correct combination failed: {res.error or ref.error}")
+                continue
+            table: Dict[str, float] = {}
+            for name, r in relative_references(stage, ref).items():
+                if name in res.metrics:
+                    table.update(thresholds.fit_relative(res.metrics[name], r, name, name in matrix.SHARE_OF))
+            tables[thresholds.relative_key(combo.id, stage)] = table
+    for combo in combos:
+        for stage, exp in combo.expected().items():
+            if exp != "detect":
+                continue
+            verdict = judge_relative(tables, combo, stage, run.result(combo)[stage],
+                                     run.result(combo.reference(stage))[stage], run.clip_names)
+            if not verdict.ok:
+                problems.append(f"{combo.id} {stage}: known mistake NOT detected relative to "
+                                f"{combo.reference(stage).id}: {verdict.rows}")
+    return tables, problems
+
+
 def golden_results(chain, gset: golden_mod.GoldenSet, seed: int = 0):
     lat = np.stack([c.latents for c in gset.cases])
     mel = np.stack([c.mel for c in gset.cases])
@@ -82,9 +181,16 @@ def exact_key(chain) -> str:
     return f"{dev}-{dt}"
 
 
-def calibrate(chain, golden_dir: str | Path, out: Optional[str | Path] = None, progress: bool = True) -> Path:
-    """Measure every combination and golden stage and write ``thresholds.toml`` (see :mod:`harness.thresholds`)."""
+def calibrate(chain, golden_dir: str | Path, out: Optional[str | Path] = None, progress: bool = True,
+              relative_clips: Optional[Dict[str, np.ndarray]] = None) -> Path:
+    """Measure every combination and golden stage and write ``thresholds.toml`` (see :mod:`harness.thresholds`).
+
+    Per-clip (absolute) limits come from the golden set; the relative margins from ``relative_clips``
+    (default: ``harness.synth.judging_set("calibration")``, a broad set the validation split never sees).
+    """
     from tqdm.auto import tqdm
+
+    from . import synth
 
     gset = golden_mod.load(golden_dir)
     run = MatrixRun(chain, gset)
@@ -150,9 +256,14 @@ def calibrate(chain, golden_dir: str | Path, out: Optional[str | Path] = None, p
             if r.error is None and not thresholds.judge(r, lim, "detect")[0]:
                 problems.append(f"golden {stage} {name}: known mistake NOT detectable: "
                                 f"{np.round(r.metrics['mel_l1'], 3).tolist()} vs {lim}")
+    if relative_clips is None:
+        relative_clips = dict(synth.judging_set("calibration", progress=progress))
+    rel_tables, rel_problems = calibrate_relative(chain, relative_clips, progress)
+    tables.update(rel_tables)
+    problems += rel_problems
     meta = {"model": chain.source.spec if chain.source else "?", "golden_dir": str(golden_dir),
             "weights_sha256": gset.manifest["weights_sha256"], "exact_key": ek,
-            "clips": run.clip_names, "problems": problems}
+            "clips": run.clip_names, "relative_clips": sorted(relative_clips), "problems": problems}
     path = Path(out or Path(golden_dir) / "thresholds.toml")
     thresholds.write(path, tables, meta)
     if problems:
@@ -180,6 +291,7 @@ class QualityCheck:
 
         ``evidence`` is an optional callable ``evidence(dir) -> None`` that writes WAVs/PNGs.
         """
+        __tracebackhide__ = True  # a failure shows the user's test, not this frame
         import pytest
 
         limits, source = self.limits(combo, stage, expected)
@@ -224,3 +336,24 @@ def format_table(rows, stage: str) -> str:
     for r in rows:
         lines.append("  " + "  ".join(r[i].ljust(widths[i]) for i in range(4)))
     return "\n".join(lines)
+
+
+def verdict_rates(records: List[dict]) -> Dict[str, object]:
+    """False alarms and misses of :func:`harness.report.matrix_records` output.
+
+    A false alarm is a correct combination (expected ``pass`` everywhere) that is not ok; a miss is a
+    broken combination whose culprit stage did not detect it. Returns counts, rates and the wrong records'
+    ``file``/``combination``/failing stages.
+    """
+    correct = [r for r in records if r["expected"] == "pass"]
+    broken = [r for r in records if r["expected"] == "detect"]
+
+    def wrong(rs):
+        return [{"file": r["file"], "combination": f"{r['frontend']}-{r['vae']}-{r['vocoder']}",
+                 "stages": [s for s, v in r["stages"].items() if not v["ok"]]} for r in rs if not r["ok"]]
+
+    fa, miss = wrong(correct), wrong(broken)
+    return {"records": len(records), "correct": len(correct), "broken": len(broken),
+            "false_alarms": len(fa), "misses": len(miss),
+            "false_alarm_rate": len(fa) / max(1, len(correct)), "miss_rate": len(miss) / max(1, len(broken)),
+            "wrong": fa + miss}

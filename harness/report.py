@@ -1,14 +1,13 @@
 """Matrix records for users' own files, their table, and the pictures/sounds of the evidence."""
 from __future__ import annotations
 
-from collections import defaultdict
+import json
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from . import loading, matrix, thresholds
-
 
 
 def find_thresholds(source: Optional[loading.ModelSource], golden_dir: Optional[str] = None) -> Path:
@@ -33,66 +32,88 @@ def default_files() -> List[str]:
     return sorted(str(p) for p in CLIPS_DIR.glob("*.flac"))
 
 
-def matrix_records(chain, files: Sequence[str], golden_dir: Optional[str] = None, frontends_=None, vaes=None,
-                   vocoders=None, progress: bool = True) -> Tuple[List[dict], List[str]]:
-    """Evaluate combinations on audio files; one record per file x combination.
+def baseline_names(golden_dir: Path) -> Dict[str, str]:
+    """sha256 of each golden clip file -> its name in the thresholds (``clip:<name>``): the files that
+    have a stored per-clip baseline. Empty when the golden set has no manifest."""
+    path = Path(golden_dir) / "manifest.json"
+    if not path.exists():
+        return {}
+    files = json.loads(path.read_text()).get("files", {})
+    return {entry["sha256"]: "clip:" + Path(rel).stem for rel, entry in files.items() if rel.startswith("clips/")}
+
+
+def matrix_records(chain, files: Sequence[str] = (), golden_dir: Optional[str] = None, frontends_=None, vaes=None,
+                   vocoders=None, progress: bool = True, clips: Optional[Dict[str, np.ndarray]] = None,
+                   judged_only: bool = False) -> Tuple[List[dict], List[str]]:
+    """Evaluate combinations on audio files (or named ``clips``); one record per clip x combination.
+
+    A clip that is one of the golden set's clips (same sha256) is judged against its stored per-clip
+    limits (policy ``absolute``); any other clip against the reference combination on the same clip
+    (policy ``relative``, :func:`harness.quality.judge_relative`). Every stage record says which.
+
+    ``files`` may name directories (their audio files are taken, sorted). ``judged_only`` skips the
+    stages after a broken combination's culprit (reported only; :meth:`harness.matrix.Evaluator.run`).
 
     Returns ``(records, errors)``: a file that cannot be read becomes one line in ``errors`` and
     the others are still evaluated.
     """
     from tqdm.auto import tqdm
 
-    from . import audio
+    from . import audio, golden
+    from .quality import MatrixRun, judge_relative
 
-    files = list(files) or default_files()
-    th = thresholds.load(find_thresholds(chain.source, golden_dir))
-    errors, groups = [], defaultdict(dict)
-    for f in files:
+    th_path = find_thresholds(chain.source, golden_dir)
+    th = thresholds.load(th_path)
+    baselines = baseline_names(th_path.parent)
+    known = list(th.get("meta", {}).get("clips", []))
+    errors: List[str] = []
+    clips = dict(clips or {})
+    baseline_of: Dict[str, str] = {}
+    for f in map(str, golden.audio_files(list(files) or ([] if clips else default_files()))):
         try:
-            x = audio.pad_or_crop(audio.load_audio(f))
+            clips[f] = audio.load_audio(f)
         except audio.AudioError as exc:
             errors.append(str(exc))
             continue
-        groups[len(x)][f] = x
+        name = baselines.get(golden.sha256(Path(f)))
+        if name in known:
+            baseline_of[f] = name
+    if not clips:
+        return [], errors
+    run = MatrixRun(chain, clips, judged_only=judged_only)
     combos = matrix.combinations(frontends_, vaes, vocoders)
     records = []
-    bar = tqdm(total=len(combos) * len(groups), desc="matrix", disable=not progress)
-    for clips in groups.values():
-        ev = matrix.Evaluator(chain, clips)
-        cache: Dict[str, dict] = {}
-
-        def run(c):
-            if c.id not in cache:
-                cache[c.id] = ev.run(c)
-            return cache[c.id]
-
-        for combo in combos:
-            res = run(combo)
-            exp = combo.expected()
-            for i, f in enumerate(ev.names):
-                stages, flat, ok_all = {}, {}, True
-                for stage, r in res.items():
-                    one = matrix.StageResult({k: v[i:i + 1] for k, v in r.metrics.items()}, r.error)
-                    if exp[stage] == "detect":
-                        # on a file outside the calibration set, the margin policy is applied to the
-                        # correct sibling measured on this same file: 1.2 x its pass ceiling
-                        sib = run(combo.sibling(stage))[stage]
-                        key = matrix.JUDGED[stage][0]
-                        limits = None if sib.error else thresholds.detect_limit(
-                            thresholds.pass_limits({key: sib.metrics[key][i:i + 1]}, [key]), key)
-                    else:
-                        limits, _ = thresholds.limits_for_verdict(th, combo, stage, exp[stage], "")
-                    ok, _ = thresholds.judge(one, limits or {}, exp[stage]) if limits is not None else (True, [])
-                    ok_all &= ok
-                    stages[stage] = {"expected": exp[stage], "ok": ok, "error": r.error}
-                    for k, v in one.metrics.items():
-                        flat[f"{stage}.{k}"] = round(float(v[0]), 4)
-                records.append({"file": f, "frontend": combo.frontend, "vae": combo.vae, "vocoder": combo.vocoder,
-                                "expected": "pass" if all(e != "detect" for e in exp.values()) else "detect",
-                                "ok": bool(ok_all), "metrics": flat, "stages": stages})
-            bar.update(1)
-    bar.close()
+    for combo in tqdm(combos, desc="matrix", disable=not progress):
+        res = run.result(combo)
+        exp = combo.expected()
+        for i, f in enumerate(run.clip_names):
+            stages, flat, ok_all = {}, {}, True
+            for stage, r in res.items():
+                one = _clip(r, i)
+                if f in baseline_of and exp[stage] != "report":
+                    limits, source = thresholds.limits_for_verdict(th, combo, stage, exp[stage],
+                                                                   matrix.JUDGED[stage][0])
+                    ok = thresholds.judge(one, thresholds.select_clips(limits, [known.index(baseline_of[f])]),
+                                          exp[stage])[0] if limits is not None else False
+                    policy = "absolute"
+                else:
+                    v = judge_relative(th, combo, stage, one, _clip(run.result(combo.reference(stage))[stage], i))
+                    ok, policy, source = v.ok, v.policy, v.source
+                ok_all &= ok
+                stages[stage] = {"expected": exp[stage], "ok": bool(ok), "error": r.error, "policy": policy,
+                                 "judged_against": source if policy != "none" else None}
+                for k, v in one.metrics.items():
+                    flat[f"{stage}.{k}"] = round(float(v[0]), 4)
+            records.append({"file": f, "frontend": combo.frontend, "vae": combo.vae, "vocoder": combo.vocoder,
+                            "expected": "pass" if all(e != "detect" for e in exp.values()) else "detect",
+                            "ok": bool(ok_all), "baseline": baseline_of.get(f), "metrics": flat, "stages": stages})
+    order = {f: k for k, f in enumerate(clips)}
+    records.sort(key=lambda r: order[r["file"]])  # file by file, combinations in matrix order
     return records, errors
+
+
+def _clip(result: "matrix.StageResult", i: int) -> "matrix.StageResult":
+    return matrix.StageResult({k: v[i:i + 1] for k, v in result.metrics.items()}, result.error)
 
 
 def matrix_table(records: List[dict]) -> str:

@@ -228,3 +228,83 @@ def iter_reference_clips() -> Iterator[Tuple[str, np.ndarray]]:
     yield "music", (0.6 * melody(rng, n) + 0.4 * chord(rng, n)).astype(np.float32) * 0.3
     yield "effects", (0.7 * percussion(rng, n) + 0.3 * chirp(rng, n)).astype(np.float32) * 0.3
     yield "noise", (noise_burst(rng, n) * 0.2 + 0.02 * rng.standard_normal(n)).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------
+# the judging sets: where the relative margins are calibrated, and where they are validated
+# ---------------------------------------------------------------------------
+
+#: seeds of the two disjoint judging sets (different voices and languages for speech, too)
+JUDGING_SEEDS = {"calibration": 101, "validation": 202, "test": 303}
+
+
+def coloured_noise(rng: np.random.Generator, n: int, exponent: float) -> np.ndarray:
+    """Noise with a ``1 / f ** exponent`` power spectrum (0 white, 1 pink, 2 brown)."""
+    spec = np.fft.rfft(rng.standard_normal(n))
+    f = np.fft.rfftfreq(n, 1 / SR)
+    spec[1:] /= f[1:] ** (exponent / 2)
+    spec[0] = 0
+    return np.fft.irfft(spec, n)
+
+
+def transient(rng: np.random.Generator, n: int) -> np.ndarray:
+    """A short UI-like sound: a bell (inharmonic partials, exponential decay), a click, or a blip."""
+    t = np.arange(n) / SR
+    kind = rng.integers(3)
+    if kind == 0:
+        f0 = 2 ** rng.uniform(9, 11.5)
+        ratios = [1.0, 2.76, 5.40, 8.93][: rng.integers(2, 5)]
+        return sum(np.sin(2 * np.pi * f0 * r * t) * np.exp(-t * rng.uniform(8, 30) * r) for r in ratios)
+    if kind == 1:
+        out = np.zeros(n)
+        for start in rng.integers(0, max(1, n - 80), size=rng.integers(1, 4)):
+            out[start:start + 80] += rng.standard_normal(min(80, n - start)) * np.exp(-np.arange(min(80, n - start)) / 15)
+        return out
+    f = 2 ** rng.uniform(8, 12)
+    return np.sin(2 * np.pi * f * t) * np.exp(-t * rng.uniform(5, 40)) * (t < n / SR * rng.uniform(0.3, 1))
+
+
+def judging_set(split: str, progress: bool = False) -> List[Tuple[str, np.ndarray]]:
+    """A broad, deterministic set of ``(name, float32 [samples] at 16 kHz)`` clips for relative judging.
+
+    ``calibration`` and ``validation`` share no clip: other seeds, and speech in other languages and
+    voices (:data:`TRAIN_LANGS` vs :data:`HELDOUT_LANGS`). ``test`` is a third split (held-out voices,
+    another seed) for a check after anything was tuned by looking at ``validation``. Each holds speech (espeak-ng, skipped
+    without it), two 10 s clips (speech and a music/effect mix), music- and effect-like clips of
+    1.6-4 s, white/pink/brown noise, and short transients of 0.1-0.5 s (bells, clicks, blips):
+    49 clips, about 100 s of audio. Levels vary from -26 to -1 dBFS.
+    """
+    from tqdm.auto import tqdm
+
+    if split not in JUDGING_SEEDS:
+        raise ValueError(f"unknown judging split {split!r}; known: {', '.join(JUDGING_SEEDS)}")
+    rng = np.random.default_rng(JUDGING_SEEDS[split])
+    heldout = split != "calibration"
+    out: List[Tuple[str, np.ndarray]] = []
+    steps = 49 if have_espeak() else 36
+    bar = tqdm(total=steps, desc=f"{split} clips", disable=not progress)
+
+    def add(name, x):
+        x = np.asarray(x, dtype=np.float64)
+        x = x / (np.abs(x).max() + 1e-12) * 10 ** (rng.uniform(-26, -1) / 20)
+        out.append((f"{len(out):02d}-{name}", x.astype(np.float32)))
+        bar.update(1)
+
+    if have_espeak():
+        for _ in range(12):
+            x, desc = speech_clip(rng, heldout)
+            add(desc.replace(":", "-"), x)
+        long = np.concatenate([speech_clip(rng, heldout)[0] for _ in range(4)])
+        add("speech-10s", np.pad(long, (0, max(0, 10 * SR - len(long))))[: 10 * SR])
+    for _ in range(12):
+        x, desc = synth_clip(rng, rng.uniform(1.6, 4.0))
+        add(desc.replace(":", "-").replace("+", "-"), x)
+    x, desc = synth_clip(rng, 10.0)
+    add(desc.replace(":", "-").replace("+", "-") + "-10s", x)
+    for exponent, colour in ((0, "white"), (1, "pink"), (2, "brown")):
+        add(f"noise-{colour}", coloured_noise(rng, int(rng.uniform(1.0, 3.0) * SR), exponent))
+    for _ in range(20):
+        n = int(rng.uniform(0.1, 0.5) * SR)
+        add(f"transient-{n / SR:.2f}s", transient(rng, n))
+    bar.close()
+    return out

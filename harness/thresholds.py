@@ -12,6 +12,17 @@ Margin policy (applied by :func:`calibrate`, documented in the file's ``[policy]
   is not detectable, rather than writing a threshold that cannot catch it;
 * sample-exact golden stages (VAE decode, HiFi-GAN on the golden mel) get a waveform SNR floor
   that depends on device and dtype (:data:`EXACT_SNR_DB`).
+
+Two policies produce the limits; :func:`judge` alone decides every verdict from them:
+
+* **absolute** (:func:`absolute_limits`): per-clip ceilings/floors stored for clips that have a
+  baseline (the golden cases, the reference clips, users' clips added with ``harness golden --clips``);
+* **relative** (:func:`relative_limits`): on audio without a baseline, each combination is judged
+  against the *reference combination's figure on the same clip* (:meth:`harness.matrix.Combination.reference`).
+  A correct combination must stay under ``max(ratio * r, r + offset) * 1.10 + abs_margin`` (floors:
+  ``r - offset_db - 1 dB``), with ``ratio`` and ``offset`` calibrated per combination and stage on a
+  broad clip set (:func:`fit_relative`); a known mistake must reach ``DETECT_FACTOR`` x the
+  reference's own ceiling ``r * 1.10 + abs_margin`` on its key metric, or stop with a clear error.
 """
 from __future__ import annotations
 
@@ -19,7 +30,7 @@ import datetime
 import json
 import math
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -29,9 +40,13 @@ from . import metrics as metric_defs
 # library/BLAS/device differences and equivalent re-implementations; wider margins would hide the
 # subtler known mistakes (a 0.73 scaling factor shifts the tiny VAE's round trip by only ~40 %).
 RELATIVE_MARGIN = 0.10
-ABS_MARGIN = {"mel_l1": 0.01, "lsd": 0.1, "mrstft": 0.02}
+ABS_MARGIN = {"mel_l1": 0.01, "ref_mel_l1": 0.01, "lsd": 0.1, "mrstft": 0.02}
 DB_MARGIN = 1.0
 DETECT_FACTOR = 1.2
+#: headroom of the relative policy's envelopes (instead of RELATIVE_MARGIN): they extrapolate from the
+#: calibration clips to any audio, and the largest ratio seen on ~50 clips underestimates the largest
+#: one on the next thousand; mistakes sit 5-20x beyond the correct band, so this costs no detection
+RELATIVE_HEADROOM = 0.25
 #: waveform SNR floor (dB) of sample-exact stages by device type and dtype
 EXACT_SNR_DB = {"cpu-fp32": 60.0, "cuda-fp32": 40.0, "cpu-bf16": 20.0, "cuda-bf16": 20.0,
                 "cpu-fp16": 25.0, "cuda-fp16": 25.0}
@@ -49,7 +64,7 @@ def _higher(name: str) -> bool:
 def pass_limits(values: Dict[str, np.ndarray], judged: List[str]) -> Dict[str, list]:
     """Per-clip ceilings (``<name>_max``) / floors (``<name>_min``) with the margin policy."""
     out = {}
-    for name in judged:
+    for name in (n for n in judged if n in values):
         v = np.asarray(values[name], dtype=float)
         if _higher(name):
             out[f"{name}_min"] = [round(float(x) - DB_MARGIN, 4) for x in v]
@@ -64,6 +79,127 @@ def detect_limit(sibling_limits: Dict[str, list], key: str) -> Dict[str, list]:
         return {f"{key}_detect_min": [round(x * DETECT_FACTOR, 4) for x in _as_list(sibling_limits[f"{key}_max"])]}
     return {f"{key}_detect_max": [round(x - DB_MARGIN * DETECT_FACTOR, 4)
                                   for x in _as_list(sibling_limits[f"{key}_min"])]}
+
+
+def fit_relative(values: np.ndarray, references: np.ndarray, name: str, share: bool = False) -> Dict[str, float]:
+    """Relative margin of one correct combination, stage and metric, from calibration clips.
+
+    Parameters
+    ----------
+    values, references : ndarray [n_clips]
+        The combination's figure and the reference combination's figure on the same clips.
+    name : str
+        Metric name (its direction comes from :mod:`harness.metrics`; unknown names are lower-is-better).
+    share : bool
+        ``name`` is a deviation *from the reference's output* (the reference's own is 0), and
+        ``references`` the reference's loss it is measured against (``ref_mel_l1`` against the VAE's
+        round-trip ``mel_l1``): the margin is a share of that loss.
+
+    Returns
+    -------
+    dict
+        ``{name}_ratio`` (>= 1) and ``{name}_offset`` (>= 0, in the metric's unit) for a
+        lower-is-better metric: the smallest envelope ``max(ratio * r, r + offset)`` above every
+        calibration clip; ``{name}_share`` (>= 0) for a share: the largest ``v / r``;
+        ``{name}_offset_db`` (>= 0) for a higher-is-better one (dB below the reference).
+    """
+    v, r = np.asarray(values, dtype=float), np.asarray(references, dtype=float)
+    if share:
+        return {f"{name}_share": round(float(np.max(np.where(r > 1e-9, v / np.maximum(r, 1e-9), 0.0))), 4)}
+    if _higher(name):
+        return {f"{name}_offset_db": round(max(0.0, float(np.max(r - v))), 4)}
+    ratio = np.where(r > 1e-9, v / np.maximum(r, 1e-9), 1.0)
+    return {f"{name}_ratio": round(max(1.0, float(np.max(ratio))), 4),
+            f"{name}_offset": round(max(0.0, float(np.max(v - r))), 4)}
+
+
+def _ceiling(margins: Dict[str, float], name: str, r: np.ndarray, share: bool = False) -> np.ndarray:
+    if share:
+        return margins.get(f"{name}_share", 0.0) * r * (1 + RELATIVE_HEADROOM) + ABS_MARGIN.get(name, 0.02)
+    env = np.maximum(margins.get(f"{name}_ratio", 1.0) * r, r + margins.get(f"{name}_offset", 0.0))
+    return env * (1 + RELATIVE_HEADROOM) + ABS_MARGIN.get(name, 0.02)
+
+
+def _floor(margins: Dict[str, float], name: str, r: np.ndarray) -> np.ndarray:
+    return r - margins.get(f"{name}_offset_db", 0.0) * (1 + RELATIVE_HEADROOM) - DB_MARGIN
+
+
+def relative_limits(margins: Dict[str, float], reference: Dict[str, np.ndarray], expected: str, key: str,
+                    correct_margins: Sequence[Dict[str, float]] = (), shares: Sequence[str] = ()) -> Dict[str, list]:
+    """Per-clip limits from the reference combination's figures on the same clips.
+
+    Parameters
+    ----------
+    margins : dict
+        The combination's ``relative:`` table (:func:`fit_relative` keys); ``{}`` means the
+        reference's own margin (ratio 1, offset 0).
+    reference : dict metric -> ndarray [n_clips]
+        The reference combination's figures at this stage.
+    expected : {"pass", "detect"}
+    key : str
+        The key metric of the stage (detection is judged on it).
+    correct_margins : sequence of dict
+        ``detect`` only: the margins of the correct alternatives at this stage. A known mistake must
+        reach ``DETECT_FACTOR`` x the loosest of their ceilings (and of the reference's own), so it is
+        clearly outside the band where correct variants live.
+    shares : sequence of str
+        Metrics judged as a share of the reference figure given for them (``fit_relative(share=True)``).
+
+    Returns
+    -------
+    dict
+        Limits in :func:`judge`'s format: ``{m}_max`` / ``{m}_min`` for ``pass``,
+        ``{key}_detect_min`` / ``{key}_detect_max`` for ``detect``.
+    """
+    if expected == "detect":
+        r = np.asarray(reference[key], dtype=float)
+        if _higher(key):
+            floor = np.min([_floor(m, key, r) for m in [{}, *correct_margins]], axis=0)
+            return {f"{key}_detect_max": list(floor - DB_MARGIN * DETECT_FACTOR)}
+        ceiling = np.max([_ceiling(m, key, r, key in shares) for m in [{}, *correct_margins]], axis=0)
+        return {f"{key}_detect_min": list(ceiling * DETECT_FACTOR)}
+    out = {}
+    for name, r in reference.items():
+        r = np.asarray(r, dtype=float)
+        if _higher(name):
+            out[f"{name}_min"] = list(_floor(margins, name, r))
+        else:
+            out[f"{name}_max"] = list(_ceiling(margins, name, r, name in shares))
+    return out
+
+
+def relative_key(combo_id: str, stage: str) -> str:
+    """Table name of a combination's relative margins: ``relative:<combination>:<stage>``."""
+    return f"relative:{combo_id}:{stage}"
+
+
+def relative_margins(thresholds: Dict, combo, stage: str) -> Tuple[Dict[str, float], str]:
+    """The relative margins that judge ``combo`` at ``stage``, and whose they are.
+
+    A combination without a table of its own (a user's variant) gets its sibling's (the built-in
+    component it replaces); without either, the reference's own margin (``{}``: ratio 1, offset 0).
+    """
+    for c in (combo, combo.sibling(stage)):
+        table = thresholds.get(relative_key(c.id, stage))
+        if table is not None:
+            return dict(table), c.id
+    return {}, combo.reference(stage).id
+
+
+def relative_stage_limits(thresholds: Dict, combo, stage: str, expected: str, key: str,
+                          reference: Dict[str, np.ndarray], shares: Sequence[str] = ()) -> Tuple[Dict[str, list], str]:
+    """The relative limits that judge ``combo`` at ``stage`` on clips without a baseline, and whose
+    margins they use. ``reference``: the reference combination's figures on the same clips
+    (metric -> ndarray [n_clips]); the detect band is that of :meth:`Combination.correct_alternatives`."""
+    margins, source = relative_margins(thresholds, combo, stage)
+    correct = [relative_margins(thresholds, c, stage)[0] for c in combo.correct_alternatives(stage)] \
+        if expected == "detect" else ()
+    return relative_limits(margins, reference, expected, key, correct, shares), source
+
+
+def select_clips(limits: Dict[str, list], index: List[int]) -> Dict[str, list]:
+    """Per-clip limits of the clips at ``index`` (a general limit, one value, stays as it is)."""
+    return {k: ([_as_list(v)[i] for i in index] if len(_as_list(v)) > 1 else v) for k, v in limits.items()}
 
 
 def _as_list(v) -> list:
@@ -171,7 +307,7 @@ def write(path: str | Path, tables: Dict[str, Dict], meta: Dict) -> Path:
               "do not edit by hand: re-calibrate, and review the diff like code.")
     policy = {"relative_margin": RELATIVE_MARGIN, "abs_margin_mel_l1": ABS_MARGIN["mel_l1"],
               "abs_margin_lsd": ABS_MARGIN["lsd"], "abs_margin_mrstft": ABS_MARGIN["mrstft"],
-              "db_margin": DB_MARGIN, "detect_factor": DETECT_FACTOR}
+              "db_margin": DB_MARGIN, "detect_factor": DETECT_FACTOR, "relative_headroom": RELATIVE_HEADROOM}
     meta = {**meta, "calibrated_at": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
     exact = {k: v for k, v in EXACT_SNR_DB.items()}
     path = Path(path)

@@ -18,7 +18,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import numpy as np
 import torch
@@ -271,19 +271,49 @@ def fold_weight_norm(module: torch.nn.Module) -> torch.nn.Module:
     return module
 
 
+#: cvssp/audioldm2's VAE scaling factor (``AUDIOLDM2_REFERENCE.md`` section 6). The bundled VAE's
+#: latents are re-parametrised to it, so a forgotten or doubled factor is as large a mistake (2.4x)
+#: as on the real model, not the 1.4x of the tiny VAE's own factor.
+REAL_SCALING_FACTOR = 0.4110932946205139
+
+
+@torch.no_grad()
+def rescale_latents(vae, scale: float, target: float = REAL_SCALING_FACTOR):
+    """Change of variables ``z' = (scale / target) z`` in ``quant_conv`` / ``post_quant_conv``, in place.
+
+    A VAE whose latents ``z`` have scaling factor ``scale`` (``1 / std(z)``) gets latents ``z' = a z``
+    with ``a = scale / target`` and scaling factor ``target``: the posterior mean is multiplied by
+    ``a``, its log-variance shifted by ``2 ln a``, and ``post_quant_conv`` divides its input by ``a``.
+    ``z' * target == z * scale``, so pipeline latents, every correct round trip and the decode of
+    pipeline latents are unchanged up to float round-off. Returns ``vae`` with ``scaling_factor=target``.
+    """
+    a = scale / target
+    c = vae.config.latent_channels
+    vae.quant_conv.weight[:c] *= a
+    vae.quant_conv.bias[:c] *= a
+    vae.quant_conv.bias[c:] += 2.0 * math.log(a)
+    vae.post_quant_conv.weight /= a
+    vae.register_to_config(scaling_factor=target)
+    return vae
+
+
 def export(vae, vocoder, scale: float, cfg: TrainConfig, out_model: Path, training: dict):
-    """Write the full pipeline (weight norm folded into the vocoder) to ``out_model``."""
-    vae = copy.deepcopy(vae).eval()
-    vae.register_to_config(scaling_factor=scale)
+    """Write the full pipeline (weight norm folded into the vocoder, latents re-parametrised to
+    :data:`REAL_SCALING_FACTOR` by :func:`rescale_latents`) to ``out_model``."""
+    vae = rescale_latents(copy.deepcopy(vae).eval(), scale)
     vocoder = copy.deepcopy(vocoder).eval()
     fold_weight_norm(vocoder)
     pipe = tiny.build_pipeline(vae, vocoder, seed=cfg.seed)
     tiny.save_pipeline(pipe, out_model, training)
 
 
-def reexport(model_dir: str | os.PathLike, seed: int = 0) -> Path:
+def reexport(model_dir: str | os.PathLike, seed: int = 0, scaling_factor: Optional[float] = None) -> Path:
     """Rebuild the pipeline around the trained VAE and vocoder already in ``model_dir`` (e.g. after a
-    change to the seeded-random UNet/text encoders in :mod:`harness.tiny`); keeps ``training.json``."""
+    change to the seeded-random UNet/text encoders in :mod:`harness.tiny`); keeps ``training.json``.
+
+    ``scaling_factor``: re-parametrise the VAE's latents to it (:func:`rescale_latents`), recorded in
+    ``training.json`` under ``latent_rescale``.
+    """
     from diffusers import AutoencoderKL
     from transformers import SpeechT5HifiGan
 
@@ -291,6 +321,12 @@ def reexport(model_dir: str | os.PathLike, seed: int = 0) -> Path:
     vae = AutoencoderKL.from_pretrained(path, subfolder="vae")
     vocoder = SpeechT5HifiGan.from_pretrained(path, subfolder="vocoder")
     training = json.loads((path / "training.json").read_text()) if (path / "training.json").exists() else None
+    if scaling_factor is not None and abs(scaling_factor - vae.config.scaling_factor) > 1e-12:
+        old = float(vae.config.scaling_factor)
+        rescale_latents(vae, old, scaling_factor)
+        if training is not None:
+            training["latent_rescale"] = {"from": old, "to": scaling_factor, "how": "harness.train.rescale_latents "
+                                          "(exact change of variables in quant_conv/post_quant_conv)"}
     pipe = tiny.build_pipeline(vae.eval(), vocoder.eval(), seed=seed)
     import shutil
 

@@ -385,7 +385,7 @@ def test_frames_for_examples():
 def test_pad_or_crop_default_pads_to_block(n, batch, seed):
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n,) if batch is None else (batch, n)).astype(np.float32)
-    y = pad_or_crop(x)
+    y = pad_or_crop(x, normalize=False)
     assert y.shape[:-1] == x.shape[:-1] and y.dtype == x.dtype
     assert y.shape[-1] % BLOCK == 0 and y.shape[-1] >= n
     assert y.shape[-1] - n < BLOCK
@@ -397,10 +397,23 @@ def test_pad_or_crop_default_pads_to_block(n, batch, seed):
 @given(n=st.integers(1, 5000), frames=st.integers(1, 40))
 def test_pad_or_crop_to_frames(n, frames):
     x = np.arange(1, n + 1, dtype=np.float32)
-    y = pad_or_crop(x, frames)
+    y = pad_or_crop(x, frames, normalize=False)
     assert y.shape == (frames * HOP,)
     m = min(n, frames * HOP)
     np.testing.assert_array_equal(y[:m], x[:m])
+    assert not np.any(y[m:])
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1100, 5000), frames=st.none() | st.integers(1, 40), seed=st.integers(0, 2 ** 16))
+def test_pad_or_crop_normalises_before_padding(n, frames, seed):
+    """AudioLDM2's order: the kept samples have mean 0 and peak 0.5; the padding stays exactly zero."""
+    rng = np.random.default_rng(seed)
+    x = (0.3 + 0.1 * rng.standard_normal(n)).astype(np.float32)  # a large DC: the order matters
+    y = pad_or_crop(x, frames)
+    m = min(n, len(y))
+    assert abs(float(y[:m].astype(np.float64).mean())) < 1e-6
+    assert abs(float(np.abs(y[:m]).max()) - 0.5) < 1e-6
     assert not np.any(y[m:])
 
 

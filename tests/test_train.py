@@ -38,3 +38,30 @@ def test_recipe_resumes_and_exports(tmp_path):
     # resuming a finished run does no further steps and keeps the history
     again = train.main(str(tmp_path / "run"), str(tmp_path / "model"), cfg)
     assert again["vocoder_history"] == result["vocoder_history"]
+
+
+def test_rescale_latents_is_an_exact_change_of_variables():
+    """The bundled VAE's latents are moved to cvssp/audioldm2's scale without changing any round trip."""
+    import copy
+
+    import torch
+
+    from harness import tiny
+    from harness.train import REAL_SCALING_FACTOR, rescale_latents
+
+    torch.manual_seed(0)
+    vae = tiny.build_vae(0).eval()
+    mel = torch.randn(2, 1, 32, 64) - 5
+    old_s = 0.73
+    new = rescale_latents(copy.deepcopy(vae), old_s)
+    assert new.config.scaling_factor == REAL_SCALING_FACTOR
+    with torch.no_grad():
+        z_old = vae.encode(mel).latent_dist.mode() * old_s
+        z_new = new.encode(mel).latent_dist.mode() * REAL_SCALING_FACTOR
+        torch.testing.assert_close(z_new, z_old, rtol=1e-4, atol=1e-4)  # pipeline latents unchanged
+        a = vae.decode(z_old / old_s).sample
+        b = new.decode(z_new / REAL_SCALING_FACTOR).sample
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+        # and the latents themselves are on the new scale
+        ratio = (new.encode(mel).latent_dist.mode().std() / vae.encode(mel).latent_dist.mode().std()).item()
+        assert abs(ratio - old_s / REAL_SCALING_FACTOR) < 1e-3

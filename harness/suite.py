@@ -1,0 +1,49 @@
+"""The standard quality tests, shipped so a project runs them without copying any test code.
+
+In your project, one test file is enough::
+
+    # tests/test_audioldm2_quality.py
+    from harness.suite import *  # noqa: F401,F403  the harness's quality tests, on your registered variants
+
+With your front-ends, VAE wrappers and vocoders registered (in ``conftest.py`` or through the
+``audioldm2_harness.variants`` entry point), pytest then runs for every combination:
+
+* ``test_matrix``: each clip stage (front-end, VAE, vocoder, chain) on the goldens and reference
+  clips (yours too, ``harness golden --clips``) against the per-clip thresholds;
+* ``test_golden_stage``: the sample-exact golden stages: the pipeline's latents through your VAE's
+  decode against the golden mel, the golden mel through your vocoder against the golden waveform
+  (waveform SNR), the golden waveform through your front-end;
+* ``test_every_known_mistake_has_a_detecting_stage``: the matrix asserts each known mistake somewhere.
+
+This repository's own ``tests/`` import them the same way.
+"""
+from . import matrix
+from .quality import GoldenTarget
+
+__all__ = ["test_matrix", "test_golden_stage", "test_every_known_mistake_has_a_detecting_stage"]
+
+
+def test_matrix(harness_matrix, harness_quality, combination, clip_stage):
+    """One combination at one clip stage: correct ones within their ceilings, mistakes detected."""
+    result = harness_matrix.result(combination)[clip_stage]
+    harness_quality.check(combination, clip_stage, result, combination.expected()[clip_stage],
+                          clip_names=harness_matrix.clip_names, evidence=harness_matrix.evidence(combination))
+
+
+def test_golden_stage(harness_matrix, harness_quality, harness_chain, golden_set, golden_stage):
+    """One variant at one golden stage (decode, roundtrip, vocoder, frontend) on the pipeline's goldens."""
+    stage, name = golden_stage
+    result = harness_matrix.golden(harness_chain, golden_set)[stage][name]
+    clip_names = [f"golden:{c.name}" for c in golden_set.cases]
+    harness_quality.check(GoldenTarget(stage, name), stage, result, matrix.golden_expected(stage, name),
+                          clip_names=clip_names)
+
+
+def test_every_known_mistake_has_a_detecting_stage(combination):
+    """Each broken combination is asserted *detected* at the stage of its first mistaken component."""
+    expected = combination.expected()
+    if expected["chain"] == "pass":
+        assert set(expected.values()) == {"pass"}
+    else:
+        assert combination.culprit() in ("frontend", "vae", "vocoder")
+        assert expected[combination.culprit()] == "detect"

@@ -1,0 +1,116 @@
+"""The one judge (:func:`harness.thresholds.judge`) and the two policies that give it limits, on small
+hand-made tables: no model needed."""
+import numpy as np
+import pytest
+
+from harness import thresholds
+from harness.matrix import Combination, StageResult
+
+
+def result(**metrics):
+    return StageResult({k: np.asarray(v, dtype=float) for k, v in metrics.items()})
+
+
+# --- absolute (per-clip baselines) ------------------------------------------------------------------------
+
+
+def test_absolute_pass_ceiling_per_clip():
+    limits = thresholds.pass_limits({"mel_l1": [0.2, 0.5]}, ["mel_l1"])
+    assert limits == {"mel_l1_max": [0.23, 0.56]}  # value * 1.10 + 0.01
+    assert thresholds.judge(result(mel_l1=[0.23, 0.56]), limits, "pass")[0]
+    ok, rows = thresholds.judge(result(mel_l1=[0.231, 0.1]), limits, "pass", ["a", "b"])
+    assert not ok and rows[0][0] == "mel_l1 [a]" and rows[0][3] == "FAIL"
+
+
+def test_absolute_detect_needs_factor_times_sibling_ceiling():
+    limits = thresholds.detect_limit({"mel_l1_max": [0.23, 0.56]}, "mel_l1")
+    assert limits == {"mel_l1_detect_min": [0.276, 0.672]}
+    assert thresholds.judge(result(mel_l1=[0.3, 0.7]), limits, "detect")[0]
+    assert not thresholds.judge(result(mel_l1=[0.3, 0.6]), limits, "detect")[0]
+
+
+def test_an_error_is_a_detection_and_a_failure_of_a_correct_stage():
+    stopped = StageResult({}, "LayoutError: [b, 64, T]")
+    assert thresholds.judge(stopped, {}, "detect")[0]
+    assert not thresholds.judge(stopped, {"mel_l1_max": [1.0]}, "pass")[0]
+
+
+def test_nan_never_passes():
+    assert not thresholds.judge(result(mel_l1=[np.nan]), {"mel_l1_max": [1.0]}, "pass")[0]
+
+
+def test_higher_is_better_metrics_get_floors():
+    limits = thresholds.pass_limits({"mel_snr": [12.0]}, ["mel_snr"])
+    assert limits == {"mel_snr_min": [11.0]}
+    assert not thresholds.judge(result(mel_snr=[10.9]), limits, "pass")[0]
+
+
+def test_select_clips_keeps_the_clips_asked_for():
+    limits = {"mel_l1_max": [0.1, 0.2, 0.3], "snr_min": [60.0]}
+    assert thresholds.select_clips(limits, [2]) == {"mel_l1_max": [0.3], "snr_min": [60.0]}
+
+
+# --- relative (the reference combination on the same clip) ---------------------------------------------------
+
+
+def test_fit_relative_is_the_smallest_envelope_above_every_clip():
+    m = thresholds.fit_relative(np.array([0.2, 0.9, 0.5]), np.array([0.1, 0.6, 0.5]), "mel_l1")
+    assert m == {"mel_l1_ratio": 2.0, "mel_l1_offset": 0.3}
+    # a variant never worse than the reference keeps the reference's own margin
+    assert thresholds.fit_relative(np.array([0.1]), np.array([0.3]), "mel_l1") == {"mel_l1_ratio": 1.0,
+                                                                                     "mel_l1_offset": 0.0}
+    assert thresholds.fit_relative(np.array([10.0, 14.0]), np.array([12.0, 13.0]), "mel_snr") == {
+        "mel_snr_offset_db": 2.0}
+
+
+def test_relative_pass_ceiling_follows_the_reference_on_the_same_clip():
+    margins = {"mel_l1_ratio": 2.0, "mel_l1_offset": 0.3}
+    limits = thresholds.relative_limits(margins, {"mel_l1": np.array([0.1, 1.0])}, "pass", "mel_l1")
+    # max(2 * r, r + 0.3) * 1.25 + 0.01
+    np.testing.assert_allclose(limits["mel_l1_max"], [0.51, 2.51])
+    assert thresholds.judge(result(mel_l1=[0.5, 2.5]), limits, "pass")[0]
+    assert not thresholds.judge(result(mel_l1=[0.52, 0.1]), limits, "pass")[0]
+
+
+def test_relative_detect_must_clear_the_loosest_correct_alternative():
+    reference = {"ref_mel_l1": np.array([0.0, 0.0])}
+    alone = thresholds.relative_limits({}, reference, "detect", "ref_mel_l1")
+    np.testing.assert_allclose(alone["ref_mel_l1_detect_min"], [0.012, 0.012])  # 1.2 x (0 * 1.1 + 0.01)
+    sample = {"ref_mel_l1_ratio": 1.0, "ref_mel_l1_offset": 0.08}  # a correct variant that strays 0.08
+    limits = thresholds.relative_limits({}, reference, "detect", "ref_mel_l1", [sample])
+    np.testing.assert_allclose(limits["ref_mel_l1_detect_min"], [0.132, 0.132])  # 1.2 x (0.08 * 1.25 + 0.01)
+    assert not thresholds.judge(result(ref_mel_l1=[0.1, 1.0]), limits, "detect")[0]
+    assert thresholds.judge(result(ref_mel_l1=[0.5, 1.0]), limits, "detect")[0]
+
+
+def test_a_share_metric_scales_with_the_references_loss():
+    """ref_mel_l1 (distance to the reference's output) is judged as a share of the reference's own loss."""
+    margins = {"ref_mel_l1_share": 0.1}
+    loss = {"ref_mel_l1": np.array([0.2, 1.0])}
+    limits = thresholds.relative_limits(margins, loss, "pass", "ref_mel_l1", shares=["ref_mel_l1"])
+    np.testing.assert_allclose(limits["ref_mel_l1_max"], [0.035, 0.135])  # 0.1 * loss * 1.25 + 0.01
+    detect = thresholds.relative_limits({}, loss, "detect", "ref_mel_l1", [margins], shares=["ref_mel_l1"])
+    np.testing.assert_allclose(detect["ref_mel_l1_detect_min"], [0.042, 0.162])
+    assert thresholds.fit_relative(np.array([0.02, 0.05]), np.array([0.2, 1.0]), "ref_mel_l1", share=True) == {
+        "ref_mel_l1_share": 0.1}
+
+
+def test_relative_margins_of_a_users_variant_are_its_siblings():
+    data = {thresholds.relative_key("audioldm2-sample-hifigan", "vae"): {"ref_mel_l1_offset": 0.08},
+            thresholds.relative_key("audioldm2-scaled-hifigan", "vae"): {"ref_mel_l1_offset": 0.0}}
+    assert thresholds.relative_margins(data, Combination("audioldm2", "sample", "hifigan"), "vae") == (
+        {"ref_mel_l1_offset": 0.08}, "audioldm2-sample-hifigan")
+    # "my-vae" is not built in: it is judged as the scaled VAE it replaces
+    assert thresholds.relative_margins(data, Combination("audioldm2", "my-vae", "hifigan"), "vae")[1] == \
+        "audioldm2-scaled-hifigan"
+    # no table at all: the reference's own margin
+    assert thresholds.relative_margins({}, Combination("audioldm2", "sample", "hifigan"), "vae") == (
+        {}, "audioldm2-scaled-hifigan")
+
+
+@pytest.mark.parametrize("stage,reference", [("frontend", "audioldm2-sample-griffin-lim"),
+                                             ("vae", "audioldm2-tacotron-scaled-griffin-lim"),
+                                             ("vocoder", "audioldm2-tacotron-sample-hifigan"),
+                                             ("chain", "audioldm2-scaled-hifigan")])
+def test_reference_replaces_the_stage_component(stage, reference):
+    assert Combination("audioldm2-tacotron", "sample", "griffin-lim").reference(stage).id == reference

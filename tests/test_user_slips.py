@@ -1,0 +1,61 @@
+"""Variants a user declares correct but that carry subtle slips each fail at least one of the shipped
+tests (:mod:`harness.suite`); benign rewrites of the correct components fail none."""
+import pathlib
+import re
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+SLIPS = {  # variant -> the test ids that run it (the other components are the correct defaults)
+    "slip-off-by-one": ["test_matrix[slip-off-by-one-scaled-hifigan:"],
+    "slip-hamming": ["test_matrix[slip-hamming-scaled-hifigan:"],
+    "slip-log-floor": ["test_matrix[slip-log-floor-scaled-hifigan:"],
+    "slip-scale": ["test_matrix[audioldm2-slip-scale-hifigan:", "test_golden_stage[decode-slip-scale]"],
+    "slip-lag": ["test_matrix[audioldm2-scaled-slip-lag:", "test_golden_stage[vocoder-slip-lag]"],
+    "slip-band-limit": ["test_matrix[audioldm2-scaled-slip-band-limit:", "test_golden_stage[vocoder-slip-band-limit]"],
+    "slip-noise": ["test_matrix[audioldm2-scaled-slip-noise:", "test_golden_stage[vocoder-slip-noise]"],
+}
+BENIGN = {
+    "benign-float64": ["test_matrix[benign-float64-scaled-hifigan:", "test_golden_stage[frontend-benign-float64]"],
+    "benign-loop": ["test_matrix[benign-loop-scaled-hifigan:", "test_matrix[audioldm2-scaled-benign-loop:",
+                    "test_golden_stage[vocoder-benign-loop]", "test_golden_stage[frontend-benign-loop]"],
+    "benign-float64-scale": ["test_matrix[audioldm2-benign-float64-scale-hifigan:",
+                             "test_golden_stage[decode-benign-float64-scale]"],
+}
+CONFTEST = """
+import sys
+sys.path.insert(0, {path!r})
+import slips  # registers the slip-* and benign-* variants
+"""
+
+
+def test_slips_fail_and_benign_rewrites_pass(pytester, harness_options):
+    golden = harness_options["golden_dir"].resolve()
+    if not (golden / "thresholds.toml").exists():
+        pytest.skip("no calibrated goldens for this model")
+    pytester.makeconftest(CONFTEST.format(path=str(pathlib.Path(__file__).parent / "user_variants")))
+    pytester.makepyfile(test_quality="from harness.suite import *  # noqa: F401,F403\n")
+    prefixes = [p for ids in {**SLIPS, **BENIGN}.values() for p in ids]
+    # only the tests that run these variants with the correct defaults around them
+    selection = " or ".join(p.split("[", 1)[1].rstrip(":]") for p in prefixes)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q", "-rA", "--golden-dir", str(golden),
+                                           "--model", harness_options["model"], "--report-dir",
+                                           str(pytester.path / "reports"), "-k", selection)
+    outcomes = {}
+    for line in result.stdout.lines:
+        m = re.match(r"(PASSED|FAILED|ERROR|SKIPPED) \S*::(\S+)", line)
+        if m:
+            outcomes[m.group(2)] = m.group(1)
+
+    def runs(ids):
+        return {t: o for t, o in outcomes.items() if any(t.startswith(p) for p in ids)}
+
+    for name, ids in SLIPS.items():
+        got = runs(ids)
+        assert got, f"{name}: none of its tests ran ({ids}); collected {len(outcomes)}"
+        assert "FAILED" in got.values(), f"slip {name} passed every test: {got}"
+    for name, ids in BENIGN.items():
+        got = runs(ids)
+        assert len(got) >= len(ids), f"{name}: not every test ran: {got}"
+        assert set(got.values()) == {"PASSED"}, f"benign rewrite {name} failed: {got}"

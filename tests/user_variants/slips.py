@@ -1,0 +1,77 @@
+"""Variants a user declares correct: subtle slips (each must fail at least one shipped test) and benign
+rewrites (none may fail). Registered by tests/test_user_slips.py in a pytester project."""
+import torch
+
+from harness import VaeVariant, register_frontend, register_vae, register_vocoder
+from harness.frontend import PAD, audioldm2, hann_window, log_mel, mel_basis, normalize_waveform, reflect_pad
+
+# --- slips ---------------------------------------------------------------------------------------
+
+
+@register_frontend("slip-off-by-one", description="frames shifted by one (an off-by-one in the framing)")
+def slip_off_by_one(waveform):
+    mel = audioldm2(waveform)
+    return torch.cat([mel[:, :, :1], mel[:, :, :-1]], dim=2)
+
+
+def _magnitude(waveform, window):
+    x = reflect_pad(normalize_waveform(waveform), PAD)
+    return torch.stft(x, 1024, 160, window=window, center=False, return_complex=True).abs()
+
+
+@register_frontend("slip-hamming", description="a Hamming window instead of Hann")
+def slip_hamming(waveform):
+    return log_mel(_magnitude(waveform, torch.hamming_window(1024, dtype=waveform.dtype)))
+
+
+@register_frontend("slip-log-floor", description="log floor 1e-6 instead of 1e-5")
+def slip_log_floor(waveform):
+    mel = mel_basis(dtype=waveform.dtype) @ _magnitude(waveform, hann_window(dtype=waveform.dtype))
+    return torch.log(torch.clamp(mel, min=1e-6)).transpose(1, 2)[:, None]
+
+
+register_vae(VaeVariant("slip-scale", decode_scale=lambda s: s * 1.03,
+                        description="decode divides by a scaling factor 3 % off"))
+
+
+@register_vocoder("slip-lag", description="output delayed by 40 samples")
+def slip_lag(chain, mel):
+    wave = chain.vocode(mel)
+    return torch.cat([torch.zeros_like(wave[:, :40]), wave[:, :-40]], dim=1)
+
+
+@register_vocoder("slip-band-limit", description="output low-passed at 6 kHz")
+def slip_band_limit(chain, mel):
+    wave = chain.vocode(mel)
+    spec = torch.fft.rfft(wave)
+    spec[:, int(6000 / 8000 * (spec.shape[1] - 1)):] = 0
+    return torch.fft.irfft(spec, n=wave.shape[1])
+
+
+@register_vocoder("slip-noise", description="output with added noise at -60 dBFS")
+def slip_noise(chain, mel):
+    wave = chain.vocode(mel)
+    return wave + 1e-3 * torch.randn(wave.shape, generator=torch.Generator().manual_seed(0))
+
+
+# --- benign rewrites -------------------------------------------------------------------------------
+
+
+@register_frontend("benign-float64", description="the audioldm2 front-end in float64")
+def benign_float64(waveform):
+    return audioldm2(waveform.double()).float()
+
+
+@register_frontend("benign-loop", description="the audioldm2 front-end, clip by clip")
+def benign_frontend_loop(waveform):
+    return torch.cat([audioldm2(w[None]) for w in waveform])
+
+
+register_vae(VaeVariant("benign-float64-scale", encode_scale=lambda s: float(torch.tensor(s, dtype=torch.float64)),
+                        decode_scale=lambda s: float(torch.tensor(s, dtype=torch.float64)),
+                        description="the scaling factor through float64 arithmetic"))
+
+
+@register_vocoder("benign-loop", description="HiFi-GAN clip by clip")
+def benign_vocoder_loop(chain, mel):
+    return torch.cat([chain.vocode(m[None]) for m in mel])
