@@ -375,7 +375,9 @@ def _diagnose_mel(chain, path: str, vae: str, vocoder: str, seed: int) -> tuple:
 def _diagnose_audio(chain, path: str, fe_name: str, vae: str, vocoder: str, seconds: float, seed: int) -> tuple:
     info = audio.load_info(path)
     x = audio.load_audio(path)[: max(int(seconds * audio.SAMPLE_RATE), audio.MIN_SAMPLES)]
-    wave = torch.from_numpy(audio.pad_or_crop(x))[None]
+    from .matrix import grid_frames
+
+    wave = torch.from_numpy(audio.pad_or_crop(x, grid_frames(len(x))))[None]  # normalised, then padded
     in_found, silent = check_input(info, seconds), silent_fraction(x)
     if silent > 0.5:
         in_found.append(Finding("info", "silence", f"{100 * silent:.0f}% of 10 ms frames are 60 dB below the "
