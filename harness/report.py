@@ -90,18 +90,20 @@ def matrix_records(chain, files: Sequence[str] = (), golden_dir: Optional[str] =
             stages, flat, ok_all = {}, {}, True
             for stage, r in res.items():
                 one = _clip(r, i)
+                limits = None
                 if f in baseline_of and exp[stage] != "report":
                     limits, source = thresholds.limits_for_verdict(th, combo, stage, exp[stage],
                                                                    matrix.JUDGED[stage][0])
-                    ok = thresholds.judge(one, thresholds.select_clips(limits, [known.index(baseline_of[f])]),
-                                          exp[stage])[0] if limits is not None else False
-                    policy = "absolute"
+                if limits is not None:
+                    limits = thresholds.select_clips(limits, [known.index(baseline_of[f])])
+                    ok, policy = thresholds.judge(one, limits, exp[stage])[0], "absolute"
                 else:
                     v = judge_relative(th, combo, stage, one, _clip(run.result(combo.reference(stage))[stage], i))
                     ok, policy, source = v.ok, v.policy, v.source
                 ok_all &= ok
+                reference = {"absolute": baseline_of.get(f), "relative": combo.reference(stage).id}.get(policy)
                 stages[stage] = {"expected": exp[stage], "ok": bool(ok), "error": r.error, "policy": policy,
-                                 "judged_against": source if policy != "none" else None}
+                                 "reference": reference, "limits_from": source if policy != "none" else None}
                 for k, v in one.metrics.items():
                     flat[f"{stage}.{k}"] = round(float(v[0]), 4)
             records.append({"file": f, "frontend": combo.frontend, "vae": combo.vae, "vocoder": combo.vocoder,
