@@ -23,6 +23,7 @@ sample-exact (:func:`golden_stages`).
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from dataclasses import dataclass
 from typing import Dict, Iterable, List, Optional
@@ -90,9 +91,7 @@ class Combination:
         ``scaled`` VAE after the same front-end, the vocoder stage's is ``hifigan`` on the same mel;
         the chain's is the reference combination ``audioldm2-scaled-hifigan``.
         """
-        if stage == "chain":
-            return REFERENCE
-        return Combination(**{**self.__dict__, STAGE_COMPONENT[stage]: DEFAULTS[STAGE_COMPONENT[stage]]})
+        return REFERENCE if stage == "chain" else dataclasses.replace(self, **{stage: DEFAULTS[stage]})
 
     def correct_alternatives(self, stage: str) -> List["Combination"]:
         """This combination with the component of ``stage`` replaced by each correct built-in one that
@@ -100,9 +99,8 @@ class Combination:
         mistake must clear to count as detected under the relative policy."""
         if stage == "chain":
             return [REFERENCE]
-        part = STAGE_COMPONENT[stage]
-        names = [n for n in BUILTIN[part] if not (part == "vae" and variants.get_vae(n).skip)]
-        return [Combination(**{**self.__dict__, part: n}) for n in names]
+        names = [n for n in BUILTIN[stage] if not (stage == "vae" and variants.get_vae(n).skip)]
+        return [dataclasses.replace(self, **{stage: n}) for n in names]
 
     def sibling(self, stage: str) -> "Combination":
         """The combination judged for ``stage`` when this one has no thresholds of its own: every
@@ -113,8 +111,6 @@ class Combination:
         return Combination(fe, vae, voc)
 
 
-#: the component a clip stage measures
-STAGE_COMPONENT = {"frontend": "frontend", "vae": "vae", "vocoder": "vocoder"}
 #: the reference combination: the correct way to call every stage
 REFERENCE = Combination(**DEFAULTS)
 

@@ -121,8 +121,8 @@ def judge_relative(thresholds_data: Dict, combo: Combination, stage: str, result
     if reference.error is not None and result.error is None:
         return Verdict(expected == "pass", [("reference failed", reference.error[:90], "-", "not judged")],
                        "none", combo.reference(stage).id)
-    key = matrix.JUDGED[stage][0] if matrix.JUDGED[stage][0] in reference.metrics else "mel_l1"
     judged = relative_references(stage, reference)
+    key = next(name for name in matrix.JUDGED[stage] if name in judged)
     limits, source = thresholds.relative_stage_limits(thresholds_data, combo, stage, expected, key, judged,
                                                       list(matrix.SHARE_OF))
     ok, rows = thresholds.judge(result, limits, expected, clip_names)

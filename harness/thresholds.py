@@ -231,13 +231,14 @@ def judge(stage_result, limits: Dict[str, list], expected: str,
     if stage_result.error is not None:
         rows.append(("error", stage_result.error[:90], "-", "detected" if expected == "detect" else "FAIL"))
         return expected == "detect", rows
-    ok = True
+    ok, judged = True, 0
     for key, limit in limits.items():
         name, _, kind = key.rpartition("_")
         if name.endswith("_detect"):
             name, kind = name[: -len("_detect")], "detect_" + kind
         if name not in stage_result.metrics:
             continue
+        judged += 1
         v = np.asarray(stage_result.metrics[name], dtype=float)
         lim = _broadcast(limit, kind, len(v))
         if kind in ("max", "detect_max"):
@@ -254,6 +255,9 @@ def judge(stage_result, limits: Dict[str, list], expected: str,
         ok &= good
         label = name if clip_names is None or len(clip_names) != len(v) else f"{name} [{clip_names[i]}]"
         rows.append((label, f"{worst:.4g}", f"{sign} {limit_shown:.4g}", "ok" if good else "FAIL"))
+    if expected == "detect" and not judged:  # a mistake is never "detected" by default
+        rows.append(("no metric", "-", ", ".join(limits) or "no limits", "FAIL"))
+        return False, rows
     return ok, rows
 
 

@@ -35,6 +35,11 @@ def test_an_error_is_a_detection_and_a_failure_of_a_correct_stage():
     assert not thresholds.judge(stopped, {"mel_l1_max": [1.0]}, "pass")[0]
 
 
+def test_a_mistake_without_its_metric_is_not_detected():
+    assert not thresholds.judge(result(other=[5.0]), {"mel_l1_detect_min": [0.1]}, "detect")[0]
+    assert not thresholds.judge(result(mel_l1=[5.0]), {}, "detect")[0]
+
+
 def test_nan_never_passes():
     assert not thresholds.judge(result(mel_l1=[np.nan]), {"mel_l1_max": [1.0]}, "pass")[0]
 
