@@ -51,3 +51,30 @@ def test_a_bad_clip_writes_nothing(golden_copy, tmp_path):
         golden.add_clips(golden_copy, [tmp_path / "ok.wav", tmp_path / "silent.wav"])
     assert (golden_copy / "manifest.json").read_text() == before
     assert not list((golden_copy / "clips").glob("user-*"))
+
+
+@pytest.mark.slow
+def test_added_clips_get_per_clip_ceilings_and_catch_a_regression(golden_copy, tmp_path, harness_chain):
+    """Add a clip, re-calibrate: the clip has its own ceilings, and a slip on it fails the matrix check."""
+    from harness import matrix, thresholds
+    from harness.synth import judging_set
+
+    sf.write(tmp_path / "take.wav", tone(1.5), 16000)
+    (name,) = golden.add_clips(golden_copy, [tmp_path / "take.wav"])
+    small = dict(list(judging_set("validation"))[-3:])  # the relative margins are not under test here
+    quality.calibrate(harness_chain, golden_copy, progress=False, relative_clips=small)
+    data = thresholds.load(golden_copy / "thresholds.toml")
+    assert f"clip:{name}" in data["meta"]["clips"]
+    index = data["meta"]["clips"].index(f"clip:{name}")
+    entry = data[thresholds.table_key("audioldm2-scaled-hifigan", "chain")]
+    assert len(entry["mel_l1_max"]) == len(data["meta"]["clips"]) and entry["mel_l1_max"][index] > 0
+    run = quality.MatrixRun(harness_chain, golden.load(golden_copy))
+    check = quality.QualityCheck(data)
+    combo = matrix.REFERENCE
+    check.check(combo, "chain", run.result(combo)["chain"], "pass", clip_names=run.clip_names)
+    # the same stage 20 % worse on that clip only is a regression
+    worse = run.result(combo)["chain"]
+    worse.metrics["mel_l1"] = worse.metrics["mel_l1"].copy()
+    worse.metrics["mel_l1"][run.clip_names.index(f"clip:{name}")] *= 1.2
+    with pytest.raises(AssertionError, match=name):
+        check.check(combo, "chain", worse, "pass", clip_names=run.clip_names)
