@@ -22,6 +22,9 @@ def pytest_addoption(parser):
     group.addoption("--regen-golden", action="store_true", help="regenerate the goldens of --model with the "
                     "full pipeline and re-calibrate thresholds before testing (explicit, never silent)")
     group.addoption("--run-slow", action="store_true", help="also run tests marked slow")
+    group.addoption("--allow-missing-goldens", action="store_true", help="skip the quality tests of a model "
+                    "without goldens, thresholds or weights instead of failing them (default: fail, naming the "
+                    "command that makes them: a run that tested nothing must not look green)")
 
 
 def pytest_configure(config):
@@ -89,12 +92,22 @@ def harness_options(request):
         golden_dir = Path(cfg.rootpath) / "golden" / slug
     return {"model": model, "golden_dir": Path(golden_dir), "device": cfg.getoption("--device"),
             "dtype": cfg.getoption("--dtype"), "report_dir": Path(cfg.getoption("--report-dir")),
-            "regen": cfg.getoption("--regen-golden")}
+            "regen": cfg.getoption("--regen-golden"), "allow_missing": cfg.getoption("--allow-missing-goldens")}
+
+
+def missing(harness_options, message: str):
+    """Fail (default) or, under ``--allow-missing-goldens``, skip a test whose goldens/thresholds/weights
+    are missing; ``message`` names what is missing and the command that makes it."""
+    __tracebackhide__ = True
+    if harness_options["allow_missing"]:
+        pytest.skip(message)
+    pytest.fail(f"{message} (or pass --allow-missing-goldens to skip these tests)", pytrace=False)
 
 
 @pytest.fixture(scope="session")
 def harness_chain(harness_options):
-    """The VAE + vocoder under test (:class:`harness.chain.Chain`); skips if the weights are not available.
+    """The VAE + vocoder under test (:class:`harness.chain.Chain`); fails (or, with ``--allow-missing-goldens``,
+    skips) if the weights are not available.
 
     Example::
 
@@ -108,14 +121,15 @@ def harness_chain(harness_options):
     try:
         return Chain.load(harness_options["model"], harness_options["device"], harness_options["dtype"])
     except ModelNotAvailable as exc:
-        pytest.skip(f"model not available: {exc}")
+        missing(harness_options, f"model not available: {exc}")
 
 
 @pytest.fixture(scope="session")
 def golden_set(harness_options, harness_chain):
     """The checked golden set of the model under test (:class:`harness.golden.GoldenSet`).
 
-    Skips with the command to run when the model has no goldens; regenerates them first under
+    Fails with the command to run when the model has no goldens (skips under ``--allow-missing-goldens``);
+    regenerates them first under
     ``--regen-golden``. An edited or truncated golden file fails here, naming the file.
 
     Example::
@@ -130,7 +144,7 @@ def golden_set(harness_options, harness_chain):
         golden.generate(harness_options["model"], root, harness_options["device"], harness_options["dtype"])
         quality.calibrate(harness_chain, root)
     if not (root / "manifest.json").exists():
-        pytest.skip(f"no goldens in {root}: run `harness golden --model {harness_options['model']} --out {root}` "
+        missing(harness_options, f"no goldens in {root}: run `harness golden --model {harness_options['model']} --out {root}` "
                     "(or pytest --regen-golden)")
     return golden.load(root)
 
@@ -164,6 +178,6 @@ def harness_quality(harness_options, golden_set):
 
     path = harness_options["golden_dir"] / "thresholds.toml"
     if not path.exists():
-        pytest.skip(f"no thresholds in {path}: run `harness thresholds --calibrate --model "
-                    f"{harness_options['model']}`")
-    return QualityCheck(thresholds.load(path), harness_options["report_dir"])
+        missing(harness_options, f"no thresholds in {path}: run `harness thresholds --calibrate --model "
+                                 f"{harness_options['model']} --golden-dir {harness_options['golden_dir']}`")
+    return QualityCheck(thresholds.load(path), harness_options["report_dir"], harness_options["allow_missing"])

@@ -278,9 +278,10 @@ class QualityCheck:
     The logic behind the ``harness_quality`` fixture (see :mod:`harness.plugin`).
     """
 
-    def __init__(self, thresholds_data: Dict, report_dir: Optional[Path] = None):
+    def __init__(self, thresholds_data: Dict, report_dir: Optional[Path] = None, allow_missing: bool = False):
         self.thresholds = thresholds_data
         self.report_dir = Path(report_dir) if report_dir else None
+        self.allow_missing = allow_missing
 
     def limits(self, combo, stage: str, expected: str):
         return thresholds.limits_for_verdict(self.thresholds, combo, stage, expected, matrix.JUDGED[stage][0])
@@ -296,8 +297,11 @@ class QualityCheck:
 
         limits, source = self.limits(combo, stage, expected)
         if limits is None:
-            pytest.skip(f"no thresholds for {combo.id}:{stage} (nor its sibling {source}); "
-                        "run `harness thresholds --calibrate`")
+            message = (f"no thresholds for {combo.id}:{stage} (nor its sibling {source}); "
+                       "run `harness thresholds --calibrate`")
+            if self.allow_missing:
+                pytest.skip(message)
+            pytest.fail(message + " (or pass --allow-missing-goldens to skip)", pytrace=False)
         ok, rows = thresholds.judge(result, limits, expected, clip_names)
         if ok:
             return
