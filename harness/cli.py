@@ -43,6 +43,15 @@ def cmd_mel(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     failed = 0
+    stems = [Path(p).stem for p in args.files]
+    # a.mp3 and a.ogg in one call would both be a.npy: such files keep their extension (a.mp3.npy)
+    dests = {p: out / ((Path(p).stem if stems.count(Path(p).stem) == 1 else Path(p).name) + ".npy")
+             for p in args.files}
+    clash = [p for p in dests if [d for q, d in dests.items() if Path(q).resolve() != Path(p).resolve()
+                                  and d == dests[p]]]
+    if clash:
+        raise ValueError(f"{', '.join(clash)}: same file name in different folders, their mels would overwrite "
+                         "each other in --out; run them in separate calls with different --out directories")
     for path in args.files:
         try:
             x = audio.pad_or_crop(audio.load_audio(path, channel=args.channel).astype(np.float64), args.frames)
@@ -52,7 +61,7 @@ def cmd_mel(args) -> int:
             print(f"harness: error: {exc}", file=sys.stderr)
             failed += 1
             continue
-        dest = out / (Path(path).stem + ".npy")
+        dest = dests[path]
         np.save(dest, mel)
         print(f"{dest}  [{mel.shape[0]} frames, 64 mels]  min {mel.min():.2f}  max {mel.max():.2f}  "
               f"mean {mel.mean():.2f} nats")

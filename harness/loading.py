@@ -93,7 +93,7 @@ def _from_hub(repo_id: str, subfolders) -> Path:
         return Path(snapshot_download(repo_id, allow_patterns=patterns, local_files_only=True))
     except Exception:
         pass
-    hint = (f"download it where you have network (huggingface-cli download {repo_id} --local-dir DIR) and pass "
+    hint = (f"download it where you have network (hf download {repo_id} --local-dir DIR) and pass "
             f"--model DIR, or populate the Hugging Face cache (HF_HOME)")
     if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false"):
         raise ModelNotAvailable(f"weights of {repo_id!r} are not in the local cache and HF_HUB_OFFLINE is set: {hint}")

@@ -79,3 +79,24 @@ def test_matrix_json_on_user_files(clip, tmp_path, capsys):
         assert "chain.mel_l1" in r["metrics"]
     assert "broken.wav" in out.err  # the bad file is reported, the good one still evaluated
     assert code != 0
+
+
+def test_mel_output_names_never_collide(tmp_path, capsys):
+    import numpy as np
+    import soundfile as sf
+
+    from harness.cli import main
+
+    x = (0.3 * np.sin(np.arange(8000) / 7)).astype(np.float32)
+    sf.write(tmp_path / "a.wav", x, 16000)
+    sf.write(tmp_path / "a.flac", x[::-1].copy(), 16000)
+    sf.write(tmp_path / "b.wav", x, 16000)
+    assert main(["mel", str(tmp_path / "a.wav"), str(tmp_path / "a.flac"), str(tmp_path / "b.wav"),
+                 "--out", str(tmp_path / "out")]) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.flac.npy", "a.wav.npy", "b.npy"]
+    assert not np.array_equal(np.load(tmp_path / "out" / "a.wav.npy"), np.load(tmp_path / "out" / "a.flac.npy"))
+    (tmp_path / "d").mkdir()
+    sf.write(tmp_path / "d" / "b.wav", x, 16000)
+    assert main(["mel", str(tmp_path / "b.wav"), str(tmp_path / "d" / "b.wav"), "--out", str(tmp_path / "o2")]) == 2
+    assert "same file name in different folders" in capsys.readouterr().err
+    assert not (tmp_path / "o2" / "b.npy").exists()
