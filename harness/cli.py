@@ -226,13 +226,23 @@ def cmd_bench(args) -> int:
 
 
 def cmd_diagnose(args) -> int:
-    from . import diagnose, diagnose_report, frontend, variants
+    from . import audio, diagnose, diagnose_report, frontend, variants
     from .chain import Chain
 
-    # unknown names fail before the model loads
+    # unknown names and unusable inputs fail before the model loads (seconds)
     for get, name in ((frontend.get_frontend, args.frontend), (variants.get_vae, args.vae),
                       (variants.get_vocoder, args.vocoder)):
         get(name)
+    unusable = {}
+    for path in args.files:
+        try:
+            diagnose.load_mel(path) if str(path).lower().endswith(".npy") else audio.load_audio(path)
+        except ValueError as exc:  # AudioError, or a mel of the wrong shape
+            unusable[path] = str(exc) if isinstance(exc, audio.AudioError) else f"{path}: {exc}"
+    if len(unusable) == len(args.files):
+        for e in unusable.values():
+            print(f"harness: error: {e}", file=sys.stderr)
+        return 2
     chain = Chain.load(args.model, args.device, args.dtype)
     try:  # the relative margins judge usage mistakes; without them, the reference's own margin does
         from . import report, thresholds
@@ -252,7 +262,10 @@ def cmd_diagnose(args) -> int:
     print(f"wrote {path}", file=sys.stderr if args.json else sys.stdout)
     for e in errors:
         print(f"harness: error: {e}", file=sys.stderr)
-    return 2 if errors else 0
+    if errors:
+        return 2
+    blamed = {"usage", "model"} if args.strict else {"usage"}
+    return 1 if any(d.record["verdict"].get("kind") in blamed for d in diags) else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -354,6 +367,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print a JSON list, one object per file")
     p.add_argument("--golden-dir", default=None, help="where thresholds.toml is, for the relative margins that "
                    "judge a variant against the correct call (default: golden/<model-slug>)")
+    p.add_argument("--strict", action="store_true", help="also exit 1 when the model itself, called correctly, "
+                   "is blamed (default: exit 1 only for a usage mistake: front-end, VAE or vocoder call)")
     p.set_defaults(fn=cmd_diagnose)
 
     return parser

@@ -144,7 +144,12 @@ def check_frontend(mel: np.ndarray, ref: Optional[np.ndarray]) -> List[Finding]:
 def check_input(info: dict, seconds: float) -> List[Finding]:
     """Findings about the audio file itself (from :func:`harness.audio.load_info`)."""
     out = []
-    if info["sample_rate"] != audio.SAMPLE_RATE:
+    if info["sample_rate"] < audio.SAMPLE_RATE:
+        out.append(Finding("flag", "band-limited", f"{info['sample_rate']} Hz input: nothing between "
+                           f"{info['sample_rate'] / 2000:g} and 8 kHz exists in it, so every stage is judged "
+                           "against a band the file never had (the vocoder gets the blame); use a 16 kHz or "
+                           "higher-rate source"))
+    elif info["sample_rate"] != audio.SAMPLE_RATE:
         out.append(Finding("info", "resampled", f"{info['sample_rate']} Hz: resampled to 16 kHz"))
     if info["channels"] > 1:
         out.append(Finding("info", "channels", f"{info['channels']} channels: the first is kept (as AudioLDM2's "
@@ -300,7 +305,11 @@ def usage_loss(stage: str, stages: Dict[str, dict], combo, thresholds_data: Opti
 
 def verdict(fe_findings: List[Finding], stages: Dict[str, dict], input_findings=(), combo=None,
             thresholds_data: Optional[dict] = None) -> Dict[str, str]:
-    """The stage that loses the most, and why: ``{"stage": frontend|vae|vocoder|chain|none, "message"}``.
+    """The stage that loses the most, and why: ``{"stage": frontend|vae|vocoder|chain|none, "kind", "message"}``.
+
+    ``kind`` is ``usage`` (a front-end, VAE or vocoder call the user can fix: ``harness diagnose``
+    exits 1), ``model`` (the model itself is weak on this file, called correctly: exits 1 only under
+    ``--strict``) or ``none``.
 
     In order: front-end findings; a stage that fails; a variant that loses more than the correct call
     of the same model (``scaled`` VAE, ``hifigan`` vocoder: a usage mistake, judged by :func:`usage_loss`
@@ -312,10 +321,10 @@ def verdict(fe_findings: List[Finding], stages: Dict[str, dict], input_findings=
     flags = [f for f in fe_findings if f.severity == "flag"]
     if flags:
         why = "" if flags[0].code == "transposed" else " -> the VAE sees a distribution it was never trained on"
-        return {"stage": "frontend", "message": f"front-end: {flags[0].message}{why}"}
+        return {"stage": "frontend", "kind": "usage", "message": f"front-end: {flags[0].message}{why}"}
     for name in ("vae", "vocoder", "chain"):
         if stages.get(name, {}).get("error"):
-            return {"stage": name, "message": f"{name}: fails: {stages[name]['error']}"}
+            return {"stage": name, "kind": "usage", "message": f"{name}: fails: {stages[name]['error']}"}
     l1 = {k: v["metrics"].get("mel_l1", math.nan) for k, v in stages.items()}
     ref_vae = "vae_reference" if "vae_reference" in l1 else "vae"
     ref_voc = "vocoder_reference" if "vocoder_reference" in l1 else "vocoder"
@@ -331,7 +340,7 @@ def verdict(fe_findings: List[Finding], stages: Dict[str, dict], input_findings=
         else:
             msg = (f"vocoder: loses {l1['vocoder']:.2f} nats, {usage['vocoder']:.2f} more than the model's "
                    f"'{REFERENCE_VOCODER}' ({l1[ref_voc]:.2f}): wrong mel layout or scale?")
-        return {"stage": stage, "message": msg}
+        return {"stage": stage, "kind": "usage", "message": msg}
     # the stages as used (a chain with Griffin-Lim or no VAE does not suffer from a weak model part)
     gl = l1.get("griffin_lim", math.nan)
     model = {"vae": l1["vae"] - VAE_OK_NATS, "vocoder": l1["vocoder"] - gl - max(0.1, 0.5 * gl)}
@@ -343,8 +352,8 @@ def verdict(fe_findings: List[Finding], stages: Dict[str, dict], input_findings=
                "mismatched VAE weights?" if stage == "vae" else
                f"vocoder: loses {l1['vocoder']:.2f} nats, {l1['vocoder'] - gl:.2f} more than the Griffin-Lim "
                f"baseline ({gl:.2f}), even when called correctly: undertrained or mismatched vocoder weights?")
-        return {"stage": stage, "message": msg + note}
-    return {"stage": "none", "message": f"no stage stands out: VAE round trip {l1['vae']:.2f} nats, vocoder "
+        return {"stage": stage, "kind": "model", "message": msg + note}
+    return {"stage": "none", "kind": "none", "message": f"no stage stands out: VAE round trip {l1['vae']:.2f} nats, vocoder "
                                         f"{l1['vocoder']:.2f} vs Griffin-Lim {gl:.2f}{note}"}
 
 

@@ -56,9 +56,9 @@ def seed_expression(x: np.ndarray) -> np.ndarray:
 ])
 def test_broken_variant_is_pinned_on_its_stage(capsys, tmp_path, option, stage, words):
     code, records, _ = run_json(capsys, tmp_path, MUSIC, *option)
-    assert code == 0 and len(records) == 1
+    assert code == 1 and len(records) == 1  # a usage mistake fails CI
     verdict = records[0]["verdict"]
-    assert verdict["stage"] == stage, verdict["message"]
+    assert verdict["stage"] == stage and verdict["kind"] == "usage", verdict["message"]
     for w in words:
         assert w in verdict["message"]
 
@@ -98,7 +98,7 @@ def test_npy_from_the_seed_expression_is_flagged_by_statistics(capsys, tmp_path)
     np.save(tmp_path / "seed.npy", seed_expression(x).T.astype(np.float32))       # [frames, 64]
     np.save(tmp_path / "seed_raw.npy", seed_expression(x).astype(np.float32))     # as written: [64, frames]
     code, records, _ = run_json(capsys, tmp_path, tmp_path / "seed.npy", tmp_path / "seed_raw.npy")
-    assert code == 0
+    assert code == 1  # the front-end is blamed: a usage mistake
     for r in records:
         codes = [f["code"] for f in r["checks"]["frontend"]["findings"]]
         assert "power-to-db" in codes and r["verdict"]["stage"] == "frontend"
@@ -145,7 +145,7 @@ def test_bad_files_give_one_line_each_and_keep_the_others(capsys, tmp_path):
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium (apt-get install chromium)")
 def test_report_renders_in_headless_chromium(capsys, tmp_path):
     code, _, _ = run(capsys, MUSIC, "--frontend", "seed-librosa-db", "--out", tmp_path / "rep")
-    assert code == 0
+    assert code == 1
     page = tmp_path / "rep" / "report.html"
     base = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
             "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -159,3 +159,32 @@ def test_report_renders_in_headless_chromium(capsys, tmp_path):
     subprocess.run(base + [f"--screenshot={shot}", "--window-size=1400,2000", page.as_uri()],
                    capture_output=True, timeout=120)
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
+
+
+def test_exit_codes_for_ci(capsys, tmp_path):
+    """0: nothing a user can fix; 1: a usage mistake (or, under --strict, a weak model stage too)."""
+    code, records, _ = run_json(capsys, tmp_path, MUSIC)
+    kind = records[0]["verdict"]["kind"]
+    assert kind in ("none", "model") and code == 0
+    strict, _, _ = run(capsys, MUSIC, "--json", "--out", tmp_path / "rep2", "--strict")
+    assert strict == (1 if kind == "model" else 0)
+
+
+def test_unusable_inputs_fail_before_the_model_loads(capsys, tmp_path, monkeypatch):
+    def no_model(*a, **k):
+        raise AssertionError("the model was loaded for inputs that cannot be used")
+
+    monkeypatch.setattr(Chain, "load", no_model)
+    (tmp_path / "bad.wav").write_bytes(b"RIFF nothing")
+    code, _, err = run(capsys, tmp_path / "bad.wav", tmp_path / "missing.flac", "--out", tmp_path / "rep")
+    assert code == 2 and err.count("harness: error: ") == 2 and "missing.flac" in err
+
+
+def test_a_low_rate_input_is_flagged_with_the_lost_band(capsys, tmp_path):
+    x = audio.load_audio(CLIPS["speech"])[:32000]
+    import librosa
+
+    sf.write(tmp_path / "phone.wav", librosa.resample(x, orig_sr=16000, target_sr=8000), 8000)
+    _, records, _ = run_json(capsys, tmp_path, tmp_path / "phone.wav")
+    found = {f["code"]: f["message"] for f in records[0]["checks"]["input"]["findings"]}
+    assert "band-limited" in found and "between 4 and 8 kHz" in found["band-limited"]
