@@ -185,12 +185,10 @@ def cmd_matrix(args) -> int:
     if args.json:
         print(json.dumps(records, indent=1))
     else:
-        print(report.matrix_table(records))
+        print(report.matrix_summary(records, errors))
+        if args.verbose:
+            print("\n" + report.matrix_table(records))
     bad = [r for r in records if not r["ok"]]
-    if not args.json:
-        print(f"\n{len(records) - len(bad)}/{len(records)} records behaved as expected"
-              + (f"; NOT OK: {', '.join(sorted({r['frontend'] + '-' + r['vae'] + '-' + r['vocoder'] for r in bad}))}"
-                 if bad else ""))
     return 1 if bad or errors else 0
 
 
@@ -338,6 +336,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(p)
     p.add_argument("files", nargs="*", help="audio files (default: the shipped reference clips)")
     p.add_argument("--json", action="store_true", help="print one JSON record per file x combination")
+    p.add_argument("--verbose", "-v", action="store_true", help="after the summary, the full table (a row per "
+                   "file x combination, key metric of each stage)")
     p.add_argument("--golden-dir", default=None, help="where thresholds.toml is (default: golden/<model-slug>)")
     p.add_argument("--frontend", action="append", help="restrict to these front-ends (repeatable)")
     p.add_argument("--vae", action="append", help="restrict to these VAE variants (repeatable)")

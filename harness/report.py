@@ -119,18 +119,53 @@ def _clip(result: "matrix.StageResult", i: int) -> "matrix.StageResult":
 
 
 def matrix_table(records: List[dict]) -> str:
-    """A fixed-width table: file, combination, expected, ok, and the key metric of each stage."""
-    head = ["file", "combination", "expected", "ok", "frontend", "vae", "vocoder", "chain mel_l1", "chain lsd",
-            "chain snr"]
+    """A fixed-width table: file, combination, expected, ok, and the key metric of each stage (units in
+    the header; a stage that stopped shows its error's type, one not measured ``-``)."""
+    head = ["file", "combination", "expected", "ok", "frontend mel_l1 (nats)", "vae mel_l1 (nats)",
+            "vocoder mel_l1 (nats)", "chain mel_l1 (nats)", "chain lsd (dB)", "chain mrstft"]
     rows = [head]
     for r in records:
         m = r["metrics"]
-        g = lambda k: (f"{m[k]:.3f}" if k in m else "err")  # noqa: E731
+
+        def cell(key):
+            stage = r["stages"].get(key.split(".")[0], {})
+            if key in m:
+                return f"{m[key]:.3f}"
+            return (stage.get("error") or "-").split(":")[0]
+
         rows.append([Path(r["file"]).name, f"{r['frontend']}-{r['vae']}-{r['vocoder']}", r["expected"],
-                     "ok" if r["ok"] else "NOT OK", g("frontend.mel_l1"), g("vae.mel_l1"), g("vocoder.mel_l1"),
-                     g("chain.mel_l1"), g("chain.lsd"), g("chain.snr")])
+                     "ok" if r["ok"] else "NOT OK", cell("frontend.mel_l1"), cell("vae.mel_l1"),
+                     cell("vocoder.mel_l1"), cell("chain.mel_l1"), cell("chain.lsd"), cell("chain.mrstft")])
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(head))]
     return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(row, widths)) for row in rows)
+
+
+def matrix_summary(records: List[dict], errors: Sequence[str] = ()) -> str:
+    """What a person reads first: correct combinations per stage, known mistakes detected, the verdict."""
+    files = sorted({r["file"] for r in records})
+    correct = [r for r in records if r["expected"] == "pass"]
+    broken = [r for r in records if r["expected"] == "detect"]
+    lines = [f"{len(files)} file(s) x {len(records) // max(1, len(files))} combinations"
+             + (f"; {len(errors)} file(s) unusable (above)" if errors else "")]
+    per_stage = []
+    for stage in matrix.CLIP_STAGES:
+        ok = sum(r["stages"][stage]["ok"] for r in correct)
+        per_stage.append(f"{stage} {ok}/{len(correct)}")
+    lines.append(f"correct combinations ({len(correct)} records) pass:  " + ", ".join(per_stage))
+    detected = sum(r["ok"] for r in broken)
+    lines.append(f"known mistakes ({len(broken)} records): detected {detected} of {len(broken)} at their culprit "
+                 "stage")
+    bad = [r for r in records if not r["ok"]]
+    if bad:
+        lines.append("NOT OK:")
+        for r in bad[:20]:
+            stages = [s for s, v in r["stages"].items() if not v["ok"]]
+            lines.append(f"  {Path(r['file']).name}: {r['frontend']}-{r['vae']}-{r['vocoder']} "
+                         f"({r['expected']}) at {', '.join(stages)}")
+        if len(bad) > 20:
+            lines.append(f"  ... and {len(bad) - 20} more (--json for all)")
+    lines.append("verdict: " + ("OK" if not bad else f"NOT OK ({len(bad)} of {len(records)} records)"))
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------

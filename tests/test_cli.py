@@ -100,3 +100,16 @@ def test_mel_output_names_never_collide(tmp_path, capsys):
     assert main(["mel", str(tmp_path / "b.wav"), str(tmp_path / "d" / "b.wav"), "--out", str(tmp_path / "o2")]) == 2
     assert "same file name in different folders" in capsys.readouterr().err
     assert not (tmp_path / "o2" / "b.npy").exists()
+
+
+def test_matrix_prints_a_summary_first_and_the_table_on_request(clip, capsys):
+    args = ["matrix", str(clip), "--frontend", "audioldm2", "--vae", "scaled", "--vocoder", "hifigan",
+            "--vocoder", "hifigan-transposed"]
+    assert cli.main(args) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("1 file(s) x 2 combinations") and out[-1] == "verdict: OK"
+    assert "known mistakes (1 records): detected 1 of 1 at their culprit stage" in out
+    assert not any("chain lsd (dB)" in line for line in out)  # the table is behind --verbose
+    assert cli.main(args + ["--verbose"]) == 0
+    table = capsys.readouterr().out
+    assert "chain lsd (dB)" in table and "LayoutError" in table and " err " not in table
