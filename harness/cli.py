@@ -47,8 +47,10 @@ def cmd_mel(args) -> int:
     # a.mp3 and a.ogg in one call would both be a.npy: such files keep their extension (a.mp3.npy)
     dests = {p: out / ((Path(p).stem if stems.count(Path(p).stem) == 1 else Path(p).name) + ".npy")
              for p in args.files}
-    clash = [p for p in dests if [d for q, d in dests.items() if Path(q).resolve() != Path(p).resolve()
-                                  and d == dests[p]]]
+    sources = {}  # destination -> the distinct files that would write it
+    for p, d in dests.items():
+        sources.setdefault(d, {}).setdefault(Path(p).resolve(), p)
+    clash = [p for files in sources.values() if len(files) > 1 for p in files.values()]
     if clash:
         raise ValueError(f"{', '.join(clash)}: same file name in different folders, their mels would overwrite "
                          "each other in --out; run them in separate calls with different --out directories")
