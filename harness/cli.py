@@ -103,9 +103,9 @@ def cmd_train(args) -> int:
 
 
 def cmd_golden(args) -> int:
-    from . import golden, loading
+    from . import golden
 
-    out = args.out or f"golden/{loading.resolve_model(args.model).slug}"
+    out = golden.locate(args.model, args.out, writing=True)
     if args.clips:
         if not (Path(out) / "manifest.json").exists():
             golden.generate(args.model, out, args.device, args.dtype, seconds=args.seconds, steps=args.steps)
@@ -124,10 +124,10 @@ def cmd_golden(args) -> int:
 
 
 def cmd_thresholds(args) -> int:
-    from . import loading, quality, thresholds
+    from . import golden, quality, thresholds
     from .chain import Chain
 
-    golden_dir = args.golden_dir or f"golden/{loading.resolve_model(args.model).slug}"
+    golden_dir = golden.locate(args.model, args.golden_dir, writing=args.calibrate)
     if args.validate:
         return _validate(args, golden_dir)
     if not args.calibrate:

@@ -33,12 +33,54 @@ PROMPTS = [
 STEPS = 20
 GUIDANCE = 3.5
 CLIPS_DIR = Path(__file__).resolve().parent / "clips"
+#: goldens and thresholds of the bundled models, shipped inside the package (``goldens/<name>``)
+BUNDLED_DIR = Path(__file__).resolve().parent / "goldens"
+#: where the commands write goldens, relative to the working directory (``golden/<model-slug>``)
+DEFAULT_ROOT = Path("golden")
 REQUIRED_KEYS = ["model", "weights_sha256", "versions", "cases", "steps", "guidance_scale", "scheduler",
                  "audio_length_in_s", "device", "dtype", "files", "seed_policy"]
 
 
 class GoldenError(AssertionError):
     """A golden file is missing, edited, truncated, or the manifest is incomplete."""
+
+
+def locate(model: str, golden_dir=None, root=None, writing: bool = False) -> Path:
+    """The golden directory of ``model``: where its ``manifest.json`` and ``thresholds.toml`` are.
+
+    Parameters
+    ----------
+    model : str
+        Bundled name (``tiny``), local diffusers directory or hub id.
+    golden_dir : str or Path, optional
+        An explicit directory (``--golden-dir``): returned as given.
+    root : str or Path, optional
+        A configured parent of per-model directories (the ini option ``harness_golden_dir``). A
+        configured root is authoritative: ``root/<slug>`` is returned whether or not it exists, so a
+        project that keeps its goldens there fails when they are removed instead of silently falling
+        back to the shipped copy.
+    writing : bool
+        For commands that write goldens or thresholds: never the installed package's copy.
+
+    Returns
+    -------
+    Path
+        ``golden_dir``; else ``root/<slug>``; else ``./golden/<slug>`` when it holds goldens (a
+        user's own directory takes precedence); else the copy shipped with a bundled model
+        (:data:`BUNDLED_DIR`); else ``./golden/<slug>``, where ``harness golden`` writes them.
+    """
+    from .loading import model_slug
+
+    if golden_dir is not None:
+        return Path(golden_dir)
+    slug = model_slug(model)
+    if root is not None:
+        return Path(root) / slug
+    local = DEFAULT_ROOT / slug
+    shipped = BUNDLED_DIR / slug
+    if writing or (local / "manifest.json").exists() or not (shipped / "manifest.json").exists():
+        return local
+    return shipped
 
 
 def sha256(path: Path) -> str:

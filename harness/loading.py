@@ -57,6 +57,17 @@ class ModelSource:
         return h.hexdigest()
 
 
+def model_slug(spec: str) -> str:
+    """Filesystem-safe name of a model, without loading it: the same as :attr:`ModelSource.slug`.
+
+    ``tiny`` -> ``tiny``; ``cvssp/audioldm2`` -> ``cvssp--audioldm2``; an existing directory -> its name.
+    """
+    path = Path(spec).expanduser()
+    if spec not in BUNDLED and path.is_dir():
+        return path.resolve().name
+    return spec.strip("/").replace("/", "--")
+
+
 def resolve_model(spec: str, subfolders=("vae", "vocoder")) -> ModelSource:
     """Turn ``tiny``, a local directory or a hub id into a local directory.
 

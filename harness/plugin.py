@@ -14,13 +14,18 @@ def pytest_addoption(parser):
     group = parser.getgroup("audioldm2-harness", "AudioLDM2 reconstruction-chain quality")
     group.addoption("--model", default="tiny", help="model under test: bundled name (tiny), local diffusers "
                     "directory or hub id (default: tiny)")
-    group.addoption("--golden-dir", default=None, help="golden directory (default: <rootdir>/golden/<model-slug>)")
+    group.addoption("--golden-dir", default=None, help="golden directory of the model under test; write "
+                    "--golden-dir=PATH (default: <harness_golden_dir>/<model-slug> if that ini option is set, else "
+                    "<rootdir>/golden/<model-slug> if it exists, else the copy shipped with a bundled model)")
     group.addoption("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
     group.addoption("--dtype", default="fp32", choices=["fp32", "bf16", "fp16"], help="model dtype (default: fp32)")
     group.addoption("--report-dir", default="reports", help="where failing quality tests write evidence "
                     "(WAVs and mel PNGs); default: reports/")
     group.addoption("--regen-golden", action="store_true", help="regenerate the goldens of --model with the "
                     "full pipeline and re-calibrate thresholds before testing (explicit, never silent)")
+    parser.addini("harness_golden_dir", help="directory of your project's goldens, one subdirectory per model "
+                  "(made by `harness golden --model MODEL --out DIR/<model-slug>`), relative to the ini file; once "
+                  "set, goldens must be there (no fallback to the shipped copy)", default=None)
     group.addoption("--run-slow", action="store_true", help="also run tests marked slow")
     group.addoption("--allow-missing-goldens", action="store_true", help="skip the quality tests of a model "
                     "without goldens, thresholds or weights instead of failing them (default: fail, naming the "
@@ -28,6 +33,13 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
+    args = list(config.invocation_params.args)
+    if "--golden-dir" in args:
+        # pytest picks its rootdir before plugins declare their options, so it took PATH for a test path
+        config.issue_config_time_warning(pytest.PytestConfigWarning(
+            "write --golden-dir=PATH (with '='): in the form '--golden-dir PATH' pytest takes PATH for a test "
+            f"path when it chooses its rootdir (now {config.rootpath}); or set harness_golden_dir in your ini "
+            "file"), stacklevel=2)
     for marker in ("slow: takes minutes on CPU (run with --run-slow)",
                    "gpu: needs CUDA (skipped without it)",
                    "real_model: needs a real AudioLDM2 checkpoint (--model cvssp/audioldm2 or a local copy)"):
@@ -74,22 +86,26 @@ def pytest_generate_tests(metafunc):
 def harness_options(request):
     """The harness options of this run as a dict (model, golden_dir, device, dtype, report_dir).
 
+    ``golden_dir`` is ``--golden-dir``; else ``<harness_golden_dir>/<model-slug>`` when that ini option is
+    set; else ``<rootdir>/golden/<model-slug>`` when it exists; else the copy shipped with a bundled
+    model (:func:`harness.golden.locate`).
+
     Example::
 
         def test_uses_gpu(harness_options):
             assert harness_options["device"] in ("cpu", "cuda")
     """
-    from . import loading
+    from . import golden
+    from .loading import model_slug
 
     cfg = request.config
     model = cfg.getoption("--model")
-    golden_dir = cfg.getoption("--golden-dir")
-    if golden_dir is None:
-        try:
-            slug = loading.resolve_model(model).slug if model not in loading.BUNDLED else model
-        except loading.ModelNotAvailable:
-            slug = model.strip("/").replace("/", "--")
-        golden_dir = Path(cfg.rootpath) / "golden" / slug
+    root = cfg.getini("harness_golden_dir")
+    if root:
+        root = Path(cfg.inipath).parent / root if cfg.inipath else Path(cfg.rootpath) / root
+    elif cfg.getoption("--regen-golden") or (Path(cfg.rootpath) / "golden" / model_slug(model)).exists():
+        root = Path(cfg.rootpath) / "golden"
+    golden_dir = golden.locate(model, cfg.getoption("--golden-dir"), root)
     return {"model": model, "golden_dir": Path(golden_dir), "device": cfg.getoption("--device"),
             "dtype": cfg.getoption("--dtype"), "report_dir": Path(cfg.getoption("--report-dir")),
             "regen": cfg.getoption("--regen-golden"), "allow_missing": cfg.getoption("--allow-missing-goldens")}

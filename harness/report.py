@@ -11,12 +11,14 @@ from . import loading, matrix, thresholds
 
 
 def find_thresholds(source: Optional[loading.ModelSource], golden_dir: Optional[str] = None) -> Path:
-    """``thresholds.toml`` of a model: ``--golden-dir``, else ``golden/<slug>`` here, else the bundled copy."""
+    """``thresholds.toml`` of a model: in :func:`harness.golden.locate`'s directory (``--golden-dir``, else
+    ``golden/<slug>`` here, else the copy shipped with a bundled model), else in the model's own directory."""
+    from .golden import locate
+
     candidates = []
-    if golden_dir:
-        candidates.append(Path(golden_dir) / "thresholds.toml")
+    if golden_dir or source is not None:
+        candidates.append(locate(source.spec if source else "", golden_dir) / "thresholds.toml")
     if source is not None:
-        candidates.append(Path("golden") / source.slug / "thresholds.toml")
         candidates.append(source.path / "thresholds.toml")
     for c in candidates:
         if c.exists():
