@@ -190,8 +190,9 @@ def cmd_matrix(args) -> int:
         print(report.matrix_summary(records, errors))
         if args.verbose:
             print("\n" + report.matrix_table(records))
-    bad = [r for r in records if not r["ok"]]
-    return 1 if bad or errors else 0
+    if any(r["status"] in report.FAILING for r in records):
+        return 1
+    return 2 if errors else 0
 
 
 def cmd_evaluate(args) -> int:

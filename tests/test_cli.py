@@ -113,3 +113,23 @@ def test_matrix_prints_a_summary_first_and_the_table_on_request(clip, capsys):
     assert cli.main(args + ["--verbose"]) == 0
     table = capsys.readouterr().out
     assert "chain lsd (dB)" in table and "LayoutError" in table and " err " not in table
+
+
+def test_a_mistake_not_separable_on_a_users_clip_is_shown_as_such_not_as_a_failure(clip, capsys, monkeypatch):
+    """A 'mistake' that does not change this clip (here: the correct front-end declared a mistake) cannot be
+    told apart on it: the summary says so and the exit code stays 0; on a golden clip it would be MISSED."""
+    from harness import frontend
+
+    monkeypatch.setitem(frontend._REGISTRY, "same-as-audioldm2",
+                        frontend.Frontend("same-as-audioldm2", frontend.get_frontend("audioldm2").fn, False, "test"))
+    args = ["matrix", "--json", str(clip), "--frontend", "audioldm2", "--frontend", "same-as-audioldm2",
+            "--vae", "scaled", "--vocoder", "hifigan"]
+    assert cli.main(args) == 0
+    status = {r["frontend"]: r["status"] for r in json.loads(capsys.readouterr().out)}
+    assert status == {"audioldm2": "pass", "same-as-audioldm2": "not separable"}
+    assert cli.main(args[:1] + args[2:]) == 0
+    out = capsys.readouterr().out
+    assert "1 not separable on these clips" in out and "verdict: OK" in out
+    stages = {"frontend": {"expected": "detect", "ok": False, "policy": "absolute"}}
+    assert report._status("detect", False, stages) == "MISSED"
+    assert report._status("pass", False, stages) == "FAIL"

@@ -39,7 +39,7 @@ def test_slips_fail_and_benign_rewrites_pass(pytester, harness_options):
     prefixes = [p for ids in {**SLIPS, **BENIGN}.values() for p in ids]
     # only the tests that run these variants with the correct defaults around them
     selection = " or ".join(p.split("[", 1)[1].rstrip(":]") for p in prefixes)
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q", "-rA", "--golden-dir", str(golden),
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q", "-rA", f"--golden-dir={golden}",
                                            "--model", harness_options["model"], "--report-dir",
                                            str(pytester.path / "reports"), "-k", selection)
     outcomes = {}

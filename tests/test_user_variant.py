@@ -25,7 +25,7 @@ def test_user_variants_join_the_matrix(pytester, harness_options):
     golden = harness_options["golden_dir"].resolve()
     if not (golden / "thresholds.toml").exists():
         pytest.skip("no calibrated goldens for this model")
-    args = ["-p", "no:cacheprovider", "--golden-dir", str(golden), "--model", harness_options["model"],
+    args = ["-p", "no:cacheprovider", f"--golden-dir={golden}", "--model", harness_options["model"],
             "-k", "user-float64-scaled-hifigan or user-db-bug-scaled-hifigan or audioldm2-user-mode-hifigan "
                   "or audioldm2-scaled-user-hifigan"]
     collected = pytester.runpytest_subprocess("--collect-only", *args).stdout.str()
