@@ -77,32 +77,68 @@ table{border-collapse:collapse;font-size:.85em}td,th{border:1px solid #ccc;paddi
 td:first-child,td:nth-child(2),th{text-align:left}.err{color:#b00;text-align:left}
 .verdict{padding:.5em .8em;border-radius:4px;background:#e8f5e9}.verdict.bad{background:#fdecea}
 .flag{color:#b00}.info{color:#555}img{max-width:100%;border:1px solid #eee}
-.players{display:flex;flex-wrap:wrap;gap:1em}.players figure{margin:0}figcaption{font-size:.8em}"""
+.players{display:flex;flex-wrap:wrap;gap:1em}.players figure{margin:0}figcaption{font-size:.8em}
+table.summary td.msg{text-align:left;max-width:60em}table.summary tr.bad td:nth-child(3){color:#b00;font-weight:bold}
+table.summary tr.good td:nth-child(3){color:#2e7d32}"""
 
 
-def _png(diag: Diagnosis) -> str:
+def _image(diag: Diagnosis) -> str:
+    """The mel figure of one file as a base64 WebP (a third of the PNG's size)."""
     from .report import mel_figure
 
     panels = [(title, mel) for title, mel in diag.mels.items()]
     buf = io.BytesIO()
-    mel_figure(panels, reference=panels[0][1], path=buf)
+    mel_figure(panels, reference=panels[0][1], path=buf, fmt="webp")
     return base64.b64encode(buf.getvalue()).decode()
 
 
-def _wav(x: np.ndarray) -> str:
+def _ogg(x: np.ndarray) -> str:
+    """A 16 kHz waveform as base64 Ogg Vorbis (about a tenth of 16-bit WAV; every current browser plays it)."""
     import soundfile as sf
 
     buf = io.BytesIO()
-    sf.write(buf, np.clip(x, -1.0, 1.0), 16000, format="WAV", subtype="PCM_16")
+    sf.write(buf, np.clip(x, -1.0, 1.0), 16000, format="OGG", subtype="VORBIS")
     return base64.b64encode(buf.getvalue()).decode()
 
 
-def _section(diag: Diagnosis) -> str:
+def _anchor(index: int) -> str:
+    return f"file-{index}"
+
+
+def summary_rows(diags: Sequence[Diagnosis]) -> List[List[str]]:
+    """Header + one row per file: file, input, blamed stage, kind, full-chain mel L1, the first finding."""
+    rows = [["file", "input", "verdict", "kind", "chain mel_l1 (nats)", "message"]]
+    for d in diags:
+        r = d.record
+        if "error" in r:
+            rows.append([r["file"], "-", "error", "input", "-", r["error"]])
+            continue
+        chain = [st for st in r["stages"].values() if st["label"].startswith("full chain")]
+        l1 = chain[0]["metrics"].get("mel_l1") if chain else None
+        v = r["verdict"]
+        rows.append([r["file"], _input_line(r["checks"]["input"]).split(", peak")[0], v["stage"], v.get("kind", "-"),
+                     _fmt(l1, "{:.3f}"), v["message"]])
+    return rows
+
+
+def _summary(diags: Sequence[Diagnosis]) -> str:
+    e = html.escape
+    rows = summary_rows(diags)
+    out = ["<table class='summary'><tr>" + "".join(f"<th>{e(h)}</th>" for h in rows[0]) + "</tr>"]
+    for i, row in enumerate(rows[1:]):
+        bad = row[2] != "none"
+        out.append(f"<tr class='{'bad' if bad else 'good'}'><td><a href='#{_anchor(i)}'>{e(Path(row[0]).name)}</a>"
+                   "</td>" + "".join(f"<td>{e(v)}</td>" for v in row[1:5]) + f"<td class='msg'>{e(row[5])}</td></tr>")
+    return "\n".join(out) + "</table>"
+
+
+def _section(diag: Diagnosis, index: int) -> str:
     r, e = diag.record, html.escape
+    head = f"<h2 id='{_anchor(index)}'>{e(r['file'])}</h2>"
     if "error" in r:
-        return f"<h2>{e(r['file'])}</h2><p class='verdict bad'>error: {e(r['error'])}</p>"
+        return f"{head}<p class='verdict bad'>error: {e(r['error'])}</p>"
     c = r["checks"]
-    out = [f"<h2>{e(r['file'])}</h2><p>front-end <b>{e(r['frontend'] or 'n/a (.npy mel)')}</b>, VAE <b>{e(r['vae'])}</b>, "
+    out = [f"{head}<p>front-end <b>{e(r['frontend'] or 'n/a (.npy mel)')}</b>, VAE <b>{e(r['vae'])}</b>, "
            f"vocoder <b>{e(r['vocoder'])}</b></p>",
            f"<p class='verdict{'' if r['verdict']['stage'] == 'none' else ' bad'}'><b>verdict "
            f"[{e(r['verdict']['stage'])}]</b>: {e(r['verdict']['message'])}</p>",
@@ -117,20 +153,25 @@ def _section(diag: Diagnosis) -> str:
         out.append("<tr>" + "".join(f"<td>{e(v)}</td>" for v in row[:-1]) + f"<td class='err'>{e(row[-1])}</td></tr>")
     out.append(f"</table><p class='info'>{e(UNITS)}</p>")
     out.append(f"<img alt='log-mels of the input and of each stage, with |difference| to the input' "
-               f"src='data:image/png;base64,{_png(diag)}'>")
+               f"src='data:image/webp;base64,{_image(diag)}'>")
     out.append("<div class='players'>")
     for title, wave in diag.waves.items():
         body = "<i>stage failed</i>" if wave is None else \
-            f"<audio controls preload='none' src='data:audio/wav;base64,{_wav(wave)}'></audio>"
+            f"<audio controls preload='none' src='data:audio/ogg;base64,{_ogg(wave)}'></audio>"
         out.append(f"<figure><figcaption>{e(title)}</figcaption>{body}</figure>")
     return "\n".join(out) + "</div>"
 
 
 def write_html(diags: Sequence[Diagnosis], out_dir, model: str = "") -> Path:
-    """Write ``out_dir/report.html`` (self-contained: images and audio are data URIs) and return its path."""
+    """Write ``out_dir/report.html`` and return its path.
+
+    Self-contained (images WebP and audio Ogg Vorbis as data URIs, a few hundred kB per file): a summary
+    table of all files first, each row linking to the file's section (verdict, checks, stage table,
+    mel figure, players).
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    body = "\n".join(_section(d) for d in diags)
+    body = _summary(diags) + "\n" + "\n".join(_section(d, i) for i, d in enumerate(diags))
     page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>harness diagnose</title><style>{CSS}</style>"
             f"</head><body><h1>harness diagnose{' &mdash; model ' + html.escape(model) if model else ''}</h1>"
             f"{body}</body></html>")

@@ -196,42 +196,87 @@ def matrix_summary(records: List[dict], errors: Sequence[str] = ()) -> str:
 # ---------------------------------------------------------------------------
 
 
-def mel_figure(panels: Sequence[Tuple[str, np.ndarray]], reference: Optional[np.ndarray] = None, path=None):
-    """Side-by-side log-mels ``[frames, 64]`` (nats), plus ``|panel - reference|`` under each one.
+def mel_figure(panels: Sequence[Tuple[str, Optional[np.ndarray]]], reference: Optional[np.ndarray] = None,
+               path=None, fmt: Optional[str] = None, dpi: int = 72):
+    """One row per panel: its log-mel and, beside it, ``|panel - reference|``.
 
-    Saves a PNG to ``path`` if given; returns the matplotlib figure.
+    Parameters
+    ----------
+    panels : sequence of (title, mel or None)
+        Log-mels ``[frames, 64]`` in nats, top to bottom; ``None`` marks a stage that failed.
+    reference : np.ndarray, optional
+        The mel the differences are taken against (``[frames, 64]``). Its own row shows, instead of an
+        empty difference, the mean spectrum (nats per mel bin) of every panel, where a lost band or a
+        level offset is seen at a glance.
+    path : str, Path or file object, optional
+        Where to save the figure (then closed).
+    fmt : str, optional
+        Image format when ``path`` is a file object (``png``, ``webp``, ...); default from the suffix.
+    dpi : int
+        Resolution of the saved image; 72 keeps a report small.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
     """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = 2 if reference is not None else 1
-    fig, axes = plt.subplots(rows, len(panels), figsize=(3.2 * len(panels), 2.6 * rows), squeeze=False)
-    vmin, vmax = -11.5, max(float(np.max(p)) for _, p in panels if p is not None)
-    for j, (title, mel) in enumerate(panels):
-        ax = axes[0, j]
+    cols = 2 if reference is not None else 1
+    fig, axes = plt.subplots(len(panels), cols, figsize=(5.2 * cols + 1.6, 1.75 * len(panels) + 0.5),
+                             squeeze=False, layout="constrained")
+    vmin = -11.5
+    vmax = max([float(np.max(m)) for _, m in panels if m is not None] + [vmin + 1])
+    im = diff_im = None
+    for i, (title, mel) in enumerate(panels):
+        ax = axes[i, 0]
+        ax.set_title(title, loc="left", fontsize=9)
+        ax.set_ylabel("mel bin", fontsize=8)
+        ax.tick_params(labelsize=7)
         if mel is None:
-            ax.text(0.5, 0.5, "stage failed", ha="center", va="center")
-            ax.set_axis_off()
+            ax.text(0.5, 0.5, "stage failed", ha="center", va="center", transform=ax.transAxes)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_xlabel(" ")
+            if cols == 2:
+                axes[i, 1].set_axis_off()
             continue
         im = ax.imshow(mel.T, origin="lower", aspect="auto", vmin=vmin, vmax=vmax, cmap="magma")
-        ax.set_title(title, fontsize=9)
-        ax.set_xlabel("frame")
-        ax.set_ylabel("mel bin")
-        if reference is not None:
-            ax2 = axes[1, j]
-            diff = np.abs(mel - reference[: mel.shape[0]])
-            im2 = ax2.imshow(diff.T, origin="lower", aspect="auto", vmin=0, vmax=4, cmap="viridis")
-            ax2.set_title(f"|diff| mean {diff.mean():.2f} nats", fontsize=9)
-            ax2.set_xlabel("frame")
-    fig.colorbar(im, ax=axes[0, :].tolist(), shrink=0.8, label="nats")
-    if reference is not None:
-        fig.colorbar(im2, ax=axes[1, :].tolist(), shrink=0.8, label="|diff| nats")
+        if cols == 1:
+            continue
+        ax2 = axes[i, 1]
+        ax2.tick_params(labelsize=7)
+        if mel is reference:
+            _spectra(ax2, panels)
+            continue
+        frames = min(len(mel), len(reference))
+        diff = np.abs(mel[:frames] - reference[:frames])
+        diff_im = ax2.imshow(diff.T, origin="lower", aspect="auto", vmin=0, vmax=4, cmap="viridis")
+        ax2.set_title(f"|difference| to the input, mean {diff.mean():.2f} nats", loc="left", fontsize=9)
+    for ax in axes.flat:
+        if ax.axison and not ax.get_xlabel():
+            ax.set_xlabel("frame (10 ms)", fontsize=7, labelpad=1)
+    if im is not None:
+        fig.colorbar(im, ax=axes[:, 0].tolist(), shrink=0.6, label="log-mel (nats)")
+    if diff_im is not None:
+        fig.colorbar(diff_im, ax=axes[:, 1].tolist(), shrink=0.6, label="|difference| (nats)")
     if path is not None:
-        fig.savefig(path, dpi=80)
+        fig.savefig(path, dpi=dpi, format=fmt, **({"pil_kwargs": {"quality": 80}} if fmt == "webp" else {}))
         plt.close(fig)
     return fig
+
+
+def _spectra(ax, panels) -> None:
+    """Mean log-mel per bin of every panel: where a stage loses a band or shifts the level."""
+    for k, (title, mel) in enumerate(panels):
+        if mel is not None:
+            ax.plot(mel.mean(axis=0), lw=1.6 if k == 0 else 0.9, label=title[:32])
+    ax.set_title("mean spectrum of each row (nats per mel bin)", loc="left", fontsize=9)
+    ax.set_xlabel("mel bin", fontsize=8)
+    ax.figure.legend(fontsize=7, loc="outside upper center", ncols=3, frameon=False)
+    ax.grid(alpha=0.3)
 
 
 def write_evidence(directory: Path, name: str, wave_in: np.ndarray, wave_out: Optional[np.ndarray],

@@ -151,10 +151,14 @@ def test_report_renders_in_headless_chromium(capsys, tmp_path):
             "--disable-background-networking", "--disable-component-update", "--disable-sync",
             f"--user-data-dir={tmp_path / 'profile'}"]
     dom = subprocess.run(base + ["--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120).stdout
-    assert len(re.findall(r"<img [^>]*src=\"data:image/png;base64,", dom)) == 1
+    assert len(re.findall(r"<img [^>]*src=\"data:image/webp;base64,", dom)) == 1
     # input, vocoder, Griffin-Lim, full chain
-    assert len(re.findall(r"<audio [^>]*src=\"data:audio/wav;base64,", dom)) == 4
+    assert len(re.findall(r"<audio [^>]*src=\"data:audio/ogg;base64,", dom)) == 4
     assert "power_to_db(ref=max)/20" in dom
+    # the summary table comes first and links to the file's section
+    summary = dom.index("class=\"summary\"")
+    assert summary < dom.index("<h2") and "href=\"#file-0\"" in dom and "id=\"file-0\"" in dom
+    assert page.stat().st_size < 400_000  # WebP + Ogg Vorbis: a 2.56 s file is a few hundred kB
     shot = tmp_path / "shot.png"
     subprocess.run(base + [f"--screenshot={shot}", "--window-size=1400,2000", page.as_uri()],
                    capture_output=True, timeout=120)
@@ -188,3 +192,50 @@ def test_a_low_rate_input_is_flagged_with_the_lost_band(capsys, tmp_path):
     _, records, _ = run_json(capsys, tmp_path, tmp_path / "phone.wav")
     found = {f["code"]: f["message"] for f in records[0]["checks"]["input"]["findings"]}
     assert "band-limited" in found and "between 4 and 8 kHz" in found["band-limited"]
+
+
+# --- the figures: readable, no text on text ------------------------------------------------------
+
+
+def text_overlaps(fig) -> list:
+    """Pairs of drawn texts (titles, axis and tick labels, legend entries) whose boxes intersect."""
+    from matplotlib.text import Text
+
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    texts = []
+    for ax in fig.axes:
+        if not ax.axison:
+            continue
+        texts += [ax.title, ax._left_title, ax.xaxis.label, ax.yaxis.label]
+        for axis in (ax.xaxis, ax.yaxis):
+            lo, hi = sorted(axis.get_view_interval())
+            texts += [t.label1 for t in axis.get_major_ticks() if lo <= t.get_loc() <= hi and t.label1.get_visible()]
+    texts += [t for leg in fig.legends for t in leg.get_texts()]
+    texts += [t for t in fig.findobj(Text) if t.axes is not None and t in t.axes.texts]  # "stage failed"
+    boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in texts if t.get_visible() and t.get_text().strip()]
+    return [(a, b) for i, (a, ba) in enumerate(boxes) for b, bb in boxes[i + 1:]
+            if min(ba.x1, bb.x1) - max(ba.x0, bb.x0) > 1 and min(ba.y1, bb.y1) - max(ba.y0, bb.y0) > 1]
+
+
+@pytest.mark.parametrize("rows", [2, 7])
+def test_mel_figure_has_no_overlapping_text_and_no_empty_panel(rows):
+    import matplotlib.pyplot as plt
+
+    from harness.report import mel_figure
+
+    rng = np.random.default_rng(0)
+    ref = rng.normal(-5, 2, (256, 64))
+    titles = ["input mel (audioldm2)", "front-end seed-librosa-db", "VAE round trip scaled",
+              "VAE round trip scaled on seed-librosa-db", "vocoder hifigan-transposed", "Griffin-Lim (baseline)",
+              "full chain seed-librosa-db-scaled-hifigan-transposed"][:rows]
+    panels = [(titles[0], ref)] + [(t, None if "on seed" in t else ref + rng.normal(0, 1, ref.shape))
+                                   for t in titles[1:]]
+    fig = mel_figure(panels, reference=ref)
+    try:
+        assert text_overlaps(fig) == []
+        # the input's own row shows the mean spectra, not an empty |difference|
+        first = fig.axes[1]
+        assert len(first.get_lines()) == sum(m is not None for _, m in panels) and not first.get_images()
+    finally:
+        plt.close(fig)
