@@ -12,8 +12,8 @@ from pathlib import Path
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="tiny", help="bundled name (tiny), local diffusers directory or hub id")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
+    p.add_argument("--model", default="tiny", help=MODEL_HELP)
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "fp16"],
                    help="model dtype; the VAE stays fp32 under fp16 (force_upcast)")
 
@@ -269,110 +269,181 @@ def cmd_diagnose(args) -> int:
     return 1 if any(d.record["verdict"].get("kind") in blamed for d in diags) else 0
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Examples kept as written; every option's default shown unless it says its own or has none."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False, argparse.SUPPRESS) or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _command(sub, name: str, help: str, examples: str, description: str = "") -> argparse.ArgumentParser:
+    return sub.add_parser(name, help=help, description=description or help, formatter_class=_HelpFormatter,
+                          epilog="examples:\n" + "\n".join("  " + line for line in examples.strip().splitlines()))
+
+
+MODEL_HELP = "bundled name (tiny), local diffusers directory or hub id (cvssp/audioldm2)"
+GOLDEN_DIR_HELP = ("golden directory with thresholds.toml (default: golden/<model-slug> if it exists, else the "
+                   "copy shipped with a bundled model)")
+CHANNEL_HELP = "how a multi-channel file becomes mono: its first channel, or the mean of all"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="harness", description="AudioLDM2 reconstruction-chain regression harness")
-    sub = parser.add_subparsers(dest="command", required=True)
+    """The ``harness`` command line: commands in the order a user needs them."""
+    parser = argparse.ArgumentParser(
+        prog="harness", formatter_class=_HelpFormatter,
+        description="AudioLDM2 reconstruction-chain regression harness: which stage (front-end, VAE, vocoder) "
+                    "loses quality, on your files and in CI.",
+        epilog="examples:\n"
+               "  harness matrix my.wav                      every combination on your file: a summary, exit 1 on "
+               "a failure\n"
+               "  harness diagnose my.wav --out report/      which stage loses quality, with report/report.html\n"
+               "  harness mel my.wav --out mels/             the right AudioLDM2 log-mel as .npy\n"
+               "  harness golden --model cvssp/audioldm2     goldens + thresholds for pytest (golden/<model-slug>)\n"
+               "  python -m pytest                           the quality tests (the pytest plugin)\n"
+               "run 'harness COMMAND -h' for a command's options and examples")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("list", help="list front-ends and VAE/vocoder variants")
-    p.set_defaults(fn=cmd_list)
+    # 1. your own audio
+    p = _command(sub, "matrix", "evaluate every front-end x VAE x vocoder combination on your files", """
+harness matrix my.wav other.flac           summary: correct combinations per stage, known mistakes detected
+harness matrix -v my.wav                   ... and the full table (key metric of each stage, with units)
+harness matrix --json my.wav > out.json    one JSON record per file x combination
+harness matrix --frontend ours --vae scaled --vocoder hifigan my.wav""",
+                 description="Evaluate every front-end x VAE x vocoder combination on your files (default: the "
+                 "shipped clips). Exit status: 0 all correct combinations pass and every known mistake is detected "
+                 "or not separable on your clips; 1 a correct combination fails or a mistake is missed on a golden "
+                 "clip; 2 only unusable files.")
+    _add_model_args(p)
+    p.add_argument("files", nargs="*", help="audio files or directories (default: the shipped reference clips)")
+    p.add_argument("--json", action="store_true", help="print one JSON record per file x combination")
+    p.add_argument("--verbose", "-v", action="store_true", help="after the summary, the full table (a row per "
+                   "file x combination, key metric of each stage)")
+    p.add_argument("--golden-dir", default=None, help=GOLDEN_DIR_HELP)
+    p.add_argument("--frontend", action="append", help="restrict to these front-ends (repeatable; default: all)")
+    p.add_argument("--vae", action="append", help="restrict to these VAE variants (repeatable; default: all)")
+    p.add_argument("--vocoder", action="append", help="restrict to these vocoder variants (repeatable; default: all)")
+    p.set_defaults(fn=cmd_matrix)
 
-    p = sub.add_parser("mel", help="write each file's log-mel as a [frames, 64] float32 .npy")
-    p.add_argument("files", nargs="+")
-    p.add_argument("--frontend", default="audioldm2")
-    p.add_argument("--out", required=True, help="output directory")
+    p = _command(sub, "diagnose", "run the chain stage by stage on files and say which stage loses quality", """
+harness diagnose my.wav --out report/                tables, and report/report.html (mels, differences, players)
+harness diagnose my.wav --frontend seed-librosa-db   try a front-end/VAE/vocoder variant
+harness diagnose my_mel.npy --json                   statistics check of a mel you made yourself""",
+                 description="Run the chain stage by stage on your files (or .npy mels) and name the stage that "
+                 "loses the most, with the likely cause. Exit status: 0 nothing you can fix; 1 a usage mistake is "
+                 "blamed (front-end, VAE or vocoder call), with --strict also a weak model stage; 2 an input could "
+                 "not be used.")
+    _add_model_args(p)
+    p.add_argument("files", nargs="+", help="audio files, or log-mel .npy files [frames, 64]")
+    p.add_argument("--frontend", default="audioldm2", help="front-end to check")
+    p.add_argument("--vae", default="scaled", help="VAE variant")
+    p.add_argument("--vocoder", default="hifigan", help="vocoder variant")
+    p.add_argument("--seconds", type=float, default=10.24, help="analyse at most this many seconds of each file")
+    p.add_argument("--out", default="diagnose-report", help="directory of report.html")
+    p.add_argument("--json", action="store_true", help="print a JSON list, one object per file")
+    p.add_argument("--golden-dir", default=None, help=GOLDEN_DIR_HELP + "; its relative margins judge a variant "
+                   "against the correct call")
+    p.add_argument("--strict", action="store_true", help="also exit 1 when the model itself, called correctly, "
+                   "is blamed (default: exit 1 only for a usage mistake: front-end, VAE or vocoder call)")
+    p.set_defaults(fn=cmd_diagnose)
+
+    p = _command(sub, "mel", "write each file's log-mel as a [frames, 64] float32 .npy", """
+harness mel my.wav --out mels/                     mels/my.npy, AudioLDM2's own front-end
+harness mel *.wav --out mels/ --frames 1024        padded/cropped to 1024 frames (10.24 s)
+harness mel a.mp3 a.ogg --out mels/                same stem: a.mp3.npy and a.ogg.npy""")
+    p.add_argument("files", nargs="+", help="audio files")
+    p.add_argument("--frontend", default="audioldm2", help="front-end (see 'harness list')")
+    p.add_argument("--out", required=True, help="output directory (created)")
     p.add_argument("--frames", type=int, default=None, help="pad/crop to this many frames (default: cover the "
                    "file, rounded up to a multiple of 4)")
-    p.add_argument("--channel", default="first", choices=["first", "mean"])
+    p.add_argument("--channel", default="first", choices=["first", "mean"], help=CHANNEL_HELP)
     p.set_defaults(fn=cmd_mel)
 
-    p = sub.add_parser("reconstruct", help="run one front-end/VAE/vocoder combination on one file")
-    p.add_argument("file")
+    p = _command(sub, "reconstruct", "run one front-end/VAE/vocoder combination on one file", """
+harness reconstruct my.wav --out rec.wav
+harness reconstruct my.wav --vae unscaled --vocoder griffin-lim --out rec.wav""")
+    p.add_argument("file", help="audio file")
     _add_model_args(p)
-    p.add_argument("--frontend", default="audioldm2")
-    p.add_argument("--vae", default="scaled")
-    p.add_argument("--vocoder", default="hifigan")
-    p.add_argument("--channel", default="first", choices=["first", "mean"])
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--frontend", default="audioldm2", help="front-end (see 'harness list')")
+    p.add_argument("--vae", default="scaled", help="VAE variant (see 'harness list')")
+    p.add_argument("--vocoder", default="hifigan", help="vocoder variant (see 'harness list')")
+    p.add_argument("--channel", default="first", choices=["first", "mean"], help=CHANNEL_HELP)
+    p.add_argument("--seed", type=int, default=0, help="seed of the VAE's latent sampling (variants that sample)")
     p.add_argument("--out", required=True, help="output WAV (16 kHz, the input's length)")
     p.set_defaults(fn=cmd_reconstruct)
 
-    p = sub.add_parser("train", help="train the bundled tiny model (resumable)")
-    p.add_argument("--out", default="runs/tiny", help="checkpoint/log directory")
-    p.add_argument("--model-out", default=str(Path(__file__).parent / "models" / "tiny"))
-    p.add_argument("--vae-steps", type=int, default=1200)
-    p.add_argument("--vocoder-steps", type=int, default=14000)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--smoke", action="store_true", help="a few steps on tiny data (tests the recipe)")
-    p.add_argument("--export-only", action="store_true", help="rebuild the pipeline around the trained VAE and "
-                   "vocoder in --model-out (after changing the seeded-random parts)")
-    p.add_argument("--scaling-factor", type=float, default=None, help="with --export-only: re-parametrise the VAE "
-                   "latents to this scaling factor (exact; e.g. 0.4110932946205139, cvssp/audioldm2's)")
-    p.set_defaults(fn=cmd_train)
-
-    p = sub.add_parser("evaluate", help="held-out figures of a model (code-made and Debian sound clips)")
+    # 2. goldens and thresholds for the pytest plugin
+    p = _command(sub, "golden", "run the full pipeline on the fixed prompts and write a golden set", """
+harness golden --model cvssp/audioldm2              golden/cvssp--audioldm2: cases, clips, thresholds.toml
+harness golden --model ./my-finetune --device cuda  a local diffusers directory, on the GPU
+harness golden --clips my_clips/ take1.wav          add your own clips to the golden set (re-calibrates)""")
     _add_model_args(p)
-    p.add_argument("--record", action="store_true", help="store the results in the model's training.json")
-    p.set_defaults(fn=cmd_evaluate)
-
-    p = sub.add_parser("golden", help="run the full pipeline on the fixed prompts and write a golden set")
-    _add_model_args(p)
-    p.add_argument("--out", default=None, help="golden directory (default: golden/<model-slug>)")
+    p.add_argument("--out", default=None, help="golden directory (default: golden/<model-slug> here)")
     p.add_argument("--seconds", type=float, default=None, help="clip length (default: the UNet's sample size)")
-    p.add_argument("--steps", type=int, default=20, help="denoising steps (default: 20)")
+    p.add_argument("--steps", type=int, default=20, help="denoising steps")
     p.add_argument("--no-calibrate", action="store_true", help="do not re-calibrate thresholds afterwards")
     p.add_argument("--clips", nargs="+", metavar="FILE_OR_DIR", help="add your own reference clips to the golden "
                    "set (generated first if missing) instead of re-running the pipeline; calibration then gives "
                    "them per-clip regression ceilings and pytest runs the matrix on them")
     p.set_defaults(fn=cmd_golden)
 
-    p = sub.add_parser("thresholds", help="show, or --calibrate, the quality thresholds of a golden set")
+    p = _command(sub, "thresholds", "show, --calibrate or --validate the quality thresholds of a golden set", """
+harness thresholds                                  the limits of golden/tiny (or the shipped copy)
+harness thresholds --calibrate --model tiny         re-measure and rewrite golden/tiny/thresholds.toml
+harness thresholds --validate /usr/share/sounds     false-alarm and miss rates, also on your files""")
     _add_model_args(p)
-    p.add_argument("--golden-dir", default=None)
+    p.add_argument("--golden-dir", default=None, help=GOLDEN_DIR_HELP)
     p.add_argument("--calibrate", action="store_true", help="measure the current chain and rewrite thresholds.toml")
     p.add_argument("--validate", action="store_true", help="false-alarm and miss rates of the verdicts on the "
                    "calibration clip set and the disjoint validation and test sets (and on FILES, if given)")
-    p.add_argument("files", nargs="*", help="with --validate: your own audio files, judged too")
+    p.add_argument("files", nargs="*", help="with --validate: your own audio files or directories, judged too")
     p.add_argument("--json", action="store_true", help="with --validate: print the rates as JSON")
     p.set_defaults(fn=cmd_thresholds)
 
-    p = sub.add_parser("matrix", help="evaluate every combination on your files (default: the shipped clips)")
-    _add_model_args(p)
-    p.add_argument("files", nargs="*", help="audio files (default: the shipped reference clips)")
-    p.add_argument("--json", action="store_true", help="print one JSON record per file x combination")
-    p.add_argument("--verbose", "-v", action="store_true", help="after the summary, the full table (a row per "
-                   "file x combination, key metric of each stage)")
-    p.add_argument("--golden-dir", default=None, help="where thresholds.toml is (default: golden/<model-slug>)")
-    p.add_argument("--frontend", action="append", help="restrict to these front-ends (repeatable)")
-    p.add_argument("--vae", action="append", help="restrict to these VAE variants (repeatable)")
-    p.add_argument("--vocoder", action="append", help="restrict to these vocoder variants (repeatable)")
-    p.set_defaults(fn=cmd_matrix)
+    p = _command(sub, "list", "list front-ends and VAE/vocoder variants (correct ones and known mistakes)", """
+harness list""")
+    p.set_defaults(fn=cmd_list)
 
-    p = sub.add_parser("bench", help="print the newest throughput benchmark run as a table (or --run the suite)",
-                       description="Without --run: print the table of a pytest-benchmark JSON (PATH, or the newest "
-                       "under --storage). With --run: time tests/benchmarks, save the run, fail on a regression "
-                       "against the last saved run of this machine (none on a first run), print the table.")
+    # 3. speed, and the bundled model
+    p = _command(sub, "bench", "print the newest throughput benchmark run as a table (or --run the suite)", """
+harness bench --run                        time tests/benchmarks, fail on a regression, print the table
+harness bench --run -k tiny --run-slow     pytest arguments after --run
+harness bench .benchmarks --plot bench.png   the newest saved run and its history as a plot""",
+                 description="Without --run: print the table of a pytest-benchmark JSON (PATH, or the newest "
+                 "under --storage). With --run: time tests/benchmarks, save the run, fail on a regression against "
+                 "the last saved run of this machine (none on a first run), print the table.")
     p.add_argument("path", nargs="?", help="a pytest-benchmark JSON file or a directory (default: --storage)")
-    p.add_argument("--storage", default=".benchmarks", help="pytest-benchmark storage directory (default: .benchmarks)")
+    p.add_argument("--storage", default=".benchmarks", help="pytest-benchmark storage directory")
     p.add_argument("--plot", metavar="PNG", help="also draw the run and the history of the saved runs of its host "
                    "(throughput relative to each benchmark's first run, with the regression gate) into PNG")
     p.add_argument("--run", nargs=argparse.REMAINDER, metavar="PYTEST_ARGS",
                    help="run the timed suite; everything after --run goes to pytest (e.g. --run -k tiny --run-slow)")
     p.set_defaults(fn=cmd_bench)
 
-    p = sub.add_parser("diagnose", help="run the chain stage by stage on files and say which stage loses quality")
+    p = _command(sub, "evaluate", "held-out figures of a model (code-made and Debian sound clips)", """
+harness evaluate --model tiny
+harness evaluate --model tiny --record     store them in the model's training.json""")
     _add_model_args(p)
-    p.add_argument("files", nargs="+", help="audio files, or log-mel .npy files [frames, 64]")
-    p.add_argument("--frontend", default="audioldm2", help="front-end to check (default: audioldm2)")
-    p.add_argument("--vae", default="scaled", help="VAE variant (default: scaled)")
-    p.add_argument("--vocoder", default="hifigan", help="vocoder variant (default: hifigan)")
-    p.add_argument("--seconds", type=float, default=10.24, help="analyse at most this many seconds (default 10.24)")
-    p.add_argument("--out", default="diagnose-report", help="directory of report.html (default: diagnose-report/)")
-    p.add_argument("--json", action="store_true", help="print a JSON list, one object per file")
-    p.add_argument("--golden-dir", default=None, help="where thresholds.toml is, for the relative margins that "
-                   "judge a variant against the correct call (default: golden/<model-slug>)")
-    p.add_argument("--strict", action="store_true", help="also exit 1 when the model itself, called correctly, "
-                   "is blamed (default: exit 1 only for a usage mistake: front-end, VAE or vocoder call)")
-    p.set_defaults(fn=cmd_diagnose)
+    p.add_argument("--record", action="store_true", help="store the results in the model's training.json")
+    p.set_defaults(fn=cmd_evaluate)
+
+    p = _command(sub, "train", "train the bundled tiny model (resumable)", """
+harness train --smoke --out /tmp/run --model-out /tmp/model   a few steps: checks the recipe
+harness train                                                 the full recipe (hours on 2 cores; resumes)
+harness train --export-only --scaling-factor 0.4110932946205139""")
+    p.add_argument("--out", default="runs/tiny", help="checkpoint/log directory")
+    p.add_argument("--model-out", default=str(Path(__file__).parent / "models" / "tiny"),
+                   help="where the trained pipeline is exported (default: the bundled model in the package)")
+    p.add_argument("--vae-steps", type=int, default=1200, help="VAE training steps")
+    p.add_argument("--vocoder-steps", type=int, default=14000, help="vocoder training steps")
+    p.add_argument("--seed", type=int, default=0, help="seed of data synthesis and initialisation")
+    p.add_argument("--smoke", action="store_true", help="a few steps on tiny data (tests the recipe)")
+    p.add_argument("--export-only", action="store_true", help="rebuild the pipeline around the trained VAE and "
+                   "vocoder in --model-out (after changing the seeded-random parts)")
+    p.add_argument("--scaling-factor", type=float, default=None, help="with --export-only: re-parametrise the VAE "
+                   "latents to this scaling factor (exact; e.g. 0.4110932946205139, cvssp/audioldm2's)")
+    p.set_defaults(fn=cmd_train)
 
     return parser
 

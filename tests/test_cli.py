@@ -133,3 +133,34 @@ def test_a_mistake_not_separable_on_a_users_clip_is_shown_as_such_not_as_a_failu
     stages = {"frontend": {"expected": "detect", "ok": False, "policy": "absolute"}}
     assert report._status("detect", False, stages) == "MISSED"
     assert report._status("pass", False, stages) == "FAIL"
+
+
+def test_every_command_and_option_is_documented_with_valid_examples():
+    """Help text on every option, defaults shown, examples under every command that parse as written,
+    commands in the order a user needs them."""
+    import argparse
+    import re
+    import shlex
+
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    assert list(sub.choices)[:3] == ["matrix", "diagnose", "mel"]
+    for name, p in sub.choices.items():
+        assert p.epilog and p.epilog.startswith("examples:"), name
+        examples = [line.strip() for line in p.epilog.splitlines()[1:]]
+        assert examples, name
+        for line in examples:
+            command = re.split(r"\s{2,}", line)[0]
+            assert command.startswith(f"harness {name}"), (name, line)
+            parser.parse_args(shlex.split(command)[1:])  # a renamed option breaks its example here
+        text = p.format_help()
+        for action in p._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            assert action.help, (name, action.dest)
+            if action.default not in (None, False) and action.option_strings:
+                assert "default" in action.help or f"(default: {action.default})" in text, (name, action.dest)
+    for line in parser.epilog.splitlines()[1:-1]:
+        command = re.split(r"\s{2,}", line.strip())[0]
+        if command.startswith("harness "):
+            parser.parse_args(shlex.split(command)[1:])
