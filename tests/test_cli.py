@@ -153,7 +153,7 @@ def test_every_command_and_option_is_documented_with_valid_examples():
             command = re.split(r"\s{2,}", line)[0]
             assert command.startswith(f"harness {name}"), (name, line)
             parser.parse_args(shlex.split(command)[1:])  # a renamed option breaks its example here
-        text = p.format_help()
+        text = " ".join(p.format_help().split())
         for action in p._actions:
             if isinstance(action, argparse._HelpAction):
                 continue
