@@ -196,4 +196,5 @@ def harness_quality(harness_options, golden_set):
     if not path.exists():
         missing(harness_options, f"no thresholds in {path}: run `harness thresholds --calibrate --model "
                                  f"{harness_options['model']} --golden-dir {harness_options['golden_dir']}`")
-    return QualityCheck(thresholds.load(path), harness_options["report_dir"], harness_options["allow_missing"])
+    return QualityCheck(thresholds.load(path), harness_options["report_dir"], harness_options["allow_missing"],
+                        golden_dir=harness_options["golden_dir"])

@@ -278,8 +278,10 @@ class QualityCheck:
     The logic behind the ``harness_quality`` fixture (see :mod:`harness.plugin`).
     """
 
-    def __init__(self, thresholds_data: Dict, report_dir: Optional[Path] = None, allow_missing: bool = False):
+    def __init__(self, thresholds_data: Dict, report_dir: Optional[Path] = None, allow_missing: bool = False,
+                 golden_dir: Optional[Path] = None):
         self.thresholds = thresholds_data
+        self.golden_dir = golden_dir  # named in a failure: where to re-baseline after an intended change
         self.report_dir = Path(report_dir) if report_dir else None
         self.allow_missing = allow_missing
 
@@ -311,10 +313,14 @@ class QualityCheck:
             d = self.report_dir / f"{combo.id}-{stage}"
             d.mkdir(parents=True, exist_ok=True)
             evidence(d)
-            where = f"\nevidence: {d}"
+            where = f"\nevidence: {d} (input and output WAVs, mel figure with the difference)"
         what = "lost quality" if expected == "pass" else "was NOT detected (a known mistake now passes)"
-        clips = f" on clips {', '.join(clip_names)}" if clip_names else ""
-        raise AssertionError(f"{combo.id} {what} at stage '{stage}'{clips} (limits from {source}):\n{table}{where}")
+        failing = sorted({r[0].split(" [", 1)[1].rstrip("]") for r in rows if r[-1] == "FAIL" and " [" in r[0]})
+        clips = f"\nclip: {', '.join(failing)}" if failing else ""
+        fix = ("\nthe model itself changed on purpose? re-baseline: harness thresholds --calibrate --golden-dir="
+               f"{self.golden_dir}" if self.golden_dir is not None else "")
+        raise AssertionError(f"{combo.id} {what} at stage '{stage}' (limits from {source}):\n{table}{clips}{where}"
+                             f"{fix}")
 
 
 @dataclass(frozen=True)

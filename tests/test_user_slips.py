@@ -59,3 +59,10 @@ def test_slips_fail_and_benign_rewrites_pass(pytester, harness_options):
         got = runs(ids)
         assert len(got) >= len(ids), f"{name}: not every test ran: {got}"
         assert set(got.values()) == {"PASSED"}, f"benign rewrite {name} failed: {got}"
+    # a failure shows the test, not the harness's frames, and ends with the table, the clip and the evidence
+    out = result.stdout.str()
+    assert "harness/quality.py" not in out and "harness/thresholds.py" not in out
+    failure = out.split("test_matrix[slip-hamming-scaled-hifigan:", 1)[1].split("\n___", 1)[0]
+    assert re.search(r"metric +worst value +threshold +verdict", failure)
+    assert re.search(r"\nE? *clip: \S+", failure) and "evidence: " in failure, failure
+    assert "harness thresholds --calibrate --golden-dir=" in failure
