@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -68,14 +68,17 @@ class MatrixRun:
         return self._cache[combo.id]
 
     def evidence(self, combo: Combination):
-        """A callable writing each clip's input/output WAV and mel PNG into a directory."""
+        """A callable ``write(directory, clips=None)`` writing the input/output WAVs and the mel PNG of each
+        clip named in ``clips`` (default: every clip) into ``directory``."""
         from . import report
 
-        def write(directory: Path) -> None:
+        def write(directory: Path, clips: Optional[Sequence[str]] = None) -> None:
             self.result(combo)
             for e in self.evaluators:
                 o = e.outputs.get(combo.id, {})
                 for i, name in enumerate(e.names):
+                    if clips is not None and name not in clips:
+                        continue
                     wave_out = o["wave_out"][i].cpu().numpy() if "wave_out" in o else None
                     mel_out = o["mel_out"][i, 0].cpu().numpy() if "mel_out" in o and \
                         not isinstance(o["mel_out"], Exception) else None
@@ -292,7 +295,8 @@ class QualityCheck:
               evidence=None) -> None:
         """Assert ``result`` behaved as ``expected``; on failure raise AssertionError with a table.
 
-        ``evidence`` is an optional callable ``evidence(dir) -> None`` that writes WAVs/PNGs.
+        ``evidence`` is an optional callable ``evidence(dir, clips) -> None`` that writes WAVs/PNGs of the
+        failing ``clips`` (``None``: all), e.g. :meth:`MatrixRun.evidence`.
         """
         __tracebackhide__ = True  # a failure shows the user's test, not this frame
         import pytest
@@ -308,14 +312,14 @@ class QualityCheck:
         if ok:
             return
         table = format_table(rows, stage)
+        failing = sorted({r[0].split(" [", 1)[1].rstrip("]") for r in rows if r[-1] == "FAIL" and " [" in r[0]})
         where = ""
         if self.report_dir is not None and evidence is not None:
             d = self.report_dir / f"{combo.id}-{stage}"
             d.mkdir(parents=True, exist_ok=True)
-            evidence(d)
+            evidence(d, failing or None)
             where = f"\nevidence: {d} (input and output WAVs, mel figure with the difference)"
         what = "lost quality" if expected == "pass" else "was NOT detected (a known mistake now passes)"
-        failing = sorted({r[0].split(" [", 1)[1].rstrip("]") for r in rows if r[-1] == "FAIL" and " [" in r[0]})
         clips = f"\nclip: {', '.join(failing)}" if failing else ""
         fix = ("\nthe model itself changed on purpose? re-baseline: harness thresholds --calibrate --golden-dir="
                f"{self.golden_dir}" if self.golden_dir is not None else "")

@@ -66,3 +66,8 @@ def test_slips_fail_and_benign_rewrites_pass(pytester, harness_options):
     assert re.search(r"metric +worst value +threshold +verdict", failure)
     assert re.search(r"\nE? *clip: \S+", failure) and "evidence: " in failure, failure
     assert "harness thresholds --calibrate --golden-dir=" in failure
+    # the evidence is the failing clip's: its input and output WAVs and its mel figure
+    clip = re.search(r"clip: (\S+)", failure).group(1).split(",")[0]
+    evidence = pathlib.Path(re.search(r"evidence: (\S+)", failure).group(1))
+    assert sorted(p.name for p in evidence.iterdir()) == [f"{clip.replace(':', '-')}-{k}" for k in
+                                                          ("input.wav", "mel.png", "output.wav")]
