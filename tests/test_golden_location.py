@@ -43,10 +43,7 @@ def test_the_ini_option_is_authoritative(pytester):
     skipped = pytester.runpytest_subprocess(*SELECT, "--allow-missing-goldens", "-rs")
     skipped.assert_outcomes(passed=1, skipped=2)
     assert skipped.ret == 0
-    shutil.copytree(golden.BUNDLED_DIR / "tiny", pytester.path / "goldens-of-ours" / "tiny")
-    result = pytester.runpytest_subprocess(*SELECT)
-    result.assert_outcomes(passed=3)
-    assert golden_dir_of(result) == (pytester.path / "goldens-of-ours" / "tiny").resolve()
+    # with the goldens there it passes: tests/test_readme.py (the README's project sets this option)
 
 
 def test_missing_thresholds_fail_with_the_command(pytester):
