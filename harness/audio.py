@@ -291,7 +291,8 @@ def load_info(path: PathLike) -> Dict[str, Any]:
         ``path`` (str), ``sample_rate`` (Hz), ``channels``, ``frames`` (decoded),
         ``duration`` (s), ``format`` / ``subtype`` (libsndfile names, e.g. ``"WAV"`` /
         ``"PCM_16"``), ``peak_dbfs`` and ``rms_dbfs`` (over all channels; ``-inf`` for
-        digital silence), ``clipped_fraction`` (share of samples with ``|x| >= 0.999``),
+        digital silence), ``clipped_fraction`` (share of samples with ``|x| >= 0.999``), ``dc_offset``
+        (mean sample value, full scale = 1),
         ``nonfinite`` (count of NaN/Inf samples) and ``truncated`` (True if a WAV header
         claims more data than present, None for other formats).
 
@@ -319,6 +320,7 @@ def load_info(path: PathLike) -> Dict[str, Any]:
         "peak_dbfs": _dbfs(peak),
         "rms_dbfs": _dbfs(rms),
         "clipped_fraction": float(np.count_nonzero(vals >= CLIP_LEVEL) / data.size) if data.size else 0.0,
+        "dc_offset": float(np.mean(data[finite])) if vals.size else 0.0,
         "nonfinite": int(data.size - np.count_nonzero(finite)),
         "truncated": _wav_truncated(p, meta),
     }

@@ -28,6 +28,7 @@ MAX_MEAN = -0.5
 VAE_OK_NATS = 0.5
 CLIP_FRACTION = 0.001
 LOW_PEAK_DBFS = -40.0
+DC_SHARE = 0.1  # a DC offset above this share of the peak is flagged (real recordings stay near 0)
 REFERENCE_VAE = "scaled"
 REFERENCE_VOCODER = "hifigan"
 
@@ -162,6 +163,13 @@ def check_input(info: dict, seconds: float) -> List[Finding]:
     if info["peak_dbfs"] < LOW_PEAK_DBFS:
         out.append(Finding("flag", "low-level", f"very low level: peak {info['peak_dbfs']:.1f} dBFS; normalising to "
                            f"a 0.5 peak raises the noise floor by {-info['peak_dbfs'] - 6.0:.0f} dB"))
+    peak = 10 ** (info["peak_dbfs"] / 20) if np.isfinite(info["peak_dbfs"]) else 0.0
+    dc = info.get("dc_offset", 0.0)
+    if peak > 0 and abs(dc) > DC_SHARE * peak:
+        out.append(Finding("flag", "dc-offset", f"DC offset {dc:+.3f} ({100 * abs(dc) / peak:.0f}% of the peak): "
+                           "AudioLDM2's normalisation removes a constant offset, but the signal left is that much "
+                           "smaller and a drifting offset puts energy in the lowest mel bins; remove it (high-pass) "
+                           "before judging the chain"))
     if info.get("truncated"):
         out.append(Finding("flag", "truncated", "truncated WAV: the header claims more data than the file holds"))
     return out
@@ -389,8 +397,9 @@ def _diagnose_audio(chain, path: str, fe_name: str, vae: str, vocoder: str, seco
     wave = torch.from_numpy(audio.pad_or_crop(x, grid_frames(len(x))))[None]  # normalised, then padded
     in_found, silent = check_input(info, seconds), silent_fraction(x)
     if silent > 0.5:
-        in_found.append(Finding("info", "silence", f"{100 * silent:.0f}% of 10 ms frames are 60 dB below the "
-                                "peak: mostly silence"))
+        in_found.append(Finding("flag" if silent > 0.8 else "info", "silence", f"{100 * silent:.0f}% of 10 ms "
+                                "frames are 60 dB below the peak: mostly silence, so every figure is mostly about "
+                                "how the chain renders silence; trim it to judge the sound itself"))
     with torch.inference_mode():
         true = frontend.get_frontend("audioldm2")(wave).to(chain.device)
         mel = frontend.get_frontend(fe_name)(wave).to(chain.device)

@@ -194,6 +194,20 @@ def test_a_low_rate_input_is_flagged_with_the_lost_band(capsys, tmp_path):
     assert "band-limited" in found and "between 4 and 8 kHz" in found["band-limited"]
 
 
+
+def test_inputs_that_cannot_be_judged_fairly_are_flagged(capsys, tmp_path):
+    """Heavy clipping, a large DC offset and near-silence are named; a clean clip gets none of them."""
+    x = audio.load_audio(CLIPS["music"])[:32000].astype(np.float64)
+    x = 0.5 * x / np.abs(x).max()
+    files = {"clean": x, "clipped": np.clip(4 * x, -1, 1), "dc": 0.15 * x + 0.3,
+             "quiet": np.concatenate([x[:3000], np.zeros(29000)])}
+    for name, y in files.items():
+        sf.write(tmp_path / f"{name}.wav", y.astype(np.float32), 16000)
+    _, records, _ = run_json(capsys, tmp_path, *[tmp_path / f"{n}.wav" for n in files])
+    codes = {Path(r["file"]).stem: {f["code"] for f in r["checks"]["input"]["findings"] if f["severity"] == "flag"}
+             for r in records}
+    assert codes == {"clean": set(), "clipped": {"clipping"}, "dc": {"dc-offset"}, "quiet": {"silence"}}
+
 # --- the figures: readable, no text on text ------------------------------------------------------
 
 
