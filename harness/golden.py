@@ -31,6 +31,8 @@ PROMPTS = [
     ("speech", "a man speaking in a quiet room", 3),
 ]
 STEPS = 20
+#: what the text-to-speech checkpoints (cvssp/audioldm2-speech-*) are asked to say in every case
+TRANSCRIPTION = "the quick brown fox jumps over the lazy dog"
 GUIDANCE = 3.5
 CLIPS_DIR = Path(__file__).resolve().parent / "clips"
 #: goldens and thresholds of the bundled models, shipped inside the package (``goldens/<name>``)
@@ -110,6 +112,11 @@ def _file_entry(root: Path, path: Path) -> dict:
     return entry
 
 
+def is_tts(pipe) -> bool:
+    """A text-to-speech member of the family (a VITS text encoder): its cases need a transcription."""
+    return type(getattr(pipe, "text_encoder_2", None)).__name__ == "VitsModel"
+
+
 def run_case(pipe, prompt: str, seed: int, steps: int, guidance: float, seconds: float):
     """One golden case through the full pipeline: ``(final latents [8, T/4, 16], waveform [160 T])``.
 
@@ -124,9 +131,10 @@ def run_case(pipe, prompt: str, seed: int, steps: int, guidance: float, seconds:
         captured["z"] = latents.clone()
 
     gen = torch.Generator(device="cpu").manual_seed(seed)
+    extra = {"transcription": TRANSCRIPTION} if is_tts(pipe) else {}
     with torch.inference_mode():
         wave = pipe(prompt, num_inference_steps=steps, guidance_scale=guidance, audio_length_in_s=seconds,
-                    generator=gen, output_type="np", callback=grab, callback_steps=1).audios[0]
+                    generator=gen, output_type="np", callback=grab, callback_steps=1, **extra).audios[0]
     return captured["z"][0].float().cpu().numpy(), wave.astype(np.float32)
 
 
@@ -170,6 +178,8 @@ def generate(model: str, out: str | Path, device: str = "cpu", dtype: str = "fp3
         "audio_length_in_s": seconds, "device": str(device), "dtype": dtype,
         "seed_policy": "torch.Generator('cpu').manual_seed(case seed), num_waveforms_per_prompt=1",
     }
+    if is_tts(pipe):
+        manifest["transcription"] = TRANSCRIPTION
     if user_clips:
         manifest["clips"] += list(user_clips)
         manifest["user_clips"] = user_clips

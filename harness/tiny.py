@@ -29,6 +29,9 @@ VOCODER_CONFIG = dict(
 
 #: latent frames of the UNet: 64 latent frames -> 256 mel frames -> 2.56 s default clip
 UNET_SAMPLE_SIZE = 64
+#: the DDIM schedule of cvssp/audioldm2's scheduler config
+SCHEDULER = dict(beta_start=0.0015, beta_end=0.0195, beta_schedule="scaled_linear", clip_sample=False,
+                 set_alpha_to_one=False, steps_offset=1)
 
 
 def build_vae(seed: int = 0):
@@ -79,8 +82,11 @@ def _t5_tokenizer():
                            extra_ids=0, model_max_length=77)
 
 
-def build_pipeline(vae, vocoder, seed: int = 0):
-    """Assemble an ``AudioLDM2Pipeline`` around a trained VAE and vocoder, every other part seeded-random."""
+def build_pipeline(vae, vocoder, seed: int = 0, transformer_layers_per_block: int = 1):
+    """Assemble an ``AudioLDM2Pipeline`` around a trained VAE and vocoder, every other part seeded-random.
+
+    ``transformer_layers_per_block=2`` gives the UNet of cvssp/audioldm2-large.
+    """
     from diffusers import AudioLDM2Pipeline, AudioLDM2ProjectionModel, AudioLDM2UNet2DConditionModel, DDIMScheduler
     from transformers import (ClapAudioConfig, ClapConfig, ClapFeatureExtractor, ClapModel, ClapTextConfig,
                               GPT2Config, GPT2LMHeadModel, T5Config, T5EncoderModel)
@@ -91,9 +97,9 @@ def build_pipeline(vae, vocoder, seed: int = 0):
         in_channels=VAE_CONFIG["latent_channels"], out_channels=VAE_CONFIG["latent_channels"],
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
         cross_attention_dim=([None, 16, 32], [None, 16, 32]), norm_num_groups=8, attention_head_dim=4,
+        transformer_layers_per_block=transformer_layers_per_block,
     )
-    scheduler = DDIMScheduler(beta_start=0.0015, beta_end=0.0195, beta_schedule="scaled_linear",
-                              clip_sample=False, set_alpha_to_one=False, steps_offset=1)
+    scheduler = DDIMScheduler(**SCHEDULER)
     tokenizer = _roberta_tokenizer()
     text_cfg = ClapTextConfig(bos_token_id=0, eos_token_id=2, hidden_size=16, intermediate_size=37,
                               layer_norm_eps=1e-05, num_attention_heads=2, num_hidden_layers=2, pad_token_id=1,
