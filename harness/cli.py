@@ -131,7 +131,7 @@ def cmd_thresholds(args) -> int:
     if args.validate:
         return _validate(args, golden_dir)
     if not args.calibrate:
-        data = thresholds.load(Path(golden_dir) / "thresholds.toml")
+        data = thresholds.load(Path(golden_dir) / thresholds.file_name(args.dtype))
         print(thresholds.summary_table(data))
         return 0
     chain = Chain.load(args.model, args.device, args.dtype)
@@ -248,7 +248,7 @@ def cmd_diagnose(args) -> int:
     try:  # the relative margins judge usage mistakes; without them, the reference's own margin does
         from . import report, thresholds
 
-        margins = thresholds.load(report.find_thresholds(chain.source, args.golden_dir))
+        margins = thresholds.load(report.find_thresholds(chain.source, args.golden_dir, args.dtype))
     except FileNotFoundError:
         margins = {}
     diags = diagnose.run_files(chain, args.files, progress=not args.json and len(args.files) > 1,

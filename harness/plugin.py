@@ -192,9 +192,12 @@ def harness_quality(harness_options, golden_set):
     from . import thresholds
     from .quality import QualityCheck
 
-    path = harness_options["golden_dir"] / "thresholds.toml"
+    dtype = harness_options["dtype"]
+    path = harness_options["golden_dir"] / thresholds.file_name(dtype)
     if not path.exists():
-        missing(harness_options, f"no thresholds in {path}: run `harness thresholds --calibrate --model "
-                                 f"{harness_options['model']} --golden-dir {harness_options['golden_dir']}`")
+        # limits of another precision are never borrowed: a bf16 chain legitimately differs from fp32
+        missing(harness_options, f"no {dtype} thresholds in {path}: run `harness thresholds --calibrate --model "
+                                 f"{harness_options['model']} --dtype {dtype} --device {harness_options['device']} "
+                                 f"--golden-dir={harness_options['golden_dir']}`")
     return QualityCheck(thresholds.load(path), harness_options["report_dir"], harness_options["allow_missing"],
                         golden_dir=harness_options["golden_dir"])

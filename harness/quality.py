@@ -186,7 +186,8 @@ def exact_key(chain) -> str:
 
 def calibrate(chain, golden_dir: str | Path, out: Optional[str | Path] = None, progress: bool = True,
               relative_clips: Optional[Dict[str, np.ndarray]] = None, scope: str = "all") -> Path:
-    """Measure the combinations and golden stages and write ``thresholds.toml`` (see :mod:`harness.thresholds`).
+    """Measure the combinations and golden stages and write the thresholds of the chain's precision
+    (``thresholds.toml`` for fp32, ``thresholds-bf16.toml`` ...: :func:`harness.thresholds.file_name`).
 
     Per-clip (absolute) limits come from the golden set; the relative margins from ``relative_clips``
     (default: ``harness.synth.judging_set("calibration")``, a broad set the validation split never sees).
@@ -275,7 +276,8 @@ def calibrate(chain, golden_dir: str | Path, out: Optional[str | Path] = None, p
             "relative_clips": sorted(relative_clips or {}),
             "weights_sha256": gset.manifest["weights_sha256"], "exact_key": ek,
             "clips": run.clip_names, "problems": problems}
-    path = Path(out or Path(golden_dir) / "thresholds.toml")
+    meta.update(device=ek.split("-")[0], dtype=ek.split("-")[1])
+    path = Path(out or Path(golden_dir) / thresholds.file_name(meta["dtype"]))
     thresholds.write(path, tables, meta)
     if problems:
         raise thresholds.CalibrationError("calibration found problems (also written to [meta].problems):\n  "

@@ -10,22 +10,24 @@ import numpy as np
 from . import loading, matrix, thresholds
 
 
-def find_thresholds(source: Optional[loading.ModelSource], golden_dir: Optional[str] = None) -> Path:
+def find_thresholds(source: Optional[loading.ModelSource], golden_dir: Optional[str] = None,
+                    dtype: str = "fp32") -> Path:
     """``thresholds.toml`` of a model: in :func:`harness.golden.locate`'s directory (``--golden-dir``, else
-    ``golden/<slug>`` here, else the copy shipped with a bundled model), else in the model's own directory."""
+    ``golden/<slug>`` here, else the copy shipped with a bundled model), else in the model's own directory;
+    the file of the run's precision (:func:`harness.thresholds.file_name`)."""
     from .golden import locate
 
     candidates = []
     if golden_dir or source is not None:
-        candidates.append(locate(source.spec if source else "", golden_dir) / "thresholds.toml")
+        candidates.append(locate(source.spec if source else "", golden_dir) / thresholds.file_name(dtype))
     if source is not None:
-        candidates.append(source.path / "thresholds.toml")
+        candidates.append(source.path / thresholds.file_name(dtype))
     for c in candidates:
         if c.exists():
             return c
-    raise FileNotFoundError(f"no thresholds.toml for model {source.spec if source else '?'} (looked in "
+    raise FileNotFoundError(f"no {dtype} thresholds for model {source.spec if source else '?'} (looked in "
                             f"{', '.join(map(str, candidates))}): run `harness golden --model MODEL` then "
-                            "`harness thresholds --calibrate`")
+                            f"`harness thresholds --calibrate --dtype {dtype}`")
 
 
 def default_files() -> List[str]:
@@ -62,9 +64,9 @@ def matrix_records(chain, files: Sequence[str] = (), golden_dir: Optional[str] =
     from tqdm.auto import tqdm
 
     from . import audio, golden
-    from .quality import MatrixRun, judge_relative
+    from .quality import MatrixRun, exact_key, judge_relative
 
-    th_path = find_thresholds(chain.source, golden_dir)
+    th_path = find_thresholds(chain.source, golden_dir, exact_key(chain).split("-")[1])
     th = thresholds.load(th_path)
     baselines = baseline_names(th_path.parent)
     known = list(th.get("meta", {}).get("clips", []))

@@ -289,6 +289,15 @@ def dump_toml(data: Dict[str, Dict], header: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
+def file_name(dtype: str = "fp32") -> str:
+    """Name of the thresholds file of a precision, beside the others in a golden directory.
+
+    ``fp32`` -> ``thresholds.toml``; ``bf16`` -> ``thresholds-bf16.toml``; ``fp16`` -> ``thresholds-fp16.toml``.
+    Limits calibrated in one precision are never applied to another: a bf16 run has its own.
+    """
+    return "thresholds.toml" if dtype in ("fp32", "float32") else f"thresholds-{dtype}.toml"
+
+
 def load(path: str | Path) -> Dict[str, Dict]:
     """Read a thresholds file (``tomllib``)."""
     try:

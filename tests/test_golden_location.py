@@ -54,7 +54,7 @@ def test_missing_thresholds_fail_with_the_command(pytester):
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", f"--golden-dir={gold}", "-k",
                                            "audioldm2-scaled-hifigan:chain")
     result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["*no thresholds in *thresholds.toml: run `harness thresholds --calibrate*"])
+    result.stdout.fnmatch_lines(["*no fp32 thresholds in *thresholds.toml: run `harness thresholds --calibrate*"])
 
 
 def test_golden_dir_with_a_space_warns_how_to_write_it(pytester):
