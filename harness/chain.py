@@ -151,18 +151,9 @@ class Chain:
     def real_size(cls, device: str = "cpu", seed: int = 0) -> "Chain":
         """The cvssp/audioldm2 architecture with random weights (shipped configs). ``device="meta"``
         builds it without memory or compute, for shape checks."""
-        import json
+        from . import realsize
 
-        from diffusers import AutoencoderKL
-        from transformers import SpeechT5HifiGan, SpeechT5HifiGanConfig
-
-        torch.manual_seed(seed)
-        cfg_dir = loading.REAL_CONFIGS
-        voc_cfg = {k: v for k, v in json.loads((cfg_dir / "vocoder" / "config.json").read_text()).items()
-                   if k not in ("architectures", "model_type")}
-        with torch.device(device):
-            vae = AutoencoderKL.from_config(json.loads((cfg_dir / "vae" / "config.json").read_text()))
-            vocoder = SpeechT5HifiGan(SpeechT5HifiGanConfig(**voc_cfg))
+        vae, vocoder = realsize.build_vae(seed, device), realsize.build_vocoder(seed, device)
         return cls(vae.eval().requires_grad_(False), vocoder.eval().requires_grad_(False))
 
     def optimize(self, channels_last: bool = False, compile: bool = False, cpu_allocator: bool = True) -> "Chain":

@@ -123,6 +123,24 @@ def cmd_golden(args) -> int:
     return 0
 
 
+def cmd_build_real_size(args) -> int:
+    import time
+
+    from . import realsize
+
+    start = time.perf_counter()
+    out = realsize.build(args.out, args.variant, args.seed, ("vae", "vocoder") if args.chain_only else ("all",))
+    info = json.loads((out / "training.json").read_text())
+    total = info.get("parameters_total")
+    print(f"wrote {out} ({args.variant}, random weights, seed {args.seed}"
+          + (f", {total / 1e9:.2f} B parameters" if total else ", VAE + vocoder only")
+          + f") in {time.perf_counter() - start:.0f} s; vocoder output {info['vocoder_rms_dbfs_after']} dBFS rms, "
+          f"VAE scaling factor {info['vae_scaling_factor']:.4f}")
+    if not args.chain_only:
+        print(f"next: harness golden --model {out} --out golden/{out.name}")
+    return 0
+
+
 def cmd_thresholds(args) -> int:
     from . import golden, quality, thresholds
     from .chain import Chain
@@ -410,6 +428,20 @@ harness thresholds --validate /usr/share/sounds     false-alarm and miss rates, 
     p = _command(sub, "list", "list front-ends and VAE/vocoder variants (correct ones and known mistakes)", """
 harness list""")
     p.set_defaults(fn=cmd_list)
+
+    p = _command(sub, "build-real-size", "write a real-size pipeline of random weights (no download needed)", """
+harness build-real-size /tmp/audioldm2-real                           about 1.1 B parameters, 4.3 GB
+harness build-real-size /tmp/large --variant audioldm2-large
+harness build-real-size /tmp/chain --chain-only                       VAE + vocoder only, for benchmarks""",
+                 description="Write a complete pipeline of the real architecture (cvssp/audioldm2 or -large: every "
+                 "component at its real size), seeded random weights conditioned to give audible output, in the "
+                 "diffusers layout. Every command then runs on it as on a downloaded checkpoint; quality checks that "
+                 "need trained weights say so.")
+    p.add_argument("out", help="directory to write")
+    p.add_argument("--variant", default="audioldm2", choices=["audioldm2", "audioldm2-large"], help="architecture")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random weights")
+    p.add_argument("--chain-only", action="store_true", help="only the VAE and the vocoder (seconds, not a minute)")
+    p.set_defaults(fn=cmd_build_real_size)
 
     # 3. speed, and the bundled model
     p = _command(sub, "bench", "print the newest throughput benchmark run as a table (or --run the suite)", """

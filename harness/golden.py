@@ -138,6 +138,20 @@ def run_case(pipe, prompt: str, seed: int, steps: int, guidance: float, seconds:
     return captured["z"][0].float().cpu().numpy(), wave.astype(np.float32)
 
 
+def _check_case(name: str, latents: np.ndarray, wave: np.ndarray) -> None:
+    """A generated case must be usable as a golden: finite latents, a finite and audible waveform."""
+    from . import audio
+
+    if not np.isfinite(latents).all():
+        raise GoldenError(f"golden case {name!r}: the pipeline produced non-finite latents (NaN/Inf); in fp16 "
+                          "keep the VAE in fp32 (force_upcast) or generate in fp32/bf16")
+    try:
+        audio.check_waveform(wave, name=f"golden case {name!r}")
+    except audio.AudioError as exc:
+        raise GoldenError(f"{exc}. A vocoder with random weights is near-silent: build random real-size models "
+                          "with `harness build-real-size`, which conditions them") from None
+
+
 def generate(model: str, out: str | Path, device: str = "cpu", dtype: str = "fp32",
              seconds: Optional[float] = None, steps: int = STEPS, progress: bool = True) -> Path:
     """Run the full ``AudioLDM2Pipeline`` on :data:`PROMPTS` and write the golden set to ``out``."""
@@ -158,6 +172,7 @@ def generate(model: str, out: str | Path, device: str = "cpu", dtype: str = "fp3
     cases = []
     for name, prompt, seed in tqdm(PROMPTS, desc="golden", disable=not progress):
         latents, wave = run_case(pipe, prompt, seed, steps, GUIDANCE, seconds)
+        _check_case(name, latents, wave)  # fail fast, before the other cases cost their time
         case = out / "cases" / name
         case.mkdir(parents=True, exist_ok=True)
         np.save(case / "latents.npy", latents)

@@ -95,6 +95,12 @@ def matrix_records(chain, files: Sequence[str] = (), golden_dir: Optional[str] =
             for stage, r in res.items():
                 one = _clip(r, i)
                 limits = None
+                why = thresholds.unjudgeable(th, combo.id, stage) if exp[stage] == "detect" else None
+                if why:  # e.g. random weights: nothing to judge this mistake by
+                    ok_all &= False
+                    stages[stage] = {"expected": exp[stage], "ok": False, "error": r.error, "policy": "unjudgeable",
+                                     "reference": None, "limits_from": why}
+                    continue
                 if f in baseline_of and exp[stage] != "report":
                     limits, source = thresholds.limits_for_verdict(th, combo, stage, exp[stage],
                                                                    matrix.JUDGED[stage][0])
@@ -133,7 +139,7 @@ def _status(expected: str, ok: bool, stages: Dict[str, dict]) -> str:
     if ok:
         return "detected"
     culprit = [st for st in stages.values() if st["expected"] == "detect" and not st["ok"]]
-    return "not separable" if all(st["policy"] == "relative" for st in culprit) else "MISSED"
+    return "not separable" if all(st["policy"] in ("relative", "unjudgeable") for st in culprit) else "MISSED"
 
 
 def _clip(result: "matrix.StageResult", i: int) -> "matrix.StageResult":

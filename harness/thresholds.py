@@ -328,6 +328,13 @@ def write(path: str | Path, tables: Dict[str, Dict], meta: Dict) -> Path:
     return path
 
 
+def unjudgeable(thresholds: Dict, name: str, stage: str) -> Optional[str]:
+    """Why ``name`` (a combination or golden-stage id) cannot be judged at ``stage`` with this model, if
+    calibration found so (random weights: a known mistake that only trained weights reveal); else None."""
+    entry = thresholds.get(table_key(name, stage)) or thresholds.get(relative_key(name, stage)) or {}
+    return entry.get("unjudgeable")
+
+
 def limits_for(thresholds: Dict, combo, stage: str) -> Tuple[Optional[Dict], str]:
     """Limits of ``combo`` (a :class:`harness.matrix.Combination`) at ``stage``, plus where they came from.
 

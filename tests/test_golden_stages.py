@@ -6,11 +6,16 @@
                                                                        so waveform SNR/correlation are judged)
 * frontend:  golden waveform -> front-end          vs golden mel
 """
+import pytest
+
 from harness.suite import test_golden_stage  # noqa: F401  (the shipped suite, as users import it)
 
 
 def test_unscaled_cancels_in_roundtrip_but_not_on_pipeline_latents(harness_matrix, harness_chain, golden_set):
     """Forgetting the scaling factor on both sides is invisible in a round trip, visible on pipeline latents."""
+    if harness_chain.source is not None and harness_chain.source.random_weights:
+        pytest.skip("random weights: a random VAE's decode of pipeline latents shows no scaling mistake it was "
+                    "never trained to avoid")
     res = harness_matrix.golden(harness_chain, golden_set)
     rt_scaled = res["roundtrip"]["scaled"].metrics["mel_l1"]
     rt_unscaled = res["roundtrip"]["unscaled"].metrics["mel_l1"]
