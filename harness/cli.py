@@ -401,9 +401,9 @@ harness golden --clips my_clips/ take1.wav          add your own clips to the go
     p.add_argument("--seconds", type=float, default=None, help="clip length (default: the UNet's sample size)")
     p.add_argument("--steps", type=int, default=20, help="denoising steps")
     p.add_argument("--no-calibrate", action="store_true", help="do not re-calibrate thresholds afterwards")
-    p.add_argument("--scope", default="all", choices=["all", "golden"], help="what calibration measures: every "
-                   "combination and golden stage, or the golden stages only (seconds; enough for the golden-stage "
-                   "tests of a new checkpoint)")
+    p.add_argument("--scope", default="all", choices=["all", "absolute", "golden"], help="what calibration "
+                   "measures: everything; everything pytest judges (no relative margins for files without a "
+                   "baseline); or the golden stages only (seconds; enough for the golden-stage tests)")
     p.add_argument("--clips", nargs="+", metavar="FILE_OR_DIR", help="add your own reference clips to the golden "
                    "set (generated first if missing) instead of re-running the pipeline; calibration then gives "
                    "them per-clip regression ceilings and pytest runs the matrix on them")
@@ -416,9 +416,9 @@ harness thresholds --validate /usr/share/sounds     false-alarm and miss rates, 
     _add_model_args(p)
     p.add_argument("--golden-dir", default=None, help=GOLDEN_DIR_HELP)
     p.add_argument("--calibrate", action="store_true", help="measure the current chain and rewrite thresholds.toml")
-    p.add_argument("--scope", default="all", choices=["all", "golden"], help="what calibration measures: every "
-                   "combination and golden stage, or the golden stages only (seconds; enough for the golden-stage "
-                   "tests of a new checkpoint)")
+    p.add_argument("--scope", default="all", choices=["all", "absolute", "golden"], help="what calibration "
+                   "measures: everything; everything pytest judges (no relative margins for files without a "
+                   "baseline); or the golden stages only (seconds; enough for the golden-stage tests)")
     p.add_argument("--validate", action="store_true", help="false-alarm and miss rates of the verdicts on the "
                    "calibration clip set and the disjoint validation and test sets (and on FILES, if given)")
     p.add_argument("files", nargs="*", help="with --validate: your own audio files or directories, judged too")

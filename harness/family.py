@@ -75,7 +75,7 @@ def build_tiny(variant: str, out_dir: str | os.PathLike, seed: int = 0) -> Path:
 
 
 def _audioldm_v1(vae, vocoder, seed: int):
-    # Copied from the layout of diffusers' AudioLDM pipeline tests: the text embedding enters the UNet as
+    # as in diffusers' AudioLDM pipeline tests: the text embedding enters the UNet as
     # a class embedding concatenated to the time embedding, no cross-attention context
     from diffusers import AudioLDMPipeline, DDIMScheduler, UNet2DConditionModel
     from transformers import ClapTextConfig, ClapTextModelWithProjection
