@@ -85,10 +85,10 @@ def matrix_records(chain, files: Sequence[str] = (), golden_dir: Optional[str] =
     if not clips:
         return [], errors
     scope = th.get("meta", {}).get("scope", "all")
-    if scope != "all" and any(f not in baseline_of for f in clips):
-        raise ValueError(f"{th_path} holds no relative margins (calibrated with --scope {scope}), so audio without "
-                         "a stored baseline cannot be judged: run `harness thresholds --calibrate` with --scope all "
-                         "(and the --dtype of this run)")
+    if scope == "golden" or (scope != "all" and any(f not in baseline_of for f in clips)):
+        what = "no matrix limits" if scope == "golden" else "no relative margins, so audio without a stored baseline"
+        raise ValueError(f"{th_path} was calibrated with --scope {scope}: {what} cannot be judged; run `harness "
+                         "thresholds --calibrate --scope all` (with the --dtype of this run)")
     run = MatrixRun(chain, clips, judged_only=judged_only)
     combos = matrix.combinations(frontends_, vaes, vocoders)
     records = []
