@@ -86,8 +86,9 @@ def matrix_records(chain, files: Sequence[str] = (), golden_dir: Optional[str] =
         return [], errors
     scope = th.get("meta", {}).get("scope", "all")
     if scope == "golden" or (scope != "all" and any(f not in baseline_of for f in clips)):
-        what = "no matrix limits" if scope == "golden" else "no relative margins, so audio without a stored baseline"
-        raise ValueError(f"{th_path} was calibrated with --scope {scope}: {what} cannot be judged; run `harness "
+        what = ("it holds no matrix limits, so no file" if scope == "golden" else
+                "it holds no relative margins, so audio without a stored baseline")
+        raise ValueError(f"{th_path} was calibrated with --scope {scope}: {what} can be judged; run `harness "
                          "thresholds --calibrate --scope all` (with the --dtype of this run)")
     run = MatrixRun(chain, clips, judged_only=judged_only)
     combos = matrix.combinations(frontends_, vaes, vocoders)
