@@ -92,3 +92,14 @@ def test_the_shipped_goldens_are_package_data():
     assert len(files) > 10
     matched = {p for pattern in patterns for p in package.glob(pattern) if p.is_file()}
     assert not [str(p) for p in files if p not in matched]
+
+
+def test_each_precision_has_its_own_thresholds():
+    """The shipped set carries thresholds per precision, each calibrated in it (never derived from fp32)."""
+    from harness import thresholds
+
+    for dtype in ("fp32", "bf16", "fp16"):
+        data = thresholds.load(golden.BUNDLED_DIR / "tiny" / thresholds.file_name(dtype))
+        assert data["meta"]["exact_key"] == f"cpu-{dtype}" and data["meta"]["problems"] == []
+    assert thresholds.file_name("fp32") == "thresholds.toml"
+    assert thresholds.file_name("bf16") == "thresholds-bf16.toml"
