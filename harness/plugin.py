@@ -33,6 +33,7 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
+    _share_cores_among_xdist_workers(config)
     args = list(config.invocation_params.args)
     if "--golden-dir" in args:
         # pytest picks its rootdir before plugins declare their options, so it took PATH for a test path
@@ -49,6 +50,32 @@ def pytest_configure(config):
     load_entry_points()
 
 
+def _share_cores_among_xdist_workers(config) -> None:
+    """Under pytest-xdist: torch threads per worker = cores / workers (two workers of two threads each
+    on two cores thrash), and ``-n N`` distributes by group (``--dist loadgroup``) so tests that share
+    expensive stages run in one process, which computes them once."""
+    import os
+
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if workers:
+        import torch
+
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(workers)))
+    if getattr(config.option, "dist", None) == "load" and getattr(config.option, "numprocesses", None):
+        config.option.dist = "loadgroup"
+
+
+def _xdist_group(item) -> str | None:
+    """The stage-sharing group of a quality test: its VAE variant (the combinations of one VAE share its
+    round trips of the clip set), or the golden set."""
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    if "combination" in params:
+        return f"vae-{params['combination'].vae}"
+    if "golden_stage" in params:
+        return "golden-stages"
+    return None
+
+
 def pytest_collection_modifyitems(config, items):
     import torch
 
@@ -60,6 +87,9 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason="slow: run with --run-slow"))
         if "gpu" in item.keywords and not torch.cuda.is_available():
             item.add_marker(pytest.mark.skip(reason="gpu: CUDA is not available on this machine"))
+        group = _xdist_group(item)
+        if group is not None and not item.get_closest_marker("xdist_group"):
+            item.add_marker(pytest.mark.xdist_group(group))
         if "real_model" in item.keywords and not real:
             item.add_marker(pytest.mark.skip(reason="real_model: pass --model cvssp/audioldm2 (or a local copy of "
                                              "its weights) to run it"))
