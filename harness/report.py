@@ -102,15 +102,12 @@ def matrix_records(chain, files: Sequence[str] = (), golden_dir: Optional[str] =
                 one = _clip(r, i)
                 limits = None
                 why = thresholds.unjudgeable(th, combo.id, stage) if exp[stage] == "detect" else None
-                if why:  # e.g. random weights: nothing to judge this mistake by
-                    ok_all &= False
-                    stages[stage] = {"expected": exp[stage], "ok": False, "error": r.error, "policy": "unjudgeable",
-                                     "reference": None, "limits_from": why}
-                    continue
-                if f in baseline_of and exp[stage] != "report":
+                if not why and f in baseline_of and exp[stage] != "report":
                     limits, source = thresholds.limits_for_verdict(th, combo, stage, exp[stage],
                                                                    matrix.JUDGED[stage][0])
-                if limits is not None:
+                if why:  # e.g. random weights: nothing to judge this mistake by
+                    ok, policy, source = False, "unjudgeable", why
+                elif limits is not None:
                     limits = thresholds.select_clips(limits, [known.index(baseline_of[f])])
                     ok, policy = thresholds.judge(one, limits, exp[stage])[0], "absolute"
                 else:
