@@ -142,6 +142,7 @@ def calibrate_relative(chain, clips: Dict[str, np.ndarray], progress: bool = Tru
     from tqdm.auto import tqdm
 
     run = MatrixRun(chain, clips, judged_only=True)
+    random_weights = _random(chain)
     combos = matrix.combinations()
     tables: Dict[str, Dict] = {}
     problems: List[str] = []
@@ -165,12 +166,9 @@ def calibrate_relative(chain, clips: Dict[str, np.ndarray], progress: bool = Tru
             verdict = judge_relative(tables, combo, stage, run.result(combo)[stage],
                                      run.result(combo.reference(stage))[stage], run.clip_names)
             if not verdict.ok:
-                problem = (f"{combo.id} {stage}: known mistake NOT detected relative to "
-                           f"{combo.reference(stage).id}: {verdict.rows}")
-                if _random(chain):
-                    tables[thresholds.relative_key(combo.id, stage)]["unjudgeable"] = RANDOM_REASON
-                else:
-                    problems.append(problem)
+                _not_detected(tables[thresholds.relative_key(combo.id, stage)], random_weights, problems,
+                              f"{combo.id} {stage}: known mistake NOT detected relative to "
+                              f"{combo.reference(stage).id}: {verdict.rows}")
     return tables, problems
 
 
@@ -181,6 +179,15 @@ RANDOM_REASON = ("random weights: this known mistake changes nothing a random VA
 
 def _random(chain) -> bool:
     return chain.source is not None and chain.source.random_weights
+
+
+def _not_detected(entry: Dict, random_weights: bool, problems: List[str], problem: str) -> None:
+    """A known mistake calibration cannot detect: on random weights a fact about the model, recorded in its
+    table as ``unjudgeable`` (the test skips with the reason); on trained weights a calibration problem."""
+    if random_weights:
+        entry["unjudgeable"] = RANDOM_REASON
+    else:
+        problems.append(problem)
 
 
 def golden_results(chain, gset: golden_mod.GoldenSet, seed: int = 0):
@@ -222,6 +229,7 @@ def calibrate(chain, golden_dir: str | Path, out: Optional[str | Path] = None, p
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {', '.join(SCOPES)}, not {scope!r}")
     gset = golden_mod.load(golden_dir)
+    random_weights = _random(chain)
     run = MatrixRun(chain, gset, judged_only=True)
     combos = matrix.combinations() if scope != "golden" else []
     tables: Dict[str, Dict] = {}
@@ -253,11 +261,9 @@ def calibrate(chain, golden_dir: str | Path, out: Optional[str | Path] = None, p
             r = results[combo.id][stage]
             if r.error is None:
                 ok, _ = thresholds.judge(r, lim, "detect")
-                if not ok and _random(chain):
-                    entry["unjudgeable"] = RANDOM_REASON
-                elif not ok:
-                    problems.append(f"{combo.id} {stage}: known mistake NOT detectable: {key} "
-                                    f"{np.round(r.metrics[key], 3).tolist()} vs detect limit {lim}")
+                if not ok:
+                    _not_detected(entry, random_weights, problems, f"{combo.id} {stage}: known mistake NOT "
+                                  f"detectable: {key} {np.round(r.metrics[key], 3).tolist()} vs detect limit {lim}")
     gres = golden_results(chain, gset)
     ek = exact_key(chain)
     for stage, by_name in gres.items():
@@ -284,11 +290,9 @@ def calibrate(chain, golden_dir: str | Path, out: Optional[str | Path] = None, p
             ref = {"decode": "scaled", "roundtrip": "scaled", "vocoder": "hifigan", "frontend": "audioldm2"}[stage]
             lim = thresholds.detect_limit(tables[thresholds.table_key(f"golden-{stage}-{ref}", stage)], "mel_l1")
             entry.update(lim)
-            if r.error is None and not thresholds.judge(r, lim, "detect")[0] and _random(chain):
-                entry["unjudgeable"] = RANDOM_REASON
-            elif r.error is None and not thresholds.judge(r, lim, "detect")[0]:
-                problems.append(f"golden {stage} {name}: known mistake NOT detectable: "
-                                f"{np.round(r.metrics['mel_l1'], 3).tolist()} vs {lim}")
+            if r.error is None and not thresholds.judge(r, lim, "detect")[0]:
+                _not_detected(entry, random_weights, problems, f"golden {stage} {name}: known mistake NOT "
+                              f"detectable: {np.round(r.metrics['mel_l1'], 3).tolist()} vs {lim}")
     if scope == "all":
         if relative_clips is None:
             relative_clips = dict(synth.judging_set("calibration", progress=progress))
@@ -296,7 +300,7 @@ def calibrate(chain, golden_dir: str | Path, out: Optional[str | Path] = None, p
         tables.update(rel_tables)
         problems += rel_problems
     meta = {"model": chain.source.spec if chain.source else "?", "golden_dir": str(golden_dir), "scope": scope,
-            "random_weights": _random(chain),
+            "random_weights": random_weights,
             "relative_clips": sorted(relative_clips or {}),
             "weights_sha256": gset.manifest["weights_sha256"], "exact_key": ek,
             "clips": run.clip_names, "problems": problems}
