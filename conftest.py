@@ -2,7 +2,14 @@
 
 Only the hypothesis profile lives here, so property tests are deterministic run to run.
 """
-from hypothesis import settings
+import sys
 
-settings.register_profile("deterministic", derandomize=True, deadline=None, print_blob=True)
-settings.load_profile("deterministic")
+
+def pytest_collection_modifyitems(items):
+    # hypothesis is imported by the test modules that use it; a run without them (the quality tests, a
+    # pytest-xdist controller) is spared its import (0.7 s per process)
+    if "hypothesis" in sys.modules:
+        from hypothesis import settings
+
+        settings.register_profile("deterministic", derandomize=True, deadline=None, print_blob=True)
+        settings.load_profile("deterministic")

@@ -2,9 +2,18 @@
 
 waveform -> log-mel front-end -> VAE encode/decode -> vocoder -> waveform, stage by stage.
 """
-from .frontend import get_frontend, list_frontends, register_frontend
-from .variants import VaeVariant, get_vae, get_vocoder, register_vae, register_vocoder
+import importlib
 
 __version__ = "0.1.0"
-__all__ = ["register_frontend", "register_vae", "register_vocoder", "VaeVariant", "get_frontend",
-           "get_vae", "get_vocoder", "list_frontends", "__version__"]
+#: public name -> the module that defines it; imported on first use, so that loading the pytest plugin
+#: (and the pytest-xdist controller, which runs no test) does not import torch
+_EXPORTS = {"get_frontend": "frontend", "list_frontends": "frontend", "register_frontend": "frontend",
+            "VaeVariant": "variants", "get_vae": "variants", "get_vocoder": "variants", "register_vae": "variants",
+            "register_vocoder": "variants"}
+__all__ = [*_EXPORTS, "__version__"]
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module 'harness' has no attribute {name!r}")

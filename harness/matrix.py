@@ -195,21 +195,44 @@ class Evaluator:
                 self._vae[key] = exc
         return self._vae[key]
 
-    def run(self, combo: Combination, keep_outputs: bool = False, judged_only: bool = False) -> Dict[str, StageResult]:
-        """Measure every clip stage of ``combo``; values are numpy arrays ``[n_clips]``.
+    def _wave_out(self, combo: Combination, mel_out: torch.Tensor):
+        """The vocoder's waveform of ``combo`` (cropped to the input length), or the exception it raised;
+        reused from :attr:`outputs` when a run kept it."""
+        kept = self.outputs.get(combo.id, {}).get("wave_out")
+        if kept is not None:
+            return kept
+        try:
+            return variants.get_vocoder(combo.vocoder)(self.chain, mel_out)[:, : self.wave.shape[-1]]
+        except (LayoutError, ValueError, RuntimeError) as exc:
+            return exc
 
-        ``judged_only``: stop after the culprit stage of a broken combination (the stages after it are
-        only reported, so they come back as :data:`NOT_MEASURED`): most of the vocoder work is saved.
+    def run(self, combo: Combination, keep_outputs: bool = False, judged_only: bool = False,
+            upto: str = "chain") -> Dict[str, StageResult]:
+        """Measure the clip stages of ``combo`` up to ``upto``; values are numpy arrays ``[n_clips]``.
+
+        Stages after ``upto`` come back as :data:`NOT_MEASURED`. ``judged_only``: stop at the culprit
+        stage of a broken combination (the stages after it are only reported): most of the vocoder work
+        is saved. Front-end mels, VAE outputs and vocoder waveforms are cached, so a later call with a
+        deeper ``upto`` only adds the missing stages (the waveform too when ``keep_outputs``).
         """
+        if judged_only and combo.culprit():
+            upto = min(upto, combo.culprit(), key=CLIP_STAGES.index)
+        depth = CLIP_STAGES.index(upto)
+        out = {s: NOT_MEASURED for s in CLIP_STAGES[depth + 1:]}
+
+        def failed(err: str, *stages: str) -> Dict[str, StageResult]:
+            return {**out, **{s: StageResult({}, err) for s in stages if CLIP_STAGES.index(s) <= depth}}
+
+        # 1. front-end: the closer of AudioLDM2's two framings
         mel_in = self._frontend(combo.frontend)
         fe_l1 = torch.minimum(*[_mel_l1(mel_in, m) for m in self.framing_mels])
-        out = {"frontend": StageResult({"mel_l1": fe_l1.cpu().numpy()})}
-        if judged_only and combo.culprit() == "frontend":
-            return {**out, **{s: NOT_MEASURED for s in ("vae", "vocoder", "chain")}}
+        out["frontend"] = StageResult({"mel_l1": fe_l1.cpu().numpy()})
+        if depth < 1:
+            return out
+        # 2. VAE round trip, vs its input and vs the correct call's output
         mel_out = self._vae_out(combo.frontend, combo.vae)
         if isinstance(mel_out, Exception):
-            err = f"{type(mel_out).__name__}: {mel_out}"
-            return {**out, **{s: StageResult({}, err) for s in ("vae", "vocoder", "chain")}}
+            return failed(f"{type(mel_out).__name__}: {mel_out}", "vae", "vocoder", "chain")
         vae_metrics = {"mel_l1": _mel_l1(mel_out, mel_in).cpu().numpy()}
         reference_out = self._vae_out(combo.frontend, DEFAULTS["vae"])
         if not variants.get_vae(combo.vae).skip and not isinstance(reference_out, Exception):
@@ -217,48 +240,46 @@ class Evaluator:
             # which on some clips is as large as a scaling mistake's
             vae_metrics["ref_mel_l1"] = _mel_l1(mel_out, reference_out).cpu().numpy()
         out["vae"] = StageResult(vae_metrics)
-        if judged_only and combo.culprit() == "vae":
-            return {**out, "vocoder": NOT_MEASURED, "chain": NOT_MEASURED}
-        try:
-            wave_out = variants.get_vocoder(combo.vocoder)(self.chain, mel_out)[:, : self.wave.shape[-1]]
-        except (LayoutError, ValueError, RuntimeError) as exc:
-            err = f"{type(exc).__name__}: {exc}"
-            out["vocoder"] = StageResult({}, err)
-            out["chain"] = StageResult({}, err)
+        if depth < 2:
             return out
+        # 3. vocoder: its output re-analysed vs the mel it was given
+        wave_out = self._wave_out(combo, mel_out)
+        if isinstance(wave_out, Exception):
+            return failed(f"{type(wave_out).__name__}: {wave_out}", "vocoder", "chain")
         if not torch.isfinite(wave_out).all():
-            err = "vocoder output contains NaN/Inf"
-            return {**out, "vocoder": StageResult({}, err), "chain": StageResult({}, err)}
+            return failed("vocoder output contains NaN/Inf", "vocoder", "chain")
         reanalysed = frontends.get_frontend("audioldm2")(wave_out)
         out["vocoder"] = StageResult({"mel_l1": _mel_l1(reanalysed, mel_out).cpu().numpy()})
-        chain_metrics = {}
-        try:
-            for k, v in metrics.compute(wave_out, self.reference_wave, JUDGED["chain"] + REPORTED).items():
-                chain_metrics[k] = v.cpu().numpy()
-        except ValueError as exc:  # e.g. a silent output: the chain lost everything
-            out["chain"] = StageResult({}, f"ValueError: {exc}")
-            return out
-        out["chain"] = StageResult(chain_metrics)
         if keep_outputs:
             self.outputs[combo.id] = {"mel_in": mel_in, "mel_out": mel_out, "wave_out": wave_out}
+        if depth < 3:
+            return out
+        # 4. whole chain: output waveform vs the normalised input
+        try:
+            chain_metrics = {k: v.cpu().numpy()
+                             for k, v in metrics.compute(wave_out, self.reference_wave, JUDGED["chain"] + REPORTED).items()}
+        except ValueError as exc:  # e.g. a silent output: the chain lost everything
+            return failed(f"ValueError: {exc}", "chain")
+        out["chain"] = StageResult(chain_metrics)
         return out
 
 
 def golden_stages(chain: Chain, case_latents: np.ndarray, case_mel: np.ndarray, case_audio: np.ndarray,
-                  seed: int = 0) -> Dict[str, Dict[str, StageResult]]:
+                  seed: int = 0, stages: Iterable[str] = GOLDEN_STAGES) -> Dict[str, Dict[str, StageResult]]:
     """Stage isolation on golden cases (batched over cases).
 
     Returns ``{stage: {variant_name: StageResult}}`` with stages ``decode`` (golden latents -> VAE
     decode vs golden mel), ``roundtrip`` (golden mel -> VAE round trip vs golden mel), ``vocoder``
     (golden mel -> vocoder vs golden waveform: sample-exact for HiFi-GAN, so waveform SNR and
-    correlation are judged there) and ``frontend`` (golden waveform -> front-end vs golden mel).
+    correlation are judged there) and ``frontend`` (golden waveform -> front-end vs golden mel); only
+    the named ``stages``.
     """
     dev = chain.device
     lat = torch.from_numpy(case_latents).to(dev)
     mel = torch.from_numpy(case_mel)[:, None].to(dev)
     wav = torch.from_numpy(case_audio).to(dev)
-    res: Dict[str, Dict[str, StageResult]] = {s: {} for s in GOLDEN_STAGES}
-    for v in variants.list_vaes():
+    res: Dict[str, Dict[str, StageResult]] = {s: {} for s in stages}
+    for v in variants.list_vaes() if "decode" in res else []:
         if v.skip or v.custom is not None:
             continue
         try:
@@ -266,7 +287,7 @@ def golden_stages(chain: Chain, case_latents: np.ndarray, case_mel: np.ndarray, 
             res["decode"][v.name] = StageResult({"mel_l1": _mel_l1(dec, mel).cpu().numpy()})
         except (LayoutError, ValueError) as exc:
             res["decode"][v.name] = StageResult({}, f"{type(exc).__name__}: {exc}")
-    for v in variants.list_vaes():
+    for v in variants.list_vaes() if "roundtrip" in res else []:
         if v.skip:
             continue
         gen = torch.Generator(device=dev).manual_seed(seed)
@@ -275,7 +296,7 @@ def golden_stages(chain: Chain, case_latents: np.ndarray, case_mel: np.ndarray, 
             res["roundtrip"][v.name] = StageResult({"mel_l1": _mel_l1(rt, mel).cpu().numpy()})
         except (LayoutError, ValueError) as exc:
             res["roundtrip"][v.name] = StageResult({}, f"{type(exc).__name__}: {exc}")
-    for v in variants.list_vocoders():
+    for v in variants.list_vocoders() if "vocoder" in res else []:
         try:
             out = v(chain, mel)[:, : wav.shape[-1]]
             m = {"snr": metrics.snr(out, wav).cpu().numpy(), "correlation": metrics.correlation(out, wav).cpu().numpy(),
@@ -283,7 +304,7 @@ def golden_stages(chain: Chain, case_latents: np.ndarray, case_mel: np.ndarray, 
             res["vocoder"][v.name] = StageResult(m)
         except (LayoutError, ValueError, RuntimeError) as exc:
             res["vocoder"][v.name] = StageResult({}, f"{type(exc).__name__}: {exc}")
-    for f in frontends.list_frontends():
+    for f in frontends.list_frontends() if "frontend" in res else []:
         with torch.inference_mode():
             fm = f(wav).float()
         res["frontend"][f.name] = StageResult({"mel_l1": _mel_l1(fm, mel).cpu().numpy()})

@@ -45,6 +45,8 @@ def pytest_configure(config):
                    "gpu: needs CUDA (skipped without it)",
                    "real_model: needs a real AudioLDM2 checkpoint (--model cvssp/audioldm2 or a local copy)"):
         config.addinivalue_line("markers", marker)
+    if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
+        return  # the pytest-xdist controller collects and runs nothing: its workers import the variants
     from .registry import load_entry_points
 
     load_entry_points()
@@ -63,19 +65,43 @@ def _share_cores_among_xdist_workers(config) -> None:
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(workers)))
     if getattr(config.option, "dist", None) == "load" and getattr(config.option, "numprocesses", None):
         config.option.dist = "loadgroup"
+    # a worker parses the command line again, without the line above: the controller tells it
+    # (pytest_configure_node) to suffix node ids with their group, which is what loadgroup schedules by
+    if getattr(config, "workerinput", {}).get("harness_loadgroup"):
+        config.option.loadgroup = True
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node):
+    """pytest-xdist, on the controller, for each worker it starts."""
+    node.workerinput["harness_loadgroup"] = node.config.getvalue("dist") == "loadgroup"
+
+
+#: the xdist group of the tests of each golden stage (:meth:`harness.quality.MatrixRun.golden`): the VAE's
+#: decode and round trip, the vocoder, the front-ends; mark a test of your own that reads a golden stage
+#: with ``pytest.mark.xdist_group(GOLDEN_GROUP[stage])`` to share its results
+GOLDEN_GROUP = {"decode": "golden-vae", "roundtrip": "golden-vae", "vocoder": "golden-vocoder",
+                "frontend": "golden-frontend"}
 
 
 def _xdist_group(item) -> str | None:
-    """The stage-sharing group of a quality test: its VAE variant (the combinations of one VAE share its
-    round trips of the clip set), or the golden set."""
+    """The stage-sharing group of a quality test: its front-end (every stage of a combination is computed
+    from the front-end's mel, and the VAE reference a combination is judged against is the ``scaled`` round
+    trip of that same mel, so front-end groups share little), or its golden stage's group."""
     params = getattr(getattr(item, "callspec", None), "params", {})
     if "combination" in params:
-        return f"vae-{params['combination'].vae}"
+        combo = params["combination"]
+        if combo.culprit() == "vae":
+            # measured only up to the VAE stage: its own round trip and the ``scaled`` one (recomputed here,
+            # 1 of 5 round trips) are all it needs, so a front-end's VAE mistakes make a unit of their own
+            return f"frontend-{combo.frontend}-vae-mistakes"
+        return f"frontend-{combo.frontend}"
     if "golden_stage" in params:
-        return "golden-stages"
+        return GOLDEN_GROUP[params["golden_stage"][0]]
     return None
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's worker reads the xdist_group marks
 def pytest_collection_modifyitems(config, items):
     import torch
 
@@ -216,7 +242,7 @@ def harness_quality(harness_options, golden_set):
     Example::
 
         def test_quality(harness_matrix, harness_quality, combination, clip_stage):
-            result = harness_matrix.result(combination)[clip_stage]
+            result = harness_matrix.result(combination, upto=clip_stage)[clip_stage]
             harness_quality.check(combination, clip_stage, result, combination.expected()[clip_stage])
     """
     from . import thresholds

@@ -49,11 +49,16 @@ class MatrixRun:
         self.evaluators = [matrix.Evaluator(chain, g, seed) for g in clip_groups(clips)]
         self.clip_names = [n for e in self.evaluators for n in e.names]
         self.judged_only = judged_only
-        self._cache: Dict[str, Dict[str, StageResult]] = {}
+        self._cache: Dict[str, Tuple[int, Dict[str, StageResult]]] = {}  # id -> (depth computed, stages)
+        self._golden: Dict[str, Dict[str, StageResult]] = {}
 
-    def result(self, combo: Combination) -> Dict[str, StageResult]:
-        if combo.id not in self._cache:
-            parts = [e.run(combo, keep_outputs=not self.judged_only, judged_only=self.judged_only)
+    def result(self, combo: Combination, upto: str = "chain") -> Dict[str, StageResult]:
+        """Every clip stage of ``combo`` up to ``upto`` (later ones :data:`harness.matrix.NOT_MEASURED`),
+        the per-clip values of all clip groups concatenated in :attr:`clip_names` order."""
+        depth = matrix.CLIP_STAGES.index(upto)
+        cached = self._cache.get(combo.id)
+        if cached is None or cached[0] < depth:
+            parts = [e.run(combo, keep_outputs=not self.judged_only, judged_only=self.judged_only, upto=upto)
                      for e in self.evaluators]
             merged = {}
             for stage in matrix.CLIP_STAGES:
@@ -64,8 +69,8 @@ class MatrixRun:
                     keys = set.intersection(*[set(p[stage].metrics) for p in parts])
                     merged[stage] = StageResult({k: np.concatenate([p[stage].metrics[k] for p in parts])
                                                  for k in sorted(keys)})
-            self._cache[combo.id] = merged
-        return self._cache[combo.id]
+            self._cache[combo.id] = cached = (depth, merged)
+        return cached[1]
 
     def evidence(self, combo: Combination):
         """A callable ``write(directory, clips=None)`` writing the input/output WAVs and the mel PNG of each
@@ -86,11 +91,12 @@ class MatrixRun:
                                           wave_out, e.reference_mel[i, 0].cpu().numpy(), mel_out)
         return write
 
-    def golden(self, chain, gset) -> Dict[str, Dict[str, StageResult]]:
-        """Golden stage isolation results (computed once)."""
-        if not hasattr(self, "_golden"):
-            self._golden = golden_results(chain, gset)
-        return self._golden
+    def golden(self, chain, gset, stages: Sequence[str] = matrix.GOLDEN_STAGES) -> Dict[str, Dict[str, StageResult]]:
+        """Golden stage isolation results of the named ``stages`` (each computed once)."""
+        missing = [s for s in stages if s not in self._golden]
+        if missing:
+            self._golden.update(golden_results(chain, gset, stages=missing))
+        return {s: self._golden[s] for s in stages}
 
 
 @dataclass
@@ -190,11 +196,11 @@ def _not_detected(entry: Dict, random_weights: bool, problems: List[str], proble
         problems.append(problem)
 
 
-def golden_results(chain, gset: golden_mod.GoldenSet, seed: int = 0):
+def golden_results(chain, gset: golden_mod.GoldenSet, seed: int = 0, stages: Sequence[str] = matrix.GOLDEN_STAGES):
     lat = np.stack([c.latents for c in gset.cases])
     mel = np.stack([c.mel for c in gset.cases])
     wav = np.stack([c.audio for c in gset.cases])
-    return matrix.golden_stages(chain, lat, mel, wav, seed)
+    return matrix.golden_stages(chain, lat, mel, wav, seed, stages)
 
 
 def exact_key(chain) -> str:

@@ -1,17 +1,29 @@
-"""pytest-xdist support: quality tests that share stages carry one ``xdist_group``, and workers share the
-cores instead of each taking all of them."""
+"""pytest-xdist support: quality tests that share stages carry one ``xdist_group`` and run on one worker, and
+workers share the cores instead of each taking all of them."""
+import re
 from types import SimpleNamespace
 
+import pytest
+
 from harness import matrix, plugin
+
+pytest_plugins = ["pytester"]
+
+
+def _item(**params):
+    return SimpleNamespace(callspec=SimpleNamespace(params=params))
 
 
 def test_quality_tests_are_grouped_by_what_they_share():
     combos = matrix.combinations()
-    items = [SimpleNamespace(callspec=SimpleNamespace(params={"combination": c, "clip_stage": "chain"})) for c in combos]
-    groups = {plugin._xdist_group(i) for i in items}
-    assert groups == {f"vae-{c.vae}" for c in combos} and len(groups) > 2
-    golden = SimpleNamespace(callspec=SimpleNamespace(params={"golden_stage": ("decode", "scaled")}))
-    assert plugin._xdist_group(golden) == "golden-stages"
+    groups = {c.id: plugin._xdist_group(_item(combination=c, clip_stage="chain")) for c in combos}
+    assert groups["audioldm2-scaled-hifigan"] == groups["audioldm2-sample-griffin-lim"] == "frontend-audioldm2"
+    # a VAE mistake is measured up to its VAE stage only: a unit of its own per front-end
+    assert groups["audioldm2-no-decode-scale-hifigan"] == groups["audioldm2-double-scale-griffin-lim"] \
+        == "frontend-audioldm2-vae-mistakes"
+    assert groups["power-mel-unscaled-hifigan"] == "frontend-power-mel"
+    assert plugin._xdist_group(_item(golden_stage=("decode", "scaled"))) == plugin.GOLDEN_GROUP["decode"] == "golden-vae"
+    assert plugin._xdist_group(_item(golden_stage=("vocoder", "hifigan"))) == "golden-vocoder"
     assert plugin._xdist_group(SimpleNamespace()) is None
 
 
@@ -29,3 +41,24 @@ def test_workers_share_the_cores(monkeypatch):
         assert config.option.dist == "loadgroup"
     finally:
         torch.set_num_threads(before)
+
+
+def test_pytest_n_runs_each_group_on_one_worker(pytester):
+    """The real thing: under ``pytest -n 2`` node ids carry their group and a group never spans workers
+    (a worker re-parses the command line, so without the plugin's help it would schedule by test)."""
+    pytest.importorskip("xdist")
+    pytester.makepyfile(test_groups="""
+        import os, torch
+
+        def test_matrix(combination, clip_stage):
+            assert torch.get_num_threads() == max(1, (os.cpu_count() or 1) // 2)
+    """)
+    result = pytester.runpytest_subprocess("-n", "2", "-v", "-p", "no:cacheprovider", "-k", "audioldm2 or power-mel")
+    result.assert_outcomes(passed=len([1 for c in matrix.combinations() for s, e in c.expected().items()
+                                        if e != "report" and ("audioldm2" in c.id or "power-mel" in c.id)]))
+    ran = re.findall(r"\[(gw\d)\] .*?PASSED test_groups.py::test_matrix\[.*?\]@(\S+)", result.stdout.str())
+    workers_of = {}
+    for worker, group in ran:
+        workers_of.setdefault(group, set()).add(worker)
+    assert ran and {g for _, g in ran} >= {"frontend-audioldm2", "frontend-power-mel"}
+    assert all(len(w) == 1 for w in workers_of.values()), workers_of
