@@ -196,6 +196,8 @@ def cmd_matrix(args) -> int:
     from . import report
     from .chain import Chain
 
+    if args.out:
+        return _matrix_dataset(args)
     chain = Chain.load(args.model, args.device, args.dtype)
     records, errors = report.matrix_records(chain, args.files, golden_dir=args.golden_dir,
                                             frontends_=args.frontend, vaes=args.vae, vocoders=args.vocoder,
@@ -211,6 +213,28 @@ def cmd_matrix(args) -> int:
     if any(r["status"] in report.FAILING for r in records):
         return 1
     return 2 if errors else 0
+
+
+def _matrix_dataset(args) -> int:
+    """``harness matrix --out DIR``: sharded over a torchrun launch, resumable (:mod:`harness.dataset`)."""
+    from . import dataset, golden, matrix, report
+    from .chain import Chain
+
+    shard = dataset.shard_from_env()
+    device = dataset.init_distributed(shard, args.device)
+    chain = Chain.load(args.model, device, args.dtype)
+    files = [str(f) for f in golden.audio_files(args.files or report.default_files())]
+    if not files:
+        raise ValueError(f"no audio files in {' '.join(args.files)} (looked for {', '.join(golden.AUDIO_SUFFIXES)})")
+    summary = dataset.evaluate(chain, files, args.out, args.golden_dir,
+                               matrix.combinations(args.frontend, args.vae, args.vocoder), args.batch_size, shard,
+                               progress=not args.json)
+    if summary is None:  # not rank 0: rank 0 merges and reports
+        return 0
+    print(json.dumps(summary, indent=1) if args.json else dataset.summary_text(summary, Path(args.out)))
+    if summary["failing_records"]:
+        return 1
+    return 2 if summary["unusable_files"] else 0
 
 
 def cmd_evaluate(args) -> int:
@@ -328,7 +352,9 @@ def build_parser() -> argparse.ArgumentParser:
 harness matrix my.wav other.flac           summary: correct combinations per stage, known mistakes detected
 harness matrix -v my.wav                   ... and the full table (key metric of each stage, with units)
 harness matrix --json my.wav > out.json    one JSON record per file x combination
-harness matrix --frontend ours --vae scaled --vocoder hifigan my.wav""",
+harness matrix --frontend ours --vae scaled --vocoder hifigan my.wav
+harness matrix --out runs/ds data/            a dataset: records.jsonl + summary.json in runs/ds, resumable
+torchrun --nproc_per_node 4 -m harness matrix --out runs/ds data/    ... over 4 processes (gloo/NCCL)""",
                  description="Evaluate every front-end x VAE x vocoder combination on your files (default: the "
                  "shipped clips). Exit status: 0 all correct combinations pass and every known mistake is detected "
                  "or not separable on your clips; 1 a correct combination fails or a mistake is missed on a golden "
@@ -342,6 +368,12 @@ harness matrix --frontend ours --vae scaled --vocoder hifigan my.wav""",
     p.add_argument("--frontend", action="append", help="restrict to these front-ends (repeatable; default: all)")
     p.add_argument("--vae", action="append", help="restrict to these VAE variants (repeatable; default: all)")
     p.add_argument("--vocoder", action="append", help="restrict to these vocoder variants (repeatable; default: all)")
+    p.add_argument("--out", default=None, metavar="DIR", help="dataset mode: stream the files in batches of one "
+                   "length, write DIR/records.jsonl (one record per file x combination, broken combinations measured "
+                   "up to their culprit stage), DIR/errors.jsonl and DIR/summary.json; shards across the processes "
+                   "of a torchrun launch; the same command after a kill finishes what is left (default: off, "
+                   "records in memory)")
+    p.add_argument("--batch-size", type=int, default=16, help="dataset mode: files per batch (default: 16)")
     p.set_defaults(fn=cmd_matrix)
 
     p = _command(sub, "diagnose", "run the chain stage by stage on files and say which stage loses quality", """

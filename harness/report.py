@@ -46,14 +46,88 @@ def baseline_names(golden_dir: Path) -> Dict[str, str]:
     return {entry["sha256"]: "clip:" + Path(rel).stem for rel, entry in files.items() if rel.startswith("clips/")}
 
 
-def matrix_records(chain, files: Sequence[str] = (), golden_dir: Optional[str] = None, frontends_=None, vaes=None,
-                   vocoders=None, progress: bool = True, clips: Optional[Dict[str, np.ndarray]] = None,
-                   judged_only: bool = False) -> Tuple[List[dict], List[str]]:
-    """Evaluate combinations on audio files (or named ``clips``); one record per clip x combination.
+class RecordJudge:
+    """Turns matrix results into records, clip by clip, with the thresholds of the chain's model and precision.
 
     A clip that is one of the golden set's clips (same sha256) is judged against its stored per-clip
     limits (policy ``absolute``); any other clip against the reference combination on the same clip
     (policy ``relative``, :func:`harness.quality.judge_relative`). Every stage record says which.
+
+    Example::
+
+        judge = RecordJudge(chain)
+        run = MatrixRun(chain, {"my.wav": audio.load_audio("my.wav")})
+        records = judge.records(run, matrix.combinations(), {})
+    """
+
+    def __init__(self, chain, golden_dir: Optional[str] = None):
+        from .quality import exact_key
+
+        self.path = find_thresholds(chain.source, golden_dir, exact_key(chain).split("-")[1])
+        self.thresholds = thresholds.load(self.path)
+        self.scope = self.thresholds.get("meta", {}).get("scope", "all")
+        self._baselines = baseline_names(self.path.parent)
+        self._known = list(self.thresholds.get("meta", {}).get("clips", []))
+
+    def baseline(self, path) -> Optional[str]:
+        """The thresholds' name (``clip:<name>``) of a file that is a golden clip, else ``None``."""
+        from .golden import sha256
+
+        name = self._baselines.get(sha256(Path(path)))
+        return name if name in self._known else None
+
+    def require_scope(self, without_baseline: bool) -> None:
+        """Refuse (ValueError naming the command) when the thresholds cannot judge these files."""
+        if self.scope == "golden" or (self.scope != "all" and without_baseline):
+            what = ("it holds no matrix limits, so no file" if self.scope == "golden" else
+                    "it holds no relative margins, so audio without a stored baseline")
+            raise ValueError(f"{self.path} was calibrated with --scope {self.scope}: {what} can be judged; run "
+                             "`harness thresholds --calibrate --scope all` (with the --dtype of this run)")
+
+    def records(self, run, combos, baseline_of: Dict[str, str]) -> List[dict]:
+        """One record per clip of ``run`` x combination, combination-major; ``baseline_of`` maps a clip name to
+        its stored baseline (:meth:`baseline`)."""
+        from .quality import judge_relative
+
+        th, records = self.thresholds, []
+        for combo in combos:
+            res = run.result(combo)
+            exp = combo.expected()
+            for i, f in enumerate(run.clip_names):
+                stages, flat, ok_all = {}, {}, True
+                for stage, r in res.items():
+                    one = _clip(r, i)
+                    limits = None
+                    why = thresholds.unjudgeable(th, combo.id, stage) if exp[stage] == "detect" else None
+                    if not why and f in baseline_of and exp[stage] != "report":
+                        limits, source = thresholds.limits_for_verdict(th, combo, stage, exp[stage],
+                                                                       matrix.JUDGED[stage][0])
+                    if why:  # e.g. random weights: nothing to judge this mistake by
+                        ok, policy, source = False, "unjudgeable", why
+                    elif limits is not None:
+                        limits = thresholds.select_clips(limits, [self._known.index(baseline_of[f])])
+                        ok, policy = thresholds.judge(one, limits, exp[stage])[0], "absolute"
+                    else:
+                        v = judge_relative(th, combo, stage, one, _clip(run.result(combo.reference(stage))[stage], i))
+                        ok, policy, source = v.ok, v.policy, v.source
+                    ok_all &= ok
+                    reference = {"absolute": baseline_of.get(f), "relative": combo.reference(stage).id}.get(policy)
+                    stages[stage] = {"expected": exp[stage], "ok": bool(ok), "error": r.error, "policy": policy,
+                                     "reference": reference, "limits_from": source if policy != "none" else None}
+                    for k, v in one.metrics.items():
+                        flat[f"{stage}.{k}"] = round(float(v[0]), 4)
+                expected = "pass" if all(e != "detect" for e in exp.values()) else "detect"
+                records.append({"file": f, "frontend": combo.frontend, "vae": combo.vae, "vocoder": combo.vocoder,
+                                "expected": expected, "ok": bool(ok_all), "status": _status(expected, ok_all, stages),
+                                "baseline": baseline_of.get(f), "metrics": flat, "stages": stages})
+        return records
+
+
+def matrix_records(chain, files: Sequence[str] = (), golden_dir: Optional[str] = None, frontends_=None, vaes=None,
+                   vocoders=None, progress: bool = True, clips: Optional[Dict[str, np.ndarray]] = None,
+                   judged_only: bool = False) -> Tuple[List[dict], List[str]]:
+    """Evaluate combinations on audio files (or named ``clips``); one record per clip x combination,
+    judged by :class:`RecordJudge`.
 
     ``files`` may name directories (their audio files are taken, sorted). ``judged_only`` skips the
     stages after a broken combination's culprit (reported only; :meth:`harness.matrix.Evaluator.run`).
@@ -64,12 +138,9 @@ def matrix_records(chain, files: Sequence[str] = (), golden_dir: Optional[str] =
     from tqdm.auto import tqdm
 
     from . import audio, golden
-    from .quality import MatrixRun, exact_key, judge_relative
+    from .quality import MatrixRun
 
-    th_path = find_thresholds(chain.source, golden_dir, exact_key(chain).split("-")[1])
-    th = thresholds.load(th_path)
-    baselines = baseline_names(th_path.parent)
-    known = list(th.get("meta", {}).get("clips", []))
+    judge = RecordJudge(chain, golden_dir)
     errors: List[str] = []
     clips = dict(clips or {})
     baseline_of: Dict[str, str] = {}
@@ -79,50 +150,16 @@ def matrix_records(chain, files: Sequence[str] = (), golden_dir: Optional[str] =
         except audio.AudioError as exc:
             errors.append(str(exc))
             continue
-        name = baselines.get(golden.sha256(Path(f)))
-        if name in known:
+        name = judge.baseline(f)
+        if name:
             baseline_of[f] = name
     if not clips:
         return [], errors
-    scope = th.get("meta", {}).get("scope", "all")
-    if scope == "golden" or (scope != "all" and any(f not in baseline_of for f in clips)):
-        what = ("it holds no matrix limits, so no file" if scope == "golden" else
-                "it holds no relative margins, so audio without a stored baseline")
-        raise ValueError(f"{th_path} was calibrated with --scope {scope}: {what} can be judged; run `harness "
-                         "thresholds --calibrate --scope all` (with the --dtype of this run)")
+    judge.require_scope(any(f not in baseline_of for f in clips))
     run = MatrixRun(chain, clips, judged_only=judged_only)
-    combos = matrix.combinations(frontends_, vaes, vocoders)
     records = []
-    for combo in tqdm(combos, desc="matrix", disable=not progress):
-        res = run.result(combo)
-        exp = combo.expected()
-        for i, f in enumerate(run.clip_names):
-            stages, flat, ok_all = {}, {}, True
-            for stage, r in res.items():
-                one = _clip(r, i)
-                limits = None
-                why = thresholds.unjudgeable(th, combo.id, stage) if exp[stage] == "detect" else None
-                if not why and f in baseline_of and exp[stage] != "report":
-                    limits, source = thresholds.limits_for_verdict(th, combo, stage, exp[stage],
-                                                                   matrix.JUDGED[stage][0])
-                if why:  # e.g. random weights: nothing to judge this mistake by
-                    ok, policy, source = False, "unjudgeable", why
-                elif limits is not None:
-                    limits = thresholds.select_clips(limits, [known.index(baseline_of[f])])
-                    ok, policy = thresholds.judge(one, limits, exp[stage])[0], "absolute"
-                else:
-                    v = judge_relative(th, combo, stage, one, _clip(run.result(combo.reference(stage))[stage], i))
-                    ok, policy, source = v.ok, v.policy, v.source
-                ok_all &= ok
-                reference = {"absolute": baseline_of.get(f), "relative": combo.reference(stage).id}.get(policy)
-                stages[stage] = {"expected": exp[stage], "ok": bool(ok), "error": r.error, "policy": policy,
-                                 "reference": reference, "limits_from": source if policy != "none" else None}
-                for k, v in one.metrics.items():
-                    flat[f"{stage}.{k}"] = round(float(v[0]), 4)
-            expected = "pass" if all(e != "detect" for e in exp.values()) else "detect"
-            records.append({"file": f, "frontend": combo.frontend, "vae": combo.vae, "vocoder": combo.vocoder,
-                            "expected": expected, "ok": bool(ok_all), "status": _status(expected, ok_all, stages),
-                            "baseline": baseline_of.get(f), "metrics": flat, "stages": stages})
+    for combo in tqdm(matrix.combinations(frontends_, vaes, vocoders), desc="matrix", disable=not progress):
+        records += judge.records(run, [combo], baseline_of)
     order = {f: k for k, f in enumerate(clips)}
     records.sort(key=lambda r: order[r["file"]])  # file by file, combinations in matrix order
     return records, errors

@@ -151,6 +151,8 @@ def test_every_command_and_option_is_documented_with_valid_examples():
         assert examples, name
         for line in examples:
             command = re.split(r"\s{2,}", line)[0]
+            if command.startswith("torchrun "):  # a launcher's line: what follows -m is the command
+                command = "harness " + command.split(" -m harness ", 1)[1]
             assert command.startswith(f"harness {name}"), (name, line)
             parser.parse_args(shlex.split(command)[1:])  # a renamed option breaks its example here
         text = " ".join(p.format_help().split())
