@@ -278,6 +278,21 @@ def load_audio(path: PathLike, sr: Optional[int] = SAMPLE_RATE, channel: str = "
     return check_waveform(x, name=p, sr=int(sr) if sr is not None else rate)
 
 
+def header(path: PathLike):
+    """A file's header (``frames``, ``samplerate``, ``channels``: ``soundfile.info``) without reading its audio.
+
+    Raises
+    ------
+    AudioError
+        Missing file, a directory, a file libsndfile cannot open (as :func:`load_audio`).
+    """
+    p = _check_path(path)
+    try:
+        return sf.info(p)
+    except Exception as exc:  # noqa: BLE001  libsndfile's errors have no common type
+        raise _unreadable(p, exc) from None
+
+
 def load_info(path: PathLike) -> Dict[str, Any]:
     """Diagnostics of an audio file as stored (no resampling, no channel selection).
 

@@ -76,12 +76,11 @@ class Shard:
 
 
 def grid_samples(path: str) -> int:
-    """Samples a file will have at 16 kHz on the frame grid, from its header alone (no audio read)."""
-    import soundfile as sf
-
+    """Samples a file will have at 16 kHz on the frame grid, from its header alone (no audio read);
+    :class:`harness.audio.AudioError` if it has none."""
     from . import audio
 
-    info = sf.info(path)
+    info = audio.header(path)
     return matrix.grid_frames(math.ceil(info.frames * audio.SAMPLE_RATE / info.samplerate)) * audio.HOP
 
 
@@ -94,9 +93,8 @@ def plan(files: Sequence[str], batch_size: int = BATCH_SIZE) -> Tuple[List[Batch
     for f in files:
         try:
             lengths.append((grid_samples(f), f))
-        except Exception as exc:  # noqa: BLE001  what soundfile raises varies; the next read says why
-            errors.append({"file": f, "error": str(audio.AudioError(f, f"cannot read its header ({exc})",
-                                                                    "convert it to WAV or FLAC"))})
+        except audio.AudioError as exc:
+            errors.append({"file": f, "error": str(exc)})
     lengths.sort()
     batches: List[Batch] = []
     for samples in sorted({n for n, _ in lengths}):
