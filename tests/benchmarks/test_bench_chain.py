@@ -15,7 +15,8 @@ Groups:
 
 Model sizes: ``tiny`` (the bundled trained model) and ``real`` (cvssp/audioldm2's architecture with
 random weights: same shapes and FLOPs). Real-size cases use 1.28 s clips by default; real-size
-10.24 s cases are ``slow`` (``--run-slow``).
+10.24 s cases are ``slow`` (``--run-slow``), and so is every real-size ``batched-vs-naive`` case (the
+naive way is slow by design: 17 s of the default suite for one figure).
 """
 from __future__ import annotations
 
@@ -36,6 +37,8 @@ CASES = [
 BATCHES = [1, 4]
 STAGES = ["encode", "decode", "vocode", "roundtrip"]
 ROUNDS = {("tiny", LONG): 5, ("real", SHORT): 3, ("real", LONG): 2}
+NAIVE_CASES = [pytest.param(*c.values, id=c.id, marks=[*c.marks, *([pytest.mark.slow] if c.values[0] == "real" else [])])
+               for c in CASES]
 
 
 @pytest.fixture
@@ -166,7 +169,7 @@ def naive_roundtrip(chain, waves: torch.Tensor) -> torch.Tensor:
 
 
 @pytest.mark.benchmark(group="batched-vs-naive")
-@pytest.mark.parametrize("size,seconds", CASES)
+@pytest.mark.parametrize("size,seconds", NAIVE_CASES)
 @pytest.mark.parametrize("impl", ["batched", "naive"])
 def test_bench_batched_vs_naive(bench, chains, target, impl, size, seconds):
     device, dtype = target
