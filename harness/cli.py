@@ -354,7 +354,7 @@ harness matrix -v my.wav                   ... and the full table (key metric of
 harness matrix --json my.wav > out.json    one JSON record per file x combination
 harness matrix --frontend ours --vae scaled --vocoder hifigan my.wav
 harness matrix --out runs/ds data/            a dataset: records.jsonl + summary.json in runs/ds, resumable
-torchrun --nproc_per_node 4 -m harness matrix --out runs/ds data/    ... over 4 processes (gloo/NCCL)""",
+torchrun --standalone --nproc_per_node 4 -m harness matrix --out runs/ds data/   ... over 4 processes""",
                  description="Evaluate every front-end x VAE x vocoder combination on your files (default: the "
                  "shipped clips). Exit status: 0 all correct combinations pass and every known mistake is detected "
                  "or not separable on your clips; 1 a correct combination fails or a mistake is missed on a golden "

@@ -54,7 +54,7 @@ def read_lines(path):
 
 
 def torchrun(out, files, nproc=2, **popen):
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "-m", "harness", "matrix",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc), "-m", "harness", "matrix",
            "--out", str(out), "--batch-size", "3", *COMBOS, str(files)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
