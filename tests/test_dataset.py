@@ -57,6 +57,8 @@ def torchrun(out, files, nproc=2, **popen):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc), "-m", "harness", "matrix",
            "--out", str(out), "--batch-size", "3", *COMBOS, str(files)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    if os.path.exists("/sys/class/net/lo"):  # one machine: gloo on loopback, whatever the host name resolves to
+        env["GLOO_SOCKET_IFNAME"] = "lo"
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
 
 
