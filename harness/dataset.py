@@ -105,9 +105,12 @@ def plan(files: Sequence[str], batch_size: int = BATCH_SIZE) -> Tuple[List[Batch
 
 
 def plan_hash(batches: Sequence[Batch]) -> str:
+    """Hash of the batches and of each file's size and modification time: a file replaced or edited since a
+    run started changes it, so its records are never mixed with the old ones."""
     h = hashlib.sha256()
     for b in batches:
-        h.update(json.dumps([b.samples, b.files]).encode())
+        stamps = [(os.stat(f).st_size, os.stat(f).st_mtime_ns) for f in b.files]
+        h.update(json.dumps([b.samples, b.files, stamps]).encode())
     return h.hexdigest()[:16]
 
 
@@ -169,8 +172,9 @@ def _check_settings(out: Path, settings: dict, shard: Shard) -> None:
         old = json.loads(path.read_text())
         changed = [k for k in settings if old.get(k) != settings[k]]
         if changed:
-            raise ValueError(f"{out} holds a run with other settings ({', '.join(changed)} differ; see {path}): "
-                             "pass another --out, or delete the directory to start over")
+            why = " (files were added, removed or changed since it started)" if "plan" in changed else ""
+            raise ValueError(f"{out} holds a run with other settings ({', '.join(changed)} differ{why}; see "
+                             f"{path}): pass another --out, or delete the directory to start over")
     elif shard.rank == 0:
         _write_atomic(path, json.dumps(settings, indent=1) + "\n")
 

@@ -109,6 +109,15 @@ def test_a_directory_of_another_run_is_refused(tmp_path, files, capsys):
     assert run_in_process(out, files, "--vocoder", "griffin-lim") == 2
     err = capsys.readouterr().err
     assert "holds a run with other settings (combinations differ" in err and "another --out" in err
+    # a file edited since the run started: its old records must not be mixed with new ones
+    clip = files / "clip000.wav"
+    stat = clip.stat()
+    os.utime(clip, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    try:
+        assert run_in_process(out, files) == 2
+        assert "plan differ (files were added, removed or changed since it started)" in capsys.readouterr().err
+    finally:
+        os.utime(clip, ns=(stat.st_atime_ns, stat.st_mtime_ns))
 
 
 def test_torchrun_shards_the_files_and_writes_the_same_records(tmp_path, files):
