@@ -109,7 +109,7 @@ def plan_hash(batches: Sequence[Batch]) -> str:
     run started changes it, so its records are never mixed with the old ones."""
     h = hashlib.sha256()
     for b in batches:
-        stamps = [(os.stat(f).st_size, os.stat(f).st_mtime_ns) for f in b.files]
+        stamps = [(st.st_size, st.st_mtime_ns) for st in map(os.stat, b.files)]
         h.update(json.dumps([b.samples, b.files, stamps]).encode())
     return h.hexdigest()[:16]
 
