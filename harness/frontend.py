@@ -18,9 +18,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-SAMPLE_RATE = 16000
+from .audio import HOP, SAMPLE_RATE  # noqa: F401  one home for the audio conventions; re-exported
+
 N_FFT = 1024
-HOP = 160
 N_MELS = 64
 FMIN = 0.0
 FMAX = 8000.0

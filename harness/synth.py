@@ -19,7 +19,7 @@ from typing import Iterator, List, Tuple
 
 import numpy as np
 
-SR = 16000
+from .audio import SAMPLE_RATE as SR
 
 #: languages and voice variants for the training speech; HELDOUT_* are never trained on.
 TRAIN_LANGS = ["en", "en-us", "de", "fr", "es", "it", "pt", "nl", "pl", "sv", "cs", "ru", "fi", "hu", "tr", "id"]
