@@ -12,7 +12,7 @@ the true mel, and the full chain fed by the original report's ``seed-librosa-db`
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict
 
 import numpy as np
 
@@ -79,10 +79,3 @@ def format_table(results) -> str:
             lines.append("  " + label.ljust(28) + "".join(
                 (f"{m[c]:.3f}" if c in m else "-").rjust(12) for c in cols))
     return "\n".join(lines)
-
-
-def main(model: str = "tiny") -> List:
-    chain = Chain.load(model)
-    res = evaluate(chain)
-    print(format_table(res))
-    return res
