@@ -4,7 +4,7 @@ Everything the reconstruction chain is fed goes through here, so a bad input fai
 early with one readable line (:class:`AudioError`) instead of a NaN deep inside the VAE
 or a shape error in the vocoder.
 
-The conventions are AudioLDM2's training ones (``AUDIOLDM2_REFERENCE.md`` section 1):
+The conventions are AudioLDM2's training ones (``docs/AUDIOLDM2_REFERENCE.md`` section 1):
 16 kHz mono, the **first** channel of a multi-channel file (no mix-down), zero padding
 at the end (or cropping) to ``frames * 160`` samples, and a frame count that is a
 multiple of the VAE's down-sampling factor 4 (one VAE block = 640 samples).

@@ -3,7 +3,7 @@
 Every front-end maps a batch of 16 kHz mono waveforms ``[batch, samples]`` to a
 log-mel ``[batch, 1, frames, 64]`` (time is the height axis, mel the width axis:
 the layout AudioLDM2's VAE takes). ``audioldm2`` is the exact training front-end
-(``AUDIOLDM2_REFERENCE.md`` section 1); the others reproduce mistakes people make
+(``docs/AUDIOLDM2_REFERENCE.md`` section 1); the others reproduce mistakes people make
 so the harness can show what each one costs and prove it catches them.
 
 Register your own with :func:`register_frontend`; it then joins the quality matrix.

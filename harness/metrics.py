@@ -7,7 +7,7 @@ one score per item, computed without a Python loop over the batch, on the
 device of the inputs. Arguments are ``(estimate, reference)`` in that order,
 as in auraloss and torchmetrics.
 
-Two families, because they judge different things (``AUDIOLDM2_REFERENCE.md``
+Two families, because they judge different things (``docs/AUDIOLDM2_REFERENCE.md``
 section 5):
 
 * **waveform** metrics (:func:`snr`, :func:`correlation`, :func:`mse`,

@@ -1,7 +1,7 @@
 """Real-size AudioLDM(2) pipelines with seeded random weights, built offline from configs shipped here.
 
 The architecture, parameter count, shapes and FLOPs are those of the real checkpoints
-(``../shared/AUDIOLDM2_REFERENCE.md`` section 6; VAE and vocoder configs in ``configs/audioldm2``); the
+(``docs/AUDIOLDM2_REFERENCE.md`` section 6; VAE and vocoder configs in ``configs/audioldm2``); the
 weights are random, so there is no quality to speak of — but the whole flow (``harness golden``,
 ``harness thresholds --calibrate``, ``pytest --model DIR``, ``harness matrix``, ``harness diagnose``,
 ``harness bench``) runs on it exactly as on a downloaded checkpoint.

@@ -271,7 +271,7 @@ def fold_weight_norm(module: torch.nn.Module) -> torch.nn.Module:
     return module
 
 
-#: cvssp/audioldm2's VAE scaling factor (``AUDIOLDM2_REFERENCE.md`` section 6). The bundled VAE's
+#: cvssp/audioldm2's VAE scaling factor (``docs/AUDIOLDM2_REFERENCE.md`` section 6). The bundled VAE's
 #: latents are re-parametrised to it, so a forgotten or doubled factor is as large a mistake (2.4x)
 #: as on the real model, not the 1.4x of the tiny VAE's own factor.
 REAL_SCALING_FACTOR = 0.4110932946205139
