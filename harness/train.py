@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from . import frontend, synth, tiny
+from .chain import fold_weight_norm
 
 
 @dataclass
@@ -257,18 +258,6 @@ def train_vocoder(cfg: TrainConfig, out: Path, data, log):
     history, wall = _run("vocoder", vocoder, cfg, out, cfg.vocoder_steps, cfg.vocoder_lr, loss_fn, data,
                          evaluate_vocoder, log)
     return vocoder, history, wall
-
-
-def fold_weight_norm(module: torch.nn.Module) -> torch.nn.Module:
-    """Fold weight-norm parametrizations (new or old style) into plain weights, in place."""
-    from torch.nn.utils import parametrize
-
-    for m in module.modules():
-        if parametrize.is_parametrized(m, "weight"):
-            parametrize.remove_parametrizations(m, "weight", leave_parametrized=True)
-        elif hasattr(m, "weight_g"):
-            torch.nn.utils.remove_weight_norm(m)
-    return module
 
 
 #: cvssp/audioldm2's VAE scaling factor (``docs/AUDIOLDM2_REFERENCE.md`` section 6). The bundled VAE's
