@@ -238,7 +238,7 @@ def _matrix_dataset(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from . import evaluate, loading
+    from . import evaluate
     from .chain import Chain
 
     chain = Chain.load(args.model, args.device, args.dtype)

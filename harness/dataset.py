@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import itertools
 import json
 import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -97,8 +98,8 @@ def plan(files: Sequence[str], batch_size: int = BATCH_SIZE) -> Tuple[List[Batch
             errors.append({"file": f, "error": str(exc)})
     lengths.sort()
     batches: List[Batch] = []
-    for samples in sorted({n for n, _ in lengths}):
-        same = [f for n, f in lengths if n == samples]
+    for samples, group in itertools.groupby(lengths, key=lambda nf: nf[0]):
+        same = [f for _, f in group]
         for k in range(0, len(same), batch_size):
             batches.append(Batch(len(batches), tuple(same[k:k + batch_size]), samples))
     return batches, errors

@@ -22,7 +22,6 @@ from typing import Dict, List, Optional
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from . import frontend, synth, tiny
 from .chain import fold_weight_norm
