@@ -188,19 +188,10 @@ def _write_atomic(path: Path, text: str) -> None:
 
 def evaluate_batch(chain, judge, combos, batch: Batch) -> List[dict]:
     """The records of one batch, then an ``{"file", "error"}`` line per file that could not be used."""
-    from . import audio
     from .quality import MatrixRun
 
-    clips, baseline_of, errors = {}, {}, []
-    for f in batch.files:
-        try:
-            clips[f] = audio.load_audio(f)
-        except audio.AudioError as exc:
-            errors.append({"file": f, "error": str(exc)})
-            continue
-        name = judge.baseline(f)
-        if name:
-            baseline_of[f] = name
+    clips, baseline_of, unusable = judge.load(batch.files)
+    errors = [{"file": e.path, "error": str(e)} for e in unusable]
     records = []
     if clips:
         run = MatrixRun(chain, clips, judged_only=True)
@@ -224,7 +215,7 @@ def evaluate(chain, files: Sequence[str], out: str | Path, golden_dir: Optional[
     (out / "parts").mkdir(parents=True, exist_ok=True)
     combos = list(combos or matrix.combinations())
     judge = RecordJudge(chain, golden_dir)
-    judge.require_scope(True)  # a dataset's files have no stored baselines
+    judge.require_scope(True)  # a dataset's files are judged relative to the reference (no stored baseline)
     # 1. the same plan on every process; a directory of another run is refused
     batches, header_errors = plan(files, batch_size)
     _check_settings(out, run_settings(chain, judge, combos, batches, batch_size), shard)

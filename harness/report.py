@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from . import loading, matrix, thresholds
+
+if TYPE_CHECKING:
+    from .audio import AudioError
 
 
 def find_thresholds(source: Optional[loading.ModelSource], golden_dir: Optional[str] = None,
@@ -76,6 +79,24 @@ class RecordJudge:
         name = self._baselines.get(sha256(Path(path)))
         return name if name in self._known else None
 
+    def load(self, files: Sequence[str]) -> Tuple[Dict[str, np.ndarray], Dict[str, str], List["AudioError"]]:
+        """Read ``files`` for judging: ``(clips, baseline_of, errors)``, the clips by file name, the stored
+        baseline of each file that is a golden clip (:meth:`baseline`), an AudioError per unusable file
+        (the others are still read)."""
+        from .audio import AudioError, load_audio
+
+        clips, baseline_of, errors = {}, {}, []
+        for f in files:
+            try:
+                clips[f] = load_audio(f)
+            except AudioError as exc:
+                errors.append(exc)
+                continue
+            name = self.baseline(f)
+            if name:
+                baseline_of[f] = name
+        return clips, baseline_of, errors
+
     def require_scope(self, without_baseline: bool) -> None:
         """Refuse (ValueError naming the command) when the thresholds cannot judge these files."""
         if self.scope == "golden" or (self.scope != "all" and without_baseline):
@@ -137,22 +158,14 @@ def matrix_records(chain, files: Sequence[str] = (), golden_dir: Optional[str] =
     """
     from tqdm.auto import tqdm
 
-    from . import audio, golden
+    from . import golden
     from .quality import MatrixRun
 
     judge = RecordJudge(chain, golden_dir)
-    errors: List[str] = []
-    clips = dict(clips or {})
-    baseline_of: Dict[str, str] = {}
-    for f in map(str, golden.audio_files(list(files) or ([] if clips else default_files()))):
-        try:
-            clips[f] = audio.load_audio(f)
-        except audio.AudioError as exc:
-            errors.append(str(exc))
-            continue
-        name = judge.baseline(f)
-        if name:
-            baseline_of[f] = name
+    read, baseline_of, unusable = judge.load(
+        [str(f) for f in golden.audio_files(list(files) or ([] if clips else default_files()))])
+    clips = {**(clips or {}), **read}
+    errors = [str(e) for e in unusable]
     if not clips:
         return [], errors
     judge.require_scope(any(f not in baseline_of for f in clips))
