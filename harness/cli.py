@@ -93,10 +93,13 @@ def cmd_train(args) -> int:
     if args.export_only:
         print(f"re-exported {train.reexport(args.model_out, args.seed, args.scaling_factor)}")
         return 0
-    cfg = train.TrainConfig(vae_steps=args.vae_steps, vocoder_steps=args.vocoder_steps, seed=args.seed)
+    given = dict(vae_steps=args.vae_steps, vocoder_steps=args.vocoder_steps, gan_steps=args.gan_steps,
+                 seed=args.seed, init_from=args.init_from, threads=args.threads)
+    cfg = train.TrainConfig(**{k: v for k, v in given.items() if v is not None})
     if args.smoke:
         cfg = train.TrainConfig(n_speech=2, n_synth=4, n_heldout_speech=1, n_heldout_synth=1, vae_steps=4,
-                                vocoder_steps=4, eval_every=2, vae_batch=2, vocoder_batch=2, warmup=1)
+                                vocoder_steps=4, gan_steps=2, n_gan_clips=4, eval_every=2, vae_batch=2,
+                                vocoder_batch=2, gan_batch=1, warmup=1, init_from=args.init_from or "")
     result = train.main(args.out, args.model_out, cfg)
     print(f"exported {args.model_out}: scaling_factor {result['scaling_factor']:.4f}, final {result['final']}")
     return 0
@@ -501,13 +504,19 @@ harness evaluate --model tiny --record     store them in the model's training.js
     p = _command(sub, "train", "train the bundled tiny model (resumable)", """
 harness train --smoke --out /tmp/run --model-out /tmp/model   a few steps: checks the recipe
 harness train                                                 the full recipe (hours on 2 cores; resumes)
+harness train --init-from harness/models/tiny --out runs/gan   only the adversarial vocoder stage
 harness train --export-only --scaling-factor 0.4110932946205139""")
     p.add_argument("--out", default="runs/tiny", help="checkpoint/log directory")
     p.add_argument("--model-out", default=str(Path(__file__).parent / "models" / "tiny"),
                    help="where the trained pipeline is exported (default: the bundled model in the package)")
-    p.add_argument("--vae-steps", type=int, default=1200, help="VAE training steps")
-    p.add_argument("--vocoder-steps", type=int, default=14000, help="vocoder training steps")
-    p.add_argument("--seed", type=int, default=0, help="seed of data synthesis and initialisation")
+    p.add_argument("--vae-steps", type=int, help="VAE training steps (stage 1; default 1200)")
+    p.add_argument("--vocoder-steps", type=int, help="vocoder training steps (stage 2; default 14000)")
+    p.add_argument("--gan-steps", type=int,
+                   help="adversarial vocoder training steps (stage 3, HiFi-GAN discriminators)")
+    p.add_argument("--init-from", metavar="MODEL_DIR", help="take the VAE and stage-2 vocoder of this trained "
+                   "pipeline and run only stage 3 (e.g. the bundled model's directory)")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default 2)")
+    p.add_argument("--seed", type=int, help="seed of data synthesis and initialisation (default 0)")
     p.add_argument("--smoke", action="store_true", help="a few steps on tiny data (tests the recipe)")
     p.add_argument("--export-only", action="store_true", help="rebuild the pipeline around the trained VAE and "
                    "vocoder in --model-out (after changing the seeded-random parts)")

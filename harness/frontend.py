@@ -173,18 +173,19 @@ BLOCK_FRAMES = 1024
 
 
 def _frame_magnitude(x: torch.Tensor, start: int, stop: int, window: torch.Tensor,
-                     out: Optional[torch.Tensor] = None) -> torch.Tensor:
+                     out: Optional[torch.Tensor] = None, eps: float = 0.0) -> torch.Tensor:
     """``|rfft(window * frame)|`` of frames ``[start, stop)`` of the padded ``x [b, n]`` -> ``[b, stop - start, 513]``."""
     frames = x[:, start * HOP: (stop - 1) * HOP + N_FFT].unfold(-1, N_FFT, HOP)  # a view, no copy
     # sqrt(re^2 + im^2), squaring the interleaved pairs in place: one contiguous pass, then one
     # strided add (complex abs() and hypot() are ~2.5x slower on CPU, re*re + im*im ~15 %)
     sq = torch.view_as_real(torch.fft.rfft(frames * window)).square_()
     if out is None:
-        return torch.add(sq[..., 0], sq[..., 1]).sqrt_()
+        power = torch.add(sq[..., 0], sq[..., 1])
+        return (power.clamp_min_(eps) if eps else power).sqrt_()
     return torch.add(sq[..., 0], sq[..., 1], out=out).sqrt_()
 
 
-def stft_magnitude(waveform: torch.Tensor, framing: str = "audioldm2") -> torch.Tensor:
+def stft_magnitude(waveform: torch.Tensor, framing: str = "audioldm2", eps: float = 0.0) -> torch.Tensor:
     """Linear STFT magnitude ``[batch, 513, frames]`` with AudioLDM2's framing.
 
     Parameters
@@ -194,6 +195,9 @@ def stft_magnitude(waveform: torch.Tensor, framing: str = "audioldm2") -> torch.
         ``audioldm2``: reflect-pad 432 both sides, ``center=False``: ``samples // 160``
         frames, frame t centred on sample 160 t + 80. ``tacotron``: reflect-pad 512
         (as ``center=True``), last frame dropped, frame t centred on sample 160 t.
+    eps : float, default 0
+        Power floor before the square root (``|X| >= sqrt(eps)``). Training sets it (e.g. 1e-14):
+        the gradient of ``sqrt`` at an exactly-zero bin is infinite and turns the step into NaN.
 
     Returns
     -------
@@ -206,8 +210,8 @@ def stft_magnitude(waveform: torch.Tensor, framing: str = "audioldm2") -> torch.
     x = reflect_pad(waveform, pad)
     batch, frames = x.shape[0], waveform.shape[-1] // HOP
     window = hann_window(x.device, x.dtype)
-    if x.device.type != "cpu" or batch * frames <= BLOCK_FRAMES or (torch.is_grad_enabled() and x.requires_grad):
-        return _frame_magnitude(x, 0, frames, window).transpose(1, 2)
+    if eps or x.device.type != "cpu" or batch * frames <= BLOCK_FRAMES or (torch.is_grad_enabled() and x.requires_grad):
+        return _frame_magnitude(x, 0, frames, window, eps=eps).transpose(1, 2)
     out = torch.empty(batch, frames, N_FFT // 2 + 1, dtype=x.dtype, device=x.device)
     clips = max(1, BLOCK_FRAMES // frames)
     step = min(frames, BLOCK_FRAMES)

@@ -478,10 +478,50 @@ def lsd(estimate: ArrayLike, reference: ArrayLike, eps: float = LSD_EPS) -> torc
     return per_frame.mean(dim=-1)
 
 
-def _stft_mag(x: torch.Tensor, fft_size: int, hop: int, win: int) -> torch.Tensor:
+def magnitude_spectrogram(x: torch.Tensor, fft_size: int, hop: int, win: int, eps: float = MRSTFT_EPS) -> torch.Tensor:
+    """``sqrt(max(|STFT|^2, eps))`` of ``x`` at one resolution (Hann window, ``center=True``, reflect padding).
+
+    Parameters
+    ----------
+    x : Tensor [batch, samples]
+        Waveforms, longer than ``fft_size / 2`` (inputs are trusted: :func:`mrstft` validates).
+    fft_size, hop, win : int
+        FFT size, hop and window length in samples (``win <= fft_size``).
+    eps : float, default 1e-8
+        Power floor, so the log and the square root stay finite.
+
+    Returns
+    -------
+    Tensor [batch, fft_size // 2 + 1, frames]
+        Magnitudes, in the dtype of ``x``; differentiable.
+    """
     window = torch.hann_window(win, device=x.device, dtype=x.dtype)
     spec = torch.stft(x, fft_size, hop, win, window, center=True, pad_mode="reflect", return_complex=True)
-    return torch.sqrt(torch.clamp(spec.real ** 2 + spec.imag ** 2, min=MRSTFT_EPS))
+    return torch.sqrt(torch.clamp(spec.real ** 2 + spec.imag ** 2, min=eps))
+
+
+def stft_distance(estimate_mag: torch.Tensor, reference_mag: torch.Tensor, w_sc: float = 1.0,
+                  w_log_mag: float = 1.0) -> torch.Tensor:
+    """Single-resolution STFT distance of two magnitude spectrograms, per item (auraloss' ``STFTLoss``).
+
+    ``w_sc * ||Y - X||_F / ||Y||_F`` (spectral convergence, ``Y`` the reference)
+    ``+ w_log_mag * mean |ln Y - ln X|`` (log-magnitude L1).
+
+    Parameters
+    ----------
+    estimate_mag, reference_mag : Tensor [batch, bins, frames]
+        Positive magnitudes (:func:`magnitude_spectrogram`).
+    w_sc, w_log_mag : float
+        Weights of the two terms.
+
+    Returns
+    -------
+    Tensor [batch]
+        The distance, unitless; differentiable (the training loss of the bundled vocoder uses it).
+    """
+    x, y = estimate_mag.flatten(1), reference_mag.flatten(1)
+    sc = torch.linalg.vector_norm(y - x, dim=-1) / torch.linalg.vector_norm(y, dim=-1)
+    return w_sc * sc + w_log_mag * (torch.log(y) - torch.log(x)).abs().mean(dim=-1)
 
 
 def mrstft(estimate: ArrayLike, reference: ArrayLike, fft_sizes: Sequence[int] = MRSTFT_FFT_SIZES,
@@ -489,14 +529,10 @@ def mrstft(estimate: ArrayLike, reference: ArrayLike, fft_sizes: Sequence[int] =
            w_sc: float = 1.0, w_log_mag: float = 1.0) -> torch.Tensor:
     """Multi-resolution STFT distance (Yamamoto et al. 2020), unitless.
 
-    For each resolution, magnitudes ``|X| = sqrt(max(|STFT|^2, 1e-8))`` (Hann
-    window of ``win`` samples, ``center=True``, reflect padding), then
-    ``w_sc * ||Y - X||_F / ||Y||_F`` (spectral convergence, ``Y`` the
-    reference) ``+ w_log_mag * mean |ln Y - ln X|`` (log-magnitude L1);
-    averaged over resolutions, per item. Lower is better; range ``[0, inf)``,
-    0 for a copy. Phase-free and level-sensitive. The defaults are
-    ``auraloss.freq.MultiResolutionSTFTLoss()``'s: FFT 1024/2048/512, hop
-    120/240/50, window 600/1200/240 (the Parallel WaveGAN settings), and for a
+    The mean over resolutions of :func:`stft_distance` between the :func:`magnitude_spectrogram`
+    of the two signals. Lower is better; range ``[0, inf)``, 0 for a copy. Phase-free and
+    level-sensitive. The defaults are ``auraloss.freq.MultiResolutionSTFTLoss()``'s: FFT
+    1024/2048/512, hop 120/240/50, window 600/1200/240 (the Parallel WaveGAN settings), and for a
     batch of one this equals that loss.
 
     Parameters
@@ -526,11 +562,9 @@ def mrstft(estimate: ArrayLike, reference: ArrayLike, fft_sizes: Sequence[int] =
         raise ValueError("fft_sizes, hop_sizes and win_lengths must be non-empty and of equal length")
     est, ref = _check_pair(estimate, reference, min_samples=max(fft_sizes) // 2 + 1)
     total = torch.zeros(est.shape[0], dtype=torch.float64, device=est.device)
-    for fft_size, hop, win in zip(fft_sizes, hop_sizes, win_lengths):
-        x, y = _stft_mag(est, fft_size, hop, win), _stft_mag(ref, fft_size, hop, win)
-        sc = torch.linalg.vector_norm((y - x).flatten(1), dim=-1) / torch.linalg.vector_norm(y.flatten(1), dim=-1)
-        log_mag = (torch.log(y) - torch.log(x)).abs().flatten(1).mean(dim=-1)
-        total = total + w_sc * sc + w_log_mag * log_mag
+    for resolution in zip(fft_sizes, hop_sizes, win_lengths):
+        total = total + stft_distance(magnitude_spectrogram(est, *resolution),
+                                      magnitude_spectrogram(ref, *resolution), w_sc, w_log_mag)
     return total / len(fft_sizes)
 
 

@@ -218,6 +218,58 @@ def make_corpus(n_speech: int, n_synth: int, seed: int, heldout: bool = False,
     return clips
 
 
+#: more espeak-ng languages for the vocoder's adversarial stage (none of :data:`HELDOUT_LANGS`)
+EXTRA_TRAIN_LANGS = ["af", "bg", "ca", "cy", "eu", "hr", "is", "lv", "lt", "sk", "sl", "sq", "sw", "ta", "uk",
+                     "ms", "ka", "hy", "ja", "cmn", "ar", "he", "ko", "th", "fa", "bn", "pt-br", "es-419"]
+
+
+def vocoder_clip(rng: np.random.Generator) -> Tuple[np.ndarray, str]:
+    """One clip of the vocoder's adversarial-stage corpus, float32 at 16 kHz, 1.2-4 s.
+
+    Speech in :data:`TRAIN_LANGS` plus :data:`EXTRA_TRAIN_LANGS`, music/effects, coloured noise,
+    runs of transients separated by silence, and speech over a noise or music bed; then silent gaps
+    and level steps, so the vocoder also learns quiet passages and true silence.
+    """
+    n = int(rng.uniform(1.2, 4.0) * SR)
+    kind = ["speech", "speech", "synth", "noise", "transients", "mix"][rng.integers(6)]
+    if kind in ("speech", "mix") and have_espeak():
+        langs = TRAIN_LANGS + EXTRA_TRAIN_LANGS
+        lang, variant = langs[rng.integers(len(langs))], TRAIN_VARIANTS[rng.integers(len(TRAIN_VARIANTS))]
+        voice = f"{lang}+{variant}" if variant else lang
+        x = espeak(_sentence(rng), voice, int(rng.integers(90, 320)), int(rng.integers(5, 99))).astype(np.float64)
+        desc = f"{kind}:{voice}"
+        if kind == "mix":
+            bed = coloured_noise(rng, len(x), rng.uniform(0, 2)) if rng.random() < 0.5 else \
+                synth_clip(rng, len(x) / SR)[0][: len(x)]
+            bed = np.pad(bed, (0, len(x) - len(bed)))
+            x = x / (np.abs(x).max() + 1e-9) + bed / (np.abs(bed).max() + 1e-9) * 10 ** (-rng.uniform(6, 30) / 20)
+    elif kind == "noise":
+        x, desc = coloured_noise(rng, n, rng.uniform(0, 2)) * _envelope(n, rng), "noise"
+    elif kind == "transients":
+        x, desc = np.zeros(n), "transients"
+        for start in np.sort(rng.integers(0, n, size=rng.integers(2, 7))):
+            ln = min(int(rng.uniform(0.05, 0.5) * SR), n - start)
+            x[start:start + ln] += transient(rng, ln) * rng.uniform(0.2, 1)
+    else:
+        x, desc = synth_clip(rng, n / SR)
+        x = x.astype(np.float64)
+    for _ in range(rng.integers(0, 3)):  # silent gaps and level steps
+        a = int(rng.integers(0, len(x)))
+        b = min(len(x), a + int(rng.uniform(0.05, 0.6) * SR))
+        x[a:b] *= 0.0 if rng.random() < 0.5 else 10 ** (-rng.uniform(10, 40) / 20)
+    if not np.abs(x).max() > 0:
+        x[: SR // 10] = transient(rng, SR // 10)
+    return x.astype(np.float32), desc
+
+
+def vocoder_corpus(n: int, seed: int, progress: bool = True) -> List[Tuple[np.ndarray, str]]:
+    """``n`` clips of :func:`vocoder_clip`, seeded: ``[(float32 [samples], description)]``."""
+    from tqdm.auto import tqdm
+
+    rng = np.random.default_rng(seed)
+    return [vocoder_clip(rng) for _ in tqdm(range(n), desc="making audio", disable=not progress)]
+
+
 def iter_reference_clips() -> Iterator[Tuple[str, np.ndarray]]:
     """The shipped reference clips (speech, music, effects, noise), deterministic, 2.56 s each."""
     n = 256 * 160

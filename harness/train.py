@@ -16,6 +16,7 @@ import json
 import math
 import os
 import time
+import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -23,7 +24,7 @@ from typing import Dict, List, Optional
 import numpy as np
 import torch
 
-from . import frontend, synth, tiny
+from . import frontend, metrics, synth, tiny
 from .chain import fold_weight_norm
 
 
@@ -37,12 +38,12 @@ class TrainConfig:
     heldout_seed: int = 1
     n_heldout_speech: int = 16
     n_heldout_synth: int = 16
-    vae_steps: int = 1500
+    vae_steps: int = 1200
     vae_batch: int = 16
     vae_frames: int = 128
     vae_lr: float = 1e-3
     vae_kl_weight: float = 1e-6
-    vocoder_steps: int = 10000
+    vocoder_steps: int = 14000
     vocoder_batch: int = 8
     vocoder_frames: int = 64
     vocoder_lr: float = 2e-3
@@ -50,6 +51,19 @@ class TrainConfig:
     warmup: int = 200
     eval_every: int = 500
     threads: int = 2
+    #: stage 3, adversarial (HiFi-GAN): steps, batch, crop length in frames, learning rate, loss weights
+    gan_steps: int = 4000
+    gan_batch: int = 4
+    gan_frames: int = 80
+    gan_lr: float = 2e-4
+    gan_mel_weight: float = 45.0
+    gan_fm_weight: float = 2.0
+    gan_warmup: int = 0
+    #: clips of :func:`harness.synth.vocoder_corpus` for stage 3 (seed ``seed + 7``)
+    n_gan_clips: int = 1200
+    #: a trained pipeline directory whose VAE and stage-2 vocoder are taken as they are (their
+    #: history is carried over from its ``training.json``); only stage 3 then runs. "" trains all.
+    init_from: str = ""
 
 
 # ---------------------------------------------------------------------------
@@ -85,6 +99,17 @@ def prepare_data(cfg: TrainConfig, out: Path) -> Dict[str, Dict[str, np.ndarray]
     return {"train": train, "heldout": held}
 
 
+def prepare_gan_data(cfg: TrainConfig, out: Path) -> Dict[str, np.ndarray]:
+    """Make (or load from ``out/data_gan.npz``) stage 3's wider corpus (:func:`harness.synth.vocoder_corpus`)."""
+    path = out / "data_gan.npz"
+    if path.exists():
+        z = np.load(path)
+        return {k: z[k] for k in z.files}
+    arrays = _clips_to_arrays(synth.vocoder_corpus(cfg.n_gan_clips, cfg.seed + 7))
+    np.savez(path, **arrays)
+    return arrays
+
+
 def _random_crops(data, rng: np.random.Generator, batch: int, frames: int):
     """``batch`` aligned crops: mel ``[batch, frames, 64]`` and wave ``[batch, frames*160]``."""
     mo, wo = data["mel_offsets"], data["offsets"]
@@ -104,15 +129,19 @@ def _random_crops(data, rng: np.random.Generator, batch: int, frames: int):
 # ---------------------------------------------------------------------------
 
 
+#: magnitude floor of the training losses (``|X| >= 1e-7``): keeps log and sqrt gradients finite
+MAGNITUDE_EPS = 1e-7
+
+
 def mrstft_loss(pred: torch.Tensor, target: torch.Tensor, ffts: List[int]) -> torch.Tensor:
-    """Multi-resolution STFT loss: mean over resolutions of spectral convergence + log-magnitude L1."""
+    """Stage 2's multi-resolution STFT loss: the batch mean of :func:`harness.metrics.stft_distance`
+    (spectral convergence + log-magnitude L1) at FFT ``n``, hop ``n / 4``, window ``n`` for each ``n``
+    in ``ffts``, magnitudes floored at :data:`MAGNITUDE_EPS`; a scalar."""
     total = 0.0
     for n_fft in ffts:
-        win = torch.hann_window(n_fft, device=pred.device)
-        sp = torch.stft(pred, n_fft, n_fft // 4, window=win, return_complex=True).abs().clamp_min(1e-7)
-        st = torch.stft(target, n_fft, n_fft // 4, window=win, return_complex=True).abs().clamp_min(1e-7)
-        sc = torch.linalg.norm(st - sp, dim=(1, 2)) / torch.linalg.norm(st, dim=(1, 2)).clamp_min(1e-7)
-        total = total + sc.mean() + (sp.log() - st.log()).abs().mean()
+        resolution = (n_fft, n_fft // 4, n_fft, MAGNITUDE_EPS ** 2)
+        total = total + metrics.stft_distance(metrics.magnitude_spectrogram(pred, *resolution),
+                                              metrics.magnitude_spectrogram(target, *resolution)).mean()
     return total / len(ffts)
 
 
@@ -170,44 +199,61 @@ def evaluate_vocoder(vocoder, data) -> Dict[str, float]:
     return {"vocoder_mel_l1": float(np.mean(errs))}
 
 
-def _run(name, model, cfg: TrainConfig, out: Path, steps: int, lr: float, loss_fn, data, eval_fn, log):
+def _descend(model: torch.nn.Module, opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+    """One optimiser step on ``loss`` with HiFi-GAN-style gradient-norm clipping at 5."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+    opt.step()
+
+
+def _run(name: str, modules: Dict[str, torch.nn.Module], cfg: TrainConfig, out: Path, steps: int, lr: float,
+         step_fn, data, eval_fn, log, warmup: Optional[int] = None):
+    """The training loop every stage shares: resumable checkpoints, seeded batches, LR schedule, evaluation.
+
+    ``modules`` are trained with one AdamW each; ``step_fn(rng, optimizers)`` draws a batch from
+    ``rng``, makes the updates and returns the figures to log. ``eval_fn(modules[first], heldout)``
+    runs every ``cfg.eval_every`` steps. Returns ``(history, wall seconds)``.
+    """
     from tqdm.auto import tqdm
 
     ckpt = _Checkpoint(out / f"{name}.ckpt")
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.8, 0.99), weight_decay=0.0)
+    opts = {k: torch.optim.AdamW(m.parameters(), lr=lr, betas=(0.8, 0.99), weight_decay=0.0) for k, m in modules.items()}
+    warmup = cfg.warmup if warmup is None else warmup
     state = ckpt.load()
     step, elapsed, history = 0, 0.0, []
     if state is not None:
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
+        for k, m in modules.items():
+            m.load_state_dict(state["modules"][k])
+            opts[k].load_state_dict(state["opts"][k])
         step, elapsed, history = state["step"], state["elapsed"], state["history"]
-    model.train()
+    for m in modules.values():
+        m.train()
     bar = tqdm(total=steps, initial=step, desc=f"train {name}", dynamic_ncols=True, mininterval=5)
     t_start, last_save = time.time() - elapsed, time.time()
     running: Dict[str, float] = {}
+    evaluated = next(iter(modules.values()))
     while step < steps:
-        for g in opt.param_groups:
-            g["lr"] = _lr_at(step, steps, lr, cfg.warmup)
-        rng = np.random.default_rng([cfg.seed, step, hash(name) % 1000])
+        for opt in opts.values():
+            for g in opt.param_groups:
+                g["lr"] = _lr_at(step, steps, lr, warmup)
+        rng = np.random.default_rng([cfg.seed, step, zlib.crc32(name.encode()) % 1000])
         torch.manual_seed(cfg.seed * 100003 + step)
-        loss, parts = loss_fn(rng)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-        opt.step()
+        parts = step_fn(rng, opts)
         step += 1
         for k, v in parts.items():
             running[k] = 0.98 * running.get(k, v) + 0.02 * v
         bar.update(1)
         bar.set_postfix({k: f"{v:.3f}" for k, v in running.items()})
         if step % cfg.eval_every == 0 or step == steps:
-            metrics = eval_fn(model, data["heldout"])
+            metrics = eval_fn(evaluated, data["heldout"])
             record = {"step": step, "wall_s": round(time.time() - t_start, 1), **running, **metrics}
             history.append(record)
-            log(record)
+            log({"stage": name, **record})
         if time.time() - last_save > 300 or step == steps or step % cfg.eval_every == 0:
-            ckpt.save(model=model.state_dict(), opt=opt.state_dict(), step=step, elapsed=time.time() - t_start,
-                      history=history)
+            ckpt.save(modules={k: m.state_dict() for k, m in modules.items()},
+                      opts={k: o.state_dict() for k, o in opts.items()}, step=step,
+                      elapsed=time.time() - t_start, history=history)
             last_save = time.time()
     bar.close()
     return history, time.time() - t_start
@@ -216,16 +262,17 @@ def _run(name, model, cfg: TrainConfig, out: Path, steps: int, lr: float, loss_f
 def train_vae(cfg: TrainConfig, out: Path, data, log):
     vae = tiny.build_vae(cfg.seed)
 
-    def loss_fn(rng):
+    def step_fn(rng, opts):
         mel, _ = _random_crops(data["train"], rng, cfg.vae_batch, cfg.vae_frames)
         x = mel[:, None]
         post = vae.encode(x).latent_dist
         rec = vae.decode(post.sample()).sample
         l1 = (rec - x).abs().mean()
         kl = post.kl().mean()
-        return l1 + cfg.vae_kl_weight * kl, {"l1": l1.item(), "kl": kl.item()}
+        _descend(vae, opts["vae"], l1 + cfg.vae_kl_weight * kl)
+        return {"l1": l1.item(), "kl": kl.item()}
 
-    history, wall = _run("vae", vae, cfg, out, cfg.vae_steps, cfg.vae_lr, loss_fn, data, evaluate_vae, log)
+    history, wall = _run("vae", {"vae": vae}, cfg, out, cfg.vae_steps, cfg.vae_lr, step_fn, data, evaluate_vae, log)
     return vae, history, wall
 
 
@@ -242,20 +289,61 @@ def scaling_factor(vae, data, seed: int = 0, frames: int = 128, n: int = 256) ->
     return float(1.0 / torch.cat(zs).std())
 
 
+def _mel_l1(pred: torch.Tensor, wave: torch.Tensor) -> torch.Tensor:
+    """Log-mel L1 (nats) between two waveforms ``[batch, samples]``, differentiable in ``pred``."""
+    return (frontend.log_mel(frontend.stft_magnitude(pred, eps=MAGNITUDE_EPS ** 2))
+            - frontend.log_mel(frontend.stft_magnitude(wave))).abs().mean()
+
+
 def train_vocoder(cfg: TrainConfig, out: Path, data, log):
+    """Stage 2: the generator alone on log-mel L1 + multi-resolution STFT (no discriminator)."""
     vocoder = tiny.build_vocoder(cfg.seed)
     vocoder.apply_weight_norm()
-    mel_fn = frontend.log_mel
 
-    def loss_fn(rng):
+    def step_fn(rng, opts):
         mel, wave = _random_crops(data["train"], rng, cfg.vocoder_batch, cfg.vocoder_frames)
         pred = vocoder(mel)[:, : wave.shape[-1]]
-        mel_l1 = (mel_fn(frontend.stft_magnitude(pred)) - mel_fn(frontend.stft_magnitude(wave))).abs().mean()
+        mel_l1 = _mel_l1(pred, wave)
         mr = mrstft_loss(pred, wave, cfg.mrstft_ffts)
-        return mel_l1 + mr, {"mel_l1": mel_l1.item(), "mrstft": mr.item()}
+        _descend(vocoder, opts["vocoder"], mel_l1 + mr)
+        return {"mel_l1": mel_l1.item(), "mrstft": mr.item()}
 
-    history, wall = _run("vocoder", vocoder, cfg, out, cfg.vocoder_steps, cfg.vocoder_lr, loss_fn, data,
+    history, wall = _run("vocoder", {"vocoder": vocoder}, cfg, out, cfg.vocoder_steps, cfg.vocoder_lr, step_fn, data,
                          evaluate_vocoder, log)
+    return vocoder, history, wall
+
+
+def train_vocoder_gan(cfg: TrainConfig, out: Path, data, vocoder, log):
+    """Stage 3: HiFi-GAN's adversarial training of the stage-2 generator.
+
+    Multi-period + multi-scale discriminators (:mod:`harness.discriminators`), least-squares GAN
+    losses, feature matching (x ``gan_fm_weight``) and log-mel L1 (x ``gan_mel_weight``), on
+    ``gan_frames``-frame crops of the wider :func:`harness.synth.vocoder_corpus`.
+    """
+    from .discriminators import (HifiGanDiscriminator, discriminator_loss, feature_matching_loss,
+                                 generator_loss)
+
+    torch.manual_seed(cfg.seed)
+    disc = HifiGanDiscriminator()
+
+    def step_fn(rng, opts):
+        mel, wave = _random_crops(data["gan"], rng, cfg.gan_batch, cfg.gan_frames)
+        pred = vocoder(mel)[:, : wave.shape[-1]]
+        # 1. the discriminators, on real audio and on a detached generation (one batch of both)
+        both = disc(torch.cat([wave, pred.detach()]))
+        n = wave.shape[0]
+        d_loss = discriminator_loss([(r[:n], []) for r, _ in both], [(f[n:], []) for f, _ in both])
+        _descend(disc, opts["discriminator"], d_loss)
+        # 2. the generator: fool them, match their features (real ones need no graph), keep the mel
+        with torch.no_grad():
+            real = disc(wave)
+        fake = disc(pred)
+        adv, fm, mel_l1 = generator_loss(fake), feature_matching_loss(real, fake), _mel_l1(pred, wave)
+        _descend(vocoder, opts["vocoder"], adv + cfg.gan_fm_weight * fm + cfg.gan_mel_weight * mel_l1)
+        return {"d": d_loss.item(), "adv": adv.item(), "fm": fm.item(), "mel_l1": mel_l1.item()}
+
+    history, wall = _run("vocoder_gan", {"vocoder": vocoder, "discriminator": disc}, cfg, out, cfg.gan_steps,
+                         cfg.gan_lr, step_fn, data, evaluate_vocoder, log, warmup=cfg.gan_warmup)
     return vocoder, history, wall
 
 
@@ -323,8 +411,24 @@ def reexport(model_dir: str | os.PathLike, seed: int = 0, scaling_factor: Option
     return path
 
 
+def _load_trained(model_dir: str):
+    """VAE, vocoder (weight norm re-applied, for further training) and ``training.json`` of a pipeline directory."""
+    from diffusers import AutoencoderKL
+    from transformers import SpeechT5HifiGan
+
+    path = Path(model_dir)
+    vae = AutoencoderKL.from_pretrained(path, subfolder="vae")
+    vocoder = SpeechT5HifiGan.from_pretrained(path, subfolder="vocoder")
+    vocoder.apply_weight_norm()
+    return vae, vocoder, json.loads((path / "training.json").read_text())
+
+
 def main(out: str, model_out: str, cfg: TrainConfig | None = None) -> dict:
-    """Train both stages (resuming where ``out`` has checkpoints) and export the pipeline."""
+    """Train the three stages (resuming where ``out`` has checkpoints) and export the pipeline.
+
+    1. VAE; 2. vocoder on log-mel L1 + MR-STFT; 3. vocoder adversarially (HiFi-GAN). With
+    ``cfg.init_from`` stages 1-2 are read from that pipeline instead of trained.
+    """
     cfg = cfg or TrainConfig()
     torch.set_num_threads(cfg.threads)
     outp = Path(out)
@@ -337,32 +441,56 @@ def main(out: str, model_out: str, cfg: TrainConfig | None = None) -> dict:
 
     t0 = time.time()
     data = prepare_data(cfg, outp)
+    data["gan"] = prepare_gan_data(cfg, outp)
     data_wall = time.time() - t0
-    vae, vae_hist, vae_wall = train_vae(cfg, outp, data, log)
-    scale = scaling_factor(vae, data["train"], cfg.seed)
-    log({"scaling_factor": scale})
-    # an interim export so the rest of the harness has a trained VAE while the vocoder trains
-    interim = tiny.build_vocoder(cfg.seed)
-    export(vae, interim, scale, cfg, Path(model_out), {"status": "interim: vocoder untrained"})
-    vocoder, voc_hist, voc_wall = train_vocoder(cfg, outp, data, log)
+    if cfg.init_from:
+        # 1-2. taken from a trained pipeline (its VAE is already on its exported latent scale)
+        vae, vocoder, before = _load_trained(cfg.init_from)
+        scale = float(vae.config.scaling_factor)
+        vae_hist, voc_hist = before["vae_history"], before["vocoder_history"]
+        walls = before["wall_time_s"]
+        vae_wall, voc_wall = walls["vae"], walls["vocoder"]
+    else:
+        # 1. the VAE, then an interim export so the harness has a trained VAE while the vocoder trains
+        vae, vae_hist, vae_wall = train_vae(cfg, outp, data, log)
+        scale = scaling_factor(vae, data["train"], cfg.seed)
+        log({"scaling_factor": scale})
+        export(vae, tiny.build_vocoder(cfg.seed), scale, cfg, Path(model_out), {"status": "interim: vocoder untrained"})
+        # 2. the vocoder without discriminators
+        vocoder, voc_hist, voc_wall = train_vocoder(cfg, outp, data, log)
+    # 3. the vocoder with discriminators
+    vocoder, gan_hist, gan_wall = train_vocoder_gan(cfg, outp, data, vocoder, log)
     training = {
-        "recipe": "harness train (harness/train.py)",
+        "recipe": "harness train (harness/train.py): 1. VAE, 2. vocoder (log-mel L1 + MR-STFT), "
+                  "3. vocoder adversarial (HiFi-GAN MPD + MSD, feature matching, 45 x log-mel L1)",
         "config": asdict(cfg),
         "data": {
             "train": f"{cfg.n_speech} espeak-ng utterances ({len(synth.TRAIN_LANGS)} languages x "
                      f"{len(synth.TRAIN_VARIANTS)} variants, random rate/pitch) + {cfg.n_synth} synthesised "
                      "music/effect clips (tones, chords, melodies, chirps, noise bursts, percussion), 1.6-4 s",
+            "gan": f"{cfg.n_gan_clips} clips of harness.synth.vocoder_corpus (seed {cfg.seed + 7}): speech in "
+                   f"{len(synth.TRAIN_LANGS) + len(synth.EXTRA_TRAIN_LANGS)} languages, speech over noise/music "
+                   "beds, music/effects, coloured noise, transient runs; silent gaps and level steps; 1.2-4 s",
             "heldout": f"{cfg.n_heldout_speech} utterances in other languages/voices "
                        f"({', '.join(synth.HELDOUT_LANGS)}; {', '.join(synth.HELDOUT_VARIANTS)}) + "
                        f"{cfg.n_heldout_synth} synth clips, seed {cfg.heldout_seed}",
             "train_seconds": round(len(data["train"]["wave"]) / frontend.SAMPLE_RATE, 1),
+            "gan_seconds": round(len(data["gan"]["wave"]) / frontend.SAMPLE_RATE, 1),
         },
         "scaling_factor": scale,
-        "wall_time_s": {"data": round(data_wall, 1), "vae": round(vae_wall, 1), "vocoder": round(voc_wall, 1)},
+        "wall_time_s": {"data": round(data_wall, 1), "vae": round(vae_wall, 1), "vocoder": round(voc_wall, 1),
+                        "vocoder_gan": round(gan_wall, 1)},
         "machine": f"{os.cpu_count()} CPU cores, torch {torch.__version__}, {cfg.threads} threads",
         "vae_history": vae_hist,
         "vocoder_history": voc_hist,
-        "final": {**(vae_hist[-1] if vae_hist else {}), **(voc_hist[-1] if voc_hist else {})},
+        "vocoder_gan_history": gan_hist,
+        "final": {**(vae_hist[-1] if vae_hist else {}), **(gan_hist[-1] if gan_hist else {})},
     }
+    if cfg.init_from:
+        training["stages_1_2_from"] = {"path": cfg.init_from, "recipe": before.get("recipe"),
+                                       "config": before.get("config"), "note": "weights taken as exported "
+                                       "(vocoder weight norm re-applied; stage-2 optimiser state not carried)"}
+        if "latent_rescale" in before:
+            training["latent_rescale"] = before["latent_rescale"]
     export(vae, vocoder, scale, cfg, Path(model_out), training)
     return training
