@@ -26,6 +26,8 @@ from typing import Any, Dict, Optional, Union
 import numpy as np
 import soundfile as sf
 
+from .errors import AudioError, _one_line  # noqa: F401  (AudioError: imported from here by users)
+
 __all__ = [
     "AudioError",
     "AudioWarning",
@@ -72,42 +74,10 @@ CHANNEL_POLICIES = ("first", "mean")
 CLIP_LEVEL = 0.999
 
 
-class AudioError(ValueError):
-    """An audio input the harness cannot use.
-
-    ``str()`` is a single line: ``"<path>: <reason> (<hint>)"`` (the path part is left
-    out when there is no path, the hint part when there is no hint).
-
-    Parameters
-    ----------
-    path : str or path-like or None
-        The file (or the name given to :func:`check_waveform`) the problem is about.
-    reason : str
-        What is wrong, specific enough to act on (``"empty: 0 audio frames"``).
-    hint : str, optional
-        What to do about it.
-    """
-
-    def __init__(self, path: Optional[PathLike], reason: str, hint: str = ""):
-        self.path = None if path is None else os.fspath(path)
-        self.reason = _one_line(reason)
-        self.hint = _one_line(hint)
-        super().__init__(str(self))
-
-    def __str__(self) -> str:
-        msg = self.reason if self.path is None else f"{self.path}: {self.reason}"
-        return f"{msg} ({self.hint})" if self.hint else msg
-
-    def __reduce__(self):  # keep pickling (pytest-xdist, multiprocessing) working
-        return (type(self), (self.path, self.reason, self.hint))
-
-
 class AudioWarning(UserWarning):
     """A usable but suspicious input (e.g. a WAV whose header claims more data than the file holds)."""
 
 
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
 
 
 def _dbfs(value: float) -> float:

@@ -20,6 +20,7 @@ import torch
 
 from . import frontend as frontends
 from . import loading, variants
+from .errors import InputError, LayoutError  # noqa: F401  (LayoutError: imported from here by users)
 
 
 def keep_freed_memory() -> bool:
@@ -45,16 +46,13 @@ def keep_freed_memory() -> bool:
     return bool(libc.mallopt(m_mmap_max, 0)) and bool(libc.mallopt(m_trim_threshold, -1))
 
 
-class LayoutError(ValueError):
-    """A tensor reached a stage in the wrong layout (e.g. ``[b, 64, T]`` into the vocoder)."""
-
 
 
 def fold_weight_norm(module: torch.nn.Module) -> torch.nn.Module:
     """Fold weight-norm parametrizations (new or old style) into plain weights, in place; returns ``module``.
 
     An inference speed-up (:meth:`Chain.optimize`: no weight is recomputed per call) and what an exported
-    vocoder holds (:mod:`harness.train`). Values are unchanged up to float round-off.
+    vocoder holds (:mod:`harness.bundled.train`). Values are unchanged up to float round-off.
     """
     from torch.nn.utils import parametrize
 
@@ -100,18 +98,22 @@ class Chain:
 
     @property
     def device(self) -> torch.device:
+        """Where the VAE's weights are (the chain's device)."""
         return next(self.vae.parameters()).device
 
     @property
     def scaling_factor(self) -> float:
+        """The VAE's latent scaling factor ``s`` (``vae.config.scaling_factor``; 0.4110 for cvssp/audioldm2)."""
         return float(self.vae.config.scaling_factor)
 
     @property
     def n_mels(self) -> int:
+        """Mel bins the vocoder takes (``model_in_dim``; 64 for AudioLDM2)."""
         return int(self.vocoder.config.model_in_dim)
 
     @property
     def vae_factor(self) -> int:
+        """Frames per latent frame: ``2 ** (len(block_out_channels) - 1)`` (4 for AudioLDM2)."""
         return 2 ** (len(self.vae.config.block_out_channels) - 1)
 
     # --- stages --------------------------------------------------------------------------------
@@ -123,7 +125,7 @@ class Chain:
             raise LayoutError(f"{what}: {mel.shape[2]} frames is not a multiple of the VAE factor {self.vae_factor}; "
                               "pad the waveform to a multiple of 640 samples (harness.audio.pad_or_crop)")
         if mel.device.type != "meta" and not torch.isfinite(mel).all():  # meta: shape-only runs
-            raise ValueError(f"{what}: the log-mel contains NaN or Inf")
+            raise InputError(f"{what}: the log-mel contains NaN or Inf")
         return mel
 
     @torch.inference_mode()
@@ -196,18 +198,48 @@ class Chain:
                 module.compile(options=options)
         return self
 
+    # --- the stages of one combination (front-end, VAE and vocoder variants by name) -----------
+
+    def front_end(self, wave: torch.Tensor, name: str = "audioldm2") -> torch.Tensor:
+        """Waveform ``[b, samples]`` -> the named front-end's log-mel ``[b, 1, T, 64]`` (fp32, chain's device)."""
+        with torch.inference_mode():
+            return frontends.get_frontend(name)(wave.to(self.device)).float()
+
+    def vae_roundtrip(self, mel: torch.Tensor, name: str = "scaled", seed: int = 0) -> torch.Tensor:
+        """Log-mel ``[b, 1, T, 64]`` through the named VAE variant (seeded for a posterior sample)."""
+        gen = torch.Generator(device=self.device).manual_seed(seed)
+        return variants.get_vae(name).roundtrip(self, mel, gen)
+
+    def vocoder_out(self, mel: torch.Tensor, name: str = "hifigan", samples: Optional[int] = None) -> torch.Tensor:
+        """Log-mel ``[b, 1, T, 64]`` -> the named vocoder variant's waveform ``[b, samples]`` (cropped to
+        ``samples`` when given: HiFi-GAN returns ``160 T + 32``)."""
+        wave = variants.get_vocoder(name)(self, mel)
+        return wave if samples is None else wave[:, :samples]
+
     # --- whole chain ---------------------------------------------------------------------------
 
     def run(self, wave: torch.Tensor, frontend: str = "audioldm2", vae: str = "scaled", vocoder: str = "hifigan",
             seed: int = 0) -> ChainOutput:
-        """Waveform ``[b, samples]`` (16 kHz, samples a multiple of 640) through one combination."""
-        fe = frontends.get_frontend(frontend)
-        vae_v, voc_v = variants.get_vae(vae), variants.get_vocoder(vocoder)
+        """Waveform ``[b, samples]`` (16 kHz, samples a multiple of 640) through one combination.
+
+        Parameters
+        ----------
+        wave : Tensor or ndarray [b, samples] or [samples]
+        frontend, vae, vocoder : str
+            Registered variant names (:mod:`harness.frontend`, :mod:`harness.variants`).
+        seed : int
+            Seed of the posterior sample of the ``sample`` VAE variant.
+
+        Returns
+        -------
+        ChainOutput
+            The front-end mel, the VAE's mel and the output waveform cropped to ``samples``.
+        """
         wave = torch.as_tensor(wave, dtype=torch.float32)
         wave = wave[None] if wave.ndim == 1 else wave
-        with torch.inference_mode():
-            mel_in = fe(wave.to(self.device)).float()
-        gen = torch.Generator(device=self.device).manual_seed(seed)
-        mel_out = vae_v.roundtrip(self, mel_in, gen)
-        wave_out = voc_v(self, mel_out)
-        return ChainOutput(mel_in, mel_out, wave_out[:, : wave.shape[-1]])
+        # 1. front-end
+        mel_in = self.front_end(wave, frontend)
+        # 2. VAE round trip
+        mel_out = self.vae_roundtrip(mel_in, vae, seed)
+        # 3. vocoder
+        return ChainOutput(mel_in, mel_out, self.vocoder_out(mel_out, vocoder, wave.shape[-1]))

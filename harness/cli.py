@@ -19,6 +19,7 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_list(args) -> int:
+    """``harness list``: the registered front-ends, VAE and vocoder variants."""
     from . import frontend, variants
 
     print("front-ends:")
@@ -34,6 +35,7 @@ def cmd_list(args) -> int:
 
 
 def cmd_mel(args) -> int:
+    """``harness mel``: write a file's log-mel (a front-end's) as ``.npy``."""
     import numpy as np
     import torch
 
@@ -71,6 +73,7 @@ def cmd_mel(args) -> int:
 
 
 def cmd_reconstruct(args) -> int:
+    """``harness reconstruct``: a file through one combination, written as a WAV."""
     import torch
 
     from . import audio
@@ -88,7 +91,8 @@ def cmd_reconstruct(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from . import train
+    """``harness train``: the bundled model's recipe (:mod:`harness.bundled.train`), resumable."""
+    from .bundled import train
 
     if args.export_only:
         print(f"re-exported {train.reexport(args.model_out, args.seed, args.scaling_factor)}")
@@ -106,6 +110,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_golden(args) -> int:
+    """``harness golden``: generate (or check) a model's goldens with its full pipeline."""
     from . import golden
 
     out = golden.locate(args.model, args.out, writing=True)
@@ -127,6 +132,7 @@ def cmd_golden(args) -> int:
 
 
 def cmd_build_real_size(args) -> int:
+    """``harness build-real-size``: a real-size pipeline with seeded random weights."""
     import time
 
     from . import realsize
@@ -145,6 +151,7 @@ def cmd_build_real_size(args) -> int:
 
 
 def cmd_thresholds(args) -> int:
+    """``harness thresholds``: calibrate, show or validate the thresholds."""
     from . import golden, quality, thresholds
     from .chain import Chain
 
@@ -196,6 +203,7 @@ def _validate(args, golden_dir: str) -> int:
 
 
 def cmd_matrix(args) -> int:
+    """``harness matrix``: every combination on user files (or a dataset with ``--out``), judged."""
     from . import report
     from .chain import Chain
 
@@ -241,10 +249,18 @@ def _matrix_dataset(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from . import evaluate
+    """``harness evaluate``: held-out figures of a model (:mod:`harness.bundled.evaluate`)."""
+    from .bundled import evaluate
     from .chain import Chain
 
     chain = Chain.load(args.model, args.device, args.dtype)
+    if args.plot:
+        path = chain.source.path / "training.json"
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no training.json to draw curves from (only a model trained by "
+                                    "`harness train` has one)")
+        print(f"wrote {evaluate.plot_training(json.loads(path.read_text()), args.plot)}")
+        return 0
     results = evaluate.evaluate(chain)
     print(evaluate.format_table(results))
     if args.record:
@@ -257,6 +273,7 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_bench(args) -> int:
+    """``harness bench``: the benchmark table, a gated timed run, or the history plot."""
     from . import bench
 
     if args.run is not None:
@@ -264,7 +281,7 @@ def cmd_bench(args) -> int:
     path = bench.newest_json(args.path or args.storage)
     print(bench.summarize(json.loads(path.read_text()), str(path)))
     if args.plot:
-        from .bench_plot import plot_storage
+        from .bench.plot import plot_storage
 
         plot_storage(args.plot, str(path), args.storage)
         print(f"\nwrote {args.plot}")
@@ -272,7 +289,9 @@ def cmd_bench(args) -> int:
 
 
 def cmd_diagnose(args) -> int:
-    from . import audio, diagnose, diagnose_report, frontend, variants
+    """``harness diagnose``: which stage loses the quality, per file; text and HTML report."""
+    from . import audio, diagnose, frontend, variants
+    from .diagnose import report as diagnose_report
     from .chain import Chain
 
     # unknown names and unusable inputs fail before the model loads (seconds)
@@ -496,9 +515,11 @@ harness bench .benchmarks --plot bench.png   the newest saved run and its histor
 
     p = _command(sub, "evaluate", "held-out figures of a model (code-made and Debian sound clips)", """
 harness evaluate --model tiny
-harness evaluate --model tiny --record     store them in the model's training.json""")
+harness evaluate --model tiny --record     store them in the model's training.json
+harness evaluate --plot curves.png         draw the training curves recorded in training.json""")
     _add_model_args(p)
     p.add_argument("--record", action="store_true", help="store the results in the model's training.json")
+    p.add_argument("--plot", metavar="PNG", help="draw the training curves of the model's training.json instead")
     p.set_defaults(fn=cmd_evaluate)
 
     p = _command(sub, "train", "train the bundled tiny model (resumable)", """
@@ -528,17 +549,15 @@ harness train --export-only --scaling-factor 0.4110932946205139""")
 
 
 def main(argv=None) -> int:
-    from .audio import AudioError
-    from .chain import LayoutError
-    from .loading import ModelNotAvailable
-
-    from .registry import load_entry_points
+    """The ``harness`` command: parse ``argv``, run the command; a :class:`~harness.errors.HarnessError` is one line on stderr and exit status 2."""
+    from .errors import HarnessError
+    from .entry_points import load_entry_points
 
     load_entry_points()
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)
-    except (AudioError, ModelNotAvailable, LayoutError, ValueError, FileNotFoundError) as exc:
+    except (HarnessError, ValueError, FileNotFoundError) as exc:
         print(f"harness: error: {exc}", file=sys.stderr)
         return 2
 

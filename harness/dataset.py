@@ -55,6 +55,7 @@ class Batch:
 
     @property
     def part(self) -> str:
+        """This batch's file name under ``parts/``."""
         return f"{self.index:06d}.jsonl"
 
 
@@ -68,6 +69,7 @@ class Shard:
 
     @property
     def distributed(self) -> bool:
+        """True when more than one process takes part."""
         return self.world_size > 1
 
 
@@ -294,6 +296,7 @@ class Summary:
         self._combos: Dict[str, matrix.Combination] = {}
 
     def add(self, record: dict) -> None:
+        """Count one record (a file x combination) into the per-combination statistics."""
         combo = matrix.Combination(record["frontend"], record["vae"], record["vocoder"])
         self._combos[combo.id] = combo
         self.files.add(record["file"])
@@ -311,6 +314,7 @@ class Summary:
                 heapq.heappop(self._worst[combo.id])
 
     def result(self) -> dict:
+        """``summary.json``'s content: per combination its status counts, mean/p5/p50/p95 per metric, worst files, verdict."""
         from .report import FAILING
 
         combos = {}

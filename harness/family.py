@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from . import tiny
+from .bundled import tiny
 
 VARIANTS = ("audioldm2", "audioldm2-large", "audioldm2-tts", "audioldm")
 #: VitsTokenizer symbols of the TTS member: letters and punctuation, no phonemizer needed

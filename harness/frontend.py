@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from .audio import HOP, SAMPLE_RATE  # noqa: F401  one home for the audio conventions; re-exported
+from .errors import InputError
 
 N_FFT = 1024
 N_MELS = 64
@@ -86,7 +87,7 @@ def get_frontend(name: str) -> Frontend:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise ValueError(f"unknown front-end {name!r}; known: {', '.join(sorted(_REGISTRY))}") from None
+        raise InputError(f"unknown front-end {name!r}; known: {', '.join(sorted(_REGISTRY))}") from None
 
 
 def list_frontends() -> List[Frontend]:
@@ -101,14 +102,14 @@ def _check_waveform(waveform: torch.Tensor) -> torch.Tensor:
     if waveform.ndim == 1:
         waveform = waveform[None]
     if waveform.ndim != 2:
-        raise ValueError(f"front-end input must be [batch, samples], got shape {tuple(waveform.shape)}")
+        raise InputError(f"front-end input must be [batch, samples], got shape {tuple(waveform.shape)}")
     if waveform.shape[-1] < N_FFT:
-        raise ValueError(
+        raise InputError(
             f"front-end input has {waveform.shape[-1]} samples; at least {N_FFT} (64 ms at 16 kHz) are needed"
         )
     lo, hi = torch.aminmax(waveform)  # NaN propagates to both; one pass, no [batch, samples] bool temporary
     if not (torch.isfinite(lo) and torch.isfinite(hi)):
-        raise ValueError("front-end input contains NaN or Inf samples")
+        raise InputError("front-end input contains NaN or Inf samples")
     if not waveform.is_floating_point():
         waveform = waveform.float()
     return waveform
@@ -157,7 +158,7 @@ def reflect_pad(x: torch.Tensor, pad: int) -> torch.Tensor:
     """
     n = x.shape[-1]
     if pad >= n:
-        raise ValueError(f"reflect padding of {pad} needs more than {pad} samples, got {n}")
+        raise InputError(f"reflect padding of {pad} needs more than {pad} samples, got {n}")
     out = x.new_empty(x.shape[:-1] + (n + 2 * pad,))
     out[..., pad:pad + n] = x
     out[..., :pad] = x[..., 1:pad + 1].flip(-1)

@@ -24,6 +24,8 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
+from .errors import GoldenError  # noqa: F401  (imported from here by callers)
+
 PROMPTS = [
     ("dog", "a dog barking in the distance", 0),
     ("piano", "gentle piano music with soft chords", 1),
@@ -42,9 +44,6 @@ DEFAULT_ROOT = Path("golden")
 REQUIRED_KEYS = ["model", "weights_sha256", "versions", "cases", "steps", "guidance_scale", "scheduler",
                  "audio_length_in_s", "device", "dtype", "files", "seed_policy"]
 
-
-class GoldenError(AssertionError):
-    """A golden file is missing, edited, truncated, or the manifest is incomplete."""
 
 
 def locate(model: str, golden_dir=None, root=None, writing: bool = False) -> Path:
@@ -86,10 +85,12 @@ def locate(model: str, golden_dir=None, root=None, writing: bool = False) -> Pat
 
 
 def sha256(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def versions() -> Dict[str, str]:
+    """Versions of Python and of the libraries that shape a golden (recorded in the manifest)."""
     import diffusers
     import librosa
     import torch
@@ -260,6 +261,7 @@ def add_clips(root: str | Path, paths, channel: str = "first") -> List[str]:
 
 @dataclass
 class GoldenCase:
+    """One golden case: the prompt and seed, and the pipeline's latents ``[8, T/4, 16]``, mel ``[T, 64]`` and waveform ``[160 T]``."""
     name: str
     prompt: str
     seed: int
@@ -270,6 +272,7 @@ class GoldenCase:
 
 @dataclass
 class GoldenSet:
+    """A verified golden directory: its manifest, cases and reference clips (name -> float32 ``[samples]``)."""
     root: Path
     manifest: dict
     cases: List[GoldenCase]

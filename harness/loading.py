@@ -14,6 +14,8 @@ from typing import Optional
 
 import torch
 
+from .errors import ModelNotAvailable  # noqa: F401  (imported from here by callers)
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 BUNDLED = {"tiny": PACKAGE_DIR / "models" / "tiny"}
 REAL_CONFIGS = PACKAGE_DIR / "configs" / "audioldm2"
@@ -21,9 +23,6 @@ REAL_CONFIGS = PACKAGE_DIR / "configs" / "audioldm2"
 DTYPES = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
           "fp16": torch.float16, "float16": torch.float16}
 
-
-class ModelNotAvailable(RuntimeError):
-    """The requested weights cannot be had (offline, missing directory, incomplete layout)."""
 
 
 @dataclass(frozen=True)

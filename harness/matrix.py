@@ -26,7 +26,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 from dataclasses import dataclass
-from typing import Dict, Iterable, List, Optional
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -34,6 +34,7 @@ import torch
 from . import frontend as frontends
 from . import metrics, variants
 from .chain import Chain, LayoutError
+from .errors import InputError
 
 CLIP_STAGES = ("frontend", "vae", "vocoder", "chain")
 GOLDEN_STAGES = ("decode", "vocoder", "frontend", "roundtrip")
@@ -61,6 +62,7 @@ class Combination:
 
     @property
     def id(self) -> str:
+        """``frontend-vae-vocoder``, e.g. ``audioldm2-scaled-hifigan``: test ids and threshold tables use it."""
         return f"{self.frontend}-{self.vae}-{self.vocoder}"
 
     def expected(self) -> Dict[str, str]:
@@ -139,13 +141,22 @@ def combinations(frontends_: Optional[Iterable[str]] = None, vaes: Optional[Iter
     return [Combination(*c) for c in itertools.product(fes, vs, vcs)]
 
 
-def _mel_l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return (a - b).abs().mean(dim=tuple(range(1, a.ndim))).double()
+def _mel_l1(estimate: torch.Tensor, reference: torch.Tensor) -> np.ndarray:
+    """Per-item log-mel L1 (nats) of two mels ``[b, 1, T, 64]``, as numpy ``[b]``."""
+    return metrics.mel_l1(mel_estimate=estimate, mel_reference=reference).cpu().numpy()
 
 
 @dataclass
 class StageResult:
-    """Per-clip metrics of one stage, or the error that stopped it (e.g. a LayoutError)."""
+    """Per-clip metrics of one stage (numpy ``[n_clips]`` each), or the error that stopped it.
+
+    Attributes
+    ----------
+    metrics : dict of str -> ndarray [n_clips]
+        Empty when the stage failed or was not measured.
+    error : str or None
+        ``"LayoutError: ..."``: the exception that stopped the stage.
+    """
 
     metrics: Dict[str, np.ndarray]
     error: Optional[str] = None
@@ -153,6 +164,29 @@ class StageResult:
 
 #: a stage that was not computed because nothing is asserted there (downstream of a known mistake)
 NOT_MEASURED = StageResult({}, None)
+#: what a stage may raise that is a result, not a harness bug: a layout or value error, torch's shape errors
+STAGE_ERRORS = (LayoutError, ValueError, RuntimeError)
+
+
+def measure(stage: Callable[[], Dict[str, np.ndarray]], errors: Tuple[type, ...] = STAGE_ERRORS) -> StageResult:
+    """Run one stage's measurement ``stage() -> {metric: ndarray [n_clips]}``; an error in ``errors`` becomes
+    the stage's result (a mistaken variant that raises is a finding, not a crash).
+
+    Parameters
+    ----------
+    stage : callable
+        Computes the stage and its metrics.
+    errors : tuple of exception types, default :data:`STAGE_ERRORS`
+        ``harness diagnose`` passes ``(Exception,)``: every failure of user code is a finding there.
+
+    Returns
+    -------
+    StageResult
+    """
+    try:
+        return StageResult(stage())
+    except errors as exc:
+        return StageResult({}, f"{type(exc).__name__}: {exc}")
 
 
 class Evaluator:
@@ -167,7 +201,7 @@ class Evaluator:
     def __init__(self, chain: Chain, clips: Dict[str, np.ndarray], seed: int = 0):
         lengths = {len(x) for x in clips.values()}
         if len(lengths) != 1:
-            raise ValueError(f"clips must share one length, got {sorted(lengths)}; group them by length")
+            raise InputError(f"clips must share one length, got {sorted(lengths)}; group them by length")
         self.chain, self.names, self.seed = chain, list(clips), seed
         self.wave = torch.from_numpy(np.stack([clips[n] for n in self.names])).to(chain.device)
         self.reference_wave = frontends.normalize_waveform(self.wave)
@@ -181,30 +215,29 @@ class Evaluator:
 
     def _frontend(self, name):
         if name not in self._fe:
-            with torch.inference_mode():
-                self._fe[name] = frontends.get_frontend(name)(self.wave).float()
+            self._fe[name] = self.chain.front_end(self.wave, name)
         return self._fe[name]
 
     def _vae_out(self, fe, vae):
+        """The VAE variant's output on front-end ``fe``'s mel, or the exception it raised (both cached)."""
         key = (fe, vae)
         if key not in self._vae:
-            gen = torch.Generator(device=self.chain.device).manual_seed(self.seed)
             try:
-                self._vae[key] = variants.get_vae(vae).roundtrip(self.chain, self._frontend(fe), gen)
+                self._vae[key] = self.chain.vae_roundtrip(self._frontend(fe), vae, self.seed)
             except (LayoutError, ValueError) as exc:
                 self._vae[key] = exc
         return self._vae[key]
 
-    def _wave_out(self, combo: Combination, mel_out: torch.Tensor):
-        """The vocoder's waveform of ``combo`` (cropped to the input length), or the exception it raised;
-        reused from :attr:`outputs` when a run kept it."""
+    def _wave_out(self, combo: Combination, mel_out: torch.Tensor) -> torch.Tensor:
+        """The vocoder's waveform of ``combo`` (cropped to the input length); reused from :attr:`outputs`
+        when a run kept it. Raises what the vocoder raises, or ValueError for a NaN/Inf output."""
         kept = self.outputs.get(combo.id, {}).get("wave_out")
         if kept is not None:
             return kept
-        try:
-            return variants.get_vocoder(combo.vocoder)(self.chain, mel_out)[:, : self.wave.shape[-1]]
-        except (LayoutError, ValueError, RuntimeError) as exc:
-            return exc
+        wave = self.chain.vocoder_out(mel_out, combo.vocoder, self.wave.shape[-1])
+        if not torch.isfinite(wave).all():
+            raise InputError("vocoder output contains NaN/Inf")
+        return wave
 
     def run(self, combo: Combination, keep_outputs: bool = False, judged_only: bool = False,
             upto: str = "chain") -> Dict[str, StageResult]:
@@ -220,47 +253,48 @@ class Evaluator:
         depth = CLIP_STAGES.index(upto)
         out = {s: NOT_MEASURED for s in CLIP_STAGES[depth + 1:]}
 
-        def failed(err: str, *stages: str) -> Dict[str, StageResult]:
-            return {**out, **{s: StageResult({}, err) for s in stages if CLIP_STAGES.index(s) <= depth}}
+        def failed(result: StageResult, *stages: str) -> Dict[str, StageResult]:
+            return {**out, **{s: result for s in stages if CLIP_STAGES.index(s) <= depth}}
 
         # 1. front-end: the closer of AudioLDM2's two framings
         mel_in = self._frontend(combo.frontend)
-        fe_l1 = torch.minimum(*[_mel_l1(mel_in, m) for m in self.framing_mels])
-        out["frontend"] = StageResult({"mel_l1": fe_l1.cpu().numpy()})
-        if depth < 1:
-            return out
+        out["frontend"] = measure(lambda: {"mel_l1": np.minimum(*[_mel_l1(mel_in, m) for m in self.framing_mels])})
+        if depth < 1 or out["frontend"].error:
+            return failed(out["frontend"], "vae", "vocoder", "chain") if out["frontend"].error else out
         # 2. VAE round trip, vs its input and vs the correct call's output
         mel_out = self._vae_out(combo.frontend, combo.vae)
         if isinstance(mel_out, Exception):
-            return failed(f"{type(mel_out).__name__}: {mel_out}", "vae", "vocoder", "chain")
-        vae_metrics = {"mel_l1": _mel_l1(mel_out, mel_in).cpu().numpy()}
+            return failed(StageResult({}, f"{type(mel_out).__name__}: {mel_out}"), "vae", "vocoder", "chain")
         reference_out = self._vae_out(combo.frontend, DEFAULTS["vae"])
-        if not variants.get_vae(combo.vae).skip and not isinstance(reference_out, Exception):
-            # how far this variant's output is from the correct call's: free of the VAE's own loss,
-            # which on some clips is as large as a scaling mistake's
-            vae_metrics["ref_mel_l1"] = _mel_l1(mel_out, reference_out).cpu().numpy()
-        out["vae"] = StageResult(vae_metrics)
-        if depth < 2:
-            return out
+
+        def vae_metrics():
+            found = {"mel_l1": _mel_l1(mel_out, mel_in)}
+            if not variants.get_vae(combo.vae).skip and not isinstance(reference_out, Exception):
+                # how far this variant's output is from the correct call's: free of the VAE's own loss,
+                # which on some clips is as large as a scaling mistake's
+                found["ref_mel_l1"] = _mel_l1(mel_out, reference_out)
+            return found
+
+        out["vae"] = measure(vae_metrics)
+        if depth < 2 or out["vae"].error:
+            return failed(out["vae"], "vocoder", "chain") if out["vae"].error else out
         # 3. vocoder: its output re-analysed vs the mel it was given
-        wave_out = self._wave_out(combo, mel_out)
-        if isinstance(wave_out, Exception):
-            return failed(f"{type(wave_out).__name__}: {wave_out}", "vocoder", "chain")
-        if not torch.isfinite(wave_out).all():
-            return failed("vocoder output contains NaN/Inf", "vocoder", "chain")
-        reanalysed = frontends.get_frontend("audioldm2")(wave_out)
-        out["vocoder"] = StageResult({"mel_l1": _mel_l1(reanalysed, mel_out).cpu().numpy()})
+        kept = {}
+
+        def vocoder_metrics():
+            kept["wave_out"] = wave_out = self._wave_out(combo, mel_out)
+            return {"mel_l1": _mel_l1(frontends.get_frontend("audioldm2")(wave_out), mel_out)}
+
+        out["vocoder"] = measure(vocoder_metrics)
+        if out["vocoder"].error:
+            return failed(out["vocoder"], "chain")
         if keep_outputs:
-            self.outputs[combo.id] = {"mel_in": mel_in, "mel_out": mel_out, "wave_out": wave_out}
+            self.outputs[combo.id] = {"mel_in": mel_in, "mel_out": mel_out, "wave_out": kept["wave_out"]}
         if depth < 3:
             return out
-        # 4. whole chain: output waveform vs the normalised input
-        try:
-            chain_metrics = {k: v.cpu().numpy()
-                             for k, v in metrics.compute(wave_out, self.reference_wave, JUDGED["chain"] + REPORTED).items()}
-        except ValueError as exc:  # e.g. a silent output: the chain lost everything
-            return failed(f"ValueError: {exc}", "chain")
-        out["chain"] = StageResult(chain_metrics)
+        # 4. whole chain: output waveform vs the normalised input (a silent output raises: the chain lost everything)
+        out["chain"] = measure(lambda: {k: v.cpu().numpy() for k, v in metrics.compute(
+            kept["wave_out"], self.reference_wave, JUDGED["chain"] + REPORTED).items()}, errors=(ValueError,))
         return out
 
 
@@ -279,35 +313,23 @@ def golden_stages(chain: Chain, case_latents: np.ndarray, case_mel: np.ndarray, 
     mel = torch.from_numpy(case_mel)[:, None].to(dev)
     wav = torch.from_numpy(case_audio).to(dev)
     res: Dict[str, Dict[str, StageResult]] = {s: {} for s in stages}
+    n = wav.shape[-1]
     for v in variants.list_vaes() if "decode" in res else []:
-        if v.skip or v.custom is not None:
-            continue
-        try:
-            dec = v.decode_latents(chain, lat)
-            res["decode"][v.name] = StageResult({"mel_l1": _mel_l1(dec, mel).cpu().numpy()})
-        except (LayoutError, ValueError) as exc:
-            res["decode"][v.name] = StageResult({}, f"{type(exc).__name__}: {exc}")
+        if not v.skip and v.custom is None:
+            res["decode"][v.name] = measure(lambda: {"mel_l1": _mel_l1(v.decode_latents(chain, lat), mel)})
     for v in variants.list_vaes() if "roundtrip" in res else []:
-        if v.skip:
-            continue
-        gen = torch.Generator(device=dev).manual_seed(seed)
-        try:
-            rt = v.roundtrip(chain, mel, gen)
-            res["roundtrip"][v.name] = StageResult({"mel_l1": _mel_l1(rt, mel).cpu().numpy()})
-        except (LayoutError, ValueError) as exc:
-            res["roundtrip"][v.name] = StageResult({}, f"{type(exc).__name__}: {exc}")
+        if not v.skip:
+            res["roundtrip"][v.name] = measure(lambda: {"mel_l1": _mel_l1(chain.vae_roundtrip(mel, v.name, seed), mel)})
+
+    def vocoder_metrics(name):
+        out = chain.vocoder_out(mel, name, n)
+        return {k: f(out, wav).cpu().numpy() for k, f in
+                (("snr", metrics.snr), ("correlation", metrics.correlation), ("mel_l1", metrics.mel_l1))}
+
     for v in variants.list_vocoders() if "vocoder" in res else []:
-        try:
-            out = v(chain, mel)[:, : wav.shape[-1]]
-            m = {"snr": metrics.snr(out, wav).cpu().numpy(), "correlation": metrics.correlation(out, wav).cpu().numpy(),
-                 "mel_l1": metrics.mel_l1(out, wav).cpu().numpy()}
-            res["vocoder"][v.name] = StageResult(m)
-        except (LayoutError, ValueError, RuntimeError) as exc:
-            res["vocoder"][v.name] = StageResult({}, f"{type(exc).__name__}: {exc}")
+        res["vocoder"][v.name] = measure(lambda: vocoder_metrics(v.name))
     for f in frontends.list_frontends() if "frontend" in res else []:
-        with torch.inference_mode():
-            fm = f(wav).float()
-        res["frontend"][f.name] = StageResult({"mel_l1": _mel_l1(fm, mel).cpu().numpy()})
+        res["frontend"][f.name] = measure(lambda: {"mel_l1": _mel_l1(chain.front_end(wav, f.name), mel)})
     return res
 
 

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from . import frontend
+from .errors import InputError
 
 ArrayLike = Union[torch.Tensor, np.ndarray, Sequence[float]]
 
@@ -63,15 +64,15 @@ def _as_batch(x: ArrayLike, what: str) -> torch.Tensor:
     if x.ndim == 1:
         x = x[None]
     if x.ndim != 2:
-        raise ValueError(f"{what} must be [batch, samples] or [samples], got shape {tuple(x.shape)}")
+        raise InputError(f"{what} must be [batch, samples] or [samples], got shape {tuple(x.shape)}")
     if x.is_complex():
-        raise ValueError(f"{what} must be real, got dtype {x.dtype}")
+        raise InputError(f"{what} must be real, got dtype {x.dtype}")
     x = x.to(torch.float64)
     bad = ~torch.isfinite(x)
     if bad.any():
         items = torch.nonzero(bad.any(dim=-1)).flatten().tolist()
         kinds = " and ".join(k for k, m in (("NaN", torch.isnan(x)), ("Inf", torch.isinf(x))) if m.any())
-        raise ValueError(f"{what} contains {kinds} samples (batch items {items})")
+        raise InputError(f"{what} contains {kinds} samples (batch items {items})")
     return x
 
 
@@ -84,16 +85,16 @@ def _check_pair(estimate: ArrayLike, reference: ArrayLike, min_samples: int = 1)
     elif isinstance(reference, torch.Tensor) and not isinstance(estimate, torch.Tensor):
         est = est.to(ref.device)
     if est.device != ref.device:
-        raise ValueError(f"estimate is on {est.device} but reference is on {ref.device}")
+        raise InputError(f"estimate is on {est.device} but reference is on {ref.device}")
     if est.shape[-1] != ref.shape[-1]:
-        raise ValueError(
+        raise InputError(
             f"length mismatch: estimate has {est.shape[-1]} samples, reference has {ref.shape[-1]}; "
             "crop or pad them to the same length first"
         )
     if est.shape[0] != ref.shape[0]:
-        raise ValueError(f"batch mismatch: estimate has {est.shape[0]} items, reference has {ref.shape[0]}")
+        raise InputError(f"batch mismatch: estimate has {est.shape[0]} items, reference has {ref.shape[0]}")
     if est.shape[-1] < min_samples:
-        raise ValueError(f"signals have {est.shape[-1]} samples; this metric needs at least {min_samples}")
+        raise InputError(f"signals have {est.shape[-1]} samples; this metric needs at least {min_samples}")
     return est, ref
 
 
@@ -101,7 +102,7 @@ def _require_not_silent(ref: torch.Tensor, energy: torch.Tensor, what: str = "re
     silent = energy <= 0
     if silent.any():
         items = torch.nonzero(silent).flatten().tolist()
-        raise ValueError(f"{what} is silent (all zeros) in batch items {items}: the ratio is undefined")
+        raise InputError(f"{what} is silent (all zeros) in batch items {items}: the ratio is undefined")
 
 
 def _db_ratio(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
@@ -132,7 +133,7 @@ def _shift(x: torch.Tensor, lags: torch.Tensor) -> torch.Tensor:
 def _align(est: torch.Tensor, ref: torch.Tensor, max_lag: int) -> Tuple[torch.Tensor, torch.Tensor]:
     n = est.shape[-1]
     if max_lag < 0:
-        raise ValueError(f"max_lag must be >= 0, got {max_lag}")
+        raise InputError(f"max_lag must be >= 0, got {max_lag}")
     max_lag = min(int(max_lag), n - 1)
     if max_lag == 0:
         return est, torch.zeros(est.shape[0], dtype=torch.long, device=est.device)
@@ -296,7 +297,7 @@ def correlation(estimate: ArrayLike, reference: ArrayLike, *, align: bool = Fals
     rr, ee = _dot(r, r), _dot(e, e)
     if (rr <= 0).any():
         items = torch.nonzero(rr <= 0).flatten().tolist()
-        raise ValueError(f"reference is constant (silent) in batch items {items}: correlation is undefined")
+        raise InputError(f"reference is constant (silent) in batch items {items}: correlation is undefined")
     denom = torch.sqrt(ee) * torch.sqrt(rr)
     corr = torch.where(ee > 0, _dot(e, r) / torch.where(ee > 0, denom, torch.ones_like(denom)), torch.zeros_like(ee))
     return corr.clamp(-1.0, 1.0)
@@ -373,13 +374,41 @@ for _f in (snr, correlation, mse, si_sdr):
 # ---------------------------------------------------------------------------
 
 
-def _log_mels(estimate, reference) -> Tuple[torch.Tensor, torch.Tensor]:
-    est, ref = _check_pair(estimate, reference, min_samples=frontend.N_FFT)
-    fe = frontend.get_frontend("audioldm2")
-    return fe(est), fe(ref)
+def _as_mel_batch(mel: ArrayLike, what: str) -> torch.Tensor:
+    if not isinstance(mel, torch.Tensor):
+        mel = torch.as_tensor(np.asarray(mel, dtype=np.float64))
+    if mel.ndim == 2:  # [frames, mels]: a batch of one
+        mel = mel[None]
+    if mel.ndim not in (3, 4) or (mel.ndim == 4 and mel.shape[1] != 1):
+        raise InputError(f"{what} must be a log-mel [batch, 1, frames, mels], [batch, frames, mels] or "
+                         f"[frames, mels], got shape {tuple(mel.shape)}")
+    mel = mel.reshape(mel.shape[0], -1, mel.shape[-1]).to(torch.float64)
+    if not torch.isfinite(mel).all():
+        raise InputError(f"{what} contains NaN or Inf")
+    return mel
 
 
-def mel_l1(estimate: ArrayLike, reference: ArrayLike) -> torch.Tensor:
+def _log_mels(estimate, reference, mel_estimate, mel_reference) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The two log-mels a mel metric compares: the ``audioldm2`` front-end of the waveforms, or the
+    mels as given (librosa's ``y=None, S=None`` convention). float64 ``[batch, frames, mels]``."""
+    waves, mels = (estimate, reference), (mel_estimate, mel_reference)
+    if all(m is None for m in mels):
+        if any(w is None for w in waves):
+            raise InputError("give both waveforms (estimate, reference) or both log-mels (mel_estimate=, mel_reference=)")
+        est, ref = _check_pair(estimate, reference, min_samples=frontend.N_FFT)
+        fe = frontend.get_frontend("audioldm2")
+        return fe(est)[:, 0], fe(ref)[:, 0]
+    if any(m is None for m in mels) or any(w is not None for w in waves):
+        raise InputError("give both waveforms (estimate, reference) or both log-mels (mel_estimate=, mel_reference=), "
+                         "not a mix")
+    m_est, m_ref = _as_mel_batch(mel_estimate, "mel_estimate"), _as_mel_batch(mel_reference, "mel_reference")
+    if m_est.shape != m_ref.shape:
+        raise InputError(f"mel shape mismatch: estimate {tuple(m_est.shape)}, reference {tuple(m_ref.shape)}")
+    return m_est, m_ref.to(m_est.device)
+
+
+def mel_l1(estimate: Optional[ArrayLike] = None, reference: Optional[ArrayLike] = None, *,
+           mel_estimate: Optional[ArrayLike] = None, mel_reference: Optional[ArrayLike] = None) -> torch.Tensor:
     """Mean absolute difference of the AudioLDM2 log-mels, in nats.
 
     Both signals go through the ``audioldm2`` front-end (normalise to 0.5 peak,
@@ -387,12 +416,17 @@ def mel_l1(estimate: ArrayLike, reference: ArrayLike) -> torch.Tensor:
     ``mean |mel_est - mel_ref|`` over frames and mel bins per item. Lower is
     better; range ``[0, ~23]`` (0 for a copy; the floor-to-peak span of the log
     is the practical maximum). Phase-free, and level- and DC-invariant
-    because the front-end normalises: a judge of vocoder output.
+    because the front-end normalises: a judge of vocoder output. Log-mels
+    already computed (a VAE's output, a golden mel) are given as
+    ``mel_estimate=, mel_reference=`` instead, as librosa takes ``S=``.
 
     Parameters
     ----------
-    estimate, reference : Tensor or ndarray [batch, samples] or [samples]
+    estimate, reference : Tensor or ndarray [batch, samples] or [samples], optional
         16 kHz waveforms of the same length, at least 1024 samples.
+    mel_estimate, mel_reference : Tensor or ndarray, optional
+        Natural-log mels ``[batch, 1, frames, mels]``, ``[batch, frames, mels]`` or
+        ``[frames, mels]``, of one shape; used as given.
 
     Returns
     -------
@@ -402,28 +436,32 @@ def mel_l1(estimate: ArrayLike, reference: ArrayLike) -> torch.Tensor:
     Raises
     ------
     ValueError
-        Length mismatch, NaN/Inf samples, or fewer than 1024 samples.
+        Neither or both kinds of input, length or shape mismatch, NaN/Inf, or
+        fewer than 1024 samples.
     """
-    m_est, m_ref = _log_mels(estimate, reference)
+    m_est, m_ref = _log_mels(estimate, reference, mel_estimate, mel_reference)
     return (m_est - m_ref).abs().flatten(1).mean(dim=-1)
 
 
-def mel_snr(estimate: ArrayLike, reference: ArrayLike) -> torch.Tensor:
+def mel_snr(estimate: Optional[ArrayLike] = None, reference: Optional[ArrayLike] = None, *,
+            mel_estimate: Optional[ArrayLike] = None, mel_reference: Optional[ArrayLike] = None) -> torch.Tensor:
     """SNR of the AudioLDM2 log-mel of the estimate, in dB.
 
     ``10 log10(sum (mel_ref - floor)^2 / sum (mel_ref - mel_est)^2)`` per item,
-    with the log-mels of the ``audioldm2`` front-end and
-    ``floor = ln(1e-5) = frontend.LOG_FLOOR_NATS`` (the value of a silent bin):
-    the signal is the reference's log-mel measured from silence, the noise the
-    log-mel error. Higher is better; range ``(-inf, DB_CAP]``, ``DB_CAP``
-    (300 dB) for a copy, 0 dB for a silent estimate. Phase-free, level- and
-    DC-invariant (the front-end normalises). This is the mel-domain quantity a
-    VAE round trip should preserve.
+    with the log-mels of the ``audioldm2`` front-end (or given, as in
+    :func:`mel_l1`) and ``floor = ln(1e-5) = frontend.LOG_FLOOR_NATS`` (the
+    value of a silent bin): the signal is the reference's log-mel measured from
+    silence, the noise the log-mel error. Higher is better; range
+    ``(-inf, DB_CAP]``, ``DB_CAP`` (300 dB) for a copy, 0 dB for a silent
+    estimate. Phase-free, level- and DC-invariant (the front-end normalises).
+    This is the mel-domain quantity a VAE round trip should preserve.
 
     Parameters
     ----------
-    estimate, reference : Tensor or ndarray [batch, samples] or [samples]
+    estimate, reference : Tensor or ndarray [batch, samples] or [samples], optional
         16 kHz waveforms of the same length, at least 1024 samples.
+    mel_estimate, mel_reference : Tensor or ndarray, optional
+        Natural-log mels of one shape (see :func:`mel_l1`).
 
     Returns
     -------
@@ -433,10 +471,9 @@ def mel_snr(estimate: ArrayLike, reference: ArrayLike) -> torch.Tensor:
     Raises
     ------
     ValueError
-        Length mismatch, NaN/Inf samples, fewer than 1024 samples, or a silent
-        reference (its log-mel is all floor).
+        As :func:`mel_l1`, or a silent reference (its log-mel is all floor).
     """
-    m_est, m_ref = _log_mels(estimate, reference)
+    m_est, m_ref = _log_mels(estimate, reference, mel_estimate, mel_reference)
     sig = ((m_ref - frontend.LOG_FLOOR_NATS) ** 2).flatten(1).sum(dim=-1)
     _require_not_silent(m_ref, sig)
     err = ((m_ref - m_est) ** 2).flatten(1).sum(dim=-1)
@@ -559,7 +596,7 @@ def mrstft(estimate: ArrayLike, reference: ArrayLike, fft_sizes: Sequence[int] =
     # over the batch (one scalar per batch) and we need one score per item.
     # tests/test_metrics.py checks this against auraloss on batches of one.
     if not (len(fft_sizes) == len(hop_sizes) == len(win_lengths)) or len(fft_sizes) == 0:
-        raise ValueError("fft_sizes, hop_sizes and win_lengths must be non-empty and of equal length")
+        raise InputError("fft_sizes, hop_sizes and win_lengths must be non-empty and of equal length")
     est, ref = _check_pair(estimate, reference, min_samples=max(fft_sizes) // 2 + 1)
     total = torch.zeros(est.shape[0], dtype=torch.float64, device=est.device)
     for resolution in zip(fft_sizes, hop_sizes, win_lengths):
@@ -625,7 +662,7 @@ def get_metric(name: str) -> Metric:
     try:
         return METRICS[name]
     except KeyError:
-        raise ValueError(f"unknown metric {name!r}; known: {', '.join(METRICS)}") from None
+        raise InputError(f"unknown metric {name!r}; known: {', '.join(METRICS)}") from None
 
 
 def compute(estimate: ArrayLike, reference: ArrayLike, names: Optional[Iterable[str]] = None, *,

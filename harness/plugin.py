@@ -11,6 +11,7 @@ import pytest
 
 
 def pytest_addoption(parser):
+    """Declare the ``--model``/``--golden-dir``/``--dtype``/``--device`` options and the ini options."""
     group = parser.getgroup("audioldm2-harness", "AudioLDM2 reconstruction-chain quality")
     group.addoption("--model", default="tiny", help="model under test: bundled name (tiny), local diffusers "
                     "directory or hub id (default: tiny)")
@@ -33,6 +34,7 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
+    """Register the markers, load users' variants, pass the load-group setting to xdist workers."""
     _share_cores_among_xdist_workers(config)
     args = list(config.invocation_params.args)
     if "--golden-dir" in args:
@@ -47,7 +49,7 @@ def pytest_configure(config):
         config.addinivalue_line("markers", marker)
     if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
         return  # the pytest-xdist controller collects and runs nothing: its workers import the variants
-    from .registry import load_entry_points
+    from .entry_points import load_entry_points
 
     load_entry_points()
 
@@ -103,6 +105,7 @@ def _xdist_group(item) -> str | None:
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist's worker reads the xdist_group marks
 def pytest_collection_modifyitems(config, items):
+    """Give each quality test its xdist group (front-end, VAE mistakes, golden component) and apply the profile."""
     import torch
 
     from . import loading

@@ -197,6 +197,7 @@ def _not_detected(entry: Dict, random_weights: bool, problems: List[str], proble
 
 
 def golden_results(chain, gset: golden_mod.GoldenSet, seed: int = 0, stages: Sequence[str] = matrix.GOLDEN_STAGES):
+    """The golden stages (:func:`harness.matrix.golden_stages`) of every case of ``gset``, batched over the cases."""
     lat = np.stack([c.latents for c in gset.cases])
     mel = np.stack([c.mel for c in gset.cases])
     wav = np.stack([c.audio for c in gset.cases])
@@ -204,6 +205,7 @@ def golden_results(chain, gset: golden_mod.GoldenSet, seed: int = 0, stages: Seq
 
 
 def exact_key(chain) -> str:
+    """``device-dtype`` of the chain (``cpu-fp32``, ``cuda-bf16``): the key of the sample-exact floors."""
     dev = chain.device.type
     dt = {"torch.float32": "fp32", "torch.bfloat16": "bf16", "torch.float16": "fp16"}[
         str(next(chain.vocoder.parameters()).dtype)]
@@ -333,6 +335,7 @@ class QualityCheck:
         self.allow_missing = allow_missing
 
     def limits(self, combo, stage: str, expected: str):
+        """The limits ``combo`` is judged by at ``stage`` for verdict ``expected`` (:func:`harness.thresholds.limits_for_verdict`)."""
         return thresholds.limits_for_verdict(self.thresholds, combo, stage, expected, matrix.JUDGED[stage][0])
 
     def check(self, combo: Combination, stage: str, result: StageResult, expected: str, clip_names=None,
@@ -383,13 +386,16 @@ class GoldenTarget:
 
     @property
     def id(self) -> str:
+        """``golden-<stage>-<variant>``: the threshold table's name."""
         return f"golden-{self.stage}-{self.name}"
 
     def sibling(self, stage: str) -> "GoldenTarget":
+        """The reference variant of this golden stage (judged when this one has no table)."""
         return GoldenTarget(self.stage, matrix.GOLDEN_REFERENCE[self.stage])
 
 
 def format_table(rows, stage: str) -> str:
+    """A failure's table: ``(metric, worst value, threshold, verdict)`` rows, aligned, under the stage name."""
     head = ("metric", "worst value", "threshold", "verdict")
     rows = [head] + [tuple(str(x) for x in r) for r in rows]
     widths = [max(len(r[i]) for r in rows) for i in range(4)]

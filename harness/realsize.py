@@ -25,7 +25,7 @@ from typing import Sequence
 
 import torch
 
-from . import tiny
+from .bundled import tiny
 from .loading import REAL_CONFIGS
 
 VARIANTS = ("audioldm2", "audioldm2-large")

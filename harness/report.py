@@ -34,6 +34,7 @@ def find_thresholds(source: Optional[loading.ModelSource], golden_dir: Optional[
 
 
 def default_files() -> List[str]:
+    """The shipped reference clips (``harness/clips/*.flac``), sorted."""
     from .golden import CLIPS_DIR
 
     return sorted(str(p) for p in CLIPS_DIR.glob("*.flac"))

@@ -35,6 +35,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from . import metrics as metric_defs
+from .errors import CalibrationError  # noqa: F401  (imported from here by callers)
 
 # The chain is deterministic on CPU (same numbers run to run), so the margins only have to absorb
 # library/BLAS/device differences and equivalent re-implementations; wider margins would hide the
@@ -52,9 +53,6 @@ EXACT_SNR_DB = {"cpu-fp32": 60.0, "cuda-fp32": 40.0, "cpu-bf16": 20.0, "cuda-bf1
                 "cpu-fp16": 25.0, "cuda-fp16": 25.0}
 EXACT_CORRELATION = {"fp32": 0.9999, "bf16": 0.99, "fp16": 0.995}
 
-
-class CalibrationError(RuntimeError):
-    """A known mistake could not be told apart from the correct chain on some clip."""
 
 
 def _higher(name: str) -> bool:
@@ -279,6 +277,7 @@ def _fmt(v) -> str:
 
 
 def dump_toml(data: Dict[str, Dict], header: str = "") -> str:
+    """``{table: {key: value}}`` as TOML text (scalars and flat lists), ``header`` as leading comments."""
     lines = [f"# {line}" for line in header.splitlines()]
     for table, body in data.items():
         lines.append("")
@@ -312,10 +311,12 @@ def load(path: str | Path) -> Dict[str, Dict]:
 
 
 def table_key(combo_id: str, stage: str) -> str:
+    """The threshold table of a combination's stage: ``"<combo id>:<stage>"``."""
     return f"{combo_id}:{stage}"
 
 
 def write(path: str | Path, tables: Dict[str, Dict], meta: Dict) -> Path:
+    """Write calibrated ``tables`` with ``meta`` (provenance) and the policy constants to ``path``; returns it."""
     header = ("Quality thresholds of the reconstruction chain. Written by `harness thresholds --calibrate`;\n"
               "do not edit by hand: re-calibrate, and review the diff like code.")
     policy = {"relative_margin": RELATIVE_MARGIN, "abs_margin_mel_l1": ABS_MARGIN["mel_l1"],

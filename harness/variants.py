@@ -17,6 +17,8 @@ from typing import Callable, Dict, List, Optional
 
 import torch
 
+from .errors import InputError
+
 STAGES = ("frontend", "roundtrip", "decode", "vocoder", "chain")
 
 
@@ -50,6 +52,7 @@ class VaeVariant:
 
     @property
     def correct(self) -> bool:
+        """True when every stage of this variant is expected to pass (not a known mistake)."""
         return all(v == "pass" for v in self.expected.values())
 
     def roundtrip(self, chain, mel: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
@@ -65,7 +68,7 @@ class VaeVariant:
     def decode_latents(self, chain, latents: torch.Tensor) -> torch.Tensor:
         """Pipeline latents (already multiplied by ``s``) -> mel, the way this variant decodes."""
         if self.skip or self.custom is not None:
-            raise ValueError(f"VAE variant {self.name!r} has no decode-only path")
+            raise InputError(f"VAE variant {self.name!r} has no decode-only path")
         return chain.decode(latents, scale=self.decode_scale(chain.scaling_factor))
 
 
@@ -80,6 +83,7 @@ class VocoderVariant:
 
     @property
     def expected(self) -> str:
+        """``pass`` for a correct vocoder variant, ``detect`` for a known mistake."""
         return "pass" if self.correct else "detect"
 
     def __call__(self, chain, mel: torch.Tensor) -> torch.Tensor:
@@ -114,22 +118,26 @@ def register_vocoder(name: str, *, correct: bool = True, description: str = ""):
 
 
 def get_vae(name: str) -> VaeVariant:
+    """The registered VAE variant called ``name`` (an :class:`~harness.errors.InputError` lists the known ones)."""
     if name not in _VAES:
-        raise ValueError(f"unknown VAE variant {name!r}; known: {', '.join(_VAES)}")
+        raise InputError(f"unknown VAE variant {name!r}; known: {', '.join(_VAES)}")
     return _VAES[name]
 
 
 def get_vocoder(name: str) -> VocoderVariant:
+    """The registered vocoder variant called ``name`` (an :class:`~harness.errors.InputError` lists the known ones)."""
     if name not in _VOCODERS:
-        raise ValueError(f"unknown vocoder variant {name!r}; known: {', '.join(_VOCODERS)}")
+        raise InputError(f"unknown vocoder variant {name!r}; known: {', '.join(_VOCODERS)}")
     return _VOCODERS[name]
 
 
 def list_vaes() -> List[VaeVariant]:
+    """Every registered VAE variant, in registration order (built-ins first)."""
     return list(_VAES.values())
 
 
 def list_vocoders() -> List[VocoderVariant]:
+    """Every registered vocoder variant, in registration order (built-ins first)."""
     return list(_VOCODERS.values())
 
 

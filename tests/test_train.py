@@ -4,7 +4,7 @@ import json
 import numpy as np
 import torch
 
-from harness import train
+from harness.bundled import train
 
 
 def test_a_few_steps_reduce_the_loss(tmp_path):
@@ -46,8 +46,8 @@ def test_rescale_latents_is_an_exact_change_of_variables():
 
     import torch
 
-    from harness import tiny
-    from harness.train import REAL_SCALING_FACTOR, rescale_latents
+    from harness.bundled import tiny
+    from harness.bundled.train import REAL_SCALING_FACTOR, rescale_latents
 
     torch.manual_seed(0)
     vae = tiny.build_vae(0).eval()

@@ -3,7 +3,7 @@
 Per file: input checks (level, clipping, rate, channels), a front-end check that compares the log-mel's
 statistics with what the VAE was trained on, every stage measured on its own (VAE round trip, vocoder
 alone, Griffin-Lim baseline, full chain) and a one-line verdict. A ``.npy`` log-mel can be diagnosed
-too (statistics, VAE round trip, vocoder). The HTML report is in :mod:`harness.diagnose_report`.
+too (statistics, VAE round trip, vocoder). The HTML report is in :mod:`harness.diagnose.report`.
 """
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from typing import Dict, List, NamedTuple, Optional
 import numpy as np
 import torch
 
-from . import audio, frontend, metrics, variants
-from .griffinlim import griffin_lim_from_mel
+from .. import audio, frontend, metrics
+from ..griffinlim import griffin_lim_from_mel
 
 FLOOR = frontend.LOG_FLOOR_NATS
 #: a 0.5-peak waveform's magnitude mel stays below this in practice (full-scale square wave: 1.8 nats;
@@ -217,25 +217,28 @@ def load_mel(path: str) -> tuple:
 
 
 def _mel_metrics(out: torch.Tensor, ref: torch.Tensor, snr: bool = True) -> Dict[str, float]:
-    """Mel-domain ``mel_l1`` (nats) and ``mel_snr`` (dB from the ln(1e-5) floor, as :func:`metrics.mel_snr`)."""
-    err = out.double() - ref.double()
-    res = {"mel_l1": float(err.abs().mean())}
-    if snr:
-        ratio = float(((ref.double() - FLOOR) ** 2).sum()) / max(float((err ** 2).sum()), 1e-300)
-        res["mel_snr"] = float(np.clip(10 * np.log10(max(ratio, 1e-300)), -metrics.DB_CAP, metrics.DB_CAP))
-    return res
+    """Mel-domain ``mel_l1`` (nats) and ``mel_snr`` (dB) of one item, as floats (:func:`harness.metrics.mel_l1`)."""
+    names = ("mel_l1", "mel_snr") if snr else ("mel_l1",)
+    return {n: float(getattr(metrics, n)(mel_estimate=out, mel_reference=ref)[0]) for n in names}
 
 
 def _stage(label: str, source: str, fn) -> tuple:
     """Run one stage; ``fn() -> (metrics, mel [frames, 64] or None, wave [samples] or None)``.
 
-    Any exception is the stage's result, not a crash: diagnosing user code means its failures are findings.
+    Any exception is the stage's result, not a crash (:func:`harness.matrix.measure` with every
+    ``Exception``): diagnosing user code means its failures are findings.
     """
-    try:
-        m, mel, wave = fn()
-        return {"label": label, "input": source, "metrics": m, "error": None}, mel, wave
-    except Exception as exc:  # noqa: BLE001
-        return {"label": label, "input": source, "metrics": {}, "error": f"{type(exc).__name__}: {exc}"}, None, None
+    from ..matrix import measure
+
+    kept = {}
+
+    def figures():
+        m, kept["mel"], kept["wave"] = fn()
+        return m
+
+    result = measure(figures, errors=(Exception,))
+    return ({"label": label, "input": source, "metrics": result.metrics, "error": result.error},
+            kept.get("mel"), kept.get("wave"))
 
 
 def run_stages(chain, true: torch.Tensor, mel: torch.Tensor, fe_name: str, vae: str, vocoder: str,
@@ -246,13 +249,12 @@ def run_stages(chain, true: torch.Tensor, mel: torch.Tensor, fe_name: str, vae: 
     or the user's .npy), ``mel`` the chosen front-end's; ``ref_wave`` [1, 160 T] the normalised input, or
     None for a .npy, whose outputs are then judged by re-analysing their mel against ``true``.
     """
-    vae_v, voc_v = variants.get_vae(vae), variants.get_vocoder(vocoder)
     fe = frontend.get_frontend("audioldm2")
-    gen = lambda: torch.Generator(device=chain.device).manual_seed(seed)  # noqa: E731
     cpu_true = true.float().cpu()
+    n = true.shape[2] * frontend.HOP
 
     def judge(wave):
-        wave = wave[:, : true.shape[2] * frontend.HOP].float().cpu()
+        wave = wave[:, :n].float().cpu()
         out_mel = fe(wave)
         if ref_wave is None:
             m = _mel_metrics(out_mel, cpu_true)
@@ -261,7 +263,7 @@ def run_stages(chain, true: torch.Tensor, mel: torch.Tensor, fe_name: str, vae: 
         return m, out_mel[0, 0].numpy(), wave[0].numpy()
 
     def roundtrip(name, m, snr=True):
-        out = variants.get_vae(name).roundtrip(chain, m, gen()).float().cpu()
+        out = chain.vae_roundtrip(m, name, seed).float().cpu()
         return _mel_metrics(out, m.float().cpu(), snr), out[0, 0].numpy(), None
 
     plan, src = [], "audioldm2 mel" if ref_wave is not None else ".npy mel"
@@ -276,14 +278,14 @@ def run_stages(chain, true: torch.Tensor, mel: torch.Tensor, fe_name: str, vae: 
         # what the original report measured: the VAE fed the wrong front-end (its own scale: L1 only)
         plan.append(("vae_frontend", f"VAE round trip {vae} on {fe_name}", f"{fe_name} mel",
                      lambda: roundtrip(vae, mel, snr=False)))
-    plan.append(("vocoder", f"vocoder {vocoder}", src, lambda: judge(voc_v(chain, true))))
+    plan.append(("vocoder", f"vocoder {vocoder}", src, lambda: judge(chain.vocoder_out(true, vocoder))))
     if vocoder != REFERENCE_VOCODER:
         plan.append(("vocoder_reference", f"vocoder {REFERENCE_VOCODER} (reference)", src,
-                     lambda: judge(variants.get_vocoder(REFERENCE_VOCODER)(chain, true))))
+                     lambda: judge(chain.vocoder_out(true, REFERENCE_VOCODER))))
     plan.append(("griffin_lim", "Griffin-Lim (baseline)", src, lambda: judge(griffin_lim_from_mel(true))))
     plan.append(("chain", f"full chain {fe_name}-{vae}-{vocoder}" if ref_wave is not None else
                  f"full chain {vae}-{vocoder}", "audio" if ref_wave is not None else src,
-                 lambda: judge(voc_v(chain, vae_v.roundtrip(chain, mel, gen())))))
+                 lambda: judge(chain.vocoder_out(chain.vae_roundtrip(mel, vae, seed), vocoder))))
     stages, mels, waves = {}, {}, {}
     for name, label, source, fn in plan:
         stages[name], mels[label], wave = _stage(label, source, fn)
@@ -299,8 +301,8 @@ def usage_loss(stage: str, stages: Dict[str, dict], combo, thresholds_data: Opti
     """Whether the variant at ``stage`` (``vae`` or ``vocoder``) loses clearly more than the correct call
     of the same model on this file: :func:`harness.thresholds.judge` under the relative policy, with
     the variant's calibrated margins (:func:`harness.thresholds.relative_stage_limits`)."""
-    from . import thresholds
-    from .matrix import StageResult
+    from .. import thresholds
+    from ..matrix import StageResult
 
     reference = stages.get(f"{stage}_reference", stages[stage])["metrics"]
     if "mel_l1" not in reference or "mel_l1" not in stages[stage]["metrics"]:
@@ -338,7 +340,7 @@ def verdict(fe_findings: List[Finding], stages: Dict[str, dict], input_findings=
     ref_voc = "vocoder_reference" if "vocoder_reference" in l1 else "vocoder"
     usage = {"vae": l1["vae"] - l1[ref_vae], "vocoder": l1["vocoder"] - l1[ref_voc]}
     if combo is None:
-        from .matrix import REFERENCE as combo
+        from ..matrix import REFERENCE as combo
     flagged = [k for k in usage if usage_loss(k, stages, combo, thresholds_data)]
     if flagged:
         stage = max(flagged, key=lambda k: usage[k])
@@ -392,7 +394,7 @@ def _diagnose_mel(chain, path: str, vae: str, vocoder: str, seed: int) -> tuple:
 def _diagnose_audio(chain, path: str, fe_name: str, vae: str, vocoder: str, seconds: float, seed: int) -> tuple:
     info = audio.load_info(path)
     x = audio.load_audio(path)[: max(int(seconds * audio.SAMPLE_RATE), audio.MIN_SAMPLES)]
-    from .matrix import grid_frames
+    from ..matrix import grid_frames
 
     wave = torch.from_numpy(audio.pad_or_crop(x, grid_frames(len(x))))[None]  # normalised, then padded
     in_found, silent = check_input(info, seconds), silent_fraction(x)
@@ -426,7 +428,7 @@ def diagnose_file(chain, path, frontend_name: str = "audioldm2", vae: str = "sca
     harness.audio.AudioError
         The file is unusable (unreadable, empty, silent, NaN, too short, absurd rate, wrong mel shape).
     """
-    from .matrix import Combination
+    from ..matrix import Combination
 
     path = str(path)
     is_mel = path.lower().endswith(".npy")

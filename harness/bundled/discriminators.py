@@ -45,6 +45,7 @@ class PeriodDiscriminator(nn.Module):
         self.post = weight_norm(nn.Conv2d(c_in, 1, (3, 1), padding=(1, 0)))
 
     def forward(self, wave: torch.Tensor) -> Judgement:
+        """``wave`` float [batch, samples] -> ``(logits [batch, n], feature maps)``."""
         b, t = wave.shape
         if t % self.period:
             wave = F.pad(wave, (0, self.period - t % self.period), mode="reflect")
@@ -83,6 +84,7 @@ class ScaleDiscriminator(nn.Module):
         self.post = weight_norm(nn.Conv1d(channels[-1], 1, 3, 1, padding=1))
 
     def forward(self, wave: torch.Tensor) -> Judgement:
+        """``wave`` float [batch, samples] -> ``(logits [batch, n], feature maps)``."""
         x = wave[:, None]
         features = []
         for conv in self.convs:

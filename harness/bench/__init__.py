@@ -162,6 +162,7 @@ def format_table(records: Sequence[Dict]) -> str:
 
 
 def format_ratios(records: Sequence[Dict]) -> str:
+    """The speed-ups and harness overheads of a run's records (:func:`speedups`, :func:`overheads`), one per line."""
     def where(k):
         d = _describe(k)
         return f" ({d})" if d else ""

@@ -9,7 +9,7 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
-from .diagnose import Diagnosis
+from . import Diagnosis
 
 #: table columns: (metric key, header, format)
 COLUMNS = (("mel_l1", "mel_l1", "{:.3f}"), ("mel_snr", "mel_snr", "{:.1f}"), ("lsd", "lsd", "{:.1f}"),
@@ -84,7 +84,7 @@ table.summary tr.good td:nth-child(3){color:#2e7d32}"""
 
 def _image(diag: Diagnosis) -> str:
     """The mel figure of one file as a base64 WebP (a third of the PNG's size)."""
-    from .report import mel_figure
+    from ..report import mel_figure
 
     panels = [(title, mel) for title, mel in diag.mels.items()]
     buf = io.BytesIO()

@@ -2,7 +2,7 @@
 
 The VAE and the vocoder have the real model's interfaces (16 kHz, 64 mels, latent_channels 8,
 downsampling factor 4; vocoder upsampling 160 with kernels [16, 16, 8, 4, 4], hence the same
-+32-sample output) at a fraction of its width. They are trained by :mod:`harness.train`.
++32-sample output) at a fraction of its width. They are trained by :mod:`harness.bundled.train`.
 The UNet and text encoders are small and seeded-random: they only make the generated goldens.
 """
 from __future__ import annotations
@@ -35,6 +35,7 @@ SCHEDULER = dict(beta_start=0.0015, beta_end=0.0195, beta_schedule="scaled_linea
 
 
 def build_vae(seed: int = 0):
+    """The bundled VAE's architecture (:data:`VAE_CONFIG`), seeded-random weights: an ``AutoencoderKL``."""
     from diffusers import AutoencoderKL
 
     torch.manual_seed(seed)
@@ -42,6 +43,7 @@ def build_vae(seed: int = 0):
 
 
 def build_vocoder(seed: int = 0):
+    """The bundled vocoder's architecture (:data:`VOCODER_CONFIG`), seeded-random weights: a ``SpeechT5HifiGan``."""
     from transformers import SpeechT5HifiGan, SpeechT5HifiGanConfig
 
     torch.manual_seed(seed)

@@ -24,8 +24,9 @@ from typing import Dict, List, Optional
 import numpy as np
 import torch
 
-from . import frontend, metrics, synth, tiny
-from .chain import fold_weight_norm
+from .. import frontend, metrics, synth
+from ..chain import fold_weight_norm
+from . import tiny
 
 
 @dataclass
@@ -260,6 +261,7 @@ def _run(name: str, modules: Dict[str, torch.nn.Module], cfg: TrainConfig, out: 
 
 
 def train_vae(cfg: TrainConfig, out: Path, data, log):
+    """Stage 1: the VAE on log-mel L1 + ``vae_kl_weight`` x KL, posterior samples; returns ``(vae, history, wall s)``."""
     vae = tiny.build_vae(cfg.seed)
 
     def step_fn(rng, opts):
@@ -385,7 +387,7 @@ def export(vae, vocoder, scale: float, cfg: TrainConfig, out_model: Path, traini
 
 def reexport(model_dir: str | os.PathLike, seed: int = 0, scaling_factor: Optional[float] = None) -> Path:
     """Rebuild the pipeline around the trained VAE and vocoder already in ``model_dir`` (e.g. after a
-    change to the seeded-random UNet/text encoders in :mod:`harness.tiny`); keeps ``training.json``.
+    change to the seeded-random UNet/text encoders in :mod:`harness.bundled.tiny`); keeps ``training.json``.
 
     ``scaling_factor``: re-parametrise the VAE's latents to it (:func:`rescale_latents`), recorded in
     ``training.json`` under ``latent_rescale``.
@@ -401,7 +403,7 @@ def reexport(model_dir: str | os.PathLike, seed: int = 0, scaling_factor: Option
         old = float(vae.config.scaling_factor)
         rescale_latents(vae, old, scaling_factor)
         if training is not None:
-            training["latent_rescale"] = {"from": old, "to": scaling_factor, "how": "harness.train.rescale_latents "
+            training["latent_rescale"] = {"from": old, "to": scaling_factor, "how": "harness.bundled.train.rescale_latents "
                                           "(exact change of variables in quant_conv/post_quant_conv)"}
     pipe = tiny.build_pipeline(vae.eval(), vocoder.eval(), seed=seed)
     import shutil

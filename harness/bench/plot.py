@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-from . import bench
+from .. import bench
 
 #: the slowdown ``harness bench --run`` fails on (``bench.COMPARE_FAIL``: fastest round 25 % slower)
 GATE = float(bench.COMPARE_FAIL.split(":")[1].rstrip("%")) / 100

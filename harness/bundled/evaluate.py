@@ -1,0 +1,126 @@
+"""Held-out evaluation of a model: the figures ``training.json`` records and the issue notes quote.
+
+Two clip sets the training never saw:
+
+* ``code-heldout``: the training recipe with another seed and other espeak-ng languages/voices;
+* ``debian-sounds``: every sound file under ``/usr/share/sounds`` (Debian's alsa-utils speech
+  recordings, sound-theme-freedesktop and oxygen-sounds UI sounds; kept out of training on
+  purpose), when installed.
+
+Rows: VAE round trip (``audioldm2-scaled``), vocoder alone (true mel in), full chain, Griffin-Lim on
+the true mel, and the full chain fed by the original report's ``seed-librosa-db`` front-end. Figures
+are medians over the clips of a set.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict
+
+import numpy as np
+
+from .. import audio, matrix, synth
+from ..chain import Chain
+
+#: where Debian's sound packages install their files
+DEBIAN_SOUNDS = Path("/usr/share/sounds")
+AUDIO_SUFFIXES = (".wav", ".oga", ".ogg", ".flac")
+ROWS = {
+    "vocoder alone (true mel)": matrix.Combination("audioldm2", "none", "hifigan"),
+    "full chain": matrix.REFERENCE,
+    "griffin-lim (true mel)": matrix.Combination("audioldm2", "none", "griffin-lim"),
+    "seed-librosa-db chain": matrix.Combination("seed-librosa-db", "scaled", "hifigan"),
+}
+FRAMES = 256
+
+
+def clip_sets(n_speech: int = 8, n_synth: int = 8, seed: int = 1) -> Dict[str, Dict[str, np.ndarray]]:
+    """``{set name: {clip name: float32 [FRAMES*160]}}``, each clip cropped/zero-padded to 2.56 s."""
+    sets = {"code-heldout": {}}
+    for i, (x, desc) in enumerate(synth.make_corpus(n_speech, n_synth, seed, heldout=True, progress=False)):
+        sets["code-heldout"][f"{i:02d}:{desc}"] = audio.pad_or_crop(x, FRAMES)
+    real = {}
+    for path in sorted(DEBIAN_SOUNDS.rglob("*")) if DEBIAN_SOUNDS.is_dir() else []:
+        if path.suffix.lower() in AUDIO_SUFFIXES:
+            try:
+                real[str(path.relative_to(DEBIAN_SOUNDS))] = audio.pad_or_crop(audio.load_audio(path), FRAMES)
+            except audio.AudioError:  # e.g. too short: a held-out figure needs a usable clip
+                continue
+    if real:
+        sets["debian-sounds"] = real
+    return sets
+
+
+def evaluate(chain: Chain, sets=None) -> Dict[str, Dict[str, Dict[str, float]]]:
+    """Median metrics per clip set and row (VAE round trip plus :data:`ROWS`).
+
+    Returns
+    -------
+    dict
+        ``{set: {row: {metric: median over the clips}, "n_clips": {"count": n}}}``; mel L1 in nats,
+        LSD and mel SNR in dB, MR-STFT unitless.
+    """
+    sets = sets or clip_sets()
+    out: Dict[str, Dict[str, Dict[str, float]]] = {}
+    for set_name, clips in sets.items():
+        # peak-normalisation divides by max|x|: skip clips that are silent after cropping
+        clips = {k: v for k, v in clips.items() if np.abs(v).max() > audio.SILENCE_PEAK}
+        ev = matrix.Evaluator(chain, clips)
+        rows: Dict[str, Dict[str, float]] = {}
+        full = ev.run(ROWS["full chain"])
+        rows["VAE round trip"] = {"mel_l1": round(float(np.median(full["vae"].metrics["mel_l1"])), 4)}
+        for label, combo in ROWS.items():
+            r = ev.run(combo)["chain"]
+            rows[label] = {k: round(float(np.median(v)), 4) for k, v in r.metrics.items()}
+        rows["n_clips"] = {"count": len(clips)}
+        out[set_name] = rows
+    return out
+
+
+def format_table(results) -> str:
+    """The :func:`evaluate` figures as text: one block per clip set, one row per chain row, metrics as columns."""
+    cols = ["mel_l1", "lsd", "mel_snr", "mrstft", "snr", "correlation"]
+    lines = []
+    for set_name, rows in results.items():
+        lines.append(f"{set_name} ({rows['n_clips']['count']} clips)")
+        lines.append("  " + "row".ljust(28) + "".join(c.rjust(12) for c in cols))
+        for label, m in rows.items():
+            if label == "n_clips":
+                continue
+            lines.append("  " + label.ljust(28) + "".join(
+                (f"{m[c]:.3f}" if c in m else "-").rjust(12) for c in cols))
+    return "\n".join(lines)
+
+
+def plot_training(training: dict, path: str) -> str:
+    """Draw a model's training curves from its ``training.json`` content into the PNG ``path``.
+
+    Left: held-out log-mel L1 (nats) of the VAE round trip and of the vocoder alone, against the
+    step counted across the stages (stage 3, adversarial, continues stage 2's axis). Right: stage 3's
+    running losses (discriminator, adversarial, feature matching, log-mel L1). Returns ``path``.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (held, losses) = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
+    vae = training.get("vae_history", [])
+    held.plot([h["step"] for h in vae], [h["vae_mel_l1"] for h in vae], "o-", label="VAE round trip (stage 1)")
+    voc = training.get("vocoder_history", [])
+    held.plot([h["step"] for h in voc], [h["vocoder_mel_l1"] for h in voc], "o-", label="vocoder, stage 2 (L1 + MR-STFT)")
+    gan = training.get("vocoder_gan_history", [])
+    offset = voc[-1]["step"] if voc else 0
+    held.plot([offset + h["step"] for h in gan], [h["vocoder_mel_l1"] for h in gan], "o-",
+              label="vocoder, stage 3 (adversarial)")
+    held.set(xlabel="step (stage 3 continues stage 2's axis)", ylabel="held-out log-mel L1 (nats)",
+             title="held-out reconstruction", ylim=(0, None))
+    held.legend()
+    for key, label in (("d", "discriminator"), ("adv", "generator adversarial"), ("fm", "feature matching"),
+                       ("mel_l1", "log-mel L1 (train)")):
+        if gan and key in gan[0]:
+            losses.plot([h["step"] for h in gan], [h[key] for h in gan], "o-", label=label)
+    losses.set(xlabel="stage 3 step", ylabel="running loss", title="stage 3 losses (running means)")
+    losses.legend()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
