@@ -96,23 +96,55 @@ def list_frontends() -> List[Frontend]:
     return [f for f in items if f.correct] + [f for f in items if not f.correct]
 
 
-def _check_waveform(waveform: torch.Tensor) -> torch.Tensor:
-    if not isinstance(waveform, torch.Tensor):
-        waveform = torch.as_tensor(np.asarray(waveform, dtype=np.float32))
-    if waveform.ndim == 1:
-        waveform = waveform[None]
-    if waveform.ndim != 2:
-        raise InputError(f"front-end input must be [batch, samples], got shape {tuple(waveform.shape)}")
-    if waveform.shape[-1] < N_FFT:
-        raise InputError(
-            f"front-end input has {waveform.shape[-1]} samples; at least {N_FFT} (64 ms at 16 kHz) are needed"
-        )
-    lo, hi = torch.aminmax(waveform)  # NaN propagates to both; one pass, no [batch, samples] bool temporary
+def valid_waveforms(x, what: str = "waveform", min_samples: int = 1,
+                    dtype: Optional[torch.dtype] = None) -> torch.Tensor:
+    """The one validator of waveform tensors at the boundary of the torch code (front-ends, metrics).
+
+    Parameters
+    ----------
+    x : Tensor, ndarray or sequence, [batch, samples] or [samples]
+        Real samples; a 1-D signal is a batch of one.
+    what : str
+        How the error message names the input (``"front-end input"``, ``"estimate"``).
+    min_samples : int, default 1
+        Fewest samples accepted (the front-end needs one 1024-sample window).
+    dtype : torch.dtype, optional
+        Convert to it (metrics compute in float64); by default integers become float32 and
+        floating tensors keep their dtype.
+
+    Returns
+    -------
+    Tensor [batch, samples]
+
+    Raises
+    ------
+    harness.errors.InputError
+        Not 1-D or 2-D, complex, shorter than ``min_samples``, or NaN/Inf samples (naming
+        the batch items).
+    """
+    if not isinstance(x, torch.Tensor):
+        x = torch.as_tensor(np.asarray(x, dtype=np.float64 if dtype == torch.float64 else np.float32))
+    if x.ndim == 1:
+        x = x[None]
+    if x.ndim != 2:
+        raise InputError(f"{what} must be [batch, samples] or [samples], got shape {tuple(x.shape)}")
+    if x.is_complex():
+        raise InputError(f"{what} must be real, got dtype {x.dtype}")
+    if x.shape[-1] < min_samples:
+        raise InputError(f"{what} has {x.shape[-1]} samples; at least {min_samples} are needed"
+                         + (" (one 1024-sample STFT window, 64 ms at 16 kHz)" if min_samples == N_FFT else ""))
+    x = x.to(dtype) if dtype is not None else (x if x.is_floating_point() else x.float())
+    lo, hi = torch.aminmax(x)  # NaN propagates to both; one pass, no [batch, samples] bool temporary
     if not (torch.isfinite(lo) and torch.isfinite(hi)):
-        raise InputError("front-end input contains NaN or Inf samples")
-    if not waveform.is_floating_point():
-        waveform = waveform.float()
-    return waveform
+        bad = ~torch.isfinite(x)
+        items = torch.nonzero(bad.any(dim=-1)).flatten().tolist()
+        kinds = " and ".join(k for k, m in (("NaN", torch.isnan(x)), ("Inf", torch.isinf(x))) if m.any())
+        raise InputError(f"{what} contains {kinds} samples (batch items {items})")
+    return x
+
+
+def _check_waveform(waveform) -> torch.Tensor:
+    return valid_waveforms(waveform, "front-end input", min_samples=N_FFT)
 
 
 # ---------------------------------------------------------------------------

@@ -59,21 +59,7 @@ MRSTFT_EPS = 1e-8
 
 
 def _as_batch(x: ArrayLike, what: str) -> torch.Tensor:
-    if not isinstance(x, torch.Tensor):
-        x = torch.as_tensor(np.asarray(x, dtype=np.float64))
-    if x.ndim == 1:
-        x = x[None]
-    if x.ndim != 2:
-        raise InputError(f"{what} must be [batch, samples] or [samples], got shape {tuple(x.shape)}")
-    if x.is_complex():
-        raise InputError(f"{what} must be real, got dtype {x.dtype}")
-    x = x.to(torch.float64)
-    bad = ~torch.isfinite(x)
-    if bad.any():
-        items = torch.nonzero(bad.any(dim=-1)).flatten().tolist()
-        kinds = " and ".join(k for k, m in (("NaN", torch.isnan(x)), ("Inf", torch.isinf(x))) if m.any())
-        raise InputError(f"{what} contains {kinds} samples (batch items {items})")
-    return x
+    return frontend.valid_waveforms(x, what, dtype=torch.float64)
 
 
 def _check_pair(estimate: ArrayLike, reference: ArrayLike, min_samples: int = 1) -> Tuple[torch.Tensor, torch.Tensor]:

@@ -357,3 +357,44 @@ def test_other_bad_inputs():
         M.align(x, x, max_lag=-1)
     with pytest.raises(ValueError, match="equal length"):
         M.mrstft(x, x, fft_sizes=[512], hop_sizes=[128, 256], win_lengths=[512])
+
+
+# ---------------------------------------------------------------------------
+# mel-domain metrics on mels (librosa's S= convention)
+# ---------------------------------------------------------------------------
+
+
+def test_mel_metrics_take_mels_as_well_as_waveforms():
+    from harness.frontend import get_frontend
+
+    rng = np.random.default_rng(3)
+    est, ref = rng.standard_normal((2, 4000)) * 0.1, rng.standard_normal((2, 4000)) * 0.1
+    fe = get_frontend("audioldm2")
+    m_est, m_ref = fe(torch.from_numpy(est)), fe(torch.from_numpy(ref))
+    for fn in (M.mel_l1, M.mel_snr):
+        torch.testing.assert_close(fn(mel_estimate=m_est, mel_reference=m_ref), fn(est, ref))
+        # [b, T, 64] and a single [T, 64] mel are accepted too
+        torch.testing.assert_close(fn(mel_estimate=m_est[:, 0], mel_reference=m_ref[:, 0]), fn(est, ref))
+        assert fn(mel_estimate=m_est[0, 0], mel_reference=m_ref[0, 0]).shape == (1,)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({}, "give both waveforms"),
+    ({"estimate": np.zeros(2048), "mel_reference": np.zeros((16, 64))}, "not a mix"),
+    ({"mel_estimate": np.zeros((16, 64)), "mel_reference": np.zeros((17, 64))}, "mel shape mismatch"),
+    ({"mel_estimate": np.full((16, 64), np.nan), "mel_reference": np.zeros((16, 64))}, "contains NaN or Inf"),
+    ({"mel_estimate": np.zeros((2, 3, 16, 64)), "mel_reference": np.zeros((2, 3, 16, 64))}, "must be a log-mel"),
+])
+def test_mel_metrics_refuse_unclear_input(kwargs, message):
+    from harness.errors import InputError
+
+    with pytest.raises(InputError, match=message):
+        M.mel_l1(**kwargs)
+
+
+def test_mrstft_is_the_mean_of_single_resolution_distances():
+    rng = np.random.default_rng(4)
+    est, ref = torch.from_numpy(rng.standard_normal((2, 6000))), torch.from_numpy(rng.standard_normal((2, 6000)))
+    singles = [M.stft_distance(M.magnitude_spectrogram(est, *r), M.magnitude_spectrogram(ref, *r))
+               for r in zip(M.MRSTFT_FFT_SIZES, M.MRSTFT_HOP_SIZES, M.MRSTFT_WIN_LENGTHS)]
+    torch.testing.assert_close(M.mrstft(est, ref), torch.stack(singles).mean(dim=0))

@@ -29,15 +29,57 @@ def test_a_few_steps_reduce_the_loss(tmp_path):
 
 def test_recipe_resumes_and_exports(tmp_path):
     cfg = train.TrainConfig(n_speech=0, n_synth=3, n_heldout_speech=0, n_heldout_synth=1, vae_steps=2,
-                            vocoder_steps=2, eval_every=2, vae_batch=2, vae_frames=32, vocoder_batch=1,
-                            vocoder_frames=16, warmup=1)
+                            vocoder_steps=2, gan_steps=2, n_gan_clips=3, eval_every=2, vae_batch=2, vae_frames=32,
+                            vocoder_batch=1, vocoder_frames=16, gan_batch=1, gan_frames=16, warmup=1)
     result = train.main(str(tmp_path / "run"), str(tmp_path / "model"), cfg)
     assert (tmp_path / "model" / "vae" / "config.json").exists()
     assert json.loads((tmp_path / "model" / "training.json").read_text())["scaling_factor"] > 0
     assert result["vae_history"][-1]["step"] == 2
+    assert result["vocoder_gan_history"][-1]["step"] == 2  # the adversarial stage ran too
     # resuming a finished run does no further steps and keeps the history
     again = train.main(str(tmp_path / "run"), str(tmp_path / "model"), cfg)
     assert again["vocoder_history"] == result["vocoder_history"]
+    assert again["vocoder_gan_history"] == result["vocoder_gan_history"]
+
+
+def test_the_adversarial_stage_starts_from_a_trained_pipeline(tmp_path):
+    """``init_from``: stages 1-2 are read from a pipeline directory (their history carried over), only
+    the HiFi-GAN stage trains, and the exported vocoder differs from the one it started from."""
+    from transformers import SpeechT5HifiGan
+
+    first = train.TrainConfig(n_speech=0, n_synth=3, n_heldout_speech=0, n_heldout_synth=1, vae_steps=2,
+                              vocoder_steps=2, gan_steps=0, n_gan_clips=3, eval_every=2, vae_batch=2,
+                              vae_frames=32, vocoder_batch=1, vocoder_frames=16, warmup=1)
+    train.main(str(tmp_path / "run1"), str(tmp_path / "model1"), first)
+    cfg = train.TrainConfig(**{**first.__dict__, "gan_steps": 2, "gan_batch": 1, "gan_frames": 16,
+                               "init_from": str(tmp_path / "model1")})
+    result = train.main(str(tmp_path / "run2"), str(tmp_path / "model2"), cfg)
+    assert result["stages_1_2_from"]["path"] == str(tmp_path / "model1")
+    assert result["vocoder_gan_history"][-1]["step"] == 2 and result["vae_history"][-1]["step"] == 2
+    before = SpeechT5HifiGan.from_pretrained(tmp_path / "model1", subfolder="vocoder").state_dict()
+    after = SpeechT5HifiGan.from_pretrained(tmp_path / "model2", subfolder="vocoder").state_dict()
+    assert before.keys() == after.keys()  # still a plain SpeechT5HifiGan (weight norm folded)
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+
+
+def test_discriminators_tell_their_inputs_apart_after_a_few_steps():
+    """The MPD + MSD learn: a few least-squares steps separate real tones from white noise."""
+    from harness.bundled.discriminators import HifiGanDiscriminator, discriminator_loss
+
+    torch.manual_seed(0)
+    d = HifiGanDiscriminator()
+    opt = torch.optim.AdamW(d.parameters(), lr=2e-3)
+    t = torch.arange(4000) / 16000
+    real = torch.stack([torch.sin(2 * torch.pi * f * t) * 0.5 for f in (220.0, 330.0, 440.0)])
+    fake = torch.randn(3, 4000) * 0.3
+    losses = []
+    for _ in range(15):
+        loss = discriminator_loss(d(real), d(fake))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0], losses
 
 
 def test_rescale_latents_is_an_exact_change_of_variables():

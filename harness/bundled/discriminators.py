@@ -22,6 +22,17 @@ LRELU_SLOPE = 0.1
 Judgement = Tuple[torch.Tensor, List[torch.Tensor]]
 
 
+def _judge(convs: nn.ModuleList, post: nn.Module, x: torch.Tensor) -> Judgement:
+    """Leaky-ReLU convolutions, then the linear ``post`` layer: ``(logits [batch, n], every layer's output)``."""
+    features = []
+    for conv in convs:
+        x = F.leaky_relu(conv(x), LRELU_SLOPE)
+        features.append(x)
+    x = post(x)
+    features.append(x)
+    return x.flatten(1), features
+
+
 class PeriodDiscriminator(nn.Module):
     """One MPD member: ``[batch, samples]`` folded to ``[batch, 1, samples / period, period]``.
 
@@ -49,14 +60,7 @@ class PeriodDiscriminator(nn.Module):
         b, t = wave.shape
         if t % self.period:
             wave = F.pad(wave, (0, self.period - t % self.period), mode="reflect")
-        x = wave.view(b, 1, -1, self.period)
-        features = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), LRELU_SLOPE)
-            features.append(x)
-        x = self.post(x)
-        features.append(x)
-        return x.flatten(1), features
+        return _judge(self.convs, self.post, wave.view(b, 1, -1, self.period))
 
 
 class ScaleDiscriminator(nn.Module):
@@ -85,14 +89,7 @@ class ScaleDiscriminator(nn.Module):
 
     def forward(self, wave: torch.Tensor) -> Judgement:
         """``wave`` float [batch, samples] -> ``(logits [batch, n], feature maps)``."""
-        x = wave[:, None]
-        features = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), LRELU_SLOPE)
-            features.append(x)
-        x = self.post(x)
-        features.append(x)
-        return x.flatten(1), features
+        return _judge(self.convs, self.post, wave[:, None])
 
 
 class HifiGanDiscriminator(nn.Module):
@@ -101,7 +98,7 @@ class HifiGanDiscriminator(nn.Module):
     Examples
     --------
     >>> import torch
-    >>> from harness.discriminators import HifiGanDiscriminator, discriminator_loss
+    >>> from harness.bundled.discriminators import HifiGanDiscriminator, discriminator_loss
     >>> d = HifiGanDiscriminator()
     >>> real, fake = torch.randn(2, 4000), torch.randn(2, 4000)
     >>> loss = discriminator_loss(d(real), d(fake))
