@@ -152,7 +152,7 @@ def cmd_build_real_size(args) -> int:
 
 def cmd_thresholds(args) -> int:
     """``harness thresholds``: calibrate, show or validate the thresholds."""
-    from . import golden, quality, thresholds
+    from . import calibration, golden, thresholds
     from .chain import Chain
 
     golden_dir = golden.locate(args.model, args.golden_dir, writing=args.calibrate)
@@ -164,7 +164,7 @@ def cmd_thresholds(args) -> int:
         return 0
     chain = Chain.load(args.model, args.device, args.dtype)
     try:
-        path = quality.calibrate(chain, golden_dir, scope=args.scope)
+        path = calibration.calibrate(chain, golden_dir, scope=args.scope)
     except thresholds.CalibrationError as exc:
         print(f"harness: calibration problems:\n{exc}", file=sys.stderr)
         return 1
@@ -174,7 +174,7 @@ def cmd_thresholds(args) -> int:
 
 def _validate(args, golden_dir: str) -> int:
     """False-alarm and miss rates of the verdicts on the judging sets (and FILES), printed as a table."""
-    from . import quality, report, synth
+    from . import calibration, report, synth
     from .chain import Chain
 
     chain = Chain.load(args.model, args.device, args.dtype)
@@ -183,11 +183,11 @@ def _validate(args, golden_dir: str) -> int:
     for name, clips in sets.items():
         records, _ = report.matrix_records(chain, golden_dir=golden_dir, clips=clips, progress=False,
                                            judged_only=True)
-        results[name] = quality.verdict_rates(records)
+        results[name] = calibration.verdict_rates(records)
     if args.files:
         records, errors = report.matrix_records(chain, args.files, golden_dir=golden_dir, progress=False,
                                                 judged_only=True)
-        results["your files"] = quality.verdict_rates(records)
+        results["your files"] = calibration.verdict_rates(records)
         for e in errors:
             print(f"harness: error: {e}", file=sys.stderr)
     if args.json:

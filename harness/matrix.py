@@ -65,8 +65,10 @@ class Combination:
         """``frontend-vae-vocoder``, e.g. ``audioldm2-scaled-hifigan``: test ids and threshold tables use it."""
         return f"{self.frontend}-{self.vae}-{self.vocoder}"
 
-    def expected(self) -> Dict[str, str]:
-        """Verdict per clip stage: ``pass``, ``detect``, or ``report`` (an upstream stage is already wrong)."""
+    def verdicts(self) -> Dict[str, str]:
+        """Expected verdict per clip stage: ``pass``, ``detect``, or ``report`` (an upstream stage is already
+        wrong). Named apart from the variants' ``expected`` (a front-end's or vocoder's one verdict, a VAE
+        variant's per-golden-stage dict): this is the whole combination's, stage by stage."""
         fe_ok = frontends.get_frontend(self.frontend).correct
         vae_ok = variants.get_vae(self.vae).expected.get("roundtrip", "pass") == "pass"
         voc_ok = variants.get_vocoder(self.vocoder).correct
@@ -82,7 +84,7 @@ class Combination:
 
     def culprit(self) -> Optional[str]:
         """The first stage whose component is a known mistake (where detection must happen)."""
-        return next((s for s, v in self.expected().items() if v == "detect"), None)
+        return next((s for s, v in self.verdicts().items() if v == "detect"), None)
 
     def reference(self, stage: str) -> "Combination":
         """The combination whose figure at ``stage`` *on the same clip* this one is judged against when

@@ -131,7 +131,7 @@ def pytest_generate_tests(metafunc):
     names = metafunc.fixturenames
     if "combination" in names and "clip_stage" in names:
         # stages downstream of a known mistake are only reported, so they are not tests
-        pairs = [(c, s) for c in matrix.combinations() for s, e in c.expected().items() if e != "report"]
+        pairs = [(c, s) for c in matrix.combinations() for s, e in c.verdicts().items() if e != "report"]
         metafunc.parametrize(("combination", "clip_stage"), pairs, ids=[f"{c.id}:{s}" for c, s in pairs])
     elif "combination" in names:
         combos = matrix.combinations()
@@ -212,12 +212,12 @@ def golden_set(harness_options, harness_chain):
         def test_cases(golden_set):
             assert all(c.mel.shape[1] == 64 for c in golden_set.cases)
     """
-    from . import golden, quality
+    from . import calibration, golden
 
     root = harness_options["golden_dir"]
     if harness_options["regen"]:
         golden.generate(harness_options["model"], root, harness_options["device"], harness_options["dtype"])
-        quality.calibrate(harness_chain, root)
+        calibration.calibrate(harness_chain, root)
     if not (root / "manifest.json").exists():
         missing(harness_options, f"no goldens in {root}: run `harness golden --model {harness_options['model']} --out {root}` "
                     "(or pytest --regen-golden)")
@@ -246,7 +246,7 @@ def harness_quality(harness_options, golden_set):
 
         def test_quality(harness_matrix, harness_quality, combination, clip_stage):
             result = harness_matrix.result(combination, upto=clip_stage)[clip_stage]
-            harness_quality.check(combination, clip_stage, result, combination.expected()[clip_stage])
+            harness_quality.check(combination, clip_stage, result, combination.verdicts()[clip_stage])
     """
     from . import thresholds
     from .quality import QualityCheck

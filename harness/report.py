@@ -1,4 +1,4 @@
-"""Matrix records for users' own files, their table, and the pictures/sounds of the evidence."""
+"""Matrix records for users' own files and their table (the evidence figures: :mod:`harness.evidence`)."""
 from __future__ import annotations
 
 import json
@@ -114,7 +114,7 @@ class RecordJudge:
         th, records = self.thresholds, []
         for combo in combos:
             res = run.result(combo)
-            exp = combo.expected()
+            exp = combo.verdicts()
             for i, f in enumerate(run.clip_names):
                 stages, flat, ok_all = {}, {}, True
                 for stage, r in res.items():
@@ -251,104 +251,3 @@ def matrix_summary(records: List[dict], errors: Sequence[str] = ()) -> str:
             lines.append(f"  ... and {len(group) - 20} more (--json for all)")
     lines.append("verdict: " + ("OK" if not bad else f"NOT OK ({len(bad)} of {len(records)} records)"))
     return "\n".join(lines)
-
-
-# ---------------------------------------------------------------------------
-# pictures
-# ---------------------------------------------------------------------------
-
-
-def mel_figure(panels: Sequence[Tuple[str, Optional[np.ndarray]]], reference: Optional[np.ndarray] = None,
-               path=None, fmt: Optional[str] = None, dpi: int = 72):
-    """One row per panel: its log-mel and, beside it, ``|panel - reference|``.
-
-    Parameters
-    ----------
-    panels : sequence of (title, mel or None)
-        Log-mels ``[frames, 64]`` in nats, top to bottom; ``None`` marks a stage that failed.
-    reference : np.ndarray, optional
-        The mel the differences are taken against (``[frames, 64]``). Its own row shows, instead of an
-        empty difference, the mean spectrum (nats per mel bin) of every panel, where a lost band or a
-        level offset is seen at a glance.
-    path : str, Path or file object, optional
-        Where to save the figure (then closed).
-    fmt : str, optional
-        Image format when ``path`` is a file object (``png``, ``webp``, ...); default from the suffix.
-    dpi : int
-        Resolution of the saved image; 72 keeps a report small.
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    cols = 2 if reference is not None else 1
-    fig, axes = plt.subplots(len(panels), cols, figsize=(5.2 * cols + 1.6, 1.75 * len(panels) + 0.5),
-                             squeeze=False, layout="constrained")
-    vmin = -11.5
-    vmax = max([float(np.max(m)) for _, m in panels if m is not None] + [vmin + 1])
-    im = diff_im = None
-    for i, (title, mel) in enumerate(panels):
-        ax = axes[i, 0]
-        ax.set_title(title, loc="left", fontsize=9)
-        ax.set_ylabel("mel bin", fontsize=8)
-        ax.tick_params(labelsize=7)
-        if mel is None:
-            ax.text(0.5, 0.5, "stage failed", ha="center", va="center", transform=ax.transAxes)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            ax.set_xlabel(" ")
-            if cols == 2:
-                axes[i, 1].set_axis_off()
-            continue
-        im = ax.imshow(mel.T, origin="lower", aspect="auto", vmin=vmin, vmax=vmax, cmap="magma")
-        if cols == 1:
-            continue
-        ax2 = axes[i, 1]
-        ax2.tick_params(labelsize=7)
-        if mel is reference:
-            _spectra(ax2, panels)
-            continue
-        frames = min(len(mel), len(reference))
-        diff = np.abs(mel[:frames] - reference[:frames])
-        diff_im = ax2.imshow(diff.T, origin="lower", aspect="auto", vmin=0, vmax=4, cmap="viridis")
-        ax2.set_title(f"|difference| to the input, mean {diff.mean():.2f} nats", loc="left", fontsize=9)
-    for ax in axes.flat:
-        if ax.axison and not ax.get_xlabel():
-            ax.set_xlabel("frame (10 ms)", fontsize=7, labelpad=1)
-    if im is not None:
-        fig.colorbar(im, ax=axes[:, 0].tolist(), shrink=0.6, label="log-mel (nats)")
-    if diff_im is not None:
-        fig.colorbar(diff_im, ax=axes[:, 1].tolist(), shrink=0.6, label="|difference| (nats)")
-    if path is not None:
-        fig.savefig(path, dpi=dpi, format=fmt, **({"pil_kwargs": {"quality": 80}} if fmt == "webp" else {}))
-        plt.close(fig)
-    return fig
-
-
-def _spectra(ax, panels) -> None:
-    """Mean log-mel per bin of every panel: where a stage loses a band or shifts the level."""
-    for k, (title, mel) in enumerate(panels):
-        if mel is not None:
-            ax.plot(mel.mean(axis=0), lw=1.6 if k == 0 else 0.9, label=title[:32])
-    ax.set_title("mean spectrum of each row (nats per mel bin)", loc="left", fontsize=9)
-    ax.set_xlabel("mel bin", fontsize=8)
-    ax.figure.legend(fontsize=7, loc="outside upper center", ncols=3, frameon=False)
-    ax.grid(alpha=0.3)
-
-
-def write_evidence(directory: Path, name: str, wave_in: np.ndarray, wave_out: Optional[np.ndarray],
-                   mel_in: np.ndarray, mel_out: Optional[np.ndarray]) -> None:
-    """Input/output WAVs and a side-by-side mel PNG with the difference, for a failing check."""
-    from . import audio
-
-    directory.mkdir(parents=True, exist_ok=True)
-    audio.write_audio(directory / f"{name}-input.wav", wave_in)
-    if wave_out is not None:
-        audio.write_audio(directory / f"{name}-output.wav", wave_out)
-    mel_figure([("input mel", mel_in), ("output mel", mel_out)], reference=mel_in,
-               path=directory / f"{name}-mel.png")

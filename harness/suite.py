@@ -26,7 +26,7 @@ __all__ = ["test_matrix", "test_golden_stage", "test_every_known_mistake_has_a_d
 def test_matrix(harness_matrix, harness_quality, combination, clip_stage):
     """One combination at one clip stage: correct ones within their ceilings, mistakes detected."""
     result = harness_matrix.result(combination, upto=clip_stage)[clip_stage]  # no stage after it is computed
-    harness_quality.check(combination, clip_stage, result, combination.expected()[clip_stage],
+    harness_quality.check(combination, clip_stage, result, combination.verdicts()[clip_stage],
                           clip_names=harness_matrix.clip_names, evidence=harness_matrix.evidence(combination))
 
 
@@ -41,7 +41,7 @@ def test_golden_stage(harness_matrix, harness_quality, harness_chain, golden_set
 
 def test_every_known_mistake_has_a_detecting_stage(combination):
     """Each broken combination is asserted *detected* at the stage of its first mistaken component."""
-    expected = combination.expected()
+    expected = combination.verdicts()
     if expected["chain"] == "pass":
         assert set(expected.values()) == {"pass"}
     else:

@@ -236,7 +236,7 @@ def text_overlaps(fig) -> list:
 def test_mel_figure_has_no_overlapping_text_and_no_empty_panel(rows):
     import matplotlib.pyplot as plt
 
-    from harness.report import mel_figure
+    from harness.evidence import mel_figure
 
     rng = np.random.default_rng(0)
     ref = rng.normal(-5, 2, (256, 64))

@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from harness import family, golden, loading, quality, suite
+from harness import calibration, family, golden, loading, quality, suite
 from harness.chain import Chain
 from harness.matrix import golden_stage_names
 
@@ -24,7 +24,7 @@ def test_member_goes_through_goldens_and_the_golden_stage_tests(built, tmp_path,
     assert manifest["pipeline"] == ("AudioLDMPipeline" if variant == "audioldm" else "AudioLDM2Pipeline")
     assert ("transcription" in manifest) == (variant == "audioldm2-tts")
     chain = Chain.load(model)
-    path = quality.calibrate(chain, gdir, progress=False, scope="golden")
+    path = calibration.calibrate(chain, gdir, progress=False, scope="golden")
     from harness import thresholds
 
     check = quality.QualityCheck(thresholds.load(path))

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from harness import audio, golden, quality
+from harness import audio, calibration, golden, quality
 
 
 @pytest.fixture
@@ -62,7 +62,7 @@ def test_added_clips_get_per_clip_ceilings_and_catch_a_regression(golden_copy, t
     sf.write(tmp_path / "take.wav", tone(1.5), 16000)
     (name,) = golden.add_clips(golden_copy, [tmp_path / "take.wav"])
     small = dict(list(judging_set("validation"))[-3:])  # the relative margins are not under test here
-    quality.calibrate(harness_chain, golden_copy, progress=False, relative_clips=small)
+    calibration.calibrate(harness_chain, golden_copy, progress=False, relative_clips=small)
     data = thresholds.load(golden_copy / "thresholds.toml")
     assert f"clip:{name}" in data["meta"]["clips"]
     index = data["meta"]["clips"].index(f"clip:{name}")

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from harness import quality, report, synth, thresholds
+from harness import calibration, report, synth, thresholds
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,7 @@ def test_unseen_clips_get_no_wrong_verdict(harness_chain, thresholds_path):
     records, errors = report.matrix_records(harness_chain, golden_dir=str(thresholds_path.parent), clips=clips,
                                             progress=False, judged_only=True)
     assert not errors
-    rates = quality.verdict_rates(records)
+    rates = calibration.verdict_rates(records)
     assert rates["correct"] > 0 and rates["broken"] > 0
     assert rates["false_alarms"] == 0 and rates["misses"] == 0, rates["wrong"][:10]
     policies = {s["policy"] for r in records for s in r["stages"].values()}
@@ -40,7 +40,7 @@ def test_unseen_clips_get_no_wrong_verdict(harness_chain, thresholds_path):
 def test_judging_sets_get_no_wrong_verdict(harness_chain, thresholds_path, split):
     records, _ = report.matrix_records(harness_chain, golden_dir=str(thresholds_path.parent),
                                        clips=dict(synth.judging_set(split)), progress=False, judged_only=True)
-    rates = quality.verdict_rates(records)
+    rates = calibration.verdict_rates(records)
     assert rates["false_alarms"] == 0 and rates["misses"] == 0, rates["wrong"][:10]
 
 
@@ -56,7 +56,7 @@ def test_golden_clip_files_are_judged_by_their_baseline(harness_chain, threshold
 
 def test_calibrate_relative_fits_every_correct_stage_and_detects_every_mistake(harness_chain):
     clips = dict(list(synth.judging_set("validation"))[-3:])  # three transients: quick
-    tables, problems = quality.calibrate_relative(harness_chain, clips, progress=False)
+    tables, problems = calibration.calibrate_relative(harness_chain, clips, progress=False)
     assert problems == []
     table = tables[thresholds.relative_key("audioldm2-tacotron-sample-griffin-lim", "chain")]
     assert set(table) == {"mel_l1_ratio", "mel_l1_offset", "lsd_ratio", "lsd_offset", "mrstft_ratio",

@@ -12,7 +12,7 @@ import my_variants  # registers user-float64, user-db-bug, user-mode, user-hifig
 TEST = """
 def test_matrix(harness_matrix, harness_quality, combination, clip_stage):
     result = harness_matrix.result(combination)[clip_stage]
-    harness_quality.check(combination, clip_stage, result, combination.expected()[clip_stage])
+    harness_quality.check(combination, clip_stage, result, combination.verdicts()[clip_stage])
 """
 
 

@@ -84,7 +84,7 @@ table.summary tr.good td:nth-child(3){color:#2e7d32}"""
 
 def _image(diag: Diagnosis) -> str:
     """The mel figure of one file as a base64 WebP (a third of the PNG's size)."""
-    from ..report import mel_figure
+    from ..evidence import mel_figure
 
     panels = [(title, mel) for title, mel in diag.mels.items()]
     buf = io.BytesIO()

@@ -1,0 +1,207 @@
+"""Calibration: measuring what the thresholds are made of, and the false-alarm / miss rates.
+
+:func:`calibrate` writes a golden directory's thresholds (absolute per-clip limits from the goldens,
+relative margins from :func:`calibrate_relative` on a broad code-made set); :func:`verdict_rates`
+counts the false alarms and misses of judged records (``harness thresholds --validate``). The
+measuring itself is :class:`harness.quality.MatrixRun`'s; the judging :func:`harness.thresholds.judge`.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+
+from . import golden as golden_mod
+from . import matrix, thresholds
+from .quality import MatrixRun, exact_key, golden_results, judge_relative, relative_references
+
+
+def calibrate_relative(chain, clips: Dict[str, np.ndarray], progress: bool = True) -> Tuple[Dict[str, Dict], List[str]]:
+    """Fit the relative margins of every correct combination and stage on ``clips``.
+
+    Returns ``(tables, problems)``: ``relative:<combination>:<stage>`` tables of
+    :func:`harness.thresholds.fit_relative` keys, and a line per known mistake that the resulting
+    limits do not detect on some clip (calibration must then fail, not write a blind threshold).
+    """
+    from tqdm.auto import tqdm
+
+    run = MatrixRun(chain, clips, judged_only=True)
+    random_weights = _random(chain)
+    combos = matrix.combinations()
+    tables: Dict[str, Dict] = {}
+    problems: List[str] = []
+    for combo in tqdm(combos, desc="calibrate (relative)", disable=not progress):
+        for stage, exp in combo.verdicts().items():
+            if exp != "pass":
+                continue
+            res, ref = run.result(combo)[stage], run.result(combo.reference(stage))[stage]
+            if res.error or ref.error:
+                problems.append(f"{combo.id} {stage}: a correct combination failed: {res.error or ref.error}")
+                continue
+            table: Dict[str, float] = {}
+            for name, r in relative_references(stage, ref).items():
+                if name in res.metrics:
+                    table.update(thresholds.fit_relative(res.metrics[name], r, name, name in matrix.SHARE_OF))
+            tables[thresholds.relative_key(combo.id, stage)] = table
+    for combo in combos:
+        for stage, exp in combo.verdicts().items():
+            if exp != "detect":
+                continue
+            verdict = judge_relative(tables, combo, stage, run.result(combo)[stage],
+                                     run.result(combo.reference(stage))[stage], run.clip_names)
+            if not verdict.ok:
+                _not_detected(tables[thresholds.relative_key(combo.id, stage)], random_weights, problems,
+                              f"{combo.id} {stage}: known mistake NOT detected relative to "
+                              f"{combo.reference(stage).id}: {verdict.rows}")
+    return tables, problems
+
+
+
+#: why a known mistake may be invisible on a model of random weights
+RANDOM_REASON = ("random weights: this known mistake changes nothing a random VAE/vocoder responds to (only a "
+                 "trained model reveals it); judge it on trained weights")
+
+
+def _random(chain) -> bool:
+    return chain.source is not None and chain.source.random_weights
+
+
+def _not_detected(entry: Dict, random_weights: bool, problems: List[str], problem: str) -> None:
+    """A known mistake calibration cannot detect: on random weights a fact about the model, recorded in its
+    table as ``unjudgeable`` (the test skips with the reason); on trained weights a calibration problem."""
+    if random_weights:
+        entry["unjudgeable"] = RANDOM_REASON
+    else:
+        problems.append(problem)
+
+
+
+#: what a calibration measures (see :func:`calibrate`)
+SCOPES = ("all", "absolute", "golden")
+
+
+def calibrate(chain, golden_dir: str | Path, out: Optional[str | Path] = None, progress: bool = True,
+              relative_clips: Optional[Dict[str, np.ndarray]] = None, scope: str = "all") -> Path:
+    """Measure the combinations and golden stages and write the thresholds of the chain's precision
+    (``thresholds.toml`` for fp32, ``thresholds-bf16.toml`` ...: :func:`harness.thresholds.file_name`).
+
+    Per-clip (absolute) limits come from the golden set; the relative margins from ``relative_clips``
+    (default: ``harness.synth.judging_set("calibration")``, a broad set the validation split never sees).
+    Only what is judged is computed: a broken combination up to its culprit stage.
+
+    ``scope="golden"`` measures the golden stages only (seconds instead of minutes; the matrix tests then
+    fail for want of limits, naming the full calibration); ``scope="absolute"`` every combination on the
+    golden set but no relative margins (what ``pytest`` judges; ``harness matrix`` on files without a
+    baseline then refuses, naming the full calibration).
+    """
+    from tqdm.auto import tqdm
+
+    from . import synth
+
+    if scope not in SCOPES:
+        raise ValueError(f"scope must be one of {', '.join(SCOPES)}, not {scope!r}")
+    gset = golden_mod.load(golden_dir)
+    random_weights = _random(chain)
+    run = MatrixRun(chain, gset, judged_only=True)
+    combos = matrix.combinations() if scope != "golden" else []
+    tables: Dict[str, Dict] = {}
+    problems = []
+    results = {c.id: run.result(c) for c in tqdm(combos, desc="calibrate", disable=not progress)}
+    # pass limits first, so detect limits can refer to their siblings
+    for combo in combos:
+        for stage, exp in combo.verdicts().items():
+            r = results[combo.id][stage]
+            entry = {"expected": exp, **{f"measured_{k}": [round(float(x), 4) for x in v]
+                                         for k, v in r.metrics.items() if k in matrix.JUDGED[stage]}}
+            if exp == "pass":
+                if r.error:
+                    problems.append(f"{combo.id} {stage}: expected to pass but failed: {r.error}")
+                    continue
+                entry.update(thresholds.pass_limits(r.metrics, matrix.JUDGED[stage]))
+            if r.error:
+                entry["error"] = r.error[:200]
+            tables[thresholds.table_key(combo.id, stage)] = entry
+    for combo in combos:
+        for stage, exp in combo.verdicts().items():
+            if exp != "detect":
+                continue
+            entry = tables[thresholds.table_key(combo.id, stage)]
+            sib = tables.get(thresholds.table_key(combo.sibling(stage).id, stage), {})
+            key = matrix.JUDGED[stage][0]
+            lim = thresholds.detect_limit(sib, key)
+            entry.update(lim)
+            r = results[combo.id][stage]
+            if r.error is None:
+                ok, _ = thresholds.judge(r, lim, "detect")
+                if not ok:
+                    _not_detected(entry, random_weights, problems, f"{combo.id} {stage}: known mistake NOT "
+                                  f"detectable: {key} {np.round(r.metrics[key], 3).tolist()} vs detect limit {lim}")
+    gres = golden_results(chain, gset)
+    ek = exact_key(chain)
+    for stage, by_name in gres.items():
+        for name, r in by_name.items():
+            exp = matrix.golden_expected(stage, name)
+            judged = ["mel_l1"]
+            entry = {"expected": exp, **{f"measured_{k}": [round(float(x), 4) for x in v]
+                                         for k, v in r.metrics.items()}}
+            if r.error:
+                entry["error"] = r.error[:200]
+            if exp == "pass" and not r.error:
+                entry.update(thresholds.pass_limits(r.metrics, judged))
+                if stage == "vocoder" and name == "hifigan":  # sample-exact: phase is reproduced here
+                    entry["snr_min"] = [thresholds.EXACT_SNR_DB[ek]] * len(r.metrics["snr"])
+                    entry["correlation_min"] = [thresholds.EXACT_CORRELATION[ek.split("-")[1]]] * len(r.metrics["snr"])
+                if stage == "decode":  # deterministic: only float noise is allowed
+                    entry["mel_l1_max"] = [max(x, 1e-3) for x in entry["mel_l1_max"]]
+            tables[thresholds.table_key(f"golden-{stage}-{name}", stage)] = entry
+    for stage, by_name in gres.items():
+        for name, r in by_name.items():
+            entry = tables[thresholds.table_key(f"golden-{stage}-{name}", stage)]
+            if entry["expected"] != "detect":
+                continue
+            ref = {"decode": "scaled", "roundtrip": "scaled", "vocoder": "hifigan", "frontend": "audioldm2"}[stage]
+            lim = thresholds.detect_limit(tables[thresholds.table_key(f"golden-{stage}-{ref}", stage)], "mel_l1")
+            entry.update(lim)
+            if r.error is None and not thresholds.judge(r, lim, "detect")[0]:
+                _not_detected(entry, random_weights, problems, f"golden {stage} {name}: known mistake NOT "
+                              f"detectable: {np.round(r.metrics['mel_l1'], 3).tolist()} vs {lim}")
+    if scope == "all":
+        if relative_clips is None:
+            relative_clips = dict(synth.judging_set("calibration", progress=progress))
+        rel_tables, rel_problems = calibrate_relative(chain, relative_clips, progress)
+        tables.update(rel_tables)
+        problems += rel_problems
+    meta = {"model": chain.source.spec if chain.source else "?", "golden_dir": str(golden_dir), "scope": scope,
+            "random_weights": random_weights,
+            "relative_clips": sorted(relative_clips or {}),
+            "weights_sha256": gset.manifest["weights_sha256"], "exact_key": ek,
+            "clips": run.clip_names, "problems": problems}
+    meta.update(device=ek.split("-")[0], dtype=ek.split("-")[1])
+    path = Path(out or Path(golden_dir) / thresholds.file_name(meta["dtype"]))
+    thresholds.write(path, tables, meta)
+    if problems:
+        raise thresholds.CalibrationError("calibration found problems (also written to [meta].problems):\n  "
+                                          + "\n  ".join(problems))
+    return path
+
+
+def verdict_rates(records: List[dict]) -> Dict[str, object]:
+    """False alarms and misses of :func:`harness.report.matrix_records` output.
+
+    A false alarm is a correct combination (expected ``pass`` everywhere) that is not ok; a miss is a
+    broken combination whose culprit stage did not detect it. Returns counts, rates and the wrong records'
+    ``file``/``combination``/failing stages.
+    """
+    correct = [r for r in records if r["expected"] == "pass"]
+    broken = [r for r in records if r["expected"] == "detect"]
+
+    def wrong(rs):
+        return [{"file": r["file"], "combination": f"{r['frontend']}-{r['vae']}-{r['vocoder']}",
+                 "stages": [s for s, v in r["stages"].items() if not v["ok"]]} for r in rs if not r["ok"]]
+
+    fa, miss = wrong(correct), wrong(broken)
+    return {"records": len(records), "correct": len(correct), "broken": len(broken),
+            "false_alarms": len(fa), "misses": len(miss),
+            "false_alarm_rate": len(fa) / max(1, len(correct)), "miss_rate": len(miss) / max(1, len(broken)),
+            "wrong": fa + miss}
