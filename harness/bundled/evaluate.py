@@ -94,33 +94,37 @@ def format_table(results) -> str:
 def plot_training(training: dict, path: str) -> str:
     """Draw a model's training curves from its ``training.json`` content into the PNG ``path``.
 
-    Left: held-out log-mel L1 (nats) of the VAE round trip and of the vocoder alone, against the
-    step counted across the stages (stage 3, adversarial, continues stage 2's axis). Right: stage 3's
-    running losses (discriminator, adversarial, feature matching, log-mel L1). Returns ``path``.
+    Held-out log-mel L1 (nats) of the VAE round trip and of the vocoder alone, against the step
+    counted across the stages (stage 3, adversarial, continues stage 2's axis); where stage 3 ran, a
+    second panel with its running losses (discriminator, adversarial, feature matching, log-mel L1).
+    Returns ``path``.
     """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (held, losses) = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
+    gan = training.get("vocoder_gan_history", [])
+    fig, axes = plt.subplots(1, 2 if gan else 1, figsize=(11 if gan else 6, 4), layout="constrained", squeeze=False)
+    held = axes[0, 0]
     vae = training.get("vae_history", [])
     held.plot([h["step"] for h in vae], [h["vae_mel_l1"] for h in vae], "o-", label="VAE round trip (stage 1)")
     voc = training.get("vocoder_history", [])
     held.plot([h["step"] for h in voc], [h["vocoder_mel_l1"] for h in voc], "o-", label="vocoder, stage 2 (L1 + MR-STFT)")
-    gan = training.get("vocoder_gan_history", [])
     offset = voc[-1]["step"] if voc else 0
-    held.plot([offset + h["step"] for h in gan], [h["vocoder_mel_l1"] for h in gan], "o-",
-              label="vocoder, stage 3 (adversarial)")
-    held.set(xlabel="step (stage 3 continues stage 2's axis)", ylabel="held-out log-mel L1 (nats)",
-             title="held-out reconstruction", ylim=(0, None))
+    if gan:
+        held.plot([offset + h["step"] for h in gan], [h["vocoder_mel_l1"] for h in gan], "o-",
+                  label="vocoder, stage 3 (adversarial)")
+    held.set(xlabel="step" + (" (stage 3 continues stage 2's axis)" if gan else ""),
+             ylabel="held-out log-mel L1 (nats)", title="held-out reconstruction", ylim=(0, None))
     held.legend()
-    for key, label in (("d", "discriminator"), ("adv", "generator adversarial"), ("fm", "feature matching"),
-                       ("mel_l1", "log-mel L1 (train)")):
-        if gan and key in gan[0]:
+    if gan:
+        losses = axes[0, 1]
+        for key, label in (("d", "discriminator"), ("adv", "generator adversarial"), ("fm", "feature matching"),
+                           ("mel_l1", "log-mel L1 (train)")):
             losses.plot([h["step"] for h in gan], [h[key] for h in gan], "o-", label=label)
-    losses.set(xlabel="stage 3 step", ylabel="running loss", title="stage 3 losses (running means)")
-    losses.legend()
+        losses.set(xlabel="stage 3 step", ylabel="running loss", title="stage 3 losses (running means)")
+        losses.legend()
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
