@@ -17,6 +17,7 @@ import torch
 
 from .. import audio, frontend, metrics
 from ..griffinlim import griffin_lim_from_mel
+from ..matrix import REFERENCE, Combination, StageResult, grid_frames, measure
 
 FLOOR = frontend.LOG_FLOOR_NATS
 #: a 0.5-peak waveform's magnitude mel stays below this in practice (full-scale square wave: 1.8 nats;
@@ -29,8 +30,9 @@ VAE_OK_NATS = 0.5
 CLIP_FRACTION = 0.001
 LOW_PEAK_DBFS = -40.0
 DC_SHARE = 0.1  # a DC offset above this share of the peak is flagged (real recordings stay near 0)
-REFERENCE_VAE = "scaled"
-REFERENCE_VOCODER = "hifigan"
+#: the correct calls a variant is compared with: the reference combination's (:data:`harness.matrix.REFERENCE`)
+REFERENCE_VAE = REFERENCE.vae
+REFERENCE_VOCODER = REFERENCE.vocoder
 
 
 class Finding(NamedTuple):
@@ -228,7 +230,6 @@ def _stage(label: str, source: str, fn) -> tuple:
     Any exception is the stage's result, not a crash (:func:`harness.matrix.measure` with every
     ``Exception``): diagnosing user code means its failures are findings.
     """
-    from ..matrix import measure
 
     kept = {}
 
@@ -302,7 +303,6 @@ def usage_loss(stage: str, stages: Dict[str, dict], combo, thresholds_data: Opti
     of the same model on this file: :func:`harness.thresholds.judge` under the relative policy, with
     the variant's calibrated margins (:func:`harness.thresholds.relative_stage_limits`)."""
     from .. import thresholds
-    from ..matrix import StageResult
 
     reference = stages.get(f"{stage}_reference", stages[stage])["metrics"]
     if "mel_l1" not in reference or "mel_l1" not in stages[stage]["metrics"]:
@@ -339,8 +339,7 @@ def verdict(fe_findings: List[Finding], stages: Dict[str, dict], input_findings=
     ref_vae = "vae_reference" if "vae_reference" in l1 else "vae"
     ref_voc = "vocoder_reference" if "vocoder_reference" in l1 else "vocoder"
     usage = {"vae": l1["vae"] - l1[ref_vae], "vocoder": l1["vocoder"] - l1[ref_voc]}
-    if combo is None:
-        from ..matrix import REFERENCE as combo
+    combo = REFERENCE if combo is None else combo
     flagged = [k for k in usage if usage_loss(k, stages, combo, thresholds_data)]
     if flagged:
         stage = max(flagged, key=lambda k: usage[k])
@@ -394,7 +393,6 @@ def _diagnose_mel(chain, path: str, vae: str, vocoder: str, seed: int) -> tuple:
 def _diagnose_audio(chain, path: str, fe_name: str, vae: str, vocoder: str, seconds: float, seed: int) -> tuple:
     info = audio.load_info(path)
     x = audio.load_audio(path)[: max(int(seconds * audio.SAMPLE_RATE), audio.MIN_SAMPLES)]
-    from ..matrix import grid_frames
 
     wave = torch.from_numpy(audio.pad_or_crop(x, grid_frames(len(x))))[None]  # normalised, then padded
     in_found, silent = check_input(info, seconds), silent_fraction(x)
@@ -428,7 +426,6 @@ def diagnose_file(chain, path, frontend_name: str = "audioldm2", vae: str = "sca
     harness.audio.AudioError
         The file is unusable (unreadable, empty, silent, NaN, too short, absurd rate, wrong mel shape).
     """
-    from ..matrix import Combination
 
     path = str(path)
     is_mel = path.lower().endswith(".npy")
