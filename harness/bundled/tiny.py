@@ -42,12 +42,16 @@ def build_vae(seed: int = 0):
     return AutoencoderKL(**VAE_CONFIG)
 
 
-def build_vocoder(seed: int = 0):
-    """The bundled vocoder's architecture (:data:`VOCODER_CONFIG`), seeded-random weights: a ``SpeechT5HifiGan``."""
+def build_vocoder(seed: int = 0, width: int = VOCODER_CONFIG["upsample_initial_channel"]):
+    """The bundled vocoder's architecture (:data:`VOCODER_CONFIG`), seeded-random weights: a ``SpeechT5HifiGan``.
+
+    ``width`` is ``upsample_initial_channel`` (halved at each of the 5 upsamplings: 128 leaves 4
+    channels at 16 kHz; the real model's 1024 leaves 32).
+    """
     from transformers import SpeechT5HifiGan, SpeechT5HifiGanConfig
 
     torch.manual_seed(seed)
-    return SpeechT5HifiGan(SpeechT5HifiGanConfig(**VOCODER_CONFIG))
+    return SpeechT5HifiGan(SpeechT5HifiGanConfig(**{**VOCODER_CONFIG, "upsample_initial_channel": width}))
 
 
 def _roberta_tokenizer():

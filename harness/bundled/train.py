@@ -48,6 +48,8 @@ class TrainConfig:
     vocoder_batch: int = 8
     vocoder_frames: int = 64
     vocoder_lr: float = 2e-3
+    #: the vocoder's ``upsample_initial_channel`` (the shipped one: 128)
+    vocoder_width: int = 128
     mrstft_ffts: List[int] = field(default_factory=lambda: [256, 512, 1024, 2048])
     warmup: int = 200
     eval_every: int = 500
@@ -299,7 +301,7 @@ def _mel_l1(pred: torch.Tensor, wave: torch.Tensor) -> torch.Tensor:
 
 def train_vocoder(cfg: TrainConfig, out: Path, data, log):
     """Stage 2: the generator alone on log-mel L1 + multi-resolution STFT (no discriminator)."""
-    vocoder = tiny.build_vocoder(cfg.seed)
+    vocoder = tiny.build_vocoder(cfg.seed, cfg.vocoder_width)
     vocoder.apply_weight_norm()
 
     def step_fn(rng, opts):
@@ -457,7 +459,7 @@ def main(out: str, model_out: str, cfg: TrainConfig | None = None) -> dict:
         vae, vae_hist, vae_wall = train_vae(cfg, outp, data, log)
         scale = scaling_factor(vae, data["train"], cfg.seed)
         log({"scaling_factor": scale})
-        export(vae, tiny.build_vocoder(cfg.seed), scale, cfg, Path(model_out), {"status": "interim: vocoder untrained"})
+        export(vae, tiny.build_vocoder(cfg.seed, cfg.vocoder_width), scale, cfg, Path(model_out), {"status": "interim: vocoder untrained"})
         # 2. the vocoder without discriminators
         vocoder, voc_hist, voc_wall = train_vocoder(cfg, outp, data, log)
     # 3. the vocoder with discriminators
