@@ -95,7 +95,8 @@ def cmd_train(args) -> int:
     from .bundled import train
 
     if args.export_only:
-        print(f"re-exported {train.reexport(args.model_out, args.seed, args.scaling_factor)}")
+        seed = train.TrainConfig.seed if args.seed is None else args.seed
+        print(f"re-exported {train.reexport(args.model_out, seed, args.scaling_factor)}")
         return 0
     given = dict(vae_steps=args.vae_steps, vocoder_steps=args.vocoder_steps, gan_steps=args.gan_steps,
                  seed=args.seed, init_from=args.init_from, threads=args.threads)

@@ -107,3 +107,18 @@ def test_rescale_latents_is_an_exact_change_of_variables():
         # and the latents themselves are on the new scale
         ratio = (new.encode(mel).latent_dist.mode().std() / vae.encode(mel).latent_dist.mode().std()).item()
         assert abs(ratio - old_s / REAL_SCALING_FACTOR) < 1e-3
+
+
+def test_export_only_rebuilds_the_bundled_pipeline_byte_for_byte(tmp_path):
+    """``harness train --export-only`` (no --seed given) rebuilds the seeded-random parts around the trained
+    VAE and vocoder: on the bundled model nothing changes."""
+    import shutil
+
+    from harness import cli, loading
+
+    model = tmp_path / "tiny"
+    shutil.copytree(loading.resolve_model("tiny").path, model)
+    assert cli.main(["train", "--export-only", "--model-out", str(model)]) == 0
+    for part in ("vae/diffusion_pytorch_model.safetensors", "vocoder/model.safetensors",
+                 "unet/diffusion_pytorch_model.safetensors", "text_encoder/model.safetensors"):
+        assert (model / part).read_bytes() == (loading.resolve_model("tiny").path / part).read_bytes(), part
