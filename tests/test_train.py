@@ -122,3 +122,14 @@ def test_export_only_rebuilds_the_bundled_pipeline_byte_for_byte(tmp_path):
     for part in ("vae/diffusion_pytorch_model.safetensors", "vocoder/model.safetensors",
                  "unet/diffusion_pytorch_model.safetensors", "text_encoder/model.safetensors"):
         assert (model / part).read_bytes() == (loading.resolve_model("tiny").path / part).read_bytes(), part
+
+
+def test_the_vocoder_corpus_is_seeded_and_keeps_the_held_out_voices_out():
+    from harness import synth
+
+    a, b = synth.vocoder_corpus(12, seed=5, progress=False), synth.vocoder_corpus(12, seed=5, progress=False)
+    assert [d for _, d in a] == [d for _, d in b]
+    assert all(np.array_equal(x, y) for (x, _), (y, _) in zip(a, b))
+    assert all(x.dtype == np.float32 and np.isfinite(x).all() and np.abs(x).max() > 0 for x, _ in a)
+    assert len({d.split(":")[0] for _, d in a}) >= 3  # several kinds of sound, not one
+    assert not set(synth.EXTRA_TRAIN_LANGS) & set(synth.HELDOUT_LANGS)
