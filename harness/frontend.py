@@ -54,7 +54,7 @@ class Frontend:
     description: str
 
     def __call__(self, waveform: torch.Tensor) -> torch.Tensor:
-        return self.fn(_check_waveform(waveform))
+        return self.fn(valid_waveforms(waveform, "front-end input", min_samples=N_FFT))
 
     @property
     def expected(self) -> str:
@@ -141,10 +141,6 @@ def valid_waveforms(x, what: str = "waveform", min_samples: int = 1,
         kinds = " and ".join(k for k, m in (("NaN", torch.isnan(x)), ("Inf", torch.isinf(x))) if m.any())
         raise InputError(f"{what} contains {kinds} samples (batch items {items})")
     return x
-
-
-def _check_waveform(waveform) -> torch.Tensor:
-    return valid_waveforms(waveform, "front-end input", min_samples=N_FFT)
 
 
 # ---------------------------------------------------------------------------
