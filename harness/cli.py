@@ -92,21 +92,49 @@ def cmd_reconstruct(args) -> int:
 
 def cmd_train(args) -> int:
     """``harness train``: the bundled model's recipe (:mod:`harness.bundled.train`), resumable."""
+    import dataclasses
+    import json
+
     from .bundled import train
 
     if args.export_only:
         seed = train.TrainConfig.seed if args.seed is None else args.seed
         print(f"re-exported {train.reexport(args.model_out, seed, args.scaling_factor)}")
         return 0
-    given = dict(vae_steps=args.vae_steps, vocoder_steps=args.vocoder_steps, gan_steps=args.gan_steps,
-                 seed=args.seed, init_from=args.init_from, threads=args.threads)
-    cfg = train.TrainConfig(**{k: v for k, v in given.items() if v is not None})
+    if args.portable:
+        for path in train.portable_checkpoints(args.out, args.portable):
+            print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+        return 0
+    fields = {f.name: f for f in dataclasses.fields(train.TrainConfig)}
+    given = json.loads(Path(args.config).read_text()) if args.config else {}
+    for item in args.set or []:
+        key, _, value = item.partition("=")
+        if key not in fields:
+            raise SystemExit(f"harness train: --set {item}: no such setting; TrainConfig has {', '.join(fields)}")
+        default = fields[key].default
+        given[key] = json.loads(value) if not isinstance(default, str) else value
+    flags = dict(vae_steps=args.vae_steps, vocoder_steps=args.vocoder_steps, gan_steps=args.gan_steps,
+                 seed=args.seed, init_from=args.init_from, threads=args.threads, stages=args.stages,
+                 device=args.device, data_pack=args.data_pack, vocoder_minutes=args.vocoder_minutes,
+                 gan_minutes=args.gan_minutes)
+    given.update({k: v for k, v in flags.items() if v is not None})
+    cfg = train.TrainConfig(**given)
     if args.smoke:
         cfg = train.TrainConfig(n_speech=2, n_synth=4, n_heldout_speech=1, n_heldout_synth=1, vae_steps=4,
                                 vocoder_steps=4, gan_steps=2, n_gan_clips=4, eval_every=2, vae_batch=2,
                                 vocoder_batch=2, gan_batch=1, warmup=1, init_from=args.init_from or "")
-    result = train.main(args.out, args.model_out, cfg)
-    print(f"exported {args.model_out}: scaling_factor {result['scaling_factor']:.4f}, final {result['final']}")
+    if args.write_pack:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        data = train.prepare_data(dataclasses.replace(cfg, data_pack=""), out)
+        if args.pack_gan:
+            data["gan"] = train.prepare_gan_data(cfg, out)
+        path = train.write_data_pack(data, args.write_pack)
+        print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB): sets {', '.join(data)}")
+        return 0
+    result = train.main(args.out, args.model_out, cfg, export_model=not args.no_export)
+    where = f"exported {args.model_out}" if not args.no_export else f"trained (not exported) in {args.out}"
+    print(f"{where}: scaling_factor {result['scaling_factor']}, final {result['final']}")
     return 0
 
 
@@ -261,6 +289,9 @@ def cmd_evaluate(args) -> int:
             raise FileNotFoundError(f"{path}: no training.json to draw curves from (only a model trained by "
                                     "`harness train` has one)")
         print(f"wrote {evaluate.plot_training(json.loads(path.read_text()), args.plot)}")
+        return 0
+    if args.spectrograms:
+        print(f"wrote {evaluate.plot_spectrograms(chain, args.spectrograms)}")
         return 0
     results = evaluate.evaluate(chain)
     print(evaluate.format_table(results))
@@ -517,26 +548,51 @@ harness bench .benchmarks --plot bench.png   the newest saved run and its histor
     p = _command(sub, "evaluate", "held-out figures of a model (code-made and Debian sound clips)", """
 harness evaluate --model tiny
 harness evaluate --model tiny --record     store them in the model's training.json
-harness evaluate --plot curves.png         draw the training curves recorded in training.json""")
+harness evaluate --plot curves.png         draw the training curves recorded in training.json
+harness evaluate --spectrograms vocoder.png  where the vocoder differs from its input and from Griffin-Lim""")
     _add_model_args(p)
     p.add_argument("--record", action="store_true", help="store the results in the model's training.json")
     p.add_argument("--plot", metavar="PNG", help="draw the training curves of the model's training.json instead")
+    p.add_argument("--spectrograms", metavar="PNG", help="draw input / vocoder / Griffin-Lim spectrograms of a few "
+                   "held-out clips instead")
     p.set_defaults(fn=cmd_evaluate)
 
     p = _command(sub, "train", "train the bundled tiny model (resumable)", """
 harness train --smoke --out /tmp/run --model-out /tmp/model   a few steps: checks the recipe
 harness train                                                 the full recipe (hours on 2 cores; resumes)
 harness train --init-from harness/models/tiny --out runs/gan   only the adversarial vocoder stage
+harness train --stages vocoder,gan --init-from harness/models/tiny --set vocoder_width=192 --vocoder-minutes 60
+                                                              a wider vocoder, stage 2 fitted to an hour
+harness train --write-pack .pack/corpus.npz                   the corpus as FLAC, for a machine without espeak-ng
 harness train --export-only --scaling-factor 0.4110932946205139""")
     p.add_argument("--out", default="runs/tiny", help="checkpoint/log directory")
     p.add_argument("--model-out", default=str(Path(__file__).parent / "models" / "tiny"),
                    help="where the trained pipeline is exported (default: the bundled model in the package)")
+    p.add_argument("--config", metavar="JSON", help="TrainConfig settings from a JSON file (e.g. a run's "
+                   "config.json); flags and --set override them")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="any TrainConfig setting, e.g. "
+                   "--set vocoder_width=192 --set vocoder_batch=32 (repeatable; JSON values)")
+    p.add_argument("--stages", help="stages to train, from vae,vocoder,gan (default: all; only gan with "
+                   "--init-from); the others come from --init-from")
     p.add_argument("--vae-steps", type=int, help="VAE training steps (stage 1; default 1200)")
     p.add_argument("--vocoder-steps", type=int, help="vocoder training steps (stage 2; default 14000)")
     p.add_argument("--gan-steps", type=int,
                    help="adversarial vocoder training steps (stage 3, HiFi-GAN discriminators)")
-    p.add_argument("--init-from", metavar="MODEL_DIR", help="take the VAE and stage-2 vocoder of this trained "
-                   "pipeline and run only stage 3 (e.g. the bundled model's directory)")
+    p.add_argument("--vocoder-minutes", type=float, help="fit stage 2 to this wall-clock budget (sets its steps "
+                   "from the first steps' pace)")
+    p.add_argument("--gan-minutes", type=float, help="fit stage 3 to this wall-clock budget")
+    p.add_argument("--init-from", metavar="MODEL_DIR", help="trained pipeline whose VAE and vocoder are taken "
+                   "where --stages does not train them (alone: only stage 3 runs)")
+    p.add_argument("--device", help="torch device to train on (default cpu; e.g. cuda)")
+    p.add_argument("--data-pack", metavar="NPZ", help="train on this corpus pack (--write-pack) instead of "
+                   "synthesising the corpus")
+    p.add_argument("--write-pack", metavar="NPZ", help="write the training and held-out corpus as a FLAC pack "
+                   "and exit")
+    p.add_argument("--pack-gan", action="store_true", help="with --write-pack: include stage 3's corpus")
+    p.add_argument("--no-export", action="store_true", help="train and checkpoint only (no diffusers needed); "
+                   "export later by re-running with --config OUT/config.json --init-from MODEL_DIR")
+    p.add_argument("--portable", metavar="DIR", help="copy --out's checkpoints without optimiser state (plus "
+                   "config.json, log.jsonl) to DIR and exit")
     p.add_argument("--threads", type=int, help="torch CPU threads (default 2)")
     p.add_argument("--seed", type=int, help="seed of data synthesis and initialisation (default 0)")
     p.add_argument("--smoke", action="store_true", help="a few steps on tiny data (tests the recipe)")

@@ -2,6 +2,7 @@
 import json
 
 import numpy as np
+import pytest
 import torch
 
 from harness.bundled import train
@@ -54,7 +55,8 @@ def test_the_adversarial_stage_starts_from_a_trained_pipeline(tmp_path):
     cfg = train.TrainConfig(**{**first.__dict__, "gan_steps": 2, "gan_batch": 1, "gan_frames": 16,
                                "init_from": str(tmp_path / "model1")})
     result = train.main(str(tmp_path / "run2"), str(tmp_path / "model2"), cfg)
-    assert result["stages_1_2_from"]["path"] == str(tmp_path / "model1")
+    assert result["taken_from"]["path"] == str(tmp_path / "model1")
+    assert result["taken_from"]["parts"] == ["vae", "vocoder"]
     assert result["vocoder_gan_history"][-1]["step"] == 2 and result["vae_history"][-1]["step"] == 2
     before = SpeechT5HifiGan.from_pretrained(tmp_path / "model1", subfolder="vocoder").state_dict()
     after = SpeechT5HifiGan.from_pretrained(tmp_path / "model2", subfolder="vocoder").state_dict()
@@ -133,3 +135,78 @@ def test_the_vocoder_corpus_is_seeded_and_keeps_the_held_out_voices_out():
     assert all(x.dtype == np.float32 and np.isfinite(x).all() and np.abs(x).max() > 0 for x, _ in a)
     assert len({d.split(":")[0] for _, d in a}) >= 3  # several kinds of sound, not one
     assert not set(synth.EXTRA_TRAIN_LANGS) & set(synth.HELDOUT_LANGS)
+
+
+SMALL = dict(n_speech=0, n_synth=3, n_heldout_speech=0, n_heldout_synth=1, vae_steps=2, vocoder_steps=2,
+             gan_steps=2, n_gan_clips=3, eval_every=2, vae_batch=2, vae_frames=32, vocoder_batch=1,
+             vocoder_frames=16, gan_batch=1, gan_frames=16, warmup=1)
+
+
+def test_a_data_pack_carries_the_corpus_as_flac(tmp_path):
+    """``write_data_pack`` / ``read_data_pack``: the same clips, 16-bit accurate, mels recomputed from them."""
+    cfg = train.TrainConfig(**SMALL)
+    data = train.prepare_data(cfg, tmp_path)
+    path = train.write_data_pack(data, tmp_path / "pack.npz")
+    assert path.stat().st_size < 0.5 * (tmp_path / "data.npz").stat().st_size
+    back = train.prepare_data(train.TrainConfig(**SMALL, data_pack=str(path)), tmp_path / "elsewhere")
+    assert set(back) == {"train", "heldout"}
+    for name in back:
+        np.testing.assert_array_equal(back[name]["offsets"], data[name]["offsets"])
+        np.testing.assert_array_equal(back[name]["desc"], data[name]["desc"])
+        np.testing.assert_allclose(back[name]["wave"], data[name]["wave"], atol=2 / 32767)
+        assert np.abs(back[name]["mel"] - data[name]["mel"]).mean() < 0.05  # nats; the floor bins move most
+    missing = tmp_path / "none.npz"
+    with pytest.raises(FileNotFoundError, match="--write-pack"):
+        train.read_data_pack(missing)
+
+
+def test_a_stage_fitted_to_minutes_sets_its_steps_from_its_pace(tmp_path, monkeypatch):
+    """``vocoder_minutes``: the step count comes from the first steps' pace, is recorded, and a re-run
+    (resume) keeps it instead of fitting again."""
+    ticks = iter(range(10 ** 9))
+    monkeypatch.setattr(train, "_clock", lambda: next(ticks) * 0.01)  # a clock the test controls: 10 ms a reading
+    settings = {**SMALL, "vocoder_steps": 10 ** 6, "vocoder_minutes": 0.02, "eval_every": 50}
+    result = train.main(str(tmp_path / "run"), str(tmp_path / "model"), train.TrainConfig(**settings))
+    fitted = result["config"]["vocoder_steps"]
+    assert train.PACE_WARMUP + train.PACE_STEPS < fitted < 80  # 1.2 s at a few 10-ms readings per step
+    assert result["vocoder_history"][-1]["step"] == fitted
+    log = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [r["fitted"]["steps"] for r in log if "fitted" in r] == [fitted]
+    again = train.main(str(tmp_path / "run"), str(tmp_path / "model"), train.TrainConfig(**settings))
+    assert again["vocoder_history"] == result["vocoder_history"]
+
+
+def test_a_run_trained_without_export_is_exported_from_its_portable_checkpoints(tmp_path):
+    """The lent-GPU flow: train stages 2-3 with no export (no diffusers needed), strip the checkpoints,
+    then export here from them with the run's config and a pipeline for the VAE."""
+    from transformers import SpeechT5HifiGan
+
+    from harness import cli, loading
+
+    tiny_dir = str(loading.resolve_model("tiny").path)
+    cfg = train.TrainConfig(**{**SMALL, "stages": "vocoder,gan", "vocoder_width": 32})
+    with pytest.raises(ValueError, match="init_from"):
+        train.main(str(tmp_path / "run"), str(tmp_path / "model"), cfg)
+    trained = train.main(str(tmp_path / "run"), str(tmp_path / "unused"), cfg, export_model=False)
+    assert not (tmp_path / "unused").exists() and trained["stages_trained"] == ["vocoder", "gan"]
+    assert cli.main(["train", "--out", str(tmp_path / "run"), "--portable", str(tmp_path / "back")]) == 0
+    assert all("opts" not in torch.load(p, weights_only=False) for p in (tmp_path / "back").glob("*.ckpt"))
+    assert cli.main(["train", "--out", str(tmp_path / "back"), "--config", str(tmp_path / "back" / "config.json"),
+                     "--init-from", tiny_dir, "--model-out", str(tmp_path / "model")]) == 0
+    exported = json.loads((tmp_path / "model" / "training.json").read_text())
+    assert exported["vocoder_gan_history"] == trained["vocoder_gan_history"]  # nothing retrained on export
+    assert exported["taken_from"]["parts"] == ["vae"]
+    vocoder = SpeechT5HifiGan.from_pretrained(tmp_path / "model", subfolder="vocoder")
+    assert vocoder.config.upsample_initial_channel == 32
+    assert (tmp_path / "model" / "vae" / "diffusion_pytorch_model.safetensors").read_bytes() == \
+        (loading.resolve_model("tiny").path / "vae" / "diffusion_pytorch_model.safetensors").read_bytes()
+
+
+def test_unknown_stages_and_settings_are_refused_clearly(tmp_path):
+    from harness import cli
+
+    with pytest.raises(ValueError, match="unknown training stage"):
+        train.TrainConfig(stages="vocoder,hifigan").stage_list()
+    assert train.TrainConfig(init_from="x").stage_list() == ["gan"]
+    with pytest.raises(SystemExit, match="no such setting"):
+        cli.main(["train", "--out", str(tmp_path), "--set", "vocoder_wdth=192"])

@@ -128,3 +128,64 @@ def plot_training(training: dict, path: str) -> str:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+#: clips :func:`plot_spectrograms` draws by default: a steady harmonic tone, a real chime, real speech
+SPECTROGRAM_CLIPS = ("code-heldout/tone", "debian-sounds/Oxygen-Sys-App-Error-Critical.ogg",
+                     "debian-sounds/alsa/Front_Center.wav")
+
+
+def plot_spectrograms(chain: Chain, path: str, sets=None, clips=SPECTROGRAM_CLIPS) -> str:
+    """Draw, for a few held-out clips, the input's spectrogram beside the vocoder's and Griffin-Lim's
+    rendering of its true mel, into the PNG ``path``; returns ``path``.
+
+    Log-magnitude (dB) at the MR-STFT's finest-frequency resolution (FFT 2048, window 1200, hop 240),
+    0-8 kHz, each panel titled with its RMS and MR-STFT distance: where a vocoder's harmonics, level
+    and noise floor go wrong is seen at once (a frame-rate comb at 100 Hz multiples, say).
+
+    Parameters
+    ----------
+    chain : Chain
+        The model whose vocoder is drawn.
+    path : str
+        PNG to write.
+    sets : dict, optional
+        :func:`clip_sets` output (made when omitted).
+    clips : sequence of str
+        ``"set/name"`` entries; ``name`` may be a unique substring of a clip name. Missing ones are skipped.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import torch
+
+    from .. import frontend, metrics
+
+    sets = sets or clip_sets()
+    chosen = []
+    for entry in clips:
+        set_name, _, part = entry.partition("/")
+        names = [n for n in sets.get(set_name, {}) if part in n]
+        if names:
+            chosen.append((names[0], sets[set_name][names[0]]))
+    if not chosen:
+        raise ValueError(f"none of the clips {list(clips)} is in the sets {list(sets)}")
+    fig, axes = plt.subplots(len(chosen), 3, figsize=(13, 2.8 * len(chosen)), layout="constrained", squeeze=False)
+    for row, (name, x) in enumerate(chosen):
+        wave = frontend.normalize_waveform(torch.from_numpy(x)[None].float())
+        mel = chain.front_end(wave)
+        renders = [("input", wave), ("vocoder (true mel)", chain.vocoder_out(mel, "hifigan", samples=wave.shape[-1])),
+                   ("Griffin-Lim 32 (true mel)", chain.vocoder_out(mel, "griffin-lim", samples=wave.shape[-1]))]
+        for col, (label, y) in enumerate(renders):
+            y = y.detach().float()
+            spec = metrics.magnitude_spectrogram(y.double(), 2048, 240, 1200)[0]
+            score = "" if col == 0 else f", MR-STFT {metrics.mrstft(y, wave).item():.2f}"
+            ax = axes[row, col]
+            ax.imshow(20 * torch.log10(spec + 1e-6).numpy(), origin="lower", aspect="auto", vmin=-80, vmax=40,
+                      cmap="magma", extent=(0, y.shape[-1] / frontend.SAMPLE_RATE, 0, frontend.SAMPLE_RATE / 2000))
+            ax.set_title(f"{name[:38]}\n{label}: RMS {y.pow(2).mean().sqrt().item():.3f}{score}", fontsize=9)
+            ax.set(xlabel="s" if row == len(chosen) - 1 else None, ylabel="kHz" if col == 0 else None)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path

@@ -5,6 +5,11 @@ in ``--out``). Data is made by code at start (:mod:`harness.synth`, cached in ``
 seeds are fixed and each step's batch is drawn from a generator seeded by ``(seed, step)``, so a
 resumed run sees the same batches as an uninterrupted one.
 
+On a machine without espeak-ng (a lent GPU), the corpus travels as a FLAC pack
+(:func:`write_data_pack`, ``TrainConfig.data_pack``); a stage can be fitted to a wall-clock budget
+(``minutes``: the step count is set from the first steps' pace), and :func:`portable_checkpoints`
+strips a run to what an export needs (docs: README, "Training on a lent GPU").
+
 Losses: VAE = L1 on the log-mel + 1e-6 KL (AudioLDM's weighting of the KL term);
 vocoder = log-mel L1 + multi-resolution STFT (spectral convergence + log-magnitude L1).
 Both use AdamW with a warm-up and cosine decay.
@@ -12,6 +17,7 @@ Both use AdamW with a warm-up and cosine decay.
 from __future__ import annotations
 
 import copy
+import io
 import json
 import math
 import os
@@ -50,6 +56,10 @@ class TrainConfig:
     vocoder_lr: float = 2e-3
     #: the vocoder's ``upsample_initial_channel`` (the shipped one: 128)
     vocoder_width: int = 128
+    #: fit stage 2 / stage 3 to this many wall-clock minutes instead of the step counts (0: use the
+    #: counts); the fitted count replaces ``vocoder_steps`` / ``gan_steps`` in ``training.json``
+    vocoder_minutes: float = 0.0
+    gan_minutes: float = 0.0
     mrstft_ffts: List[int] = field(default_factory=lambda: [256, 512, 1024, 2048])
     warmup: int = 200
     eval_every: int = 500
@@ -65,8 +75,29 @@ class TrainConfig:
     #: clips of :func:`harness.synth.vocoder_corpus` for stage 3 (seed ``seed + 7``)
     n_gan_clips: int = 1200
     #: a trained pipeline directory whose VAE and stage-2 vocoder are taken as they are (their
-    #: history is carried over from its ``training.json``); only stage 3 then runs. "" trains all.
+    #: history is carried over from its ``training.json``) where :attr:`stages` does not train them
     init_from: str = ""
+    #: the stages to train, comma-separated from ``vae,vocoder,gan``; "" = all three, or only
+    #: ``gan`` with :attr:`init_from`
+    stages: str = ""
+    #: a corpus pack (:func:`write_data_pack`) to train on instead of synthesising the corpus
+    data_pack: str = ""
+    #: torch device of the training ("cpu", "cuda")
+    device: str = "cpu"
+
+    def stage_list(self) -> List[str]:
+        """The stages this config trains, in order (see :attr:`stages`)."""
+        if not self.stages:
+            return ["gan"] if self.init_from else list(STAGES)
+        chosen = [x.strip() for x in self.stages.split(",") if x.strip()]
+        unknown = sorted(set(chosen) - set(STAGES))
+        if unknown:
+            raise ValueError(f"unknown training stage(s) {unknown}: choose from {', '.join(STAGES)}")
+        return [x for x in STAGES if x in chosen]
+
+
+#: the recipe's stages, in order: 1. VAE, 2. vocoder (supervised), 3. vocoder (adversarial)
+STAGES = ("vae", "vocoder", "gan")
 
 
 # ---------------------------------------------------------------------------
@@ -90,7 +121,10 @@ def _clips_to_arrays(clips) -> Dict[str, np.ndarray]:
 
 
 def prepare_data(cfg: TrainConfig, out: Path) -> Dict[str, Dict[str, np.ndarray]]:
-    """Make (or load from ``out/data.npz``) the training and held-out sets."""
+    """The training and held-out sets: read from ``cfg.data_pack`` (with its ``gan`` set, if it
+    has one), or made by :func:`harness.synth.make_corpus` and cached in ``out/data.npz``."""
+    if cfg.data_pack:
+        return read_data_pack(cfg.data_pack)
     path = out / "data.npz"
     if path.exists():
         z = np.load(path)
@@ -113,8 +147,66 @@ def prepare_gan_data(cfg: TrainConfig, out: Path) -> Dict[str, np.ndarray]:
     return arrays
 
 
-def _random_crops(data, rng: np.random.Generator, batch: int, frames: int):
-    """``batch`` aligned crops: mel ``[batch, frames, 64]`` and wave ``[batch, frames*160]``."""
+#: scale of the 16-bit samples in a data pack (corpus waveforms peak at 0.5: 15 bits used)
+_PCM_SCALE = 32767.0
+
+
+def write_data_pack(data: Dict[str, Dict[str, np.ndarray]], path: str | os.PathLike) -> Path:
+    """Write corpus sets to one ``.npz`` of 16-bit FLAC streams, for a machine that cannot make them.
+
+    About 0.28x the size of the float32 ``data.npz`` (the 2,313 s stage-2 training set: 42 MB), so
+    the corpus can travel to a lent GPU that has no espeak-ng. Log-mels are recomputed on reading.
+
+    Parameters
+    ----------
+    data : dict
+        ``{set name: arrays}`` as :func:`prepare_data` returns them (``wave``, ``offsets``, ``desc``
+        are used; waveforms float32 at 16 kHz, peak-normalised to 0.5).
+    path : path-like
+        The ``.npz`` to write.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    import soundfile as sf
+
+    arrays = {}
+    for name, d in data.items():
+        pcm = np.clip(np.round(d["wave"] * _PCM_SCALE), -32768, 32767).astype(np.int16)
+        buf = io.BytesIO()
+        sf.write(buf, pcm, frontend.SAMPLE_RATE, format="FLAC", subtype="PCM_16")
+        arrays[f"{name}_flac"] = np.frombuffer(buf.getvalue(), np.uint8)
+        arrays[f"{name}_offsets"] = d["offsets"]
+        arrays[f"{name}_desc"] = d["desc"]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **arrays)
+    return path
+
+
+def read_data_pack(path: str | os.PathLike) -> Dict[str, Dict[str, np.ndarray]]:
+    """The sets of a :func:`write_data_pack` file, with log-mels recomputed: ``{set name: arrays}``."""
+    import soundfile as sf
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"data pack {path} not found: write one with `harness train --write-pack {path}` "
+                                "on a machine with espeak-ng")
+    z = np.load(path)
+    out = {}
+    for name in sorted({k.rsplit("_", 1)[0] for k in z.files}):
+        pcm, _ = sf.read(io.BytesIO(z[f"{name}_flac"].tobytes()), dtype="int16")
+        wave = pcm.astype(np.float32) / _PCM_SCALE
+        offsets = z[f"{name}_offsets"]
+        out[name] = _clips_to_arrays((wave[a:b], str(desc)) for a, b, desc in
+                                     zip(offsets[:-1], offsets[1:], z[f"{name}_desc"]))
+    return out
+
+
+def _random_crops(data, rng: np.random.Generator, batch: int, frames: int, device: str = "cpu"):
+    """``batch`` aligned crops, on ``device``: mel ``[batch, frames, 64]`` and wave ``[batch, frames*160]``."""
     mo, wo = data["mel_offsets"], data["offsets"]
     lengths = np.diff(mo)
     ok = np.flatnonzero(lengths >= frames)
@@ -124,7 +216,7 @@ def _random_crops(data, rng: np.random.Generator, batch: int, frames: int):
         t0 = int(rng.integers(0, lengths[c] - frames + 1))
         mels.append(data["mel"][mo[c] + t0: mo[c] + t0 + frames])
         waves.append(data["wave"][wo[c] + t0 * frontend.HOP: wo[c] + (t0 + frames) * frontend.HOP])
-    return torch.from_numpy(np.stack(mels)), torch.from_numpy(np.stack(waves))
+    return torch.from_numpy(np.stack(mels)).to(device), torch.from_numpy(np.stack(waves)).to(device)
 
 
 # ---------------------------------------------------------------------------
@@ -164,8 +256,8 @@ class _Checkpoint:
     def __init__(self, path: Path):
         self.path = path
 
-    def load(self):
-        return torch.load(self.path, weights_only=False) if self.path.exists() else None
+    def load(self, device: str = "cpu"):
+        return torch.load(self.path, map_location=device, weights_only=False) if self.path.exists() else None
 
     def save(self, **state):
         tmp = self.path.with_suffix(".tmp")
@@ -180,7 +272,7 @@ def evaluate_vae(vae, data, scaling: float = 1.0) -> Dict[str, float]:
     errs = []
     mo = data["mel_offsets"]
     for i in range(len(mo) - 1):
-        m = torch.from_numpy(data["mel"][mo[i]:mo[i + 1]])[None, None]
+        m = torch.from_numpy(data["mel"][mo[i]:mo[i + 1]])[None, None].to(vae.device)
         rec = vae.decode(vae.encode(m).latent_dist.mode() * scaling / scaling).sample
         errs.append((rec - m).abs().mean().item())
     vae.train()
@@ -194,7 +286,7 @@ def evaluate_vocoder(vocoder, data) -> Dict[str, float]:
     errs = []
     mo = data["mel_offsets"]
     for i in range(len(mo) - 1):
-        m = torch.from_numpy(data["mel"][mo[i]:mo[i + 1]])
+        m = torch.from_numpy(data["mel"][mo[i]:mo[i + 1]]).to(next(vocoder.parameters()).device)
         wav = vocoder(m[None])[:, : m.shape[0] * frontend.HOP]
         rec = frontend.get_frontend("audioldm2")(wav)[0, 0]
         errs.append((rec - m).abs().mean().item())
@@ -210,32 +302,58 @@ def _descend(model: torch.nn.Module, opt: torch.optim.Optimizer, loss: torch.Ten
     opt.step()
 
 
+#: steps timed at the start of a stage fitted to a wall-clock budget, after ``PACE_WARMUP`` untimed ones
+PACE_STEPS = 20
+PACE_WARMUP = 5
+#: the training loop's wall clock (a test replaces it)
+_clock = time.time
+
+
 def _run(name: str, modules: Dict[str, torch.nn.Module], cfg: TrainConfig, out: Path, steps: int, lr: float,
-         step_fn, data, eval_fn, log, warmup: Optional[int] = None):
+         step_fn, data, eval_fn, log, warmup: Optional[int] = None, minutes: Optional[float] = None):
     """The training loop every stage shares: resumable checkpoints, seeded batches, LR schedule, evaluation.
 
-    ``modules`` are trained with one AdamW each; ``step_fn(rng, optimizers)`` draws a batch from
-    ``rng``, makes the updates and returns the figures to log. ``eval_fn(modules[first], heldout)``
-    runs every ``cfg.eval_every`` steps. Returns ``(history, wall seconds)``.
+    ``modules`` are moved to ``cfg.device`` and trained with one AdamW each; ``step_fn(rng, optimizers)``
+    draws a batch from ``rng``, makes the updates and returns the figures to log. ``eval_fn(modules[first],
+    heldout)`` runs every ``cfg.eval_every`` steps.
+
+    ``minutes``: fit the stage to this wall-clock budget. The first :data:`PACE_STEPS` steps (after
+    :data:`PACE_WARMUP` warm-up steps) are timed and ``steps`` is set so the stage ends inside the budget, evaluations
+    included; the LR schedule (still in its warm-up then) follows the fitted count, which the checkpoint
+    keeps, so a resumed or re-exported run does not re-fit. As a guard, the loop also stops at 1.2x
+    the budget. Returns ``(history, wall seconds, steps)``.
     """
     from tqdm.auto import tqdm
 
     ckpt = _Checkpoint(out / f"{name}.ckpt")
+    for m in modules.values():
+        m.to(cfg.device)
     opts = {k: torch.optim.AdamW(m.parameters(), lr=lr, betas=(0.8, 0.99), weight_decay=0.0) for k, m in modules.items()}
     warmup = cfg.warmup if warmup is None else warmup
-    state = ckpt.load()
+    state = ckpt.load(cfg.device)
     step, elapsed, history = 0, 0.0, []
     if state is not None:
         for k, m in modules.items():
             m.load_state_dict(state["modules"][k])
-            opts[k].load_state_dict(state["opts"][k])
+            if "opts" in state:  # a portable checkpoint (portable_checkpoints) carries no optimiser state
+                opts[k].load_state_dict(state["opts"][k])
         step, elapsed, history = state["step"], state["elapsed"], state["history"]
+        if state.get("fitted_steps"):  # fitted to a budget once: keep that count and its LR schedule
+            steps, minutes = state["fitted_steps"], None
     for m in modules.values():
         m.train()
     bar = tqdm(total=steps, initial=step, desc=f"train {name}", dynamic_ncols=True, mininterval=5)
-    t_start, last_save = time.time() - elapsed, time.time()
+    t_start, last_save = _clock() - elapsed, _clock()
+    t_budget = _clock()
+    pace_from, fitted = step + PACE_WARMUP, None
     running: Dict[str, float] = {}
     evaluated = next(iter(modules.values()))
+
+    def save():
+        ckpt.save(modules={k: m.state_dict() for k, m in modules.items()},
+                  opts={k: o.state_dict() for k, o in opts.items()}, step=step, fitted_steps=fitted,
+                  elapsed=_clock() - t_start, history=history)
+
     while step < steps:
         for opt in opts.values():
             for g in opt.param_groups:
@@ -248,18 +366,37 @@ def _run(name: str, modules: Dict[str, torch.nn.Module], cfg: TrainConfig, out: 
             running[k] = 0.98 * running.get(k, v) + 0.02 * v
         bar.update(1)
         bar.set_postfix({k: f"{v:.3f}" for k, v in running.items()})
+        if minutes is not None and step == pace_from:
+            t_pace = _clock()
+        elif minutes is not None and step == pace_from + PACE_STEPS:
+            pace = (_clock() - t_pace) / PACE_STEPS
+            t_eval = _clock()
+            eval_fn(evaluated, data["heldout"])
+            t_eval = _clock() - t_eval
+            left = minutes * 60 - (_clock() - t_budget)
+            # each evaluation costs t_eval; one more runs at the end
+            fitted = step + int((left - t_eval) / (pace + t_eval / cfg.eval_every))
+            steps = fitted = max(step, fitted)
+            bar.total = steps
+            log({"stage": name, "fitted": {"minutes": minutes, "s_per_step": round(pace, 4),
+                                           "eval_s": round(t_eval, 2), "steps": steps}})
         if step % cfg.eval_every == 0 or step == steps:
             metrics = eval_fn(evaluated, data["heldout"])
-            record = {"step": step, "wall_s": round(time.time() - t_start, 1), **running, **metrics}
+            record = {"step": step, "wall_s": round(_clock() - t_start, 1), "device": cfg.device, **running, **metrics}
             history.append(record)
             log({"stage": name, **record})
-        if time.time() - last_save > 300 or step == steps or step % cfg.eval_every == 0:
-            ckpt.save(modules={k: m.state_dict() for k, m in modules.items()},
-                      opts={k: o.state_dict() for k, o in opts.items()}, step=step,
-                      elapsed=time.time() - t_start, history=history)
-            last_save = time.time()
+        if _clock() - last_save > 300 or step == steps or step % cfg.eval_every == 0:
+            save()
+            last_save = _clock()
+        if minutes is not None and _clock() - t_budget > 1.2 * minutes * 60 and step < steps:
+            log({"stage": name, "stopped": f"past 1.2 x the {minutes}-minute budget at step {step} of {steps}"})
+            steps = fitted = step
+            if not history or history[-1]["step"] != step:
+                history.append({"step": step, "wall_s": round(_clock() - t_start, 1), **running,
+                                **eval_fn(evaluated, data["heldout"])})
+            save()
     bar.close()
-    return history, time.time() - t_start
+    return history, _clock() - t_start, steps
 
 
 def train_vae(cfg: TrainConfig, out: Path, data, log):
@@ -267,7 +404,7 @@ def train_vae(cfg: TrainConfig, out: Path, data, log):
     vae = tiny.build_vae(cfg.seed)
 
     def step_fn(rng, opts):
-        mel, _ = _random_crops(data["train"], rng, cfg.vae_batch, cfg.vae_frames)
+        mel, _ = _random_crops(data["train"], rng, cfg.vae_batch, cfg.vae_frames, cfg.device)
         x = mel[:, None]
         post = vae.encode(x).latent_dist
         rec = vae.decode(post.sample()).sample
@@ -276,7 +413,8 @@ def train_vae(cfg: TrainConfig, out: Path, data, log):
         _descend(vae, opts["vae"], l1 + cfg.vae_kl_weight * kl)
         return {"l1": l1.item(), "kl": kl.item()}
 
-    history, wall = _run("vae", {"vae": vae}, cfg, out, cfg.vae_steps, cfg.vae_lr, step_fn, data, evaluate_vae, log)
+    history, wall, _ = _run("vae", {"vae": vae}, cfg, out, cfg.vae_steps, cfg.vae_lr, step_fn, data, evaluate_vae,
+                            log)
     return vae, history, wall
 
 
@@ -288,7 +426,7 @@ def scaling_factor(vae, data, seed: int = 0, frames: int = 128, n: int = 256) ->
     torch.manual_seed(seed)
     zs = []
     for _ in range(n // 32):
-        mel, _ = _random_crops(data, rng, 32, frames)
+        mel, _ = _random_crops(data, rng, 32, frames, vae.device)
         zs.append(vae.encode(mel[:, None]).latent_dist.sample().flatten())
     return float(1.0 / torch.cat(zs).std())
 
@@ -305,15 +443,16 @@ def train_vocoder(cfg: TrainConfig, out: Path, data, log):
     vocoder.apply_weight_norm()
 
     def step_fn(rng, opts):
-        mel, wave = _random_crops(data["train"], rng, cfg.vocoder_batch, cfg.vocoder_frames)
+        mel, wave = _random_crops(data["train"], rng, cfg.vocoder_batch, cfg.vocoder_frames, cfg.device)
         pred = vocoder(mel)[:, : wave.shape[-1]]
         mel_l1 = _mel_l1(pred, wave)
         mr = mrstft_loss(pred, wave, cfg.mrstft_ffts)
         _descend(vocoder, opts["vocoder"], mel_l1 + mr)
         return {"mel_l1": mel_l1.item(), "mrstft": mr.item()}
 
-    history, wall = _run("vocoder", {"vocoder": vocoder}, cfg, out, cfg.vocoder_steps, cfg.vocoder_lr, step_fn, data,
-                         evaluate_vocoder, log)
+    history, wall, cfg.vocoder_steps = _run("vocoder", {"vocoder": vocoder}, cfg, out, cfg.vocoder_steps,
+                                            cfg.vocoder_lr, step_fn, data, evaluate_vocoder, log,
+                                            minutes=cfg.vocoder_minutes or None)
     return vocoder, history, wall
 
 
@@ -331,7 +470,7 @@ def train_vocoder_gan(cfg: TrainConfig, out: Path, data, vocoder, log):
     disc = HifiGanDiscriminator()
 
     def step_fn(rng, opts):
-        mel, wave = _random_crops(data["gan"], rng, cfg.gan_batch, cfg.gan_frames)
+        mel, wave = _random_crops(data["gan"], rng, cfg.gan_batch, cfg.gan_frames, cfg.device)
         pred = vocoder(mel)[:, : wave.shape[-1]]
         # 1. the discriminators, on real audio and on a detached generation (one batch of both)
         both = disc(torch.cat([wave, pred.detach()]))
@@ -346,8 +485,9 @@ def train_vocoder_gan(cfg: TrainConfig, out: Path, data, vocoder, log):
         _descend(vocoder, opts["vocoder"], adv + cfg.gan_fm_weight * fm + cfg.gan_mel_weight * mel_l1)
         return {"d": d_loss.item(), "adv": adv.item(), "fm": fm.item(), "mel_l1": mel_l1.item()}
 
-    history, wall = _run("vocoder_gan", {"vocoder": vocoder, "discriminator": disc}, cfg, out, cfg.gan_steps,
-                         cfg.gan_lr, step_fn, data, evaluate_vocoder, log, warmup=cfg.gan_warmup)
+    history, wall, cfg.gan_steps = _run("vocoder_gan", {"vocoder": vocoder, "discriminator": disc}, cfg, out,
+                                        cfg.gan_steps, cfg.gan_lr, step_fn, data, evaluate_vocoder, log,
+                                        warmup=cfg.gan_warmup, minutes=cfg.gan_minutes or None)
     return vocoder, history, wall
 
 
@@ -380,8 +520,8 @@ def rescale_latents(vae, scale: float, target: float = REAL_SCALING_FACTOR):
 def export(vae, vocoder, scale: float, cfg: TrainConfig, out_model: Path, training: dict):
     """Write the full pipeline (weight norm folded into the vocoder, latents re-parametrised to
     :data:`REAL_SCALING_FACTOR` by :func:`rescale_latents`) to ``out_model``."""
-    vae = rescale_latents(copy.deepcopy(vae).eval(), scale)
-    vocoder = copy.deepcopy(vocoder).eval()
+    vae = rescale_latents(copy.deepcopy(vae).cpu().eval(), scale)
+    vocoder = copy.deepcopy(vocoder).cpu().eval()
     fold_weight_norm(vocoder)
     pipe = tiny.build_pipeline(vae, vocoder, seed=cfg.seed)
     tiny.save_pipeline(pipe, out_model, training)
@@ -415,86 +555,141 @@ def reexport(model_dir: str | os.PathLike, seed: int = 0, scaling_factor: Option
     return path
 
 
-def _load_trained(model_dir: str):
-    """VAE, vocoder (weight norm re-applied, for further training) and ``training.json`` of a pipeline directory."""
-    from diffusers import AutoencoderKL
+def _load_trained(model_dir: str, part: str):
+    """The trained ``"vae"`` or ``"vocoder"`` (weight norm re-applied, for further training) of a pipeline directory."""
+    path = Path(model_dir)
+    if part == "vae":
+        from diffusers import AutoencoderKL
+
+        return AutoencoderKL.from_pretrained(path, subfolder="vae")
     from transformers import SpeechT5HifiGan
 
-    path = Path(model_dir)
-    vae = AutoencoderKL.from_pretrained(path, subfolder="vae")
     vocoder = SpeechT5HifiGan.from_pretrained(path, subfolder="vocoder")
     vocoder.apply_weight_norm()
-    return vae, vocoder, json.loads((path / "training.json").read_text())
+    return vocoder
 
 
-def main(out: str, model_out: str, cfg: TrainConfig | None = None) -> dict:
-    """Train the three stages (resuming where ``out`` has checkpoints) and export the pipeline.
+def portable_checkpoints(run_dir: str | os.PathLike, dest: str | os.PathLike) -> List[Path]:
+    """Copy a run's checkpoints without their optimiser state, plus ``config.json`` and ``log.jsonl``.
 
-    1. VAE; 2. vocoder on log-mel L1 + MR-STFT; 3. vocoder adversarially (HiFi-GAN). With
-    ``cfg.init_from`` stages 1-2 are read from that pipeline instead of trained.
+    What a re-export needs (:func:`main` resumes a finished stage from them and trains no further),
+    small enough to come back from a lent machine (width 192: about 8 MB a checkpoint instead of 25).
+    Returns the written paths.
+    """
+    run, dest = Path(run_dir), Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path in sorted(run.glob("*.ckpt")):
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        state.pop("opts", None)
+        _Checkpoint(dest / path.name).save(**state)
+        written.append(dest / path.name)
+    for name in ("config.json", "log.jsonl"):
+        if (run / name).exists():
+            (dest / name).write_bytes((run / name).read_bytes())
+            written.append(dest / name)
+    return written
+
+
+def main(out: str, model_out: str, cfg: TrainConfig | None = None, export_model: bool = True) -> dict:
+    """Train the stages of ``cfg.stage_list()`` (resuming where ``out`` has checkpoints) and export the pipeline.
+
+    1. VAE; 2. vocoder on log-mel L1 + MR-STFT; 3. vocoder adversarially (HiFi-GAN). A stage that is
+    not trained takes its component (and its history) from ``cfg.init_from``. ``export_model=False``
+    (a lent GPU without diffusers) trains and writes checkpoints only; re-running with the run's
+    ``config.json`` and an ``init_from`` exports it. Returns the ``training.json`` content.
     """
     cfg = cfg or TrainConfig()
+    stages = cfg.stage_list()
+    needs = [x for x in ("vae", "vocoder") if x not in stages and (export_model or x == "vocoder")]
+    if needs and not cfg.init_from:
+        raise ValueError(f"stages {stages} do not train the {' and the '.join(needs)}: give init_from "
+                         "(a trained pipeline directory, e.g. harness/models/tiny) to take them from")
+    if cfg.device.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"the training config asks for device {cfg.device!r}, which torch does not see here; "
+                           "pass --device cpu (e.g. to export a run trained on a GPU)")
     torch.set_num_threads(cfg.threads)
     outp = Path(out)
     outp.mkdir(parents=True, exist_ok=True)
+    (outp / "config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
     logf = open(outp / "log.jsonl", "a")
 
     def log(rec):
         logf.write(json.dumps(rec) + "\n")
         logf.flush()
 
+    before = json.loads((Path(cfg.init_from) / "training.json").read_text()) if cfg.init_from else {}
+    walls = dict(before.get("wall_time_s", {}))
     t0 = time.time()
     data = prepare_data(cfg, outp)
-    data["gan"] = prepare_gan_data(cfg, outp)
-    data_wall = time.time() - t0
-    if cfg.init_from:
-        # 1-2. taken from a trained pipeline (its VAE is already on its exported latent scale)
-        vae, vocoder, before = _load_trained(cfg.init_from)
-        scale = float(vae.config.scaling_factor)
-        vae_hist, voc_hist = before["vae_history"], before["vocoder_history"]
-        walls = before["wall_time_s"]
-        vae_wall, voc_wall = walls["vae"], walls["vocoder"]
-    else:
-        # 1. the VAE, then an interim export so the harness has a trained VAE while the vocoder trains
-        vae, vae_hist, vae_wall = train_vae(cfg, outp, data, log)
+    if "gan" in stages and "gan" not in data:
+        if cfg.data_pack:  # synthesising it here could silently lack speech (no espeak-ng on a lent GPU)
+            log({"note": f"{cfg.data_pack} has no stage-3 corpus: stage 3 trains on its stage-2 set"})
+            data["gan"] = data["train"]
+        else:
+            data["gan"] = prepare_gan_data(cfg, outp)
+    walls["data"] = round(time.time() - t0, 1)
+    # 1. the VAE (trained, then an interim export so the harness has it while the vocoder trains; or
+    #    taken from init_from, already on its exported latent scale)
+    vae, scale = None, before.get("scaling_factor")
+    vae_hist = before.get("vae_history", [])
+    if "vae" in stages:
+        vae, vae_hist, walls["vae"] = train_vae(cfg, outp, data, log)
         scale = scaling_factor(vae, data["train"], cfg.seed)
         log({"scaling_factor": scale})
-        export(vae, tiny.build_vocoder(cfg.seed, cfg.vocoder_width), scale, cfg, Path(model_out), {"status": "interim: vocoder untrained"})
-        # 2. the vocoder without discriminators
-        vocoder, voc_hist, voc_wall = train_vocoder(cfg, outp, data, log)
+        if export_model:
+            export(vae, tiny.build_vocoder(cfg.seed, cfg.vocoder_width), scale, cfg, Path(model_out),
+                   {"status": "interim: vocoder untrained"})
+    elif export_model:
+        vae = _load_trained(cfg.init_from, "vae")
+        scale = float(vae.config.scaling_factor)
+    # 2. the vocoder without discriminators
+    if "vocoder" in stages:
+        vocoder, voc_hist, walls["vocoder"] = train_vocoder(cfg, outp, data, log)
+        gan_hist = []
+    else:
+        vocoder, voc_hist = _load_trained(cfg.init_from, "vocoder"), before.get("vocoder_history", [])
+        gan_hist = before.get("vocoder_gan_history", [])
     # 3. the vocoder with discriminators
-    vocoder, gan_hist, gan_wall = train_vocoder_gan(cfg, outp, data, vocoder, log)
+    if "gan" in stages:
+        vocoder, gan_hist, walls["vocoder_gan"] = train_vocoder_gan(cfg, outp, data, vocoder, log)
+    (outp / "config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")  # with fitted step counts
     training = {
         "recipe": "harness train (harness/train.py): 1. VAE, 2. vocoder (log-mel L1 + MR-STFT), "
                   "3. vocoder adversarial (HiFi-GAN MPD + MSD, feature matching, 45 x log-mel L1)",
         "config": asdict(cfg),
+        "stages_trained": stages,
         "data": {
             "train": f"{cfg.n_speech} espeak-ng utterances ({len(synth.TRAIN_LANGS)} languages x "
                      f"{len(synth.TRAIN_VARIANTS)} variants, random rate/pitch) + {cfg.n_synth} synthesised "
                      "music/effect clips (tones, chords, melodies, chirps, noise bursts, percussion), 1.6-4 s",
             "gan": f"{cfg.n_gan_clips} clips of harness.synth.vocoder_corpus (seed {cfg.seed + 7}): speech in "
                    f"{len(synth.TRAIN_LANGS) + len(synth.EXTRA_TRAIN_LANGS)} languages, speech over noise/music "
-                   "beds, music/effects, coloured noise, transient runs; silent gaps and level steps; 1.2-4 s",
+                   "beds, music/effects, coloured noise, transient runs; silent gaps and level steps; 1.2-4 s"
+                   if data.get("gan") is not data["train"] else "the stage-2 training set (the data pack has "
+                   "no stage-3 corpus)",
             "heldout": f"{cfg.n_heldout_speech} utterances in other languages/voices "
                        f"({', '.join(synth.HELDOUT_LANGS)}; {', '.join(synth.HELDOUT_VARIANTS)}) + "
                        f"{cfg.n_heldout_synth} synth clips, seed {cfg.heldout_seed}",
             "train_seconds": round(len(data["train"]["wave"]) / frontend.SAMPLE_RATE, 1),
-            "gan_seconds": round(len(data["gan"]["wave"]) / frontend.SAMPLE_RATE, 1),
+            **({"gan_seconds": round(len(data["gan"]["wave"]) / frontend.SAMPLE_RATE, 1)} if "gan" in data else {}),
+            **({"pack": f"{cfg.data_pack} (16-bit FLAC of the corpus above; mels recomputed)"} if cfg.data_pack else {}),
         },
         "scaling_factor": scale,
-        "wall_time_s": {"data": round(data_wall, 1), "vae": round(vae_wall, 1), "vocoder": round(voc_wall, 1),
-                        "vocoder_gan": round(gan_wall, 1)},
-        "machine": f"{os.cpu_count()} CPU cores, torch {torch.__version__}, {cfg.threads} threads",
+        "wall_time_s": walls,
+        "machine": f"{os.cpu_count()} CPU cores, torch {torch.__version__}, {cfg.threads} threads, device {cfg.device}",
         "vae_history": vae_hist,
         "vocoder_history": voc_hist,
         "vocoder_gan_history": gan_hist,
-        "final": {**(vae_hist[-1] if vae_hist else {}), **(gan_hist[-1] if gan_hist else {})},
+        "final": {**(vae_hist[-1] if vae_hist else {}), **((gan_hist or voc_hist)[-1] if gan_hist or voc_hist else {})},
     }
     if cfg.init_from:
-        training["stages_1_2_from"] = {"path": cfg.init_from, "recipe": before.get("recipe"),
-                                       "config": before.get("config"), "note": "weights taken as exported "
-                                       "(vocoder weight norm re-applied; stage-2 optimiser state not carried)"}
+        training["taken_from"] = {"path": cfg.init_from, "parts": [x for x in ("vae", "vocoder") if x not in stages],
+                                  "recipe": before.get("recipe"), "config": before.get("config"),
+                                  "note": "weights taken as exported (vocoder weight norm re-applied; "
+                                          "optimiser state not carried)"}
         if "latent_rescale" in before:
             training["latent_rescale"] = before["latent_rescale"]
-    export(vae, vocoder, scale, cfg, Path(model_out), training)
+    if export_model:
+        export(vae, vocoder.cpu(), scale, cfg, Path(model_out), training)
     return training
