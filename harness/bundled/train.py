@@ -318,10 +318,10 @@ def _run(name: str, modules: Dict[str, torch.nn.Module], cfg: TrainConfig, out: 
     heldout)`` runs every ``cfg.eval_every`` steps.
 
     ``minutes``: fit the stage to this wall-clock budget. The first :data:`PACE_STEPS` steps (after
-    :data:`PACE_WARMUP` warm-up steps) are timed and ``steps`` is set so the stage ends inside the budget, evaluations
-    included; the LR schedule (still in its warm-up then) follows the fitted count, which the checkpoint
-    keeps, so a resumed or re-exported run does not re-fit. As a guard, the loop also stops at 1.2x
-    the budget. Returns ``(history, wall seconds, steps)``.
+    :data:`PACE_WARMUP` warm-up steps) are timed, one evaluation too, and ``steps`` is set so the stage
+    ends inside the budget. The LR schedule follows the fitted count from then on (the first steps'
+    rates barely depend on it); the checkpoint keeps the count, so a resumed or re-exported run does
+    not re-fit. As a guard, the loop also stops at 1.2x the budget. Returns ``(history, wall seconds, steps)``.
     """
     from tqdm.auto import tqdm
 
@@ -609,6 +609,8 @@ def main(out: str, model_out: str, cfg: TrainConfig | None = None, export_model:
         raise RuntimeError(f"the training config asks for device {cfg.device!r}, which torch does not see here; "
                            "pass --device cpu (e.g. to export a run trained on a GPU)")
     torch.set_num_threads(cfg.threads)
+    if cfg.device.startswith("cuda"):
+        torch.backends.cudnn.benchmark = True  # every step has the same crop shapes
     outp = Path(out)
     outp.mkdir(parents=True, exist_ok=True)
     (outp / "config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
