@@ -103,3 +103,14 @@ def test_each_precision_has_its_own_thresholds():
         assert data["meta"]["exact_key"] == f"cpu-{dtype}" and data["meta"]["problems"] == []
     assert thresholds.file_name("fp32") == "thresholds.toml"
     assert thresholds.file_name("bf16") == "thresholds-bf16.toml"
+
+
+def test_bf16_thresholds_carry_the_relative_margins_fp32_has():
+    """``harness matrix --dtype bf16`` judges audio without a stored baseline: the shipped bf16 set was
+    calibrated with ``--scope all`` and has a relative margin table wherever the fp32 set has one."""
+    from harness import thresholds
+
+    fp32, bf16 = (thresholds.load(golden.BUNDLED_DIR / "tiny" / thresholds.file_name(d)) for d in ("fp32", "bf16"))
+    assert bf16["meta"]["scope"] == "all"
+    relative = {k for k in fp32 if k.startswith("relative:")}
+    assert relative and relative == {k for k in bf16 if k.startswith("relative:")}
