@@ -561,8 +561,8 @@ harness evaluate --spectrograms vocoder.png  where the vocoder differs from its 
 harness train --smoke --out /tmp/run --model-out /tmp/model   a few steps: checks the recipe
 harness train                                                 the full recipe (hours on 2 cores; resumes)
 harness train --init-from harness/models/tiny --out runs/gan   only the adversarial vocoder stage
-harness train --stages vocoder,gan --init-from harness/models/tiny --set vocoder_width=192 --vocoder-minutes 60
-                                                              a wider vocoder, stage 2 fitted to an hour
+harness train --stages vocoder --init-from harness/models/tiny --vocoder-minutes 60   stage 2 fitted to an hour
+harness train --stages vocoder --init-from harness/models/tiny --set vocoder_width=192    a wider vocoder
 harness train --write-pack .pack/corpus.npz                   the corpus as FLAC, for a machine without espeak-ng
 harness train --export-only --scaling-factor 0.4110932946205139""")
     p.add_argument("--out", default="runs/tiny", help="checkpoint/log directory")

@@ -165,14 +165,18 @@ def test_a_stage_fitted_to_minutes_sets_its_steps_from_its_pace(tmp_path, monkey
     (resume) keeps it instead of fitting again."""
     ticks = iter(range(10 ** 9))
     monkeypatch.setattr(train, "_clock", lambda: next(ticks) * 0.01)  # a clock the test controls: 10 ms a reading
-    settings = {**SMALL, "vocoder_steps": 10 ** 6, "vocoder_minutes": 0.02, "eval_every": 50}
-    result = train.main(str(tmp_path / "run"), str(tmp_path / "model"), train.TrainConfig(**settings))
+    monkeypatch.setattr(train, "PACE_WARMUP", 1)
+    monkeypatch.setattr(train, "PACE_STEPS", 4)
+    settings = {**SMALL, "vocoder_steps": 10 ** 6, "vocoder_minutes": 0.006, "eval_every": 50, "stages": "vocoder"}
+    result = train.main(str(tmp_path / "run"), str(tmp_path / "model"), train.TrainConfig(**settings),
+                        export_model=False)
     fitted = result["config"]["vocoder_steps"]
-    assert train.PACE_WARMUP + train.PACE_STEPS < fitted < 80  # 1.2 s at a few 10-ms readings per step
+    assert train.PACE_WARMUP + train.PACE_STEPS < fitted < 30  # 0.36 s at a few 10-ms readings per step
     assert result["vocoder_history"][-1]["step"] == fitted
     log = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert [r["fitted"]["steps"] for r in log if "fitted" in r] == [fitted]
-    again = train.main(str(tmp_path / "run"), str(tmp_path / "model"), train.TrainConfig(**settings))
+    again = train.main(str(tmp_path / "run"), str(tmp_path / "model"), train.TrainConfig(**settings),
+                       export_model=False)
     assert again["vocoder_history"] == result["vocoder_history"]
 
 
