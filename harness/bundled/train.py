@@ -380,6 +380,9 @@ def _run(name: str, modules: Dict[str, torch.nn.Module], cfg: TrainConfig, out: 
             bar.total = steps
             log({"stage": name, "fitted": {"minutes": minutes, "s_per_step": round(pace, 4),
                                            "eval_s": round(t_eval, 2), "steps": steps}})
+        if minutes is not None and _clock() - t_budget > 1.2 * minutes * 60 and step < steps:
+            log({"stage": name, "stopped": f"past 1.2 x the {minutes}-minute budget at step {step} of {steps}"})
+            steps = fitted = step  # this step is the last: evaluated and saved below
         if step % cfg.eval_every == 0 or step == steps:
             metrics = eval_fn(evaluated, data["heldout"])
             record = {"step": step, "wall_s": round(_clock() - t_start, 1), "device": cfg.device, **running, **metrics}
@@ -388,13 +391,6 @@ def _run(name: str, modules: Dict[str, torch.nn.Module], cfg: TrainConfig, out: 
         if _clock() - last_save > 300 or step == steps or step % cfg.eval_every == 0:
             save()
             last_save = _clock()
-        if minutes is not None and _clock() - t_budget > 1.2 * minutes * 60 and step < steps:
-            log({"stage": name, "stopped": f"past 1.2 x the {minutes}-minute budget at step {step} of {steps}"})
-            steps = fitted = step
-            if not history or history[-1]["step"] != step:
-                history.append({"step": step, "wall_s": round(_clock() - t_start, 1), **running,
-                                **eval_fn(evaluated, data["heldout"])})
-            save()
     bar.close()
     return history, _clock() - t_start, steps
 
