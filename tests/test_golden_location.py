@@ -6,8 +6,6 @@ import re
 import shutil
 from pathlib import Path
 
-import pytest
-
 from harness import golden
 
 pytest_plugins = ["pytester"]
