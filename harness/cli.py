@@ -113,11 +113,8 @@ def cmd_train(args) -> int:
             raise SystemExit(f"harness train: --set {item}: no such setting; TrainConfig has {', '.join(fields)}")
         default = fields[key].default
         given[key] = json.loads(value) if not isinstance(default, str) else value
-    flags = dict(vae_steps=args.vae_steps, vocoder_steps=args.vocoder_steps, gan_steps=args.gan_steps,
-                 seed=args.seed, init_from=args.init_from, threads=args.threads, stages=args.stages,
-                 device=args.device, data_pack=args.data_pack, vocoder_minutes=args.vocoder_minutes,
-                 gan_minutes=args.gan_minutes)
-    given.update({k: v for k, v in flags.items() if v is not None})
+    # the options named like a TrainConfig field (--vocoder-steps, --device, ...) set it when given
+    given.update({k: v for k, v in vars(args).items() if k in fields and v is not None})
     cfg = train.TrainConfig(**given)
     if args.smoke:
         cfg = train.TrainConfig(n_speech=2, n_synth=4, n_heldout_speech=1, n_heldout_synth=1, vae_steps=4,

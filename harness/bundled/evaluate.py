@@ -163,6 +163,7 @@ def plot_spectrograms(chain: Chain, path: str, sets=None, clips=SPECTROGRAM_CLIP
     from .. import frontend, metrics
 
     sets = sets or clip_sets()
+    finest = max(zip(metrics.MRSTFT_FFT_SIZES, metrics.MRSTFT_HOP_SIZES, metrics.MRSTFT_WIN_LENGTHS))
     chosen = []
     for entry in clips:
         set_name, _, part = entry.partition("/")
@@ -179,7 +180,7 @@ def plot_spectrograms(chain: Chain, path: str, sets=None, clips=SPECTROGRAM_CLIP
                    ("Griffin-Lim 32 (true mel)", chain.vocoder_out(mel, "griffin-lim", samples=wave.shape[-1]))]
         for col, (label, y) in enumerate(renders):
             y = y.detach().float()
-            spec = metrics.magnitude_spectrogram(y.double(), 2048, 240, 1200)[0]
+            spec = metrics.magnitude_spectrogram(y.double(), *finest)[0]
             score = "" if col == 0 else f", MR-STFT {metrics.mrstft(y, wave).item():.2f}"
             ax = axes[row, col]
             ax.imshow(20 * torch.log10(spec + 1e-6).numpy(), origin="lower", aspect="auto", vmin=-80, vmax=40,
