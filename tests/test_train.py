@@ -188,7 +188,9 @@ def test_a_run_trained_without_export_is_exported_from_its_portable_checkpoints(
     from harness import cli, loading
 
     tiny_dir = str(loading.resolve_model("tiny").path)
-    cfg = train.TrainConfig(**{**SMALL, "stages": "vocoder,gan", "vocoder_width": 32})
+    arch = {"upsample_rates": [8, 4, 5], "upsample_kernel_sizes": [16, 8, 10], "resblock_kernel_sizes": [3, 7],
+            "resblock_dilation_sizes": [[1, 3, 5], [1, 3, 5]]}
+    cfg = train.TrainConfig(**{**SMALL, "stages": "vocoder,gan", "vocoder_width": 32, "vocoder_arch": arch})
     with pytest.raises(ValueError, match="init_from"):
         train.main(str(tmp_path / "run"), str(tmp_path / "model"), cfg)
     trained = train.main(str(tmp_path / "run"), str(tmp_path / "unused"), cfg, export_model=False)
@@ -202,6 +204,7 @@ def test_a_run_trained_without_export_is_exported_from_its_portable_checkpoints(
     assert exported["taken_from"]["parts"] == ["vae"]
     vocoder = SpeechT5HifiGan.from_pretrained(tmp_path / "model", subfolder="vocoder")
     assert vocoder.config.upsample_initial_channel == 32
+    assert {k: getattr(vocoder.config, k) for k in arch} == arch  # the architecture travels in config.json
     assert (tmp_path / "model" / "vae" / "diffusion_pytorch_model.safetensors").read_bytes() == \
         (loading.resolve_model("tiny").path / "vae" / "diffusion_pytorch_model.safetensors").read_bytes()
 
@@ -214,3 +217,5 @@ def test_unknown_stages_and_settings_are_refused_clearly(tmp_path):
     assert train.TrainConfig(init_from="x").stage_list() == ["gan"]
     with pytest.raises(SystemExit, match="no such setting"):
         cli.main(["train", "--out", str(tmp_path), "--set", "vocoder_wdth=192"])
+    with pytest.raises(ValueError, match="not the hop of 160"):
+        train.tiny.build_vocoder(arch={"upsample_rates": [8, 4, 4]})

@@ -8,8 +8,10 @@ The UNet and text encoders are small and seeded-random: they only make the gener
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
+from typing import Optional
 
 import torch
 
@@ -42,16 +44,23 @@ def build_vae(seed: int = 0):
     return AutoencoderKL(**VAE_CONFIG)
 
 
-def build_vocoder(seed: int = 0, width: int = VOCODER_CONFIG["upsample_initial_channel"]):
+def build_vocoder(seed: int = 0, width: int = VOCODER_CONFIG["upsample_initial_channel"],
+                  arch: Optional[dict] = None):
     """The bundled vocoder's architecture (:data:`VOCODER_CONFIG`), seeded-random weights: a ``SpeechT5HifiGan``.
 
-    ``width`` is ``upsample_initial_channel`` (halved at each of the 5 upsamplings: 128 leaves 4
-    channels at 16 kHz; the real model's 1024 leaves 32).
+    ``width`` is ``upsample_initial_channel`` (halved at each upsampling: 128 leaves 4 channels at
+    16 kHz after the 5 of :data:`VOCODER_CONFIG`; the real model's 1024 leaves 32). ``arch``
+    overrides other ``SpeechT5HifiGanConfig`` fields, e.g. ``{"upsample_rates": [8, 4, 5],
+    "upsample_kernel_sizes": [16, 8, 10]}``; the rates' product must stay 160 (the hop).
     """
     from transformers import SpeechT5HifiGan, SpeechT5HifiGanConfig
 
+    config = {**VOCODER_CONFIG, **(arch or {}), "upsample_initial_channel": width}
+    if math.prod(config["upsample_rates"]) != 160:
+        raise ValueError(f"vocoder upsample_rates {config['upsample_rates']} multiply to "
+                         f"{math.prod(config['upsample_rates'])}, not the hop of 160 samples")
     torch.manual_seed(seed)
-    return SpeechT5HifiGan(SpeechT5HifiGanConfig(**{**VOCODER_CONFIG, "upsample_initial_channel": width}))
+    return SpeechT5HifiGan(SpeechT5HifiGanConfig(**config))
 
 
 def _roberta_tokenizer():

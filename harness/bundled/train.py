@@ -56,6 +56,9 @@ class TrainConfig:
     vocoder_lr: float = 2e-3
     #: the vocoder's ``upsample_initial_channel`` (the shipped one: 128)
     vocoder_width: int = 128
+    #: other ``SpeechT5HifiGanConfig`` fields of the vocoder, over :data:`tiny.VOCODER_CONFIG`
+    #: (e.g. ``{"upsample_rates": [8, 4, 5], "upsample_kernel_sizes": [16, 8, 10]}``)
+    vocoder_arch: Dict = field(default_factory=dict)
     #: fit stage 2 / stage 3 to this many wall-clock minutes instead of the step counts (0: use the
     #: counts); the fitted count replaces ``vocoder_steps`` / ``gan_steps`` in ``training.json``
     vocoder_minutes: float = 0.0
@@ -435,7 +438,7 @@ def _mel_l1(pred: torch.Tensor, wave: torch.Tensor) -> torch.Tensor:
 
 def train_vocoder(cfg: TrainConfig, out: Path, data, log):
     """Stage 2: the generator alone on log-mel L1 + multi-resolution STFT (no discriminator)."""
-    vocoder = tiny.build_vocoder(cfg.seed, cfg.vocoder_width)
+    vocoder = tiny.build_vocoder(cfg.seed, cfg.vocoder_width, cfg.vocoder_arch)
     vocoder.apply_weight_norm()
 
     def step_fn(rng, opts):
@@ -636,7 +639,7 @@ def main(out: str, model_out: str, cfg: TrainConfig | None = None, export_model:
         scale = scaling_factor(vae, data["train"], cfg.seed)
         log({"scaling_factor": scale})
         if export_model:
-            export(vae, tiny.build_vocoder(cfg.seed, cfg.vocoder_width), scale, cfg, Path(model_out),
+            export(vae, tiny.build_vocoder(cfg.seed, cfg.vocoder_width, cfg.vocoder_arch), scale, cfg, Path(model_out),
                    {"status": "interim: vocoder untrained"})
     elif export_model:
         vae = _load_trained(cfg.init_from, "vae")
