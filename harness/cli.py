@@ -101,6 +101,12 @@ def cmd_train(args) -> int:
         seed = train.TrainConfig.seed if args.seed is None else args.seed
         print(f"re-exported {train.reexport(args.model_out, seed, args.scaling_factor)}")
         return 0
+    if args.curves:
+        from .bundled import evaluate
+
+        runs = {d: evaluate.stage_records(d) for d in [args.out, *(args.compare or [])]}
+        print(f"wrote {evaluate.plot_runs(runs, args.curves)}")
+        return 0
     if args.portable:
         for path in train.portable_checkpoints(args.out, args.portable):
             print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
@@ -561,6 +567,7 @@ harness train --init-from harness/models/tiny --out runs/gan   only the adversar
 harness train --stages vocoder --init-from harness/models/tiny --vocoder-minutes 60   stage 2 fitted to an hour
 harness train --stages vocoder --init-from harness/models/tiny --set vocoder_width=192    a wider vocoder
 harness train --write-pack .pack/corpus.npz                   the corpus as FLAC, for a machine without espeak-ng
+harness train --out runs/a --compare runs/b harness/models/tiny --curves curves.png   held-out curves of runs
 harness train --export-only --scaling-factor 0.4110932946205139""")
     p.add_argument("--out", default="runs/tiny", help="checkpoint/log directory")
     p.add_argument("--model-out", default=str(Path(__file__).parent / "models" / "tiny"),
@@ -590,6 +597,10 @@ harness train --export-only --scaling-factor 0.4110932946205139""")
                    "export later by re-running with --config OUT/config.json --init-from MODEL_DIR")
     p.add_argument("--portable", metavar="DIR", help="copy --out's checkpoints without optimiser state (plus "
                    "config.json, log.jsonl) to DIR and exit")
+    p.add_argument("--curves", metavar="PNG", help="draw the held-out vocoder curves (per step, per minute) of "
+                   "--out and the --compare runs or model directories, and exit")
+    p.add_argument("--compare", nargs="+", metavar="DIR", help="with --curves: more runs (--out of `harness "
+                   "train`) or trained model directories (their training.json)")
     p.add_argument("--threads", type=int, help="torch CPU threads (default 2)")
     p.add_argument("--seed", type=int, help="seed of data synthesis and initialisation (default 0)")
     p.add_argument("--smoke", action="store_true", help="a few steps on tiny data (tests the recipe)")

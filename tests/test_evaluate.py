@@ -45,3 +45,23 @@ def test_training_curves_are_drawn_from_training_json(tmp_path):
     training = json.loads((loading.resolve_model("tiny").path / "training.json").read_text())
     evaluate.plot_training(training, str(tmp_path / "c.png"))
     assert (tmp_path / "c.png").stat().st_size > 10_000
+
+
+def test_runs_are_compared_from_their_logs_and_models_from_training_json(tmp_path):
+    from harness import cli
+
+    run = tmp_path / "run"
+    run.mkdir()
+    records = [{"stage": "vae", "step": 5, "wall_s": 1.0, "vae_mel_l1": 0.5},
+               {"stage": "vocoder", "fitted": {"minutes": 1.0, "steps": 20}},  # a budget fit, not a point
+               {"stage": "vocoder", "step": 10, "wall_s": 60.0, "vocoder_mel_l1": 1.5},
+               {"stage": "vocoder", "step": 20, "wall_s": 120.0, "vocoder_mel_l1": 1.2}]
+    (run / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert [r["step"] for r in evaluate.stage_records(run)] == [10, 20]
+    shipped = loading.resolve_model("tiny").path
+    assert evaluate.stage_records(shipped) == json.loads((shipped / "training.json").read_text())["vocoder_history"]
+    png = tmp_path / "curves.png"
+    assert cli.main(["train", "--out", str(run), "--compare", str(shipped), "--curves", str(png)]) == 0
+    assert png.stat().st_size > 10_000
+    with pytest.raises(FileNotFoundError, match="neither a training run"):
+        evaluate.stage_records(tmp_path / "nothing")

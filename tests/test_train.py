@@ -219,3 +219,12 @@ def test_unknown_stages_and_settings_are_refused_clearly(tmp_path):
         cli.main(["train", "--out", str(tmp_path), "--set", "vocoder_wdth=192"])
     with pytest.raises(ValueError, match="not the hop of 160"):
         train.tiny.build_vocoder(arch={"upsample_rates": [8, 4, 4]})
+
+
+def test_the_mrstft_log_magnitude_term_has_its_own_weight():
+    """With the log-magnitude term off, a half-level copy costs exactly its spectral convergence, 0.5."""
+    target = torch.randn(2, 4096, generator=torch.Generator().manual_seed(0))
+    ffts = [256, 1024]
+    assert train.mrstft_loss(0.5 * target, target, ffts, w_log_mag=0.0).item() == pytest.approx(0.5, abs=1e-5)
+    with_log = train.mrstft_loss(0.5 * target, target, ffts).item()
+    assert with_log == pytest.approx(0.5 + np.log(2), abs=1e-4)  # + |ln 0.5| in every bin

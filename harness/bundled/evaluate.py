@@ -13,6 +13,7 @@ are medians over the clips of a set.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Dict
 
@@ -125,6 +126,46 @@ def plot_training(training: dict, path: str) -> str:
             losses.plot([h["step"] for h in gan], [h[key] for h in gan], "o-", label=label)
         losses.set(xlabel="stage 3 step", ylabel="running loss", title="stage 3 losses (running means)")
         losses.legend()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def stage_records(source: str | Path, stage: str = "vocoder") -> list:
+    """The held-out evaluation records of one training stage, from a run directory (its ``log.jsonl``) or
+    a trained model directory (its ``training.json``); each a dict with ``step``, ``wall_s`` and the
+    stage's held-out figure (``vocoder_mel_l1``, ``vae_mel_l1``). Raises ``FileNotFoundError`` naming
+    what is missing."""
+    path = Path(source)
+    if (path / "log.jsonl").exists():
+        records = [json.loads(line) for line in (path / "log.jsonl").read_text().splitlines() if line.strip()]
+        return [r for r in records if r.get("stage") == stage and "step" in r]  # not the budget-fit record
+    if (path / "training.json").exists():
+        return json.loads((path / "training.json").read_text()).get(f"{stage}_history", [])
+    raise FileNotFoundError(f"{path}: neither a training run (log.jsonl) nor a trained model (training.json); "
+                            "give the --out of a `harness train` run or a model directory")
+
+
+def plot_runs(runs: Dict[str, list], path: str, key: str = "vocoder_mel_l1") -> str:
+    """Compare training runs: their held-out figure ``key`` against the step and against wall-clock
+    minutes (what a recipe change costs on the machine that ran it), one line per run.
+
+    ``runs`` maps a label to :func:`stage_records`. Writes the PNG ``path`` and returns it.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (by_step, by_time) = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
+    for label, records in runs.items():
+        by_step.plot([r["step"] for r in records], [r[key] for r in records], "o-", ms=3, label=label)
+        by_time.plot([r["wall_s"] / 60 for r in records], [r[key] for r in records], "o-", ms=3, label=label)
+    ylabel = "held-out log-mel L1 (nats)" if key.endswith("mel_l1") else key
+    by_step.set(xlabel="step", ylabel=ylabel, title="per step", ylim=(0, None))
+    by_time.set(xlabel="wall-clock minutes (each run's own machine)", ylabel=ylabel, title="per minute",
+                ylim=(0, None))
+    by_step.legend()
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path

@@ -64,6 +64,10 @@ class TrainConfig:
     vocoder_minutes: float = 0.0
     gan_minutes: float = 0.0
     mrstft_ffts: List[int] = field(default_factory=lambda: [256, 512, 1024, 2048])
+    #: weight of the MR-STFT's log-magnitude L1 in stage 2 (spectral convergence has weight 1). On
+    #: peaky spectra an L1 of log magnitudes at fine resolution pulls a generator that cannot yet place
+    #: partials to the trough level, i.e. too quiet in the loud components
+    mrstft_log_mag_weight: float = 1.0
     warmup: int = 200
     eval_every: int = 500
     threads: int = 2
@@ -231,15 +235,16 @@ def _random_crops(data, rng: np.random.Generator, batch: int, frames: int, devic
 MAGNITUDE_EPS = 1e-7
 
 
-def mrstft_loss(pred: torch.Tensor, target: torch.Tensor, ffts: List[int]) -> torch.Tensor:
+def mrstft_loss(pred: torch.Tensor, target: torch.Tensor, ffts: List[int], w_log_mag: float = 1.0) -> torch.Tensor:
     """Stage 2's multi-resolution STFT loss: the batch mean of :func:`harness.metrics.stft_distance`
-    (spectral convergence + log-magnitude L1) at FFT ``n``, hop ``n / 4``, window ``n`` for each ``n``
-    in ``ffts``, magnitudes floored at :data:`MAGNITUDE_EPS`; a scalar."""
+    (spectral convergence + ``w_log_mag`` x log-magnitude L1) at FFT ``n``, hop ``n / 4``, window ``n``
+    for each ``n`` in ``ffts``, magnitudes floored at :data:`MAGNITUDE_EPS`; a scalar."""
     total = 0.0
     for n_fft in ffts:
         resolution = (n_fft, n_fft // 4, n_fft, MAGNITUDE_EPS ** 2)
         total = total + metrics.stft_distance(metrics.magnitude_spectrogram(pred, *resolution),
-                                              metrics.magnitude_spectrogram(target, *resolution)).mean()
+                                              metrics.magnitude_spectrogram(target, *resolution),
+                                              w_log_mag=w_log_mag).mean()
     return total / len(ffts)
 
 
@@ -445,7 +450,7 @@ def train_vocoder(cfg: TrainConfig, out: Path, data, log):
         mel, wave = _random_crops(data["train"], rng, cfg.vocoder_batch, cfg.vocoder_frames, cfg.device)
         pred = vocoder(mel)[:, : wave.shape[-1]]
         mel_l1 = _mel_l1(pred, wave)
-        mr = mrstft_loss(pred, wave, cfg.mrstft_ffts)
+        mr = mrstft_loss(pred, wave, cfg.mrstft_ffts, cfg.mrstft_log_mag_weight)
         _descend(vocoder, opts["vocoder"], mel_l1 + mr)
         return {"mel_l1": mel_l1.item(), "mrstft": mr.item()}
 
