@@ -19,5 +19,5 @@ python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 -
 du -sh .pack .whl
 cat <<'CALL'
 device run (repo root; carry [".pack", ".whl"]; timeout_s 600):
-  bash scripts/gpu-train-vocoder.sh 5.5 2.5 --set vocoder_width=192 --set vocoder_batch=64 --set gan_batch=16
+  bash scripts/gpu-train-vocoder.sh 5.5 2.5 --config scripts/vocoder-845.json
 CALL

@@ -2,7 +2,7 @@
 # Run ON A LENT GPU by the device tool (repo root, carrying .pack and .whl from scripts/gpu-train-prepare.sh):
 # trains the bundled vocoder's stage 2 (supervised) and stage 3 (adversarial), each fitted to a wall-clock
 # budget, without exporting (the GPU image has no diffusers), and leaves portable checkpoints in $OUT.
-#   usage: bash scripts/gpu-train-vocoder.sh STAGE2_MINUTES STAGE3_MINUTES [harness train options, e.g. --set ...]
+#   usage: bash scripts/gpu-train-vocoder.sh STAGE2_MINUTES STAGE3_MINUTES [harness train options, e.g. --config scripts/vocoder-845.json]
 # Keep the two budgets about 1.5 minutes under the call's limit (start-up, data, evaluation, copying).
 # Back here: copy the files to runs/gpu, then
 #   harness train --out runs/gpu --config runs/gpu/config.json --device cpu --init-from harness/models/tiny \
