@@ -8,7 +8,7 @@ stage                   input                         output
 front-end               wave ``[b, 160 T]``           mel ``[b, 1, T, 64]``
 :meth:`Chain.encode`    mel ``[b, 1, T, 64]``         latents ``[b, 8, T/4, 16]``
 :meth:`Chain.decode`    latents ``[b, 8, T/4, 16]``   mel ``[b, 1, T, 64]``
-:meth:`Chain.vocode`    mel ``[b, 1, T, 64]``         wave ``[b, 160 T]`` (HiFi-GAN's +32 cropped)
+:meth:`Chain.vocode`    mel ``[b, 1, T, 64]``         wave ``[b, 160 T]`` (HiFi-GAN's extra samples cropped)
 ======================  ============================  ==============================
 """
 from __future__ import annotations
@@ -212,7 +212,8 @@ class Chain:
 
     def vocoder_out(self, mel: torch.Tensor, name: str = "hifigan", samples: Optional[int] = None) -> torch.Tensor:
         """Log-mel ``[b, 1, T, 64]`` -> the named vocoder variant's waveform ``[b, samples]`` (cropped to
-        ``samples`` when given: HiFi-GAN returns ``160 T + 32``)."""
+        ``samples`` when given: HiFi-GAN returns ``160 T + 32`` on cvssp/audioldm2, ``160 T + 1`` on the
+        bundled tiny)."""
         wave = variants.get_vocoder(name)(self, mel)
         return wave if samples is None else wave[:, :samples]
 

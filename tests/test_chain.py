@@ -84,7 +84,7 @@ def test_stage_shapes_and_crop(harness_chain):
     z = harness_chain.encode(mel)
     assert z.shape == (2, 8, 4, 16)
     assert harness_chain.decode(z).shape == (2, 1, 16, 64)
-    assert harness_chain.vocode(mel).shape == (2, 16 * 160)  # HiFi-GAN's +32 samples cropped
+    assert harness_chain.vocode(mel).shape == (2, 16 * 160)  # HiFi-GAN's extra samples cropped
 
 
 def test_layout_errors(harness_chain):

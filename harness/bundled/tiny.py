@@ -1,8 +1,12 @@
 """Architecture of the bundled ``tiny`` AudioLDM2 and the assembly of its pipeline directory.
 
 The VAE and the vocoder have the real model's interfaces (16 kHz, 64 mels, latent_channels 8,
-downsampling factor 4; vocoder upsampling 160 with kernels [16, 16, 8, 4, 4], hence the same
-+32-sample output) at a fraction of its width. They are trained by :mod:`harness.bundled.train`.
+downsampling factor 4; a ``SpeechT5HifiGan`` upsampling 160 on ``[batch, frames, 64]``) at a fraction
+of its width. The vocoder upsamples in 3 steps (8, 4, 5) where the real one takes 5 (5, 4, 2, 2, 2),
+so that its 16 kHz stage keeps 16 channels (the 5-step generator at this width left 4 and
+underfitted; README, "Fewer, larger upsamplings"); it returns ``160 T + 1`` samples where the real
+one returns ``160 T + 32``, both cropped by :meth:`harness.chain.Chain.vocode`. They are trained by
+:mod:`harness.bundled.train`.
 The UNet and text encoders are small and seeded-random: they only make the generated goldens.
 """
 from __future__ import annotations
@@ -24,8 +28,8 @@ VAE_CONFIG = dict(
 
 VOCODER_CONFIG = dict(
     model_in_dim=64, sampling_rate=16000, upsample_initial_channel=128,
-    upsample_rates=[5, 4, 2, 2, 2], upsample_kernel_sizes=[16, 16, 8, 4, 4],
-    resblock_kernel_sizes=[3, 7, 11], resblock_dilation_sizes=[[1, 3, 5], [1, 3, 5], [1, 3, 5]],
+    upsample_rates=[8, 4, 5], upsample_kernel_sizes=[16, 8, 10],
+    resblock_kernel_sizes=[3, 7], resblock_dilation_sizes=[[1, 3, 5], [1, 3, 5]],
     normalize_before=False,
 )
 
@@ -48,10 +52,11 @@ def build_vocoder(seed: int = 0, width: int = VOCODER_CONFIG["upsample_initial_c
                   arch: Optional[dict] = None):
     """The bundled vocoder's architecture (:data:`VOCODER_CONFIG`), seeded-random weights: a ``SpeechT5HifiGan``.
 
-    ``width`` is ``upsample_initial_channel`` (halved at each upsampling: 128 leaves 4 channels at
-    16 kHz after the 5 of :data:`VOCODER_CONFIG`; the real model's 1024 leaves 32). ``arch``
-    overrides other ``SpeechT5HifiGanConfig`` fields, e.g. ``{"upsample_rates": [8, 4, 5],
-    "upsample_kernel_sizes": [16, 8, 10]}``; the rates' product must stay 160 (the hop).
+    ``width`` is ``upsample_initial_channel`` (halved at each upsampling: 128 leaves 16 channels at
+    16 kHz after the 3 of :data:`VOCODER_CONFIG`; the real model's 1024 after 5 leaves 32). ``arch``
+    overrides other ``SpeechT5HifiGanConfig`` fields, e.g. the real model's 5 upsamplings
+    ``{"upsample_rates": [5, 4, 2, 2, 2], "upsample_kernel_sizes": [16, 16, 8, 4, 4]}``; the rates'
+    product must stay 160 (the hop).
     """
     from transformers import SpeechT5HifiGan, SpeechT5HifiGanConfig
 

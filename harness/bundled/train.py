@@ -56,8 +56,8 @@ class TrainConfig:
     vocoder_lr: float = 2e-3
     #: the vocoder's ``upsample_initial_channel`` (the shipped one: 128)
     vocoder_width: int = 128
-    #: other ``SpeechT5HifiGanConfig`` fields of the vocoder, over :data:`tiny.VOCODER_CONFIG`
-    #: (e.g. ``{"upsample_rates": [8, 4, 5], "upsample_kernel_sizes": [16, 8, 10]}``)
+    #: other ``SpeechT5HifiGanConfig`` fields of the vocoder, over :data:`tiny.VOCODER_CONFIG` (e.g.
+    #: ``{"upsample_rates": [5, 4, 2, 2, 2], "upsample_kernel_sizes": [16, 16, 8, 4, 4], ...}``)
     vocoder_arch: Dict = field(default_factory=dict)
     #: fit stage 2 / stage 3 to this many wall-clock minutes instead of the step counts (0: use the
     #: counts); the fitted count replaces ``vocoder_steps`` / ``gan_steps`` in ``training.json``
