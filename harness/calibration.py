@@ -88,7 +88,8 @@ def calibrate(chain, golden_dir: str | Path, out: Optional[str | Path] = None, p
 
     Per-clip (absolute) limits come from the golden set; the relative margins from ``relative_clips``
     (default: ``harness.synth.judging_set("calibration")``, a broad set the validation split never sees).
-    Only what is judged is computed: a broken combination up to its culprit stage.
+    Only what is judged is computed: a broken combination up to its culprit stage, and its whole chain
+    when HiFi-GAN follows the mistake (:func:`harness.thresholds.chain_detection` decides there).
 
     ``scope="golden"`` measures the golden stages only (seconds instead of minutes; the matrix tests then
     fail for want of limits, naming the full calibration); ``scope="absolute"`` every combination on the
@@ -122,6 +123,15 @@ def calibrate(chain, golden_dir: str | Path, out: Optional[str | Path] = None, p
             if r.error:
                 entry["error"] = r.error[:200]
             tables[thresholds.table_key(combo.id, stage)] = entry
+    # the whole chain of an upstream mistake heard through HiFi-GAN: asserted where clearly separated
+    for combo in tqdm([c for c in combos if c.chain_judgeable()], desc="calibrate (chain of mistakes)",
+                      disable=not progress):
+        r = run.result(combo, upto="chain")["chain"]
+        entry = tables[thresholds.table_key(combo.id, "chain")]
+        entry.update({f"measured_{k}": [round(float(x), 4) for x in v] for k, v in r.metrics.items()
+                      if k in matrix.JUDGED["chain"]})
+        entry.update(thresholds.chain_detection(r, tables.get(thresholds.table_key(combo.corrected().id, "chain")),
+                                                run.clip_names))
     for combo in combos:
         for stage, exp in combo.verdicts().items():
             if exp != "detect":

@@ -10,6 +10,9 @@ Margin policy (applied by :func:`calibrate`, documented in the file's ``[policy]
   worse than the correct chain), or the stage must stop
   with a clear error (a layout error is a detection). Calibration fails loudly if a known mistake
   is not detectable, rather than writing a threshold that cannot catch it;
+* the **whole chain** of a front-end or VAE mistake heard through HiFi-GAN is asserted
+  detected too where calibration measured it at least ``1 + CHAIN_DETECT_HEADROOM`` x that limit on
+  every clip (:func:`chain_detection`); elsewhere the table says why it is only reported;
 * sample-exact golden stages (VAE decode, HiFi-GAN on the golden mel) get a waveform SNR floor
   that depends on device and dtype (:data:`EXACT_SNR_DB`).
 
@@ -48,6 +51,10 @@ DETECT_FACTOR = 1.2
 #: calibration clips to any audio, and the largest ratio seen on ~50 clips underestimates the largest
 #: one on the next thousand; mistakes sit 5-20x beyond the correct band, so this costs no detection
 RELATIVE_HEADROOM = 0.25
+#: a broken combination's whole chain is asserted *detected* only where calibration measured its key metric
+#: at least this much beyond the detection limit on every clip: a separation that only just clears the limit
+#: on this CPU would be a test that flips on another one
+CHAIN_DETECT_HEADROOM = 0.05
 #: waveform SNR floor (dB) of sample-exact stages by device type and dtype
 EXACT_SNR_DB = {"cpu-fp32": 60.0, "cuda-fp32": 40.0, "cpu-bf16": 20.0, "cuda-bf16": 20.0,
                 "cpu-fp16": 25.0, "cuda-fp16": 25.0}
@@ -77,6 +84,43 @@ def detect_limit(sibling_limits: Dict[str, list], key: str) -> Dict[str, list]:
         return {f"{key}_detect_min": [round(x * DETECT_FACTOR, 4) for x in _as_list(sibling_limits[f"{key}_max"])]}
     return {f"{key}_detect_max": [round(x - DB_MARGIN * DETECT_FACTOR, 4)
                                   for x in _as_list(sibling_limits[f"{key}_min"])]}
+
+
+def chain_detection(result, corrected_limits: Optional[Dict[str, list]], clip_names: Sequence[str],
+                    key: str = "mel_l1") -> Dict[str, object]:
+    """Whether the whole chain of a broken combination is asserted *detected*, as threshold-table fields.
+
+    The chain's ``key`` metric must reach :func:`detect_limit` of the corrected combination's chain ceiling
+    (:meth:`harness.matrix.Combination.corrected`) times ``1 + CHAIN_DETECT_HEADROOM`` on every clip.
+
+    Parameters
+    ----------
+    result : StageResult
+        The broken combination's chain stage on the calibration clips.
+    corrected_limits : dict or None
+        The corrected combination's chain table (its ``{key}_max`` ceilings), None if it has none.
+    clip_names : sequence of str
+        Names of the clips, in the order of the result's values (named in the reason).
+
+    Returns
+    -------
+    dict
+        ``{"expected": "detect", "{key}_detect_min": [...], "detect_ratio_min": r}`` (``r``: the smallest
+        per-clip ratio of the metric to its limit), or ``{"expected": "report", "not_asserted": reason}``.
+    """
+    if result.error is not None:
+        return {"expected": "report", "not_asserted": f"the chain stopped: {result.error[:120]}"}
+    if not corrected_limits or f"{key}_max" not in corrected_limits:
+        return {"expected": "report", "not_asserted": "the corrected combination has no chain ceiling"}
+    limit = detect_limit(corrected_limits, key)
+    v = np.asarray(result.metrics[key], dtype=float)
+    ratio = v / np.asarray(limit[f"{key}_detect_min"], dtype=float)
+    if np.all(ratio >= 1 + CHAIN_DETECT_HEADROOM):
+        return {"expected": "detect", **limit, "detect_ratio_min": round(float(ratio.min()), 4)}
+    i = int(np.argmin(ratio))
+    return {"expected": "report",
+            "not_asserted": f"too close to the correct chain: {key} {v[i]:.3f} on {clip_names[i]} is "
+                            f"{ratio[i]:.2f}x its detection limit (needs {1 + CHAIN_DETECT_HEADROOM:.2f}x on every clip)"}
 
 
 def fit_relative(values: np.ndarray, references: np.ndarray, name: str, share: bool = False) -> Dict[str, float]:
@@ -321,7 +365,8 @@ def write(path: str | Path, tables: Dict[str, Dict], meta: Dict) -> Path:
               "do not edit by hand: re-calibrate, and review the diff like code.")
     policy = {"relative_margin": RELATIVE_MARGIN, "abs_margin_mel_l1": ABS_MARGIN["mel_l1"],
               "abs_margin_lsd": ABS_MARGIN["lsd"], "abs_margin_mrstft": ABS_MARGIN["mrstft"],
-              "db_margin": DB_MARGIN, "detect_factor": DETECT_FACTOR, "relative_headroom": RELATIVE_HEADROOM}
+              "db_margin": DB_MARGIN, "detect_factor": DETECT_FACTOR, "relative_headroom": RELATIVE_HEADROOM,
+              "chain_detect_headroom": CHAIN_DETECT_HEADROOM}
     meta = {**meta, "calibrated_at": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
     exact = {k: v for k, v in EXACT_SNR_DB.items()}
     path = Path(path)

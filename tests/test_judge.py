@@ -119,3 +119,53 @@ def test_relative_margins_of_a_users_variant_are_its_siblings():
                                              ("chain", "audioldm2-scaled-hifigan")])
 def test_reference_replaces_the_stage_component(stage, reference):
     assert Combination("audioldm2-tacotron", "sample", "griffin-lim").reference(stage).id == reference
+
+
+# --- the whole chain of a known mistake (asserted where calibration separates it) ---------------------------
+
+
+def test_chain_detection_asserts_only_a_clear_separation_on_every_clip():
+    corrected = {"mel_l1_max": [0.5, 1.0]}  # detection limit 0.6, 1.2; asserted from 0.63, 1.26
+    found = thresholds.chain_detection(result(mel_l1=[0.7, 1.3]), corrected, ["a", "b"])
+    assert found == {"expected": "detect", "mel_l1_detect_min": [0.6, 1.2], "detect_ratio_min": 1.0833}
+    assert thresholds.judge(result(mel_l1=[0.7, 1.3]), {"mel_l1_detect_min": found["mel_l1_detect_min"]}, "detect")[0]
+    # clears the limit on clip b, but by less than the headroom: reported, naming the clip and the ratio
+    close = thresholds.chain_detection(result(mel_l1=[0.7, 1.24]), corrected, ["a", "b"])
+    assert close["expected"] == "report" and "on b is 1.03x" in close["not_asserted"]
+    assert "mel_l1_detect_min" not in close
+
+
+def test_chain_detection_reports_a_stopped_chain_or_a_missing_ceiling():
+    stopped = thresholds.chain_detection(StageResult({}, "LayoutError: [b, 64, T]"), {"mel_l1_max": [1.0]}, ["a"])
+    assert stopped == {"expected": "report", "not_asserted": "the chain stopped: LayoutError: [b, 64, T]"}
+    assert "no chain ceiling" in thresholds.chain_detection(result(mel_l1=[9.0]), None, ["a"])["not_asserted"]
+
+
+@pytest.mark.parametrize("combo,corrected,judgeable", [
+    (("seed-librosa-db", "scaled", "hifigan"), "audioldm2-scaled-hifigan", True),  # the original report's chain
+    (("seed-librosa-db", "none", "griffin-lim"), "audioldm2-none-griffin-lim", False),  # not AudioLDM2's vocoder
+    (("audioldm2", "double-scale", "hifigan"), "audioldm2-scaled-hifigan", True),
+    (("power-mel", "no-decode-scale", "hifigan-transposed"), "audioldm2-scaled-hifigan", False),
+    (("audioldm2", "scaled", "hifigan-transposed"), "audioldm2-scaled-hifigan", False),  # the vocoder is the culprit
+    (("audioldm2-tacotron", "sample", "hifigan"), "audioldm2-tacotron-sample-hifigan", False),  # correct
+])
+def test_corrected_replaces_every_mistaken_component(combo, corrected, judgeable):
+    c = Combination(*combo)
+    assert c.corrected().id == corrected
+    assert c.chain_judgeable() is judgeable
+
+
+def test_quality_check_asserts_a_mistakes_chain_only_where_calibration_separated_it():
+    from harness.quality import QualityCheck
+
+    asserted, near = Combination("htk-mel", "scaled", "hifigan"), Combination("power-mel", "scaled", "hifigan")
+    check = QualityCheck({f"{asserted.id}:chain": {"expected": "detect", "mel_l1_detect_min": [0.6]},
+                          f"{near.id}:chain": {"expected": "report", "not_asserted": "too close: 0.73x on clip:noise"}})
+    assert check.expected(asserted, "chain") == "detect"
+    assert check.expected(asserted, "frontend") == "detect"  # the culprit stage, structurally
+    with pytest.raises(AssertionError, match="was NOT detected"):
+        check.check(asserted, "chain", result(mel_l1=[0.5]), "detect")
+    with pytest.raises(pytest.skip.Exception, match="not asserted \\(too close: 0.73x on clip:noise\\).*'frontend'"):
+        check.expected(near, "chain")
+    with pytest.raises(pytest.skip.Exception, match="no chain-stage decision"):  # thresholds from before
+        QualityCheck({}).expected(near, "chain")
