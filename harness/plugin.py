@@ -252,6 +252,7 @@ def harness_quality(harness_options, golden_set):
                                   harness_quality.expected(combination, clip_stage))
     """
     from . import thresholds
+    from .errors import GoldenError
     from .quality import QualityCheck
 
     dtype = harness_options["dtype"]
@@ -261,5 +262,10 @@ def harness_quality(harness_options, golden_set):
         missing(harness_options, f"no {dtype} thresholds in {path}: run `harness thresholds --calibrate --model "
                                  f"{harness_options['model']} --dtype {dtype} --device {harness_options['device']} "
                                  f"--golden-dir={harness_options['golden_dir']}`")
-    return QualityCheck(thresholds.load(path), harness_options["report_dir"], harness_options["allow_missing"],
+    data = thresholds.load(path)
+    try:
+        thresholds.check_weights(data, golden_set.manifest, path)
+    except GoldenError as exc:  # limits of another model: every verdict would be meaningless
+        pytest.fail(str(exc), pytrace=False)
+    return QualityCheck(data, harness_options["report_dir"], harness_options["allow_missing"],
                         golden_dir=harness_options["golden_dir"])

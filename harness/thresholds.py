@@ -354,6 +354,21 @@ def load(path: str | Path) -> Dict[str, Dict]:
     return tomllib.loads(path.read_text())
 
 
+def check_weights(data: Dict[str, Dict], manifest: Dict, path: str | Path) -> None:
+    """Raise :class:`harness.errors.GoldenError` when the thresholds ``data`` (read from ``path``) were
+    calibrated on other weights than those the goldens' ``manifest`` was made with: their limits describe
+    another model. Files without a recorded hash are not checked."""
+    calibrated, made = data.get("meta", {}).get("weights_sha256"), manifest.get("weights_sha256")
+    if calibrated and made and calibrated != made:
+        from .errors import GoldenError
+
+        meta = data["meta"]
+        raise GoldenError(f"{path}: calibrated on weights {calibrated[:12]}, but the goldens beside it were made "
+                          f"with {made[:12]}: re-calibrate with `harness thresholds --calibrate --model "
+                          f"{meta.get('model', 'MODEL')} --dtype {meta.get('dtype', 'fp32')} --golden-dir "
+                          f"{Path(path).parent}`")
+
+
 def table_key(combo_id: str, stage: str) -> str:
     """The threshold table of a combination's stage: ``"<combo id>:<stage>"``."""
     return f"{combo_id}:{stage}"

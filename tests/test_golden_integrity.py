@@ -74,3 +74,15 @@ def test_corrupt_manifest(golden_copy):
     (golden_copy / "manifest.json").write_text("{not json")
     with pytest.raises(golden.GoldenError, match="not valid JSON"):
         golden.check(golden_copy)
+
+
+def test_thresholds_of_other_weights_are_refused(golden_copy, golden_set):
+    """Limits calibrated on other weights describe another model: the quality tests must not judge by them."""
+    from harness import thresholds
+
+    data = thresholds.load(golden_copy / "thresholds.toml")
+    thresholds.check_weights(data, golden_set.manifest, golden_copy / "thresholds.toml")  # the shipped pair agrees
+    data["meta"]["weights_sha256"] = "0" * 64
+    with pytest.raises(golden.GoldenError, match="thresholds.toml: calibrated on weights 000000000000.*"
+                                                 "harness thresholds --calibrate --model"):
+        thresholds.check_weights(data, golden_set.manifest, golden_copy / "thresholds.toml")

@@ -154,6 +154,12 @@ def save_pipeline(pipe, out_dir: str | os.PathLike, training: dict | None = None
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     pipe.save_pretrained(out, safe_serialization=True)
+    for config in out.glob("*/config.json"):
+        # diffusers records where a component was loaded from (a path on the exporting machine); the
+        # config is part of the weights hash the goldens record, so that path would make it machine-made
+        data = json.loads(config.read_text())
+        if data.pop("_name_or_path", None) is not None:
+            config.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
     if training is not None:
         (out / "training.json").write_text(json.dumps(training, indent=2) + "\n")
     return out
