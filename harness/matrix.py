@@ -350,6 +350,14 @@ def golden_stages(chain: Chain, case_latents: np.ndarray, case_mel: np.ndarray, 
     return res
 
 
+def clip_stage_names() -> List[tuple]:
+    """Every (combination, clip stage) pair the quality tests assert: each stage not merely reported
+    downstream of a known mistake, plus the whole chain of a front-end/VAE mistake heard through HiFi-GAN
+    (:meth:`Combination.chain_judgeable`; calibration decides whether it is asserted detected)."""
+    return [(c, s) for c in combinations() for s, e in c.verdicts().items()
+            if e != "report" or (s == "chain" and c.chain_judgeable())]
+
+
 def golden_stage_names() -> List[tuple]:
     """Every (golden stage, variant name) pair :func:`golden_stages` measures."""
     vaes = [v for v in variants.list_vaes() if not v.skip]

@@ -130,10 +130,7 @@ def pytest_generate_tests(metafunc):
 
     names = metafunc.fixturenames
     if "combination" in names and "clip_stage" in names:
-        # stages downstream of a known mistake are only reported, so they are not tests; except the chain of
-        # a front-end/VAE mistake heard through HiFi-GAN, asserted where calibration separates it
-        pairs = [(c, s) for c in matrix.combinations() for s, e in c.verdicts().items()
-                 if e != "report" or (s == "chain" and c.chain_judgeable())]
+        pairs = matrix.clip_stage_names()
         metafunc.parametrize(("combination", "clip_stage"), pairs, ids=[f"{c.id}:{s}" for c, s in pairs])
     elif "combination" in names:
         combos = matrix.combinations()
