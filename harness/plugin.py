@@ -199,7 +199,7 @@ def harness_chain(harness_options):
 
 
 @pytest.fixture(scope="session")
-def golden_set(harness_options, harness_chain):
+def golden_set(harness_options, request):
     """The checked golden set of the model under test (:class:`harness.golden.GoldenSet`).
 
     Fails with the command to run when the model has no goldens (skips under ``--allow-missing-goldens``);
@@ -216,7 +216,8 @@ def golden_set(harness_options, harness_chain):
     root = harness_options["golden_dir"]
     if harness_options["regen"]:
         golden.generate(harness_options["model"], root, harness_options["device"], harness_options["dtype"])
-        calibration.calibrate(harness_chain, root)
+        calibration.calibrate(request.getfixturevalue("harness_chain"), root)
+    # checked before any model is loaded: a missing or edited golden fails in a second, not after the load
     if not (root / "manifest.json").exists():
         missing(harness_options, f"no goldens in {root}: run `harness golden --model {harness_options['model']} --out {root}` "
                     "(or pytest --regen-golden)")
@@ -224,7 +225,7 @@ def golden_set(harness_options, harness_chain):
 
 
 @pytest.fixture(scope="session")
-def harness_matrix(harness_chain, golden_set):
+def harness_matrix(golden_set, harness_chain):
     """Lazily evaluated quality matrix over the goldens and reference clips (:class:`harness.quality.MatrixRun`).
 
     Example::

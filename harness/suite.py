@@ -23,7 +23,8 @@ from .quality import GoldenTarget
 __all__ = ["test_matrix", "test_golden_stage", "test_every_known_mistake_has_a_detecting_stage"]
 
 
-def test_matrix(harness_matrix, harness_quality, combination, clip_stage):
+# The goldens and thresholds fixtures come before the model's: what is missing fails before a model loads.
+def test_matrix(harness_quality, harness_matrix, combination, clip_stage):
     """One combination at one clip stage: correct ones within their ceilings, mistakes detected (at their
     culprit stage, and at the chain where calibration found them clearly separated there)."""
     expected = harness_quality.expected(combination, clip_stage)  # first: a skipped chain stage computes nothing
@@ -32,7 +33,7 @@ def test_matrix(harness_matrix, harness_quality, combination, clip_stage):
                           clip_names=harness_matrix.clip_names, evidence=harness_matrix.evidence(combination))
 
 
-def test_golden_stage(harness_matrix, harness_quality, harness_chain, golden_set, golden_stage):
+def test_golden_stage(harness_quality, golden_set, harness_matrix, harness_chain, golden_stage):
     """One variant at one golden stage (decode, roundtrip, vocoder, frontend) on the pipeline's goldens."""
     stage, name = golden_stage
     result = harness_matrix.golden(harness_chain, golden_set, [stage])[stage][name]

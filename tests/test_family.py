@@ -33,7 +33,8 @@ def test_member_goes_through_goldens_and_the_golden_stage_tests(built, tmp_path,
     pairs = golden_stage_names()
     assert len(pairs) >= 10
     for pair in pairs:  # the shipped test, as pytest runs it for this model
-        suite.test_golden_stage(run, check, chain, gset, pair)
+        suite.test_golden_stage(harness_quality=check, golden_set=gset, harness_matrix=run, harness_chain=chain,
+                                golden_stage=pair)
 
 
 def test_large_has_two_transformer_layers_per_block(built):

@@ -72,6 +72,13 @@ def _shape(out):
     return tuple(out.shape)
 
 
+def skip_untimed_real_batch(bench, size, batch):
+    """Untimed (``--benchmark-disable``, the default suite) a case only checks that its code runs: batching is
+    checked at tiny size, the real-size architecture at batch 1, so real size at batch > 1 adds seconds, no check."""
+    if not bench.timed and size == "real" and batch > 1:
+        pytest.skip("untimed: real size is checked at batch 1 and batching at tiny size; timed with --benchmark-enable")
+
+
 @pytest.mark.benchmark(group="stages")
 @pytest.mark.parametrize("batch", BATCHES)
 @pytest.mark.parametrize("seconds", [SHORT, LONG], ids=["1.28s", "10.24s"])
@@ -94,6 +101,7 @@ def test_bench_frontend_stage(bench, chains, target, seconds, batch):
 @pytest.mark.parametrize("size,seconds", CASES)
 @pytest.mark.parametrize("stage", STAGES)
 def test_bench_stage(bench, chains, target, stage, size, seconds, batch):
+    skip_untimed_real_batch(bench, size, batch)
     device, dtype = target
     fn, shape = stage_call(chains, stage, size, batch, seconds, device, dtype)
     out = bench(fn, stage=stage, impl="harness", model_size=size, batch=batch, clip_seconds=seconds, device=device,
@@ -109,6 +117,7 @@ def test_bench_stage(bench, chains, target, stage, size, seconds, batch):
 @pytest.mark.parametrize("size,seconds", CASES)
 def test_bench_harness_overhead(bench, chains, target, size, seconds, batch):
     """Front-end of the input + every metric of ``metrics.compute`` on the chain's output (no Griffin-Lim)."""
+    skip_untimed_real_batch(bench, size, batch)
     device, dtype = target
     wave = chains.wave(batch, seconds, device)
     key = (size, batch, seconds, device, dtype)
