@@ -120,7 +120,7 @@ def chain_detection(result, corrected_limits: Optional[Dict[str, list]], clip_na
     i = int(np.argmin(ratio))
     return {"expected": "report",
             "not_asserted": f"too close to the correct chain: {key} {v[i]:.3f} on {clip_names[i]} is "
-                            f"{ratio[i]:.2f}x its detection limit (needs {1 + CHAIN_DETECT_HEADROOM:.2f}x on every clip)"}
+                            f"{ratio[i]:.3f}x its detection limit (needs {1 + CHAIN_DETECT_HEADROOM:.2f}x on every clip)"}
 
 
 def fit_relative(values: np.ndarray, references: np.ndarray, name: str, share: bool = False) -> Dict[str, float]:
