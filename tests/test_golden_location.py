@@ -49,10 +49,12 @@ def test_missing_thresholds_fail_with_the_command(pytester):
     shutil.copytree(golden.BUNDLED_DIR / "tiny", gold)
     (gold / "thresholds.toml").unlink()
     pytester.makepyfile(test_quality=SUITE)
+    # the goldens and thresholds are checked before the model loads: a model that does not exist is never reached
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", f"--golden-dir={gold}", "-k",
-                                           "audioldm2-scaled-hifigan:chain")
+                                           "audioldm2-scaled-hifigan:chain", "--model", str(pytester.path / "absent"))
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*no fp32 thresholds in *thresholds.toml: run `harness thresholds --calibrate*"])
+    assert "model not available" not in result.stdout.str()
 
 
 def test_golden_dir_with_a_space_warns_how_to_write_it(pytester):
