@@ -131,7 +131,7 @@ def test_chain_detection_asserts_only_a_clear_separation_on_every_clip():
     assert thresholds.judge(result(mel_l1=[0.7, 1.3]), {"mel_l1_detect_min": found["mel_l1_detect_min"]}, "detect")[0]
     # clears the limit on clip b, but by less than the headroom: reported, naming the clip and the ratio
     close = thresholds.chain_detection(result(mel_l1=[0.7, 1.24]), corrected, ["a", "b"])
-    assert close["expected"] == "report" and "on b is 1.03x" in close["not_asserted"]
+    assert close["expected"] == "report" and "on b is 1.033x" in close["not_asserted"]
     assert "mel_l1_detect_min" not in close
 
 
