@@ -13,7 +13,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from . import golden as golden_mod
-from . import matrix, thresholds
+from . import machine, matrix, thresholds
 from .quality import MatrixRun, exact_key, golden_results, judge_relative, relative_references
 
 
@@ -178,6 +178,11 @@ def calibrate(chain, golden_dir: str | Path, out: Optional[str | Path] = None, p
                               f"detectable: {np.round(r.metrics['mel_l1'], 3).tolist()} vs {lim}")
     if scope == "all":
         if relative_clips is None:
+            if not synth.have_espeak():
+                # without speech the set is another one, and the margins would silently describe other audio
+                raise thresholds.CalibrationError(
+                    "calibration --scope all speaks its speech clips with espeak-ng, which is not installed "
+                    "(Debian/Ubuntu: apt-get install espeak-ng); or calibrate --scope absolute")
             relative_clips = dict(synth.judging_set("calibration", progress=progress))
         rel_tables, rel_problems = calibrate_relative(chain, relative_clips, progress)
         tables.update(rel_tables)
@@ -187,7 +192,8 @@ def calibrate(chain, golden_dir: str | Path, out: Optional[str | Path] = None, p
             "relative_clips": sorted(relative_clips or {}),
             "weights_sha256": gset.manifest["weights_sha256"], "exact_key": ek,
             "clips": run.clip_names, "problems": problems}
-    meta.update(device=ek.split("-")[0], dtype=ek.split("-")[1])
+    meta.update(device=ek.split("-")[0], dtype=ek.split("-")[1], kernel_path=machine.kernel_path(str(chain.device)),
+                versions=machine.versions())
     path = Path(out or Path(golden_dir) / thresholds.file_name(meta["dtype"]))
     thresholds.write(path, tables, meta)
     if problems:

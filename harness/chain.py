@@ -14,7 +14,7 @@ front-end               wave ``[b, 160 T]``           mel ``[b, 1, T, 64]``
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import List, Optional, Sequence, Union
 
 import torch
 
@@ -62,6 +62,15 @@ def fold_weight_norm(module: torch.nn.Module) -> torch.nn.Module:
         elif hasattr(m, "weight_g"):
             torch.nn.utils.remove_weight_norm(m)
     return module
+
+def item_generators(batch: int, seed: int, device) -> List[torch.Generator]:
+    """One ``torch.Generator`` per item of a batch, each seeded with ``seed``, on ``device``.
+
+    diffusers' convention for per-item seeding (``latent_dist.sample(generators)``, ``randn_tensor``):
+    item ``i`` draws the same numbers whether it is alone or at any place in any batch.
+    """
+    return [torch.Generator(device=device).manual_seed(seed) for _ in range(batch)]
+
 
 @dataclass
 class ChainOutput:
@@ -130,8 +139,11 @@ class Chain:
 
     @torch.inference_mode()
     def encode(self, mel: torch.Tensor, scale: Optional[float] = None, sample: bool = False,
-               generator: Optional[torch.Generator] = None) -> torch.Tensor:
-        """Log-mel ``[b, 1, T, 64]`` -> latents ``[b, 8, T/4, 16]``, multiplied by ``scale`` (default ``s``)."""
+               generator: Union[None, torch.Generator, Sequence[torch.Generator]] = None) -> torch.Tensor:
+        """Log-mel ``[b, 1, T, 64]`` -> latents ``[b, 8, T/4, 16]``, multiplied by ``scale`` (default ``s``).
+
+        ``sample`` draws from the posterior with ``generator``: one generator, or one per item
+        (:func:`item_generators`, as diffusers' ``latent_dist.sample`` takes them)."""
         mel = self._check_mel(mel, "VAE encode")
         p = next(self.vae.parameters())
         dist = self.vae.encode(mel.to(p.device, p.dtype)).latent_dist
@@ -206,9 +218,12 @@ class Chain:
             return frontends.get_frontend(name)(wave.to(self.device)).float()
 
     def vae_roundtrip(self, mel: torch.Tensor, name: str = "scaled", seed: int = 0) -> torch.Tensor:
-        """Log-mel ``[b, 1, T, 64]`` through the named VAE variant (seeded for a posterior sample)."""
-        gen = torch.Generator(device=self.device).manual_seed(seed)
-        return variants.get_vae(name).roundtrip(self, mel, gen)
+        """Log-mel ``[b, 1, T, 64]`` through the named VAE variant (seeded for a posterior sample).
+
+        A posterior sample draws each item from its own generator seeded with ``seed``
+        (:func:`item_generators`), so an item's result never depends on the rest of its batch.
+        """
+        return variants.get_vae(name).roundtrip(self, mel, item_generators(mel.shape[0], seed, self.device))
 
     def vocoder_out(self, mel: torch.Tensor, name: str = "hifigan", samples: Optional[int] = None) -> torch.Tensor:
         """Log-mel ``[b, 1, T, 64]`` -> the named vocoder variant's waveform ``[b, samples]`` (cropped to

@@ -8,8 +8,9 @@ the processes of a ``torchrun`` launch, resumable.
 
 Every process plans the same batches (files sorted by length then path, cut into batches of
 ``batch_size`` files of one length), takes every ``world_size``-th batch that is not done, and writes
-each finished batch atomically to ``DIR/parts/``. A batch is always computed with the same files, so the
-records do not depend on the number of processes; a killed run started again with the same command
+each finished batch atomically to ``DIR/parts/``. A file's records do not depend on its batch
+(:class:`harness.quality.MatrixRun` computes each clip on its own), so they do not depend on the number
+of processes either; a killed run started again with the same command
 computes only the batches that have no part yet. When all are done, rank 0 merges the parts:
 
 =================  ==========================================================================

@@ -95,12 +95,13 @@ def phase_draws(magnitude: torch.Tensor, seed: int = 0) -> torch.Tensor:
     """The uniform draws ``u`` in ``[0, 1)`` behind :func:`griffin_lim`'s initial phases ``2 pi u``.
 
     Shape ``[batch, 513, frames + 1]`` (the input's frames plus the one extra frame Griffin-Lim
-    adds), the input's dtype, on CPU: a CPU ``torch.Generator`` seeded with ``seed``, the same draws
-    on every device.
+    adds), the input's dtype, on CPU. Each item draws from its own CPU ``torch.Generator`` seeded
+    with ``seed``: an item's phases depend only on its length, never on the other items of its
+    batch or its place there, and are the same on every device.
     """
     b, bins, frames = magnitude.shape
-    gen = torch.Generator(device="cpu").manual_seed(seed)
-    return torch.rand((b, bins, frames + 1), generator=gen, dtype=magnitude.dtype)
+    return torch.stack([torch.rand((bins, frames + 1), generator=torch.Generator(device="cpu").manual_seed(seed),
+                                   dtype=magnitude.dtype) for _ in range(b)])
 
 
 def griffin_lim(magnitude: torch.Tensor, n_iter: int = 32, momentum: float = 0.99, seed: int = 0) -> torch.Tensor:

@@ -34,7 +34,7 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
-    """Register the markers, load users' variants, pass the load-group setting to xdist workers."""
+    """Register the markers, load users' variants, share the cores among xdist workers."""
     _share_cores_among_xdist_workers(config)
     args = list(config.invocation_params.args)
     if "--golden-dir" in args:
@@ -56,8 +56,9 @@ def pytest_configure(config):
 
 def _share_cores_among_xdist_workers(config) -> None:
     """Under pytest-xdist: torch threads per worker = cores / workers (two workers of two threads each
-    on two cores thrash), and ``-n N`` distributes by group (``--dist loadgroup``) so tests that share
-    expensive stages run in one process, which computes them once."""
+    on two cores thrash), and ``-n N`` distributes by group (``--dist loadgroup``, scheduled by
+    :func:`pytest_xdist_make_scheduler`) so tests that share expensive stages run in one process, which
+    computes them once."""
     import os
 
     workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
@@ -67,45 +68,75 @@ def _share_cores_among_xdist_workers(config) -> None:
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(workers)))
     if getattr(config.option, "dist", None) == "load" and getattr(config.option, "numprocesses", None):
         config.option.dist = "loadgroup"
-    # a worker parses the command line again, without the line above: the controller tells it
-    # (pytest_configure_node) to suffix node ids with their group, which is what loadgroup schedules by
-    if getattr(config, "workerinput", {}).get("harness_loadgroup"):
-        config.option.loadgroup = True
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_configure_node(node):
-    """pytest-xdist, on the controller, for each worker it starts."""
-    node.workerinput["harness_loadgroup"] = node.config.getvalue("dist") == "loadgroup"
 
 
 #: the xdist group of the tests of each golden stage (:meth:`harness.quality.MatrixRun.golden`): the VAE's
-#: decode and round trip, the vocoder, the front-ends; mark a test of your own that reads a golden stage
-#: with ``pytest.mark.xdist_group(GOLDEN_GROUP[stage])`` to share its results
+#: decode and round trip, the vocoder, the front-ends
 GOLDEN_GROUP = {"decode": "golden-vae", "roundtrip": "golden-vae", "vocoder": "golden-vocoder",
                 "frontend": "golden-frontend"}
 
 
+def _combination_group(combo) -> str:
+    """The stage-sharing group of a combination's tests: its front-end (every stage of a combination is
+    computed from the front-end's mel, and the VAE reference a combination is judged against is the
+    ``scaled`` round trip of that same mel, so front-end groups share little)."""
+    if combo.culprit() == "vae":
+        # its own round trip and the ``scaled`` one (recomputed here, 1 of 5 round trips), and the chain
+        # heard from its own round trip, are all it needs, so a front-end's VAE mistakes make a unit of their own
+        return f"frontend-{combo.frontend}-vae-mistakes"
+    return f"frontend-{combo.frontend}"
+
+
 def _xdist_group(item) -> str | None:
-    """The stage-sharing group of a quality test: its front-end (every stage of a combination is computed
-    from the front-end's mel, and the VAE reference a combination is judged against is the ``scaled`` round
-    trip of that same mel, so front-end groups share little), or its golden stage's group."""
+    """The stage-sharing group of a quality test (its combination's, or its golden stage's), else None."""
     params = getattr(getattr(item, "callspec", None), "params", {})
     if "combination" in params:
-        combo = params["combination"]
-        if combo.culprit() == "vae":
-            # its own round trip and the ``scaled`` one (recomputed here, 1 of 5 round trips), and the chain
-            # heard from its own round trip, are all it needs, so a front-end's VAE mistakes make a unit of their own
-            return f"frontend-{combo.frontend}-vae-mistakes"
-        return f"frontend-{combo.frontend}"
+        return _combination_group(params["combination"])
     if "golden_stage" in params:
         return GOLDEN_GROUP[params["golden_stage"][0]]
     return None
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's worker reads the xdist_group marks
+def xdist_groups() -> dict:
+    """Test id (the part of a node id between ``[`` and ``]``) -> stage-sharing group, for every test id the
+    plugin parametrizes (:func:`pytest_generate_tests`)."""
+    from . import matrix
+
+    groups = {f"{c.id}:{s}": _combination_group(c) for c, s in matrix.clip_stage_names()}
+    groups.update({c.id: _combination_group(c) for c in matrix.combinations()})
+    groups.update({f"{s}-{n}": GOLDEN_GROUP[s] for s, n in matrix.golden_stage_names()})
+    return groups
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """pytest-xdist, on the controller: under ``--dist loadgroup``, schedule the quality tests by their
+    stage-sharing group, read from the test id. xdist's own grouping rewrites node ids on the workers,
+    which pytest 9.2's structured node ids no longer allow; a test id of ours names its group
+    (:func:`xdist_groups`), and every other test keeps xdist's rule (its ``xdist_group`` suffix where
+    the running pytest still adds one, else a unit of its own)."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    from .entry_points import load_entry_points
+
+    load_entry_points()
+    groups = xdist_groups()
+
+    class HarnessGroupScheduling(LoadGroupScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            if "@" not in nodeid[nodeid.rfind("]"):]:
+                group = groups.get(nodeid[nodeid.find("[") + 1: nodeid.rfind("]")]) if "[" in nodeid else None
+                if group is not None:
+                    return group
+            return super()._split_scope(nodeid)
+
+    return HarnessGroupScheduling(config, log)
+
+
 def pytest_collection_modifyitems(config, items):
-    """Give each quality test its xdist group (front-end, VAE mistakes, golden component) and apply the profile."""
+    """Skip ``slow``/``gpu``/``real_model`` tests whose needs this run does not meet."""
     import torch
 
     from . import loading
@@ -116,9 +147,6 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason="slow: run with --run-slow"))
         if "gpu" in item.keywords and not torch.cuda.is_available():
             item.add_marker(pytest.mark.skip(reason="gpu: CUDA is not available on this machine"))
-        group = _xdist_group(item)
-        if group is not None and not item.get_closest_marker("xdist_group"):
-            item.add_marker(pytest.mark.xdist_group(group))
         if "real_model" in item.keywords and not real:
             item.add_marker(pytest.mark.skip(reason="real_model: pass --model cvssp/audioldm2 (or a local copy of "
                                              "its weights) to run it"))
@@ -249,8 +277,9 @@ def harness_quality(harness_options, golden_set):
             harness_quality.check(combination, clip_stage, result,
                                   harness_quality.expected(combination, clip_stage))
     """
-    from . import thresholds
+    from . import machine, thresholds
     from .errors import GoldenError
+    from .loading import resolve_device
     from .quality import QualityCheck
 
     dtype = harness_options["dtype"]
@@ -263,7 +292,9 @@ def harness_quality(harness_options, golden_set):
     data = thresholds.load(path)
     try:
         thresholds.check_weights(data, golden_set.manifest, path)
-    except GoldenError as exc:  # limits of another model: every verdict would be meaningless
+        # low-precision limits of other kernels would fail correct chains
+        thresholds.check_kernel_path(data, machine.kernel_path(str(resolve_device(harness_options["device"]))), path)
+    except GoldenError as exc:  # limits of another model or kernel path: every verdict would be meaningless
         pytest.fail(str(exc), pytrace=False)
     return QualityCheck(data, harness_options["report_dir"], harness_options["allow_missing"],
                         golden_dir=harness_options["golden_dir"])

@@ -1,7 +1,6 @@
 """Measuring the matrix on a golden set and the ``check()`` behind the fixture (calibration: :mod:`harness.calibration`)."""
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -18,17 +17,13 @@ def golden_clips(gset: golden_mod.GoldenSet) -> Dict[str, np.ndarray]:
     return {**{f"golden:{c.name}": c.audio for c in gset.cases}, **{f"clip:{n}": x for n, x in gset.clips.items()}}
 
 
-def clip_groups(clips: Dict[str, np.ndarray]) -> List[Dict[str, np.ndarray]]:
-    """Clips on the frame grid (normalised, then padded: :func:`harness.audio.pad_or_crop`), grouped by
-    length, one batch per group. A clip of exactly 64 frames gets 4 more, so a transposed mel
-    ``[b, 64, T]`` cannot pass the vocoder's shape check (:func:`harness.matrix.grid_frames`)."""
+def on_grid(clips: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+    """Each clip on its own frame grid (normalised, then padded: :func:`harness.audio.pad_or_crop`). A clip of
+    exactly 64 frames gets 4 more, so a transposed mel ``[b, 64, T]`` cannot pass the vocoder's shape check
+    (:func:`harness.matrix.grid_frames`)."""
     from . import audio
 
-    groups: Dict[int, Dict[str, np.ndarray]] = defaultdict(dict)
-    for name, x in clips.items():
-        x = audio.pad_or_crop(x, matrix.grid_frames(len(x)))
-        groups[len(x)][name] = x
-    return list(groups.values())
+    return {name: audio.pad_or_crop(x, matrix.grid_frames(len(x))) for name, x in clips.items()}
 
 
 class MatrixRun:
@@ -47,7 +42,10 @@ class MatrixRun:
     def __init__(self, chain, clips, seed: int = 0, judged_only: bool = False):
         if isinstance(clips, golden_mod.GoldenSet):
             clips = golden_clips(clips)
-        self.evaluators = [matrix.Evaluator(chain, g, seed) for g in clip_groups(clips)]
+        # one clip per evaluator: a clip's figures are then the same alone, in any set of clips, in any order
+        # and in any process (batched kernels differ from unbatched ones by float round-off, which Griffin-Lim's
+        # iterations amplify to ~1 %); random draws are seeded per item as well (:func:`harness.chain.item_generators`)
+        self.evaluators = [matrix.Evaluator(chain, {name: x}, seed) for name, x in on_grid(clips).items()]
         self.clip_names = [n for e in self.evaluators for n in e.names]
         self.judged_only = judged_only
         self._cache: Dict[str, Tuple[int, Dict[str, StageResult]]] = {}  # id -> (depth computed, stages)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from . import loading, matrix, thresholds
+from . import loading, machine, matrix, thresholds
 
 if TYPE_CHECKING:
     from .audio import AudioError
@@ -69,6 +69,7 @@ class RecordJudge:
 
         self.path = find_thresholds(chain.source, golden_dir, exact_key(chain).split("-")[1])
         self.thresholds = thresholds.load(self.path)
+        thresholds.check_kernel_path(self.thresholds, machine.kernel_path(str(chain.device)), self.path)
         self.scope = self.thresholds.get("meta", {}).get("scope", "all")
         self._baselines = baseline_names(self.path.parent)
         self._known = list(self.thresholds.get("meta", {}).get("clips", []))

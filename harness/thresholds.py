@@ -369,6 +369,28 @@ def check_weights(data: Dict[str, Dict], manifest: Dict, path: str | Path) -> No
                           f"{Path(path).parent}`")
 
 
+def check_kernel_path(data: Dict[str, Dict], current: str, path: str | Path) -> None:
+    """Raise :class:`harness.errors.GoldenError` when low-precision thresholds ``data`` (read from ``path``)
+    were calibrated on another kernel path than ``current`` (:func:`harness.machine.kernel_path`).
+
+    bf16 and fp16 figures move between kernel paths by more than any margin that would still catch the
+    subtler mistakes (32 Griffin-Lim iterations amplify it), so such limits are refused with the command
+    that calibrates this machine's, never applied as quality failures. fp32 limits travel (their
+    margins absorb BLAS differences); files without a recorded kernel path are not checked.
+    """
+    meta = data.get("meta", {})
+    recorded = meta.get("kernel_path")
+    if meta.get("dtype", "fp32") == "fp32" or not recorded or recorded == current:
+        return
+    from .errors import GoldenError
+
+    raise GoldenError(f"{path}: {meta['dtype']} limits calibrated on kernel path {recorded!r}, but this run computes "
+                      f"on {current!r}, whose {meta['dtype']} figures differ: calibrate this machine's with "
+                      f"`harness thresholds --calibrate --model {meta.get('model', 'MODEL')} --dtype {meta['dtype']} "
+                      f"--device {meta.get('device', 'cpu')} --golden-dir {Path(path).parent}` "
+                      "(or run in fp32, whose limits hold across machines)")
+
+
 def table_key(combo_id: str, stage: str) -> str:
     """The threshold table of a combination's stage: ``"<combo id>:<stage>"``."""
     return f"{combo_id}:{stage}"

@@ -13,7 +13,7 @@ latents: the harness shows both. Register your own with :func:`register_vae` /
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 
@@ -32,11 +32,15 @@ class VaeVariant:
     encode_scale, decode_scale : callable ``s -> float``
         Factor multiplied after encode / divided before decode (``s`` = the VAE's scaling_factor).
     sample : bool
-        Use ``latent_dist.sample(generator)`` instead of ``mode()``.
+        Use ``latent_dist.sample(generator)`` instead of ``mode()`` (one generator per item).
     skip : bool
         ``none``: no VAE at all (front-end straight into the vocoder).
     custom : callable, optional
         ``custom(chain, mel, generator) -> mel``: a user's own round trip, replacing the above.
+        ``generator`` is a list of ``torch.Generator``, one per item of ``mel``, each seeded alike
+        (:func:`harness.chain.item_generators`); diffusers' ``latent_dist.sample(generator)`` takes
+        it as it is, and a variant that draws its own noise item by item keeps each clip's result
+        independent of its batch.
     expected : dict
         Verdict per stage, ``"pass"`` or ``"detect"``; stages not listed are ``pass``.
     """
@@ -55,7 +59,7 @@ class VaeVariant:
         """True when every stage of this variant is expected to pass (not a known mistake)."""
         return all(v == "pass" for v in self.expected.values())
 
-    def roundtrip(self, chain, mel: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    def roundtrip(self, chain, mel: torch.Tensor, generator: Optional[Sequence[torch.Generator]] = None) -> torch.Tensor:
         """``mel [b, 1, T, 64]`` -> encode -> decode -> ``[b, 1, T, 64]`` the way this variant does it."""
         if self.skip:
             return mel

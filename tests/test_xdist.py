@@ -43,9 +43,18 @@ def test_workers_share_the_cores(monkeypatch):
         torch.set_num_threads(before)
 
 
+def test_every_parametrized_test_id_names_its_group():
+    groups = plugin.xdist_groups()
+    assert {f"{c.id}:{s}" for c, s in matrix.clip_stage_names()} <= set(groups)
+    assert groups["audioldm2-scaled-hifigan:chain"] == "frontend-audioldm2"
+    assert groups["decode-scaled"] == "golden-vae"
+
+
 def test_pytest_n_runs_each_group_on_one_worker(pytester):
-    """The real thing: under ``pytest -n 2`` node ids carry their group and a group never spans workers
-    (a worker re-parses the command line, so without the plugin's help it would schedule by test)."""
+    """The real thing: under ``pytest -n 2`` a group never spans workers, and both workers get work.
+
+    The groups are read from the test ids, as the plugin's scheduler reads them: a node id may or may not
+    carry xdist's ``@group`` suffix, depending on the pytest version (pytest 9.2 dropped it silently)."""
     pytest.importorskip("xdist")
     pytester.makepyfile(test_groups="""
         import os, torch
@@ -54,11 +63,15 @@ def test_pytest_n_runs_each_group_on_one_worker(pytester):
             assert torch.get_num_threads() == max(1, (os.cpu_count() or 1) // 2)
     """)
     result = pytester.runpytest_subprocess("-n", "2", "-v", "-p", "no:cacheprovider", "-k", "audioldm2 or power-mel")
-    result.assert_outcomes(passed=len([1 for c, _ in matrix.clip_stage_names()
-                                        if "audioldm2" in c.id or "power-mel" in c.id]))
-    ran = re.findall(r"\[(gw\d)\] .*?PASSED test_groups.py::test_matrix\[.*?\]@(\S+)", result.stdout.str())
+    expected = [f"{c.id}:{s}" for c, s in matrix.clip_stage_names() if "audioldm2" in c.id or "power-mel" in c.id]
+    result.assert_outcomes(passed=len(expected))
+    assert "HarnessGroupScheduling" in result.stdout.str()
+    ran = re.findall(r"\[(gw\d)\] .*?PASSED test_groups.py::test_matrix\[(.*?)\]", result.stdout.str())
+    assert sorted(test_id for _, test_id in ran) == sorted(expected)
+    groups = plugin.xdist_groups()
     workers_of = {}
-    for worker, group in ran:
-        workers_of.setdefault(group, set()).add(worker)
-    assert ran and {g for _, g in ran} >= {"frontend-audioldm2", "frontend-power-mel"}
+    for worker, test_id in ran:
+        workers_of.setdefault(groups[test_id], set()).add(worker)
+    assert set(workers_of) >= {"frontend-audioldm2", "frontend-power-mel"}
     assert all(len(w) == 1 for w in workers_of.values()), workers_of
+    assert {w for ws in workers_of.values() for w in ws} == {"gw0", "gw1"}

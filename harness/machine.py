@@ -1,0 +1,57 @@
+"""What a measurement depends on besides the code: package versions and the kernel path of a device.
+
+Low-precision figures (bf16, fp16) depend on which kernels compute them: on CPU, oneDNN picks native
+bf16/fp16 instructions (AVX512-BF16, AMX, AVX512-FP16) where the processor has them and emulates them in
+fp32 elsewhere, and ``ONEDNN_MAX_CPU_ISA`` caps the choice; on CUDA, the GPU's architecture decides.
+Thresholds record :func:`kernel_path` when calibrated, and limits of another kernel path are refused
+instead of failing correct chains (:func:`harness.thresholds.check_kernel_path`).
+"""
+from __future__ import annotations
+
+import os
+from importlib import metadata
+
+#: the packages whose versions a calibration records
+PACKAGES = ("audioldm2-harness", "torch", "diffusers", "transformers", "numpy", "librosa")
+#: CPU flags that select oneDNN's low-precision kernels
+CPU_FLAGS = ("avx512_bf16", "amx_bf16", "amx_tile", "avx512_fp16", "amx_fp16")
+
+
+def versions() -> str:
+    """``"torch==2.13.0 diffusers==0.42.1 ..."``: the installed versions of :data:`PACKAGES` (``-`` for one
+    that is not installed), as one line for a provenance record."""
+    out = {}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "-"
+    return " ".join(f"{k}=={v}" for k, v in out.items())
+
+
+def _cpu_flags() -> list:
+    try:
+        with open("/proc/cpuinfo") as f:
+            line = next((ln for ln in f if ln.startswith("flags")), "")
+    except OSError:
+        return []
+    present = set(line.split(":", 1)[-1].split())
+    return [flag for flag in CPU_FLAGS if flag in present]
+
+
+def kernel_path(device: str = "cpu") -> str:
+    """A short string naming the kernels low-precision figures come from on ``device``.
+
+    CPU: ATen's vector capability, the low-precision CPU flags present and ``ONEDNN_MAX_CPU_ISA`` if set,
+    e.g. ``"cpu:AVX512+avx512_bf16"``. CUDA: the GPU's name and compute capability,
+    e.g. ``"cuda:NVIDIA H100 80GB HBM3:sm90"``.
+    """
+    import torch
+
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        major, minor = torch.cuda.get_device_capability(dev)
+        return f"cuda:{torch.cuda.get_device_name(dev)}:sm{major}{minor}"
+    path = f"cpu:{torch.backends.cpu.get_cpu_capability()}" + "".join(f"+{f}" for f in _cpu_flags())
+    isa = os.environ.get("ONEDNN_MAX_CPU_ISA")
+    return path + (f":ONEDNN_MAX_CPU_ISA={isa}" if isa else "")
