@@ -361,3 +361,7 @@ def no_normalize(waveform: torch.Tensor) -> torch.Tensor:
     and no fixed threshold can catch it on every clip; ``harness diagnose`` flags it by level.
     """
     return log_mel(stft_magnitude(waveform))
+
+
+#: the harness's own front-ends (correct ones and known mistakes); any other name was registered by a project
+BUILTIN_NAMES = frozenset(_REGISTRY)

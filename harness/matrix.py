@@ -99,7 +99,10 @@ class Combination:
         too where calibration finds it clearly worse than :meth:`corrected` on every clip
         (:func:`harness.thresholds.chain_detection`). Griffin-Lim chains are left to the culprit stage:
         asserting them too would add a quarter of the matrix tests' time (24 s measured) for no new finding."""
-        return self.culprit() in ("frontend", "vae") and self.vocoder == DEFAULTS["vocoder"]
+        culprit = self.culprit()
+        # a mistake a project registered has no calibrated chain decision to take
+        return culprit in ("frontend", "vae") and self.vocoder == DEFAULTS["vocoder"] and \
+            is_builtin(culprit, getattr(self, culprit))
 
     def culprit(self) -> Optional[str]:
         """The first stage whose component is a known mistake (where detection must happen)."""
@@ -125,6 +128,24 @@ class Combination:
         names = [n for n in BUILTIN[stage] if not (stage == "vae" and variants.get_vae(n).skip)]
         return [dataclasses.replace(self, **{stage: n}) for n in names]
 
+    def user_components(self) -> List[str]:
+        """The stages whose component a project registered (not one of the harness's own variants)."""
+        return [s for s in CLIP_STAGES[:3] if not is_builtin(s, getattr(self, s))]
+
+    def stand_in(self) -> "Combination":
+        """The built-in combination whose calibrated decisions this one takes: each component a project
+        registered replaced by the correct built-in it stands for (``ours-no-decode-scale-hifigan`` ->
+        ``audioldm2-no-decode-scale-hifigan``), the harness's own components (correct or mistaken) kept."""
+        return dataclasses.replace(self, **{s: DEFAULTS[s] for s in self.user_components()})
+
+    def expected(self) -> Dict[str, str]:
+        """Deprecated since 0.1: renamed :meth:`verdicts` (the variants' ``expected`` is another thing)."""
+        import warnings
+
+        warnings.warn("Combination.expected() is deprecated: use Combination.verdicts()", DeprecationWarning,
+                      stacklevel=2)
+        return self.verdicts()
+
     def sibling(self, stage: str) -> "Combination":
         """The combination judged for ``stage`` when this one has no thresholds of its own: every
         component that is not a known-correct *built-in* is replaced by the default correct one."""
@@ -142,6 +163,13 @@ BUILTIN = {
     "vae": ("scaled", "none", "sample"),
     "vocoder": ("hifigan", "griffin-lim"),
 }
+
+
+def is_builtin(stage: str, name: str) -> bool:
+    """Whether ``name`` is one of the harness's own front-ends / VAE / vocoder variants (correct or a known
+    mistake) rather than one a project registered."""
+    return name in {"frontend": frontends.BUILTIN_NAMES, "vae": variants.BUILTIN_VAES,
+                    "vocoder": variants.BUILTIN_VOCODERS}[stage]
 
 
 def grid_frames(n_samples: int) -> int:
@@ -350,12 +378,19 @@ def golden_stages(chain: Chain, case_latents: np.ndarray, case_mel: np.ndarray, 
     return res
 
 
-def clip_stage_names() -> List[tuple]:
+def clip_stage_names(chain_detected: Optional[Iterable[str]] = None) -> List[tuple]:
     """Every (combination, clip stage) pair the quality tests assert: each stage not merely reported
-    downstream of a known mistake, plus the whole chain of a front-end/VAE mistake heard through HiFi-GAN
-    (:meth:`Combination.chain_judgeable`; calibration decides whether it is asserted detected)."""
+    downstream of a known mistake, plus the whole chain of a built-in front-end/VAE mistake heard through
+    HiFi-GAN (:meth:`Combination.chain_judgeable`) that calibration asserts detected.
+
+    ``chain_detected``: the combination ids whose chain calibration asserts detected
+    (:func:`harness.thresholds.chain_detections`); a combination takes the decision of its
+    :meth:`Combination.stand_in`. None (not known yet): every candidate chain is listed.
+    """
+    detected = None if chain_detected is None else set(chain_detected)
     return [(c, s) for c in combinations() for s, e in c.verdicts().items()
-            if e != "report" or (s == "chain" and c.chain_judgeable())]
+            if e != "report" or (s == "chain" and c.chain_judgeable()
+                                 and (detected is None or c.stand_in().id in detected))]
 
 
 def golden_stage_names() -> List[tuple]:

@@ -11,6 +11,9 @@ from . import golden as golden_mod
 from . import matrix, thresholds
 from .matrix import Combination, StageResult
 
+#: prefix of the JUnit property names a check records (``harness_stage``, ``harness_value``, ...)
+PREFIX = "harness_"
+
 
 def golden_clips(gset: golden_mod.GoldenSet) -> Dict[str, np.ndarray]:
     """Every clip of a golden set with a baseline: ``golden:<case>`` waveforms and ``clip:<name>`` clips."""
@@ -158,18 +161,47 @@ def exact_key(chain) -> str:
 
 
 
+#: what the component judged at each stage is called in messages
+COMPONENT_KIND = {"frontend": "front-end", "vae": "VAE variant", "vocoder": "vocoder",
+                  "decode": "VAE variant", "roundtrip": "VAE variant"}
+#: the clip stage whose component a golden stage judges
+GOLDEN_COMPONENT_STAGE = {"decode": "vae", "roundtrip": "vae", "vocoder": "vocoder", "frontend": "frontend"}
+
+
+def _verdict(expected: str, ok: bool, error: Optional[str]) -> str:
+    if expected == "detect":
+        return "detected" if ok else "MISSED"
+    return "pass" if ok else "FAIL"
+
+
 class QualityCheck:
-    """Judges one stage of one combination against the thresholds; writes evidence on failure.
+    """Judges one stage of one combination (or golden target) against the thresholds; records its figures;
+    writes evidence and names the culprit on failure.
 
     The logic behind the ``harness_quality`` fixture (see :mod:`harness.plugin`).
+
+    Parameters
+    ----------
+    thresholds_data : dict
+        A loaded thresholds file (:func:`harness.thresholds.load`).
+    report_dir : Path, optional
+        Where a failure writes its evidence (``<report_dir>/<combination>-<stage>/``).
+    allow_missing : bool
+        Skip instead of fail when limits are missing.
+    golden_dir : Path, optional
+        Named in the re-baseline hint.
+    properties : list, optional
+        A test's ``user_properties``: each check appends its figures as ``("harness_<field>", value)``
+        pairs, which ``pytest --junitxml`` writes as JUnit properties.
     """
 
     def __init__(self, thresholds_data: Dict, report_dir: Optional[Path] = None, allow_missing: bool = False,
-                 golden_dir: Optional[Path] = None):
+                 golden_dir: Optional[Path] = None, properties: Optional[list] = None):
         self.thresholds = thresholds_data
         self.golden_dir = golden_dir  # named in a failure: where to re-baseline after an intended change
         self.report_dir = Path(report_dir) if report_dir else None
         self.allow_missing = allow_missing
+        self.properties = properties if properties is not None else []
 
     def limits(self, combo, stage: str, expected: str):
         """The limits ``combo`` is judged by at ``stage`` for verdict ``expected`` (:func:`harness.thresholds.limits_for_verdict`)."""
@@ -177,28 +209,44 @@ class QualityCheck:
 
     def expected(self, combo: Combination, stage: str) -> str:
         """The verdict ``combo`` is judged by at ``stage``: :meth:`harness.matrix.Combination.verdicts`, except
-        at the chain stage of a broken combination, which is ``detect`` where calibration found it clearly
-        separated (:func:`harness.thresholds.chain_detection`) and otherwise skips the test with the reason
-        calibration recorded (the mistake is asserted at its culprit stage either way)."""
+        at the chain stage of a broken combination, which is ``detect`` where calibration found it (or, for a
+        combination with a project's variants, the built-in combination it stands for:
+        :meth:`~harness.matrix.Combination.stand_in`) clearly separated (:func:`harness.thresholds.chain_detection`);
+        otherwise the test skips with the reason calibration recorded (the mistake is asserted at its culprit
+        stage either way). The plugin generates such chain tests only where calibration asserts them."""
         import pytest
 
         verdict = combo.verdicts()[stage]
         if verdict != "report":
             return verdict
-        entry = self.thresholds.get(thresholds.table_key(combo.id, stage), {})
+        stand_in = combo.stand_in()
+        entry = self.thresholds.get(thresholds.table_key(stand_in.id, stage), {})
         if entry.get("expected") == "detect":
             return "detect"
-        why = entry.get("not_asserted", "these thresholds hold no chain-stage decision for it: re-run "
-                                        "`harness thresholds --calibrate`")
+        why = entry.get("not_asserted", f"these thresholds hold no chain-stage decision for {stand_in.id}")
         pytest.skip(f"{combo.id} at chain: not asserted ({why}); the mistake is asserted at stage "
                     f"'{combo.culprit()}'")
 
-    def check(self, combo: Combination, stage: str, result: StageResult, expected: str, clip_names=None,
-              evidence=None) -> None:
-        """Assert ``result`` behaved as ``expected``; on failure raise AssertionError with a table.
+    def check(self, combo, stage: str, result: StageResult, expected: str, clip_names=None,
+              evidence=None, upstream: Optional[Dict[str, StageResult]] = None) -> None:
+        """Assert ``result`` behaved as ``expected``; record its figures; on failure raise AssertionError
+        with a table, the culprit and the fix.
 
-        ``evidence`` is an optional callable ``evidence(dir, clips) -> None`` that writes WAVs/PNGs of the
-        failing ``clips`` (``None``: all), e.g. :meth:`MatrixRun.evidence`.
+        Parameters
+        ----------
+        combo : Combination or GoldenTarget
+        stage : str
+            A clip stage (``frontend``, ``vae``, ``vocoder``, ``chain``) or a golden stage.
+        result : StageResult
+            The stage's per-clip values, in ``clip_names`` order.
+        expected : str
+            ``pass`` or ``detect`` (:meth:`expected`).
+        evidence : callable, optional
+            ``evidence(dir, clips) -> None`` writes WAVs/PNGs of the failing ``clips`` (``None``: all), e.g.
+            :meth:`MatrixRun.evidence`.
+        upstream : dict, optional
+            The combination's results at the stages before ``stage`` (:meth:`MatrixRun.result`): a failure
+            there is named as the cause of this one.
         """
         __tracebackhide__ = True  # a failure shows the user's test, not this frame
         import pytest
@@ -208,28 +256,113 @@ class QualityCheck:
             pytest.skip(f"{combo.id} at {stage}: {reason}")
         limits, source = self.limits(combo, stage, expected)
         if limits is None:
-            message = (f"no thresholds for {combo.id}:{stage} (nor its sibling {source}); "
-                       "run `harness thresholds --calibrate`")
+            message = (f"no thresholds for {combo.id}:{stage} (nor for {source}, whose limits it would take); "
+                       f"run `harness thresholds --calibrate --golden-dir={self.golden_dir}`")
             if self.allow_missing:
                 pytest.skip(message)
-            pytest.fail(message + " (or pass --allow-missing-goldens to skip)", pytrace=False)
+            pytest.fail(message + " (or pass --harness-allow-missing-goldens to skip)", pytrace=False)
         ok, rows = thresholds.judge(result, limits, expected, clip_names)
+        judged = [] if result.error is not None else thresholds.figures(result, limits, clip_names)
+        record = self._record(combo, stage, expected, ok, result, judged, source, clip_names)
         if ok:
+            self.properties.extend(record.items())
             return
         table = format_table(rows, stage)
-        failing = sorted({r[0].split(" [", 1)[1].rstrip("]") for r in rows if r[-1] == "FAIL" and " [" in r[0]})
+        failing = sorted({f.clip for f in judged if not f.ok and f.clip})
+        cause = self._cause(combo, stage, upstream, clip_names) if expected == "pass" else None
+        culprit = self.culprit(combo, cause or stage)
         where = ""
         if self.report_dir is not None and evidence is not None:
             d = self.report_dir / f"{combo.id}-{stage}"
             d.mkdir(parents=True, exist_ok=True)
             evidence(d, failing or None)
             where = f"\nevidence: {d} (input and output WAVs, mel figure with the difference)"
+            record[PREFIX + "evidence"] = str(d)
+        fix = self.fix(combo, stage, expected, cause)
+        record.update({PREFIX + "culprit": culprit, PREFIX + "fix": fix})
+        if cause:
+            record[PREFIX + "follows_from"] = cause
+        self.properties.extend(record.items())
         what = "lost quality" if expected == "pass" else "was NOT detected (a known mistake now passes)"
+        because = (f"\nthis follows from the failure of {combo.id} at stage '{cause}' (culprit: {culprit}): "
+                   "fix that first" if cause else f"\nculprit: {culprit}")
         clips = f"\nclip: {', '.join(failing)}" if failing else ""
-        fix = ("\nthe model itself changed on purpose? re-baseline: harness thresholds --calibrate --golden-dir="
-               f"{self.golden_dir}" if self.golden_dir is not None else "")
-        raise AssertionError(f"{combo.id} {what} at stage '{stage}' (limits from {source}):\n{table}{clips}{where}"
-                             f"{fix}")
+        raise AssertionError(f"{combo.id} {what} at stage '{stage}' (limits from {source}):\n{table}{clips}"
+                             f"{because}{where}\n{fix}")
+
+    def _record(self, combo, stage, expected, ok, result, judged, source, clip_names) -> Dict[str, object]:
+        """The JUnit properties of one check: the verdict, the tightest figure, every figure as JSON."""
+        import json
+
+        table = self.thresholds.get(thresholds.table_key(source, stage), {})
+        rows = []
+        for f in judged:
+            base = table.get(f"measured_{f.metric}")
+            i = clip_names.index(f.clip) if base and clip_names and f.clip in clip_names else None
+            baseline = float(base[i]) if i is not None and i < len(base) else None
+            rows.append({"metric": f.metric, "clip": f.clip, "value": round(f.value, 6), "limit": f.limit,
+                         "bound": f.bound, "headroom_pct": round(f.headroom_pct, 2), "baseline": baseline,
+                         "ok": f.ok})
+        record = {PREFIX + "combination": combo.id, PREFIX + "stage": stage, PREFIX + "expected": expected,
+                  PREFIX + "verdict": _verdict(expected, ok, result.error), PREFIX + "limits_from": source}
+        if result.error is not None:
+            record[PREFIX + "error"] = result.error[:200]
+        if rows:
+            tight = min(rows, key=lambda r: r["headroom_pct"])
+            record.update({PREFIX + k: tight[k] for k in ("metric", "clip", "value", "limit", "headroom_pct")})
+            if tight["baseline"] is not None:
+                record[PREFIX + "baseline"] = tight["baseline"]
+            record[PREFIX + "figures"] = json.dumps(rows)
+        return record
+
+    def _cause(self, combo, stage: str, upstream: Optional[Dict[str, StageResult]], clip_names) -> Optional[str]:
+        """The first stage before ``stage`` at which ``combo`` itself fails, if any."""
+        if not upstream or not isinstance(combo, Combination) or stage not in matrix.CLIP_STAGES:
+            return None
+        verdicts = combo.verdicts()
+        for before in matrix.CLIP_STAGES[: matrix.CLIP_STAGES.index(stage)]:
+            if before not in upstream or verdicts[before] != "pass" or not upstream[before].metrics:
+                continue
+            limits, _ = self.limits(combo, before, "pass")
+            if limits is not None and not thresholds.judge(upstream[before], limits, "pass", clip_names)[0]:
+                return before
+        return None
+
+    @staticmethod
+    def culprit(combo, stage: str) -> str:
+        """The component to look at for a failure at ``stage``: ``front-end 'ours' (registered by this
+        project)``; a chain failure with no failing stage before it names the project's components, if any."""
+        if isinstance(combo, GoldenTarget):
+            stage, name = GOLDEN_COMPONENT_STAGE[combo.stage], combo.name
+        elif stage in ("frontend", "vae", "vocoder"):
+            name = getattr(combo, stage)
+        else:
+            mine = combo.user_components()
+            if not mine:
+                return "the model's own chain (every component is the harness's)"
+            return " or ".join(f"{COMPONENT_KIND[s]} '{getattr(combo, s)}' (registered by this project)"
+                               for s in mine)
+        whose = "" if matrix.is_builtin(stage, name) else " (registered by this project)"
+        return f"{COMPONENT_KIND[stage]} '{name}'{whose}"
+
+    def fix(self, combo, stage: str, expected: str, cause: Optional[str]) -> str:
+        """What to do about a failure: fix the upstream cause, fix a project's own component, or (only where
+        every component is the harness's own, so the model itself must have changed) re-baseline."""
+        if cause:
+            return f"fix: the failure at stage '{cause}' of the same combination; this one should then pass"
+        if isinstance(combo, GoldenTarget):
+            mine = [] if matrix.is_builtin(GOLDEN_COMPONENT_STAGE[combo.stage], combo.name) else [combo.name]
+        else:
+            mine = [getattr(combo, s) for s in combo.user_components()]
+        if mine:
+            return (f"fix: {', '.join(repr(m) for m in mine)} (registered by this project) is judged by the "
+                    "calibrated limits of the built-in it replaces; re-calibrating cannot change that: compare "
+                    "its output with the evidence and correct it")
+        if expected == "detect":
+            return ("fix: a known mistake now passes, so the chain under test no longer tells it apart: check that "
+                    "the model is the one the goldens were made with (harness golden) before re-calibrating")
+        return ("the model itself changed on purpose? re-baseline: harness thresholds --calibrate "
+                f"--golden-dir={self.golden_dir}")
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ With your front-ends, VAE wrappers and vocoders registered (in ``conftest.py`` o
 ``audioldm2_harness.variants`` entry point), pytest then runs for every combination:
 
 * ``test_matrix``: each clip stage (front-end, VAE, vocoder, chain) on the goldens and reference
-  clips (yours too, ``harness golden --clips``) against the per-clip thresholds;
+  clips (yours too, ``harness golden --clips``) against the per-clip thresholds; a failure downstream
+  of a failing stage says so and names the culprit component;
 * ``test_golden_stage``: the sample-exact golden stages: the pipeline's latents through your VAE's
   decode against the golden mel, the golden mel through your vocoder against the golden waveform
   (waveform SNR), the golden waveform through your front-end;
@@ -28,8 +29,8 @@ def test_matrix(harness_quality, harness_matrix, combination, clip_stage):
     """One combination at one clip stage: correct ones within their ceilings, mistakes detected (at their
     culprit stage, and at the chain where calibration found them clearly separated there)."""
     expected = harness_quality.expected(combination, clip_stage)  # first: a skipped chain stage computes nothing
-    result = harness_matrix.result(combination, upto=clip_stage)[clip_stage]  # no stage after it is computed
-    harness_quality.check(combination, clip_stage, result, expected,
+    upstream = harness_matrix.result(combination, upto=clip_stage)  # no stage after it is computed
+    harness_quality.check(combination, clip_stage, upstream[clip_stage], expected, upstream=upstream,
                           clip_names=harness_matrix.clip_names, evidence=harness_matrix.evidence(combination))
 
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 import datetime
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -258,49 +259,99 @@ def _broadcast(limit, kind: str, n: int) -> np.ndarray:
     return np.full(n, pick())
 
 
-def judge(stage_result, limits: Dict[str, list], expected: str,
-          clip_names: Optional[List[str]] = None) -> Tuple[bool, List[Tuple[str, str, str, str]]]:
-    """Compare a stage result with its limits.
+@dataclass(frozen=True)
+class Figure:
+    """One judged metric of one stage: its value on the clip closest to (or first over) its limit.
 
-    Returns ``(ok, rows)``; rows are ``(metric [clip], worst value, threshold, verdict)`` for the table,
-    the worst clip of each metric (the first failing one, if any).
-    ``ok`` means the stage behaved as expected: passed every limit (``pass``), or missed the detect
-    limit on every clip / raised an error (``detect``). ``report`` stages are always ok.
+    ``bound`` is ``max`` / ``min`` (a correct stage's ceiling / floor) or ``detect_min`` / ``detect_max``
+    (what a known mistake must reach). ``headroom_pct`` is the room left before the verdict flips, in %
+    of the limit: 30 means 30 % to spare, a negative value a breach.
     """
-    rows = []
-    if expected == "report":
-        return True, rows
-    if stage_result.error is not None:
-        rows.append(("error", stage_result.error[:90], "-", "detected" if expected == "detect" else "FAIL"))
-        return expected == "detect", rows
-    ok, judged = True, 0
+
+    metric: str
+    clip: Optional[str]
+    value: float
+    limit: float
+    bound: str
+    ok: bool
+
+    @property
+    def sign(self) -> str:
+        """``<=`` or ``>=``: how the value must compare with the limit."""
+        return "<=" if self.bound in ("max", "detect_max") else ">="
+
+    @property
+    def headroom_pct(self) -> float:
+        """Room before the verdict flips, in % of the limit (negative: over it)."""
+        room = self.limit - self.value if self.sign == "<=" else self.value - self.limit
+        return float(100.0 * room / abs(self.limit)) if self.limit else float("inf") if room > 0 else -float("inf")
+
+    def row(self) -> Tuple[str, str, str, str]:
+        """``(metric [clip], value, threshold, verdict)``: a line of the failure table."""
+        label = self.metric if self.clip is None else f"{self.metric} [{self.clip}]"
+        return label, f"{self.value:.4g}", f"{self.sign} {self.limit:.4g}", "ok" if self.ok else "FAIL"
+
+
+def figures(stage_result, limits: Dict[str, list], clip_names: Optional[List[str]] = None) -> List[Figure]:
+    """The :class:`Figure` of each metric of ``stage_result`` that ``limits`` judge.
+
+    Parameters
+    ----------
+    stage_result : StageResult
+        Per-clip values ``metrics[name] : ndarray [n_clips]`` (no error).
+    limits : dict
+        ``<metric>_max`` / ``_min`` / ``_detect_min`` / ``_detect_max`` -> per-clip list or one value.
+    clip_names : list of str, optional
+        Names of the clips, in the values' order (named in each figure).
+
+    Returns
+    -------
+    list of Figure
+        One per judged metric, on its first failing clip, else on the clip with the least headroom.
+        A non-finite value fails.
+    """
+    out = []
     for key, limit in limits.items():
         name, _, kind = key.rpartition("_")
         if name.endswith("_detect"):
             name, kind = name[: -len("_detect")], "detect_" + kind
         if name not in stage_result.metrics:
             continue
-        judged += 1
         v = np.asarray(stage_result.metrics[name], dtype=float)
         lim = _broadcast(limit, kind, len(v))
-        if kind in ("max", "detect_max"):
-            bad = ~(v <= lim)
-            sign = "<="
-        else:
-            bad = ~(v >= lim)
-            sign = ">="
-        good = not bad.any()
-        i = int(np.argmax(bad)) if bad.any() else int(np.argmax(v - lim if sign == "<=" else lim - v))
-        worst, limit_shown = float(v[i]), float(lim[i])
-        if not np.all(np.isfinite(v)):
-            good = False
-        ok &= good
-        label = name if clip_names is None or len(clip_names) != len(v) else f"{name} [{clip_names[i]}]"
-        rows.append((label, f"{worst:.4g}", f"{sign} {limit_shown:.4g}", "ok" if good else "FAIL"))
+        bad = ~(v <= lim) if kind in ("max", "detect_max") else ~(v >= lim)
+        i = int(np.argmax(bad)) if bad.any() else int(np.argmax(v - lim if kind in ("max", "detect_max") else lim - v))
+        clip = clip_names[i] if clip_names is not None and len(clip_names) == len(v) else None
+        out.append(Figure(name, clip, float(v[i]), float(lim[i]), kind, bool(not bad.any() and np.all(np.isfinite(v)))))
+    return out
+
+
+def judge(stage_result, limits: Dict[str, list], expected: str,
+          clip_names: Optional[List[str]] = None) -> Tuple[bool, List[Tuple[str, str, str, str]]]:
+    """Compare a stage result with its limits.
+
+    Returns ``(ok, rows)``; rows are ``(metric [clip], worst value, threshold, verdict)`` for the table,
+    the worst clip of each metric (the first failing one, if any): :meth:`Figure.row` of :func:`figures`.
+    ``ok`` means the stage behaved as expected: passed every limit (``pass``), or missed the detect
+    limit on every clip / raised an error (``detect``). ``report`` stages are always ok.
+    """
+    if expected == "report":
+        return True, []
+    if stage_result.error is not None:
+        return expected == "detect", [("error", stage_result.error[:90], "-",
+                                       "detected" if expected == "detect" else "FAIL")]
+    judged = figures(stage_result, limits, clip_names)
+    rows = [f.row() for f in judged]
     if expected == "detect" and not judged:  # a mistake is never "detected" by default
-        rows.append(("no metric", "-", ", ".join(limits) or "no limits", "FAIL"))
-        return False, rows
-    return ok, rows
+        return False, [("no metric", "-", ", ".join(limits) or "no limits", "FAIL")]
+    return all(f.ok for f in judged), rows
+
+
+def chain_detections(thresholds: Dict) -> List[str]:
+    """The combination ids whose whole chain calibration asserts *detected* (:func:`chain_detection`)."""
+    return [key[: -len(":chain")] for key, entry in thresholds.items()
+            if key.endswith(":chain") and isinstance(entry, dict) and "detect_ratio_min" in entry
+            and entry.get("expected") == "detect"]
 
 
 # ---------------------------------------------------------------------------

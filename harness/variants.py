@@ -185,3 +185,8 @@ def _griffin_lim(chain, mel):
     from .griffinlim import griffin_lim_from_mel
 
     return griffin_lim_from_mel(mel, n_iter=32)
+
+
+#: the harness's own VAE and vocoder variants; any other name was registered by a project
+BUILTIN_VAES = frozenset(_VAES)
+BUILTIN_VOCODERS = frozenset(_VOCODERS)

@@ -38,7 +38,7 @@ def test_the_ini_option_is_authoritative(pytester):
     result.stdout.fnmatch_lines(["*no goldens in *goldens-of-ours/tiny: run `harness golden --model tiny --out "
                                  "*goldens-of-ours/tiny`*"])
     assert result.ret != 0
-    skipped = pytester.runpytest_subprocess(*SELECT, "--allow-missing-goldens", "-rs")
+    skipped = pytester.runpytest_subprocess(*SELECT, "--harness-allow-missing-goldens", "-rs")
     skipped.assert_outcomes(passed=1, skipped=2)
     assert skipped.ret == 0
     # with the goldens there it passes: tests/test_readme.py (the README's project sets this option)
@@ -50,21 +50,21 @@ def test_missing_thresholds_fail_with_the_command(pytester):
     (gold / "thresholds.toml").unlink()
     pytester.makepyfile(test_quality=SUITE)
     # the goldens and thresholds are checked before the model loads: a model that does not exist is never reached
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", f"--golden-dir={gold}", "-k",
-                                           "audioldm2-scaled-hifigan:chain", "--model", str(pytester.path / "absent"))
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", f"--harness-golden-dir={gold}", "-k",
+                                           "audioldm2-scaled-hifigan:chain", "--harness-model", str(pytester.path / "absent"))
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*no fp32 thresholds in *thresholds.toml: run `harness thresholds --calibrate*"])
     assert "model not available" not in result.stdout.str()
 
 
 def test_golden_dir_with_a_space_warns_how_to_write_it(pytester):
-    """A project directory ``golden/<slug>`` is taken over the shipped copy; ``--golden-dir PATH`` warns."""
+    """A project directory ``golden/<slug>`` is taken over the shipped copy; ``--harness-golden-dir PATH`` warns."""
     pytester.makepyfile(test_quality=WHERE)
     (pytester.path / "golden" / "tiny").mkdir(parents=True)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-s", "-k", "where")
     assert golden_dir_of(result) == (pytester.path / "golden" / "tiny").resolve()
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-k", "where", "--golden-dir", "golden/tiny")
-    result.stdout.fnmatch_lines(["*write --golden-dir=PATH (with '=')*"])
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-k", "where", "--harness-golden-dir", "golden/tiny")
+    result.stdout.fnmatch_lines(["*write --harness-golden-dir=PATH (with '=')*"])
 
 
 def test_locate_never_writes_into_the_package(tmp_path, monkeypatch):

@@ -30,5 +30,5 @@ def test_pipeline_reproduces_goldens(pipeline, golden_set, harness_chain):
 def test_manifest_matches_model(golden_set, harness_options):
     source = loading.resolve_model(harness_options["model"], subfolders=("vae", "vocoder", "unet"))
     assert golden_set.manifest["weights_sha256"] == source.weights_hash(("vae", "vocoder", "unet")), (
-        "the goldens were made with other weights: regenerate them (harness golden / pytest --regen-golden)")
+        "the goldens were made with other weights: regenerate them (harness golden / pytest --harness-regen-golden)")
     assert golden_mod.check(golden_set.root)

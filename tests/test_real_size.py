@@ -28,8 +28,8 @@ def test_real_size_pipeline_goes_through_goldens_calibration_and_golden_tests(py
     meta = (gold / "thresholds.toml").read_text()
     assert "random_weights = true" in meta and 'dtype = "fp32"' in meta
     pytester.makepyfile(test_quality="from harness.suite import test_golden_stage  # noqa: F401\n")
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-rs", f"--model={model}",
-                                           f"--golden-dir={gold}")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-rs", f"--harness-model={model}",
+                                           f"--harness-golden-dir={gold}")
     outcomes = result.parseoutcomes()
     assert result.ret == 0 and outcomes.get("passed", 0) >= 8, outcomes
     for line in result.stdout.lines:  # a skip must say why

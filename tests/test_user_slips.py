@@ -40,8 +40,8 @@ def test_slips_fail_and_benign_rewrites_pass(pytester, harness_options):
     # only the tests that run these variants with the correct defaults around them (the ':' or ']' keeps out
     # the longer names that start alike, e.g. the *-hifigan-transposed combinations)
     selection = " or ".join(p.split("[", 1)[1] for p in prefixes)
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q", "-rA", f"--golden-dir={golden}",
-                                           "--model", harness_options["model"], "--report-dir",
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q", "-rA", f"--harness-golden-dir={golden}",
+                                           "--harness-model", harness_options["model"], "--harness-report-dir",
                                            str(pytester.path / "reports"), "-k", selection)
     outcomes = {}
     for line in result.stdout.lines:
@@ -63,10 +63,17 @@ def test_slips_fail_and_benign_rewrites_pass(pytester, harness_options):
     # a failure shows the test, not the harness's frames, and ends with the table, the clip and the evidence
     out = result.stdout.str()
     assert "harness/quality.py" not in out and "harness/thresholds.py" not in out
-    failure = out.split("test_matrix[slip-hamming-scaled-hifigan:", 1)[1].split("\n___", 1)[0]
+    failure = out.split("test_matrix[slip-hamming-scaled-hifigan:frontend]", 1)[1].split("\n___", 1)[0]
     assert re.search(r"metric +worst value +threshold +verdict", failure)
     assert re.search(r"\nE? *clip: \S+", failure) and "evidence: " in failure, failure
-    assert "harness thresholds --calibrate --golden-dir=" in failure
+    # the culprit is named, and the fix is the project's variant, not a re-baseline that cannot change its limits
+    assert "culprit: front-end 'slip-hamming' (registered by this project)" in failure, failure
+    assert "re-calibrating cannot change that" in failure and "re-baseline" not in failure
+    # a failure downstream of the failing front-end says it follows from it
+    for stage in ("vae", "vocoder", "chain"):
+        if outcomes.get(f"test_matrix[slip-hamming-scaled-hifigan:{stage}]") == "FAILED":
+            after = out.split(f"test_matrix[slip-hamming-scaled-hifigan:{stage}]", 1)[1].split("\n___", 1)[0]
+            assert "follows from the failure of slip-hamming-scaled-hifigan at stage 'frontend'" in after, after
     # the evidence is the failing clip's: its input and output WAVs and its mel figure
     clip = re.search(r"clip: (\S+)", failure).group(1).split(",")[0]
     evidence = pathlib.Path(re.search(r"evidence: (\S+)", failure).group(1))

@@ -5,7 +5,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from harness import matrix, plugin
+from harness import golden, matrix, plugin, thresholds
 
 pytest_plugins = ["pytester"]
 
@@ -36,7 +36,8 @@ def test_workers_share_the_cores(monkeypatch):
     monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "2")
     config = SimpleNamespace(option=SimpleNamespace(dist="load", numprocesses=2))
     try:
-        plugin._share_cores_among_xdist_workers(config)
+        plugin._share_cores_among_xdist_workers()
+        plugin._group_quality_tests(config)
         assert torch.get_num_threads() == max(1, (os.cpu_count() or 1) // 2)
         assert config.option.dist == "loadgroup"
     finally:
@@ -63,7 +64,9 @@ def test_pytest_n_runs_each_group_on_one_worker(pytester):
             assert torch.get_num_threads() == max(1, (os.cpu_count() or 1) // 2)
     """)
     result = pytester.runpytest_subprocess("-n", "2", "-v", "-p", "no:cacheprovider", "-k", "audioldm2 or power-mel")
-    expected = [f"{c.id}:{s}" for c, s in matrix.clip_stage_names() if "audioldm2" in c.id or "power-mel" in c.id]
+    detected = thresholds.chain_detections(thresholds.load(golden.BUNDLED_DIR / "tiny" / "thresholds.toml"))
+    expected = [f"{c.id}:{s}" for c, s in matrix.clip_stage_names(detected)
+                if "audioldm2" in c.id or "power-mel" in c.id]
     result.assert_outcomes(passed=len(expected))
     assert "HarnessGroupScheduling" in result.stdout.str()
     ran = re.findall(r"\[(gw\d)\] .*?PASSED test_groups.py::test_matrix\[(.*?)\]", result.stdout.str())

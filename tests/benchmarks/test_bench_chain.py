@@ -3,7 +3,7 @@
 Groups:
 
 * ``stages``: front-end, VAE encode, VAE decode, vocoder and the full round trip
-  (front-end + encode + decode + vocoder, ``Chain.run``) on the ``--device``/``--dtype`` of the run;
+  (front-end + encode + decode + vocoder, ``Chain.run``) on the ``--harness-device``/``--harness-dtype`` of the run;
 * ``overhead``: what the harness adds around the model when it judges a reconstruction
   (front-end of the input + ``metrics.compute`` of the output against it);
   ``harness bench`` sets it against encode + decode + vocode of the same configuration;
@@ -26,7 +26,7 @@ import pytest
 import torch
 
 from benchutil import FLOPS_CACHE, LONG, SHORT, count_flops
-from harness import metrics
+from harness import metrics, plugin
 from harness.frontend import HOP, get_frontend
 
 CASES = [
@@ -43,10 +43,10 @@ NAIVE_CASES = [pytest.param(*c.values, id=c.id, marks=[*c.marks, *([pytest.mark.
 
 @pytest.fixture
 def target(request):
-    """``(device, dtype)`` of the run (``--device``, ``--dtype``)."""
+    """``(device, dtype)`` of the run (``--harness-device``, ``--harness-dtype``)."""
     from harness.loading import resolve_device
 
-    return str(resolve_device(request.config.getoption("--device"))), request.config.getoption("--dtype")
+    return str(resolve_device(plugin.setting(request.config, "device"))), plugin.setting(request.config, "dtype")
 
 
 def stage_call(chains, stage, size, batch, seconds, device, dtype, variant=""):
