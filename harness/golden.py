@@ -10,7 +10,7 @@ Layout of ``golden/<model-slug>/``::
     clips/<name>.flac        reference clips (speech, music, effects, noise) made by code
                              (harness.synth.iter_reference_clips; a copy of harness/clips/)
 
-Regeneration is explicit: ``harness golden`` or ``pytest --regen-golden``.
+Regeneration is explicit: ``harness golden`` or ``pytest --harness-regen-golden``.
 """
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ def locate(model: str, golden_dir=None, root=None, writing: bool = False) -> Pat
     model : str
         Bundled name (``tiny``), local diffusers directory or hub id.
     golden_dir : str or Path, optional
-        An explicit directory (``--golden-dir``): returned as given.
+        An explicit directory (``--golden-dir`` of a command, ``--harness-golden-dir`` of pytest): returned as given.
     root : str or Path, optional
         A configured parent of per-model directories (the ini option ``harness_golden_dir``). A
         configured root is authoritative: ``root/<slug>`` is returned whether or not it exists, so a

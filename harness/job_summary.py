@@ -24,6 +24,8 @@ from typing import Dict, List, Sequence, Tuple
 MAX_BYTES = 1024 * 1024 - 4096
 #: rows of the "closest to their limits" and "drift" tables
 TOP = 15
+#: a smaller change of a figure against calibration's value is float round-off, not drift
+MIN_DRIFT_PCT = 0.1
 
 
 def _figures(props: Dict[str, object]) -> List[dict]:
@@ -44,7 +46,10 @@ def _failure_line(nodeid: str, props: Dict[str, object]) -> str:
             f"{props.get('harness_verdict')} | {what}{evidence} |")
 
 
-def _failures(records: Sequence[Tuple[str, str, Dict]], collapse: bool) -> List[str]:
+def _failures(records: Sequence[Tuple[str, str, Dict]], level: int) -> List[str]:
+    """Level 0: every failure with its figures, consequences listed; 1: consequences as counts; 2: the
+    culprit's own failures as lists of combination names per stage (the evidence paths follow from them)."""
+    collapse = level >= 1
     failed = [(n, p) for n, o, p in records if o == "failed"]
     if not failed:
         return ["## Failures\n", "None: every quality test passed or was skipped with its reason.\n"]
@@ -58,7 +63,13 @@ def _failures(records: Sequence[Tuple[str, str, Dict]], collapse: bool) -> List[
         lines.append(f"### Culprit: {culprit} — {len(own)} failure(s) at its own stage, {len(after)} downstream\n")
         fixes = sorted({str(p.get("harness_fix")) for _, p in own if p.get("harness_fix")})
         lines += [f"> {f}\n" for f in fixes]
-        if own:
+        if own and level >= 2:
+            stages = defaultdict(list)
+            for _, p in own:
+                stages[p.get("harness_stage")].append(f"`{p.get('harness_combination')}`")
+            lines += [f"- at stage '{stage}' ({len(names)}): " + ", ".join(names) for stage, names in stages.items()]
+            lines.append("\nEvidence: `<report dir>/<combination>-<stage>/`.\n")
+        elif own:
             lines += ["| combination | stage | verdict | value vs limit |", "|---|---|---|---|"]
             lines += [_failure_line(n, p) for n, p in own]
             lines.append("")
@@ -79,17 +90,23 @@ def _failures(records: Sequence[Tuple[str, str, Dict]], collapse: bool) -> List[
 
 
 def _closest(records, top: int) -> List[str]:
-    rows = [(p["harness_headroom_pct"], p) for _, o, p in records
-            if o == "passed" and p.get("harness_headroom_pct") is not None]
+    """The passing figures with the least room: by the share of the calibrated margin they have used up
+    (0 % at calibration's value, 100 % at the limit), else by headroom in % of the limit."""
+    rows = []
+    for _, o, p in records:
+        for f in _figures(p) if o == "passed" else []:
+            used = f.get("margin_used_pct")
+            rows.append((-(used if used is not None else 100.0 - f["headroom_pct"]), p, f))
     if not rows:
         return []
     rows.sort(key=lambda r: r[0])
-    lines = ["## Closest to their limits\n", "| combination | stage | metric | clip | value | limit | headroom |",
-             "|---|---|---|---|---|---|---|"]
-    for h, p in rows[:top]:
-        lines.append(f"| `{p['harness_combination']}` | {p['harness_stage']} | {p.get('harness_metric')} | "
-                     f"`{p.get('harness_clip')}` | {float(p['harness_value']):.4g} | {float(p['harness_limit']):.4g} | "
-                     f"{float(h):.1f} % |")
+    lines = ["## Closest to their limits\n",
+             "| combination | stage | metric | clip | value | limit | margin used | headroom |",
+             "|---|---|---|---|---|---|---|---|"]
+    for _, p, f in rows[:top]:
+        used = "-" if f.get("margin_used_pct") is None else f"{f['margin_used_pct']:.0f} %"
+        lines.append(f"| `{p['harness_combination']}` | {p['harness_stage']} | {f['metric']} | `{f['clip']}` | "
+                     f"{f['value']:.4g} | {f['limit']:.4g} | {used} | {f['headroom_pct']:.1f} % |")
     return lines + [""]
 
 
@@ -98,9 +115,9 @@ def _drift(records, top: int) -> List[str]:
     for _, o, p in records:
         for f in _figures(p):
             if f.get("baseline") not in (None, 0) and f["bound"] in ("max", "min"):
-                rows.append((100.0 * (f["value"] - f["baseline"]) / abs(f["baseline"]), p, f))
-    if not rows:
-        return []
+                change = 100.0 * (f["value"] - f["baseline"]) / abs(f["baseline"])
+                if abs(change) >= MIN_DRIFT_PCT:
+                    rows.append((change, p, f))
     worse = [r for r in rows if (r[0] > 0) == (r[2]["bound"] == "max")]
     worse.sort(key=lambda r: -abs(r[0]))
     lines = ["## Drift against the calibration baseline (largest changes for the worse)\n",
@@ -109,7 +126,7 @@ def _drift(records, top: int) -> List[str]:
         lines.append(f"| `{p['harness_combination']}` | {p['harness_stage']} | {f['metric']} | `{f['clip']}` | "
                      f"{f['baseline']:.4g} → {f['value']:.4g} | {d:+.1f} % | {f['limit']:.4g} |")
     if not worse:
-        lines.append("| (no figure moved for the worse) | | | | | | |")
+        lines.append(f"| (no figure moved for the worse by {MIN_DRIFT_PCT} % or more) | | | | | | |")
     return lines + [""]
 
 
@@ -127,8 +144,8 @@ def markdown(records: Sequence[Tuple[str, str, Dict[str, object]]]) -> str:
         outcomes[o] += 1
     head = ["# AudioLDM2 reconstruction quality\n",
             f"{len(records)} quality tests: " + ", ".join(f"{c} {o}" for o, c in sorted(outcomes.items())) + "\n"]
-    for collapse, top in ((False, TOP), (True, TOP), (True, 5), (True, 0)):
-        text = "\n".join(head + _failures(records, collapse) + _closest(records, top) + _drift(records, top)) + "\n"
+    for level, top in ((0, TOP), (1, TOP), (2, TOP), (2, 0)):
+        text = "\n".join(head + _failures(records, level) + _closest(records, top) + _drift(records, top)) + "\n"
         if len(text.encode()) <= MAX_BYTES:
             return text
     return text  # every failure listed once: nothing left to summarise

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from . import frontend as frontends
-from . import metrics, variants
+from . import deprecation, metrics, variants
 from .chain import Chain, LayoutError
 from .errors import InputError
 
@@ -138,13 +138,8 @@ class Combination:
         ``audioldm2-no-decode-scale-hifigan``), the harness's own components (correct or mistaken) kept."""
         return dataclasses.replace(self, **{s: DEFAULTS[s] for s in self.user_components()})
 
-    def expected(self) -> Dict[str, str]:
-        """Deprecated since 0.1: renamed :meth:`verdicts` (the variants' ``expected`` is another thing)."""
-        import warnings
-
-        warnings.warn("Combination.expected() is deprecated: use Combination.verdicts()", DeprecationWarning,
-                      stacklevel=2)
-        return self.verdicts()
+    # renamed: the variants' ``expected`` is another thing (one verdict, or a VAE variant's per-golden-stage dict)
+    expected = deprecation.renamed_method("verdicts", "expected", since="0.1")
 
     def sibling(self, stage: str) -> "Combination":
         """The combination judged for ``stage`` when this one has no thresholds of its own: every

@@ -111,6 +111,7 @@ class Verdict:
     rows: list
     policy: str   # "absolute" (per-clip baseline), "relative" (to the reference on the same clip), "none"
     source: str   # whose limits or margins judged it
+    limits: Optional[Dict] = None  # the limits applied
 
 
 def relative_references(stage: str, reference: StageResult) -> Dict[str, np.ndarray]:
@@ -139,7 +140,7 @@ def judge_relative(thresholds_data: Dict, combo: Combination, stage: str, result
     limits, source = thresholds.relative_stage_limits(thresholds_data, combo, stage, expected, key, judged,
                                                       list(matrix.SHARE_OF))
     ok, rows = thresholds.judge(result, limits, expected, clip_names)
-    return Verdict(ok, rows, "relative", source)
+    return Verdict(ok, rows, "relative", source, limits)
 
 
 
@@ -300,9 +301,12 @@ class QualityCheck:
             base = table.get(f"measured_{f.metric}")
             i = clip_names.index(f.clip) if base and clip_names and f.clip in clip_names else None
             baseline = float(base[i]) if i is not None and i < len(base) else None
+            # the share of the band between calibration's value and the limit that the value has used up
+            used = (100.0 * (f.value - baseline) / (f.limit - baseline)
+                    if baseline is not None and f.bound in ("max", "min") and f.limit != baseline else None)
             rows.append({"metric": f.metric, "clip": f.clip, "value": round(f.value, 6), "limit": f.limit,
                          "bound": f.bound, "headroom_pct": round(f.headroom_pct, 2), "baseline": baseline,
-                         "ok": f.ok})
+                         "margin_used_pct": None if used is None else round(used, 1), "ok": f.ok})
         record = {PREFIX + "combination": combo.id, PREFIX + "stage": stage, PREFIX + "expected": expected,
                   PREFIX + "verdict": _verdict(expected, ok, result.error), PREFIX + "limits_from": source}
         if result.error is not None:
@@ -310,8 +314,9 @@ class QualityCheck:
         if rows:
             tight = min(rows, key=lambda r: r["headroom_pct"])
             record.update({PREFIX + k: tight[k] for k in ("metric", "clip", "value", "limit", "headroom_pct")})
-            if tight["baseline"] is not None:
-                record[PREFIX + "baseline"] = tight["baseline"]
+            for k in ("baseline", "margin_used_pct"):
+                if tight[k] is not None:
+                    record[PREFIX + k] = tight[k]
             record[PREFIX + "figures"] = json.dumps(rows)
         return record
 

@@ -3,7 +3,7 @@
 The architecture, parameter count, shapes and FLOPs are those of the real checkpoints
 (``docs/AUDIOLDM2_REFERENCE.md`` section 6; VAE and vocoder configs in ``configs/audioldm2``); the
 weights are random, so there is no quality to speak of — but the whole flow (``harness golden``,
-``harness thresholds --calibrate``, ``pytest --model DIR``, ``harness matrix``, ``harness diagnose``,
+``harness thresholds --calibrate``, ``pytest --harness-model DIR``, ``harness matrix``, ``harness diagnose``,
 ``harness bench``) runs on it exactly as on a downloaded checkpoint.
 
 Random weights are made *well-conditioned*: the vocoder's output layer is rescaled so that a typical

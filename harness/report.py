@@ -130,13 +130,17 @@ class RecordJudge:
                     elif limits is not None:
                         limits = thresholds.select_clips(limits, [self._known.index(baseline_of[f])])
                         ok, policy = thresholds.judge(one, limits, exp[stage])[0], "absolute"
+                    elif exp[stage] == "pass" and combo.reference(stage) == combo:
+                        # the yardstick of this stage on this file: judging it against itself tells nothing
+                        ok, policy, source = True, "yardstick", None
                     else:
                         v = judge_relative(th, combo, stage, one, _clip(run.result(combo.reference(stage))[stage], i))
-                        ok, policy, source = v.ok, v.policy, v.source
+                        ok, policy, source, limits = v.ok, v.policy, v.source, v.limits
                     ok_all &= ok
                     reference = {"absolute": baseline_of.get(f), "relative": combo.reference(stage).id}.get(policy)
                     stages[stage] = {"expected": exp[stage], "ok": bool(ok), "error": r.error, "policy": policy,
-                                     "reference": reference, "limits_from": source if policy != "none" else None}
+                                     "reference": reference, "limits_from": source if policy != "none" else None,
+                                     "limits": _applied(limits) if policy in ("absolute", "relative") else None}
                     for k, v in one.metrics.items():
                         flat[f"{stage}.{k}"] = round(float(v[0]), 4)
                 expected = "pass" if all(e != "detect" for e in exp.values()) else "detect"
@@ -190,11 +194,20 @@ def _status(expected: str, ok: bool, stages: Dict[str, dict]) -> str:
     mistake changes the sound too little on *this* clip to tell, which is a fact about the clip, not a
     failure of the chain (on a golden clip, whose baseline says it was separable, it is ``MISSED``)."""
     if expected == "pass":
+        if ok and all(st["policy"] in ("yardstick", "none") for st in stages.values()):
+            return "yardstick"  # the reference combination on a file without a stored baseline
         return "pass" if ok else "FAIL"
     if ok:
         return "detected"
     culprit = [st for st in stages.values() if st["expected"] == "detect" and not st["ok"]]
     return "not separable" if all(st["policy"] in ("relative", "unjudgeable") for st in culprit) else "MISSED"
+
+
+def _applied(limits: Optional[Dict]) -> Optional[Dict[str, float]]:
+    """The limits one clip was judged by, as plain numbers (``{"mel_l1_max": 0.61, ...}``)."""
+    if not limits:
+        return None
+    return {k: round(float(np.asarray(v, dtype=float).reshape(-1)[0]), 4) for k, v in limits.items()}
 
 
 def _clip(result: "matrix.StageResult", i: int) -> "matrix.StageResult":
@@ -232,9 +245,14 @@ def matrix_summary(records: List[dict], errors: Sequence[str] = ()) -> str:
              + (f"; {len(errors)} file(s) unusable (above)" if errors else "")]
     per_stage = []
     for stage in matrix.CLIP_STAGES:
-        ok = sum(r["stages"][stage]["ok"] for r in correct)
-        per_stage.append(f"{stage} {ok}/{len(correct)}")
+        judged = [r for r in correct if r["stages"][stage]["policy"] != "yardstick"]
+        ok = sum(r["stages"][stage]["ok"] for r in judged)
+        yard = len(correct) - len(judged)
+        per_stage.append(f"{stage} {ok}/{len(judged)}" + (f" (+{yard} yardstick)" if yard else ""))
     lines.append(f"correct combinations ({len(correct)} records) pass:  " + ", ".join(per_stage))
+    if any(r["status"] == "yardstick" for r in correct):
+        lines.append(f"yardstick: {matrix.REFERENCE.id} on files without a stored baseline is what the others are "
+                     "judged against (not itself judged)")
     detected = sum(r["status"] == "detected" for r in broken)
     unseparable = [r for r in broken if r["status"] == "not separable"]
     lines.append(f"known mistakes ({len(broken)} records): detected {detected} of {len(broken)} at their culprit "
@@ -250,5 +268,8 @@ def matrix_summary(records: List[dict], errors: Sequence[str] = ()) -> str:
                          f"({r['status']}) at {', '.join(stages)}")
         if len(group) > 20:
             lines.append(f"  ... and {len(group) - 20} more (--json for all)")
-    lines.append("verdict: " + ("OK" if not bad else f"NOT OK ({len(bad)} of {len(records)} records)"))
+    if not records:
+        lines.append("verdict: NOTHING EVALUATED (no usable file)")
+    else:
+        lines.append("verdict: " + ("OK" if not bad else f"NOT OK ({len(bad)} of {len(records)} records)"))
     return "\n".join(lines)

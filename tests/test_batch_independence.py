@@ -70,7 +70,7 @@ def _assert_same(alone, other, how):
 def test_a_files_records_are_the_same_alone_in_a_batch_reversed_and_sharded(harness_chain, files, tmp_path):
     target, others = files
     alone = _in_process(harness_chain, [target], target)
-    assert len(alone) == 12 and all(r["status"] == "pass" for r in alone.values())
+    assert len(alone) == 12 and all(r["status"] in ("pass", "yardstick") for r in alone.values())
     _assert_same(alone, _in_process(harness_chain, [target, *others], target), "first of 8")
     _assert_same(alone, _in_process(harness_chain, [*reversed(others), target], target), "last of 8, reversed")
 

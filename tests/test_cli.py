@@ -81,6 +81,32 @@ def test_matrix_json_on_user_files(clip, tmp_path, capsys):
     assert code != 0
 
 
+def test_the_reference_is_the_yardstick_records_carry_their_limits_and_nothing_evaluated_is_not_ok(
+        clip, tmp_path, capsys):
+    args = ["matrix", "--json", str(clip), "--frontend", "audioldm2", "--vae", "scaled", "--vae", "sample",
+            "--vocoder", "hifigan"]
+    assert cli.main(args) == 0
+    records = {r["vae"]: r for r in json.loads(capsys.readouterr().out)}
+    # the reference combination on a file without a stored baseline is what the others are judged against
+    assert records["scaled"]["status"] == "yardstick"
+    assert {s["policy"] for s in records["scaled"]["stages"].values()} == {"yardstick"}
+    sample = records["sample"]
+    assert sample["status"] == "pass" and sample["stages"]["vae"]["policy"] == "relative"
+    assert sample["stages"]["vae"]["reference"] == "audioldm2-scaled-hifigan"
+    assert sample["stages"]["vae"]["limits"] and all(isinstance(v, float) for v in sample["stages"]["vae"]["limits"].values())
+    assert cli.main(args[:1] + args[2:]) == 0
+    assert "yardstick" in capsys.readouterr().out
+    # every file unusable: exit 2 and no "OK"
+    silent = tmp_path / "silent.wav"
+    import numpy as np
+    import soundfile as sf
+
+    sf.write(silent, np.zeros(16000, dtype=np.float32), 16000)
+    assert cli.main(["matrix", str(silent)]) == 2
+    out = capsys.readouterr().out
+    assert "verdict: NOTHING EVALUATED" in out and "verdict: OK" not in out
+
+
 def test_mel_output_names_never_collide(tmp_path, capsys):
     import numpy as np
     import soundfile as sf
@@ -126,7 +152,7 @@ def test_a_mistake_not_separable_on_a_users_clip_is_shown_as_such_not_as_a_failu
             "--vae", "scaled", "--vocoder", "hifigan"]
     assert cli.main(args) == 0
     status = {r["frontend"]: r["status"] for r in json.loads(capsys.readouterr().out)}
-    assert status == {"audioldm2": "pass", "same-as-audioldm2": "not separable"}
+    assert status == {"audioldm2": "yardstick", "same-as-audioldm2": "not separable"}
     assert cli.main(args[:1] + args[2:]) == 0
     out = capsys.readouterr().out
     assert "1 not separable on these clips" in out and "verdict: OK" in out

@@ -68,7 +68,7 @@ def test_a_dataset_gives_records_errors_and_a_summary(tmp_path, files, capsys):
     printed = capsys.readouterr().out
     records = read_lines(out / "records.jsonl")
     assert len(records) == 10 * 4 and {r["file"] for r in records} == {str(files / f"clip{i:03d}.wav") for i in range(10)}
-    assert {r["status"] for r in records} <= {"pass", "detected", "not separable"}
+    assert {r["status"] for r in records} <= {"pass", "yardstick", "detected", "not separable"}
     errors = {os.path.basename(e["file"]): e["error"] for e in read_lines(out / "errors.jsonl")}
     assert set(errors) == {"corrupt.wav", "silent.wav"} and "silent" in errors["silent.wav"]
     summary = json.loads((out / "summary.json").read_text())

@@ -32,7 +32,7 @@ def test_unseen_clips_get_no_wrong_verdict(harness_chain, thresholds_path):
     assert rates["correct"] > 0 and rates["broken"] > 0
     assert rates["false_alarms"] == 0 and rates["misses"] == 0, rates["wrong"][:10]
     policies = {s["policy"] for r in records for s in r["stages"].values()}
-    assert policies == {"relative", "none"}  # none: stages after a known mistake, reported only
+    assert policies == {"relative", "none", "yardstick"}  # none: after a known mistake; yardstick: the reference
 
 
 @pytest.mark.slow

@@ -1,0 +1,34 @@
+"""``harness.__all__`` is the public API; a renamed name keeps a deprecated alias that warns with the new name."""
+import inspect
+import warnings
+
+import pytest
+
+import harness
+from harness import matrix
+
+
+def test_every_public_name_resolves_and_is_documented():
+    for name in harness.__all__:
+        obj = getattr(harness, name)
+        if name != "__version__":
+            assert inspect.getdoc(obj), f"harness.{name} has no docstring"
+
+
+# (object, deprecated name, new name): every rename of the public API, kept for at least one minor version
+RENAMED = [(matrix.Combination("audioldm2", "scaled", "hifigan"), "expected", "verdicts")]
+
+
+@pytest.mark.parametrize("obj, old, new", RENAMED, ids=[f"{type(o).__name__}.{old}" for o, old, _ in RENAMED])
+def test_renamed_names_warn_and_still_work(obj, old, new):
+    with pytest.warns(DeprecationWarning, match=rf"{old}\(\) is deprecated since 0\.1: use \w+\.{new}\(\)"):
+        got = getattr(obj, old)()
+    assert got == getattr(obj, new)()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        getattr(obj, new)()  # the new name does not warn
+
+
+def test_an_unknown_name_is_a_plain_attribute_error():
+    with pytest.raises(AttributeError, match="no attribute 'expected_verdicts'"):
+        harness.expected_verdicts  # noqa: B018
