@@ -26,6 +26,7 @@ from typing import Any, Dict, Optional, Union
 import numpy as np
 import soundfile as sf
 
+from . import atomic
 from .errors import AudioError, _one_line  # noqa: F401  (AudioError: imported from here by users)
 
 __all__ = [
@@ -511,16 +512,18 @@ def write_audio(path: PathLike, x, sr: int = SAMPLE_RATE) -> str:
     _check_finite(x, p)
     x = x.astype(np.float32, copy=False)
     sr = _positive_int(sr, "sr")
-    parent = os.path.dirname(p)
-    if parent:
-        os.makedirs(parent, exist_ok=True)
-    if p.lower().endswith(".flac"):
+    with atomic.temporary_sibling(p) as tmp:  # killed while writing, the previous file stays
+        _write(str(tmp), x, sr, p.lower().endswith(".flac"))
+    return p
+
+
+def _write(p: str, x: np.ndarray, sr: int, flac: bool) -> None:
+    if flac:
         sf.write(p, np.clip(x, -1.0, 1.0), sr, format="FLAC", subtype="PCM_24")
     else:
         with sf.SoundFile(p, "w", sr, 1, subtype="FLOAT", format="WAV") as f:
             _no_peak_chunk(f)
             f.write(x)
-    return p
 
 
 def _no_peak_chunk(f) -> None:

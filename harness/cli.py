@@ -142,24 +142,43 @@ def cmd_train(args) -> int:
 
 
 def cmd_golden(args) -> int:
-    """``harness golden``: generate (or check) a model's goldens with its full pipeline."""
-    from . import golden
+    """``harness golden``: a model's goldens (the shipped copy of a bundled model, else its full pipeline's),
+    calibrated, written whole or not at all."""
+    from . import calibration, golden, loading, thresholds
+    from .chain import Chain
 
-    out = golden.locate(args.model, args.out, writing=True)
-    if args.clips:
-        if not (Path(out) / "manifest.json").exists():
-            golden.generate(args.model, out, args.device, args.dtype, seconds=args.seconds, steps=args.steps)
-        names = golden.add_clips(out, args.clips)
-        print(f"added {len(names)} clip(s) to {out}/clips: {', '.join(names)}")
-        root = Path(out)
-    else:
-        root = golden.generate(args.model, out, args.device, args.dtype, seconds=args.seconds, steps=args.steps)
-    manifest = golden.check(root)
-    print(f"wrote {root}: {len(manifest['cases'])} pipeline cases, {len(manifest['clips'])} reference clips, "
-          f"{len(manifest['files'])} files hashed in manifest.json")
-    if not args.no_calibrate:
-        return cmd_thresholds(argparse.Namespace(**{**vars(args), "golden_dir": str(root), "calibrate": True,
-                                                    "validate": False, "files": [], "json": False}))
+    out = Path(golden.locate(args.model, args.out, writing=True))
+
+    def calibrate(stage: Path) -> None:  # on the new set, before it replaces the old one
+        calibration.calibrate(Chain.load(args.model, args.device, args.dtype), stage, scope=args.scope)
+
+    finish = None if args.no_calibrate else calibrate
+    shipped = (args.model in loading.BUNDLED and not args.regenerate and args.seconds is None
+               and args.steps == golden.STEPS and args.dtype == "fp32")
+    try:
+        if args.clips:
+            if not (out / "manifest.json").exists():
+                if shipped:
+                    golden.copy_bundled(args.model, out)
+                else:
+                    golden.generate(args.model, out, args.device, args.dtype, seconds=args.seconds, steps=args.steps)
+            names = golden.add_clips(out, args.clips, finish=finish)
+            print(f"added {len(names)} clip(s) to {out}/clips: {', '.join(names)}")
+        elif shipped:
+            golden.copy_bundled(args.model, out)
+            print(f"copied the goldens and thresholds shipped with {args.model!r} (checked against their manifest); "
+                  "--regenerate recomputes them with the full pipeline")
+            finish = None  # the shipped thresholds come with them
+        else:
+            golden.generate(args.model, out, args.device, args.dtype, seconds=args.seconds, steps=args.steps,
+                            finish=finish)
+    except thresholds.CalibrationError as exc:
+        print(f"harness: calibration problems (the previous goldens in {out} are kept):\n{exc}", file=sys.stderr)
+        return 1
+    manifest = golden.check(out)
+    print(f"wrote {out}: {len(manifest['cases'])} pipeline cases, {len(manifest['clips'])} reference clips, "
+          f"{len(manifest['files'])} files hashed in manifest.json"
+          + (f", thresholds calibrated ({args.scope})" if finish else ""))
     return 0
 
 
@@ -184,7 +203,7 @@ def cmd_build_real_size(args) -> int:
 
 def cmd_thresholds(args) -> int:
     """``harness thresholds``: calibrate, show or validate the thresholds."""
-    from . import calibration, golden, thresholds
+    from . import atomic, calibration, golden, thresholds
     from .chain import Chain
 
     golden_dir = golden.locate(args.model, args.golden_dir, writing=args.calibrate)
@@ -196,7 +215,8 @@ def cmd_thresholds(args) -> int:
         return 0
     chain = Chain.load(args.model, args.device, args.dtype)
     try:
-        path = calibration.calibrate(chain, golden_dir, scope=args.scope)
+        with atomic.locked(golden_dir):  # one calibration of a directory at a time; the file is replaced atomically
+            path = calibration.calibrate(chain, golden_dir, scope=args.scope)
     except thresholds.CalibrationError as exc:
         print(f"harness: calibration problems:\n{exc}", file=sys.stderr)
         return 1
@@ -482,6 +502,7 @@ harness reconstruct my.wav --vae unscaled --vocoder griffin-lim --out rec.wav"""
 
     # 2. goldens and thresholds for the pytest plugin
     p = _command(sub, "golden", "run the full pipeline on the fixed prompts and write a golden set", """
+harness golden --model tiny --out golden/tiny       the bundled model's shipped goldens, checked (seconds)
 harness golden --model cvssp/audioldm2              golden/cvssp--audioldm2: cases, clips, thresholds.toml
 harness golden --model ./my-finetune --device cuda  a local diffusers directory, on the GPU
 harness golden --clips my_clips/ take1.wav          add your own clips to the golden set (re-calibrates)""")
@@ -490,6 +511,8 @@ harness golden --clips my_clips/ take1.wav          add your own clips to the go
     p.add_argument("--seconds", type=float, default=None, help="clip length (default: the UNet's sample size)")
     p.add_argument("--steps", type=int, default=20, help="denoising steps")
     p.add_argument("--no-calibrate", action="store_true", help="do not re-calibrate thresholds afterwards")
+    p.add_argument("--regenerate", action="store_true", help="a bundled model: recompute its goldens with the full "
+                   "pipeline and calibrate (minutes) instead of copying the shipped, hash-checked set (seconds)")
     p.add_argument("--scope", default="all", choices=["all", "absolute", "golden"], help="what calibration "
                    "measures: everything; everything pytest judges (no relative margins for files without a "
                    "baseline); or the golden stages only (seconds; enough for the golden-stage tests)")

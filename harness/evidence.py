@@ -78,7 +78,14 @@ def mel_figure(panels: Sequence[Tuple[str, Optional[np.ndarray]]], reference: Op
     if diff_im is not None:
         fig.colorbar(diff_im, ax=axes[:, 1].tolist(), shrink=0.6, label="|difference| (nats)")
     if path is not None:
-        fig.savefig(path, dpi=dpi, format=fmt, **({"pil_kwargs": {"quality": 80}} if fmt == "webp" else {}))
+        from . import atomic
+
+        save = dict(dpi=dpi, format=fmt, **({"pil_kwargs": {"quality": 80}} if fmt == "webp" else {}))
+        if hasattr(path, "write"):  # a buffer (the HTML report embeds its figures)
+            fig.savefig(path, **save)
+        else:
+            with atomic.temporary_sibling(path) as tmp:  # killed while writing, no half-written figure
+                fig.savefig(tmp, **save)
         plt.close(fig)
     return fig
 

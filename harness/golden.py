@@ -20,10 +20,11 @@ import platform
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
+from . import atomic
 from .errors import GoldenError  # noqa: F401  (imported from here by callers)
 
 PROMPTS = [
@@ -154,15 +155,48 @@ def _check_case(name: str, latents: np.ndarray, wave: np.ndarray) -> None:
 
 
 def generate(model: str, out: str | Path, device: str = "cpu", dtype: str = "fp32",
-             seconds: Optional[float] = None, steps: int = STEPS, progress: bool = True) -> Path:
-    """Run the full ``AudioLDM2Pipeline`` on :data:`PROMPTS` and write the golden set to ``out``."""
-    from tqdm.auto import tqdm
+             seconds: Optional[float] = None, steps: int = STEPS, progress: bool = True,
+             finish: Optional[Callable[[Path], None]] = None) -> Path:
+    """Run the full ``AudioLDM2Pipeline`` on :data:`PROMPTS` and write the golden set to ``out``.
 
-    from . import audio, loading
+    The new set is built beside ``out`` and replaces it whole once it is complete, checked and
+    ``finish(new_set_dir)`` (e.g. calibration) has succeeded (:func:`harness.atomic.replacing`): killed or
+    failing at any point, ``out`` keeps the previous set. A second writer of ``out`` is refused.
+    """
+    from . import loading
 
     source = loading.resolve_model(model, subfolders=("vae", "vocoder", "unet"))
     pipe = loading.load_pipeline(source, device, dtype)
-    out = Path(out)
+    with atomic.replacing(out) as stage:
+        _generate_into(stage, model, source, pipe, device, dtype, seconds, steps, progress)
+        check(stage)
+        if finish is not None:
+            finish(stage)
+    return Path(out)
+
+
+def copy_bundled(model: str, out: str | Path) -> Path:
+    """Put the goldens shipped with bundled model ``model`` (thresholds included) in ``out``, checked
+    against their manifest: what :func:`generate` and calibration would write, in a second.
+
+    Raises :class:`GoldenError` when ``model`` ships none.
+    """
+    shipped = BUNDLED_DIR / model
+    if not (shipped / "manifest.json").exists():
+        raise GoldenError(f"{model!r} ships no goldens: run `harness golden --model {model} --regenerate`")
+    check(shipped)
+    with atomic.replacing(out, keep=False) as stage:
+        shutil.copytree(shipped, stage, dirs_exist_ok=True)
+        check(stage)
+    return Path(out)
+
+
+def _generate_into(out: Path, model: str, source, pipe, device: str, dtype: str, seconds: Optional[float],
+                   steps: int, progress: bool) -> None:
+    from tqdm.auto import tqdm
+
+    from . import audio
+
     # users' clips (``harness golden --clips``) survive a regeneration of the pipeline cases
     previous = json.loads((out / "manifest.json").read_text()) if (out / "manifest.json").exists() else {}
     user_clips = {n: v for n, v in previous.get("user_clips", {}).items() if (out / "clips" / f"{n}.flac").exists()}
@@ -200,13 +234,12 @@ def generate(model: str, out: str | Path, device: str = "cpu", dtype: str = "fp3
         manifest["clips"] += list(user_clips)
         manifest["user_clips"] = user_clips
     _write_manifest(out, manifest)
-    return out
 
 
 def _write_manifest(out: Path, manifest: dict) -> None:
     manifest["files"] = {str(p.relative_to(out)): _file_entry(out, p)
                          for p in sorted(out.rglob("*")) if p.is_file() and p.suffix in (".npy", ".wav", ".flac")}
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    atomic.write_text(out / "manifest.json", json.dumps(manifest, indent=2) + "\n")
 
 
 def audio_files(paths) -> List[Path]:
@@ -223,7 +256,8 @@ def audio_files(paths) -> List[Path]:
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif")
 
 
-def add_clips(root: str | Path, paths, channel: str = "first") -> List[str]:
+def add_clips(root: str | Path, paths, channel: str = "first",
+              finish: Optional[Callable[[Path], None]] = None) -> List[str]:
     """Add users' reference clips to the golden set in ``root``: ``clips/user-<stem>.flac``.
 
     Each file is read and checked like any input (16 kHz mono, :func:`harness.audio.load_audio`),
@@ -232,17 +266,30 @@ def add_clips(root: str | Path, paths, channel: str = "first") -> List[str]:
     clips then get per-clip regression ceilings and ``pytest`` runs the matrix on them.
 
     Returns the names added (``user-<stem>``, numbered on a collision). Raises
-    :class:`harness.audio.AudioError` naming the first unusable file, before anything is written.
+    :class:`harness.audio.AudioError` naming the first unusable file, before anything is written. Like
+    :func:`generate`, the set is replaced whole once the new one is checked and ``finish(new_set_dir)``
+    succeeded.
     """
+    from . import audio
+
+    check(root)
+    loaded = [(p, audio.load_audio(p, channel=channel)) for p in audio_files(paths)]
+    if not loaded:
+        raise audio.AudioError(None, "no audio files found", f"looked in {', '.join(map(str, paths))}")
+    with atomic.replacing(root) as stage:
+        names = _add_clips_into(stage, loaded)
+        check(stage)
+        if finish is not None:
+            finish(stage)
+    return names
+
+
+def _add_clips_into(root: Path, loaded) -> List[str]:
     import soundfile as sf
 
     from . import audio
 
-    root = Path(root)
     manifest = check(root)
-    loaded = [(p, audio.load_audio(p, channel=channel)) for p in audio_files(paths)]
-    if not loaded:
-        raise audio.AudioError(None, "no audio files found", f"looked in {', '.join(map(str, paths))}")
     (root / "clips").mkdir(exist_ok=True)
     names, taken = [], set(manifest.get("clips", []))
     for path, x in loaded:
@@ -285,6 +332,7 @@ def check(root: str | Path) -> dict:
     Raises :class:`GoldenError` naming the first bad file and what is wrong with it.
     """
     root = Path(root)
+    atomic.recover(root)  # a writer killed between its two renames left the previous set beside it
     mpath = root / "manifest.json"
     if not mpath.exists():
         raise GoldenError(f"{mpath}: missing (run `harness golden --model MODEL --out {root}`)")

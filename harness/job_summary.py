@@ -14,8 +14,6 @@ failure: consequences collapse to counts first, then the other sections shrink.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections import defaultdict
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
@@ -152,11 +150,7 @@ def markdown(records: Sequence[Tuple[str, str, Dict[str, object]]]) -> str:
 
 
 def write(path, text: str) -> Path:
-    """Write ``text`` to ``path`` atomically (a temporary sibling renamed into place)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
-    return path
+    """Write ``text`` to ``path`` atomically (:func:`harness.atomic.write_text`)."""
+    from . import atomic
+
+    return atomic.write_text(path, text)

@@ -327,9 +327,9 @@ def golden_set(harness_options, request):
     from . import calibration, golden
 
     root = harness_options["golden_dir"]
-    if harness_options["regen"]:
-        golden.generate(harness_options["model"], root, harness_options["device"], harness_options["dtype"])
-        calibration.calibrate(request.getfixturevalue("harness_chain"), root)
+    if harness_options["regen"]:  # the old set stays until the new one is complete and calibrated
+        golden.generate(harness_options["model"], root, harness_options["device"], harness_options["dtype"],
+                        finish=lambda stage: calibration.calibrate(request.getfixturevalue("harness_chain"), stage))
     # checked before any model is loaded: a missing or edited golden fails in a second, not after the load
     if not (root / "manifest.json").exists():
         missing(harness_options, f"no goldens in {root}: run `harness golden --model {harness_options['model']} "

@@ -38,6 +38,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from . import atomic
 from . import metrics as metric_defs
 from .errors import CalibrationError  # noqa: F401  (imported from here by callers)
 
@@ -457,9 +458,8 @@ def write(path: str | Path, tables: Dict[str, Dict], meta: Dict) -> Path:
               "chain_detect_headroom": CHAIN_DETECT_HEADROOM}
     meta = {**meta, "calibrated_at": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
     exact = {k: v for k, v in EXACT_SNR_DB.items()}
-    path = Path(path)
-    path.write_text(dump_toml({"meta": meta, "policy": policy, "exact_snr_db": exact, **tables}, header))
-    return path
+    # atomically: a calibration killed while writing leaves the previous file, never half a table
+    return atomic.write_text(path, dump_toml({"meta": meta, "policy": policy, "exact_snr_db": exact, **tables}, header))
 
 
 def unjudgeable(thresholds: Dict, name: str, stage: str) -> Optional[str]:
