@@ -47,12 +47,15 @@ def run_readme_pytest(pytester, args, *extra):
 
 
 def test_readme_example_runs_in_a_fresh_project(pytester):
-    """Default suite: the README's golden command is replaced by a copy of the goldens shipped for
-    ``tiny`` (what that command writes for the bundled model; the slow test below runs it), and the
-    README's pytest command is narrowed to one combination per variant and the golden stages."""
+    """Default suite: the README's golden command as written (for the bundled model, a checked copy of the
+    shipped goldens), and its pytest command narrowed to one combination per variant and the golden stages
+    (the slow test below runs it whole)."""
     golden_cmd, pytest_args = make_project(pytester)
     out = golden_cmd[golden_cmd.index("--out") + 1]
-    shutil.copytree(golden.BUNDLED_DIR / golden_cmd[golden_cmd.index("--model") + 1], pytester.path / out)
+    subprocess.run([sys.executable, "-m", "harness.cli"] + golden_cmd[1:], cwd=pytester.path, check=True,
+                   capture_output=True)
+    assert (pytester.path / out / "manifest.json").read_bytes() == \
+        (golden.BUNDLED_DIR / golden_cmd[golden_cmd.index("--model") + 1] / "manifest.json").read_bytes()
     narrow = ["-k", "ours-scaled-hifigan or audioldm2-ours-vae-hifigan or audioldm2-scaled-ours-vocoder "
                     "or test_golden_stage and ours"]
     result = run_readme_pytest(pytester, [a for a in pytest_args if a not in ("-k", "ours")], *narrow)
@@ -72,7 +75,7 @@ def test_readme_example_runs_in_a_fresh_project(pytester):
 
 @pytest.mark.slow
 def test_readme_example_end_to_end(pytester):
-    """The README's commands exactly: ``harness golden`` (about 3.5 min on 2 cores), then its pytest."""
+    """The README's commands exactly: ``harness golden``, then its pytest (``-k ours``: every combination)."""
     golden_cmd, pytest_args = make_project(pytester)
     subprocess.run([sys.executable, "-m", "harness.cli"] + golden_cmd[1:], cwd=pytester.path, check=True,
                    capture_output=True)
