@@ -62,6 +62,9 @@ VAE_FACTOR = 4
 BLOCK = HOP * VAE_FACTOR
 #: the front-end's n_fft: anything shorter cannot be framed (64 ms at 16 kHz).
 MIN_SAMPLES = 1024
+#: the longest file (s) a command reads whole (``--max-seconds`` of a command): memory and time grow with the
+#: length, and AudioLDM2 itself works on 10.24 s clips
+MAX_SECONDS = 120.0
 #: lowest sample rate accepted from a file header (Hz); lower ones are a broken header.
 MIN_RATE = 4000
 #: highest sample rate accepted from a file header (Hz).
@@ -122,17 +125,26 @@ def _unreadable(path: str, exc: Exception) -> AudioError:
     )
 
 
-def _read_raw(path: str):
-    """Read a whole file: ``(data float32 [frames, channels], sf.SoundFile metadata dict)``.
+def _read_raw(path: str, max_seconds: Optional[float] = None, truncate: bool = False):
+    """Read a file: ``(data float32 [frames, channels], sf.SoundFile metadata dict)``.
 
-    Errors from libsndfile (at open *or* while decoding, e.g. a truncated FLAC that
-    loses sync) become :class:`AudioError`.
+    A file longer than ``max_seconds`` (by its header, before any sample is read) is refused with an
+    :class:`AudioError`, or with ``truncate`` read up to ``max_seconds`` only. Errors from libsndfile (at
+    open *or* while decoding, e.g. a truncated FLAC that loses sync) become :class:`AudioError`.
     """
     try:
         with sf.SoundFile(path) as f:
             meta = dict(samplerate=f.samplerate, channels=f.channels, frames=f.frames,
                         format=f.format, subtype=f.subtype)
-            data = f.read(dtype="float32", always_2d=True)
+            limit = -1
+            if max_seconds is not None and f.samplerate > 0 and f.frames > max_seconds * f.samplerate:
+                if not truncate:
+                    raise AudioError(path, f"{f.frames / f.samplerate:.0f} s long, over the {max_seconds:g} s "
+                                     "limit of this command (memory grows with the length)",
+                                     f"cut it into parts (e.g. sox IN OUT trim 0 {max_seconds:g}) or raise "
+                                     "the limit with --max-seconds")
+                limit = int(math.ceil(max_seconds * f.samplerate))
+            data = f.read(frames=limit, dtype="float32", always_2d=True)
     except (sf.SoundFileError, RuntimeError, TypeError) as exc:
         # SoundFileError covers LibsndfileError; TypeError is raised for some unknown formats.
         raise _unreadable(path, exc) from exc
@@ -180,7 +192,8 @@ def _wav_truncated(path: str, meta: Dict[str, Any]) -> Optional[bool]:
     return declared > available
 
 
-def load_audio(path: PathLike, sr: Optional[int] = SAMPLE_RATE, channel: str = "first") -> np.ndarray:
+def load_audio(path: PathLike, sr: Optional[int] = SAMPLE_RATE, channel: str = "first",
+               max_seconds: Optional[float] = None, truncate: bool = False) -> np.ndarray:
     """Load an audio file as a validated mono float32 waveform.
 
     Parameters
@@ -193,6 +206,12 @@ def load_audio(path: PathLike, sr: Optional[int] = SAMPLE_RATE, channel: str = "
     channel : {"first", "mean"}, default "first"
         How a multi-channel file becomes mono. ``"first"`` keeps channel 0, as
         AudioLDM2's training code does (no mix-down); ``"mean"`` averages all channels.
+    max_seconds : float, optional
+        Longest file accepted, judged from its header before any sample is read (memory stays bounded
+        on any input): a longer one raises :class:`AudioError`, or with ``truncate`` only its first
+        ``max_seconds`` are read. ``None``: no limit.
+    truncate : bool, default False
+        Read the first ``max_seconds`` of a longer file instead of refusing it.
 
     Returns
     -------
@@ -224,7 +243,7 @@ def load_audio(path: PathLike, sr: Optional[int] = SAMPLE_RATE, channel: str = "
     if sr is not None and (isinstance(sr, bool) or int(sr) != sr or not MIN_RATE <= sr <= MAX_RATE):
         raise ValueError(f"sr must be an integer in [{MIN_RATE}, {MAX_RATE}] Hz or None, got {sr!r}")
     p = _check_path(path)
-    data, meta = _read_raw(p)
+    data, meta = _read_raw(p, max_seconds, truncate)
     rate = meta["samplerate"]
     if not MIN_RATE <= rate <= MAX_RATE:
         raise AudioError(p, f"absurd sample rate {rate} Hz",
@@ -264,12 +283,15 @@ def header(path: PathLike):
         raise _unreadable(p, exc) from None
 
 
-def load_info(path: PathLike) -> Dict[str, Any]:
+def load_info(path: PathLike, max_seconds: Optional[float] = None) -> Dict[str, Any]:
     """Diagnostics of an audio file as stored (no resampling, no channel selection).
 
     Parameters
     ----------
     path : str or path-like
+    max_seconds : float, optional
+        Measure the levels on the first ``max_seconds`` only (what a command analyses; memory stays
+        bounded on a long file); ``frames`` and ``duration`` still describe the whole file.
 
     Returns
     -------
@@ -289,7 +311,9 @@ def load_info(path: PathLike) -> Dict[str, Any]:
         odd-rate files are reported, not rejected: this is for diagnosing them.
     """
     p = _check_path(path)
-    data, meta = _read_raw(p)
+    data, meta = _read_raw(p, max_seconds, truncate=True)
+    if max_seconds is not None and data.shape[0] >= int(math.ceil(max_seconds * meta["samplerate"])):
+        meta["frames"] = header(p).frames  # only the start was read: the length comes from the header
     finite = np.isfinite(data)
     vals = np.abs(data[finite]).astype(np.float64)
     peak = float(vals.max()) if vals.size else 0.0

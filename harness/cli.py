@@ -11,6 +11,13 @@ import sys
 from pathlib import Path
 
 
+def _add_max_seconds(p: argparse.ArgumentParser) -> None:
+    from .audio import MAX_SECONDS
+
+    p.add_argument("--max-seconds", type=float, default=MAX_SECONDS, help="refuse longer files from their header, "
+                   f"unread (memory grows with the length; default: {MAX_SECONDS:g} s)")
+
+
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="tiny", help=MODEL_HELP)
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
@@ -58,7 +65,8 @@ def cmd_mel(args) -> int:
                          "each other in --out; run them in separate calls with different --out directories")
     for path in args.files:
         try:
-            x = audio.pad_or_crop(audio.load_audio(path, channel=args.channel).astype(np.float64), args.frames)
+            x = audio.load_audio(path, channel=args.channel, max_seconds=args.max_seconds)
+            x = audio.pad_or_crop(x.astype(np.float64), args.frames)
             # float64 arithmetic: the written mel is exact to ~1e-9 nats, not to float32 FFT round-off
             mel = fe(torch.from_numpy(x)[None])[0, 0].numpy().astype(np.float32)
         except (audio.AudioError, ValueError) as exc:
@@ -79,7 +87,7 @@ def cmd_reconstruct(args) -> int:
     from . import audio
     from .chain import Chain
 
-    x = audio.load_audio(args.file, channel=args.channel)
+    x = audio.load_audio(args.file, channel=args.channel, max_seconds=args.max_seconds)
     n = len(x)
     chain = Chain.load(args.model, args.device, args.dtype)
     wave = torch.from_numpy(audio.pad_or_crop(x))[None]
@@ -97,6 +105,10 @@ def cmd_train(args) -> int:
 
     from .bundled import train
 
+    if args.model_out is None:
+        if args.export_only:
+            raise SystemExit("harness train --export-only: name the pipeline to rebuild with --model-out DIR")
+        args.model_out = str(Path(args.out) / "model")
     if args.export_only:
         seed = train.TrainConfig.seed if args.seed is None else args.seed
         print(f"re-exported {train.reexport(args.model_out, seed, args.scaling_factor)}")
@@ -264,7 +276,7 @@ def cmd_matrix(args) -> int:
     chain = Chain.load(args.model, args.device, args.dtype)
     records, errors = report.matrix_records(chain, args.files, golden_dir=args.golden_dir,
                                             frontends_=args.frontend, vaes=args.vae, vocoders=args.vocoder,
-                                            progress=not args.json)
+                                            progress=not args.json, max_seconds=args.max_seconds)
     for e in errors:
         print(f"harness: error: {e}", file=sys.stderr)
     if args.json:
@@ -291,7 +303,7 @@ def _matrix_dataset(args) -> int:
         raise ValueError(f"no audio files in {' '.join(args.files)} (looked for {', '.join(golden.AUDIO_SUFFIXES)})")
     summary = dataset.evaluate(chain, files, args.out, args.golden_dir,
                                matrix.combinations(args.frontend, args.vae, args.vocoder), args.batch_size, shard,
-                               progress=not args.json)
+                               progress=not args.json, max_seconds=args.max_seconds)
     if summary is None:  # not rank 0: rank 0 merges and reports
         return 0
     print(json.dumps(summary, indent=1) if args.json else dataset.summary_text(summary, Path(args.out)))
@@ -356,7 +368,8 @@ def cmd_diagnose(args) -> int:
     unusable = {}
     for path in args.files:
         try:
-            diagnose.load_mel(path) if str(path).lower().endswith(".npy") else audio.load_audio(path)
+            diagnose.load_mel(path) if str(path).lower().endswith(".npy") else \
+                audio.load_audio(path, max_seconds=max(args.seconds, 0.1), truncate=True)
         except ValueError as exc:  # AudioError, or a mel of the wrong shape
             unusable[path] = str(exc) if isinstance(exc, audio.AudioError) else f"{path}: {exc}"
     if len(unusable) == len(args.files):
@@ -451,6 +464,7 @@ torchrun --standalone --nproc_per_node 4 -m harness matrix --out runs/ds data/  
                    "of a torchrun launch; the same command after a kill finishes what is left (default: off, "
                    "records in memory)")
     p.add_argument("--batch-size", type=int, default=16, help="dataset mode: files per batch (default: 16)")
+    _add_max_seconds(p)
     p.set_defaults(fn=cmd_matrix)
 
     p = _command(sub, "diagnose", "run the chain stage by stage on files and say which stage loses quality", """
@@ -485,6 +499,7 @@ harness mel a.mp3 a.ogg --out mels/                same stem: a.mp3.npy and a.og
     p.add_argument("--frames", type=int, default=None, help="pad/crop to this many frames (default: cover the "
                    "file, rounded up to a multiple of 4)")
     p.add_argument("--channel", default="first", choices=["first", "mean"], help=CHANNEL_HELP)
+    _add_max_seconds(p)
     p.set_defaults(fn=cmd_mel)
 
     p = _command(sub, "reconstruct", "run one front-end/VAE/vocoder combination on one file", """
@@ -498,6 +513,7 @@ harness reconstruct my.wav --vae unscaled --vocoder griffin-lim --out rec.wav"""
     p.add_argument("--channel", default="first", choices=["first", "mean"], help=CHANNEL_HELP)
     p.add_argument("--seed", type=int, default=0, help="seed of the VAE's latent sampling (variants that sample)")
     p.add_argument("--out", required=True, help="output WAV (16 kHz, the input's length)")
+    _add_max_seconds(p)
     p.set_defaults(fn=cmd_reconstruct)
 
     # 2. goldens and thresholds for the pytest plugin
@@ -593,8 +609,8 @@ harness train --write-pack .pack/corpus.npz                   the corpus as FLAC
 harness train --out runs/a --compare runs/b harness/models/tiny --curves curves.png   held-out curves of runs
 harness train --export-only --scaling-factor 0.4110932946205139""")
     p.add_argument("--out", default="runs/tiny", help="checkpoint/log directory")
-    p.add_argument("--model-out", default=str(Path(__file__).parent / "models" / "tiny"),
-                   help="where the trained pipeline is exported (default: the bundled model in the package)")
+    p.add_argument("--model-out", default=None, help="where the trained pipeline is exported (default: "
+                   "OUT/model; never the installed package unless named, e.g. harness/models/tiny in a checkout)")
     p.add_argument("--config", metavar="JSON", help="TrainConfig settings from a JSON file (e.g. a run's "
                    "config.json); flags and --set override them")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="any TrainConfig setting, e.g. "

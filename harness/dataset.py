@@ -205,8 +205,10 @@ def evaluate_batch(chain, judge, combos, batch: Batch) -> List[dict]:
 
 
 def evaluate(chain, files: Sequence[str], out: str | Path, golden_dir: Optional[str] = None, combos=None,
-             batch_size: int = BATCH_SIZE, shard: Shard = Shard(), progress: bool = True) -> Optional[dict]:
+             batch_size: int = BATCH_SIZE, shard: Shard = Shard(), progress: bool = True,
+             max_seconds: Optional[float] = None) -> Optional[dict]:
     """Evaluate ``combos`` (default: all) on ``files`` into ``out``; this process's share of a launch.
+    Files longer than ``max_seconds`` (default :data:`harness.audio.MAX_SECONDS`) become error lines, unread.
 
     Returns the summary on rank 0 (``None`` on the others), after every batch is done and merged.
     """
@@ -217,7 +219,7 @@ def evaluate(chain, files: Sequence[str], out: str | Path, golden_dir: Optional[
     out = Path(out)
     (out / "parts").mkdir(parents=True, exist_ok=True)
     combos = list(combos or matrix.combinations())
-    judge = RecordJudge(chain, golden_dir)
+    judge = RecordJudge(chain, golden_dir, max_seconds)
     judge.require_scope(True)  # a dataset's files are judged relative to the reference (no stored baseline)
     # 1. the same plan on every process; a directory of another run is refused
     batches, header_errors = plan(files, batch_size)

@@ -273,7 +273,7 @@ def add_clips(root: str | Path, paths, channel: str = "first",
     from . import audio
 
     check(root)
-    loaded = [(p, audio.load_audio(p, channel=channel)) for p in audio_files(paths)]
+    loaded = [(p, audio.load_audio(p, channel=channel, max_seconds=audio.MAX_SECONDS)) for p in audio_files(paths)]
     if not loaded:
         raise audio.AudioError(None, "no audio files found", f"looked in {', '.join(map(str, paths))}")
     with atomic.replacing(root) as stage:

@@ -40,9 +40,12 @@ class MatrixRun:
     judged_only : bool
         By default, stop each broken combination at its culprit stage (the stages after it are only
         reported): most of the vocoder work is saved. A stage asked for by name is still computed.
+    keep_outputs : bool, optional
+        Keep every combination's mels and waveform for :meth:`evidence` (default: unless ``judged_only``);
+        records without evidence need not, and memory then stays flat in the number of combinations.
     """
 
-    def __init__(self, chain, clips, seed: int = 0, judged_only: bool = False):
+    def __init__(self, chain, clips, seed: int = 0, judged_only: bool = False, keep_outputs: Optional[bool] = None):
         if isinstance(clips, golden_mod.GoldenSet):
             clips = golden_clips(clips)
         # one clip per evaluator: a clip's figures are then the same alone, in any set of clips, in any order
@@ -51,6 +54,7 @@ class MatrixRun:
         self.evaluators = [matrix.Evaluator(chain, {name: x}, seed) for name, x in on_grid(clips).items()]
         self.clip_names = [n for e in self.evaluators for n in e.names]
         self.judged_only = judged_only
+        self.keep_outputs = not judged_only if keep_outputs is None else keep_outputs
         self._cache: Dict[str, Tuple[int, Dict[str, StageResult]]] = {}  # id -> (depth computed, stages)
         self._golden: Dict[str, Dict[str, StageResult]] = {}
 
@@ -63,7 +67,7 @@ class MatrixRun:
         depth = matrix.CLIP_STAGES.index(upto)
         cached = self._cache.get(combo.id)
         if cached is None or cached[0] < depth:
-            parts = [e.run(combo, keep_outputs=not self.judged_only, upto=upto) for e in self.evaluators]
+            parts = [e.run(combo, keep_outputs=self.keep_outputs, upto=upto) for e in self.evaluators]
             merged = {}
             for stage in matrix.CLIP_STAGES:
                 errs = [p[stage].error for p in parts if p[stage].error]

@@ -64,9 +64,11 @@ class RecordJudge:
         records = judge.records(run, matrix.combinations(), {})
     """
 
-    def __init__(self, chain, golden_dir: Optional[str] = None):
+    def __init__(self, chain, golden_dir: Optional[str] = None, max_seconds: Optional[float] = None):
+        from .audio import MAX_SECONDS
         from .quality import exact_key
 
+        self.max_seconds = MAX_SECONDS if max_seconds is None else max_seconds  # longer files are refused unread
         self.path = find_thresholds(chain.source, golden_dir, exact_key(chain).split("-")[1])
         self.thresholds = thresholds.load(self.path)
         thresholds.check_kernel_path(self.thresholds, machine.kernel_path(str(chain.device)), self.path)
@@ -90,7 +92,7 @@ class RecordJudge:
         clips, baseline_of, errors = {}, {}, []
         for f in files:
             try:
-                clips[f] = load_audio(f)
+                clips[f] = load_audio(f, max_seconds=self.max_seconds)
             except AudioError as exc:
                 errors.append(exc)
                 continue
@@ -152,12 +154,14 @@ class RecordJudge:
 
 def matrix_records(chain, files: Sequence[str] = (), golden_dir: Optional[str] = None, frontends_=None, vaes=None,
                    vocoders=None, progress: bool = True, clips: Optional[Dict[str, np.ndarray]] = None,
-                   judged_only: bool = False) -> Tuple[List[dict], List[str]]:
+                   judged_only: bool = False, max_seconds: Optional[float] = None) -> Tuple[List[dict], List[str]]:
     """Evaluate combinations on audio files (or named ``clips``); one record per clip x combination,
     judged by :class:`RecordJudge`.
 
     ``files`` may name directories (their audio files are taken, sorted). ``judged_only`` skips the
     stages after a broken combination's culprit (reported only; :meth:`harness.matrix.Evaluator.run`).
+    A file longer than ``max_seconds`` (default :data:`harness.audio.MAX_SECONDS`) is refused from its
+    header, unread, as an error line.
 
     Returns ``(records, errors)``: a file that cannot be read becomes one line in ``errors`` and
     the others are still evaluated.
@@ -167,7 +171,7 @@ def matrix_records(chain, files: Sequence[str] = (), golden_dir: Optional[str] =
     from . import golden
     from .quality import MatrixRun
 
-    judge = RecordJudge(chain, golden_dir)
+    judge = RecordJudge(chain, golden_dir, max_seconds)
     read, baseline_of, unusable = judge.load(
         [str(f) for f in golden.audio_files(list(files) or ([] if clips else default_files()))])
     clips = {**(clips or {}), **read}
@@ -175,7 +179,7 @@ def matrix_records(chain, files: Sequence[str] = (), golden_dir: Optional[str] =
     if not clips:
         return [], errors
     judge.require_scope(any(f not in baseline_of for f in clips))
-    run = MatrixRun(chain, clips, judged_only=judged_only)
+    run = MatrixRun(chain, clips, judged_only=judged_only, keep_outputs=False)  # records write no evidence
     records = []
     for combo in tqdm(matrix.combinations(frontends_, vaes, vocoders), desc="matrix", disable=not progress):
         records += judge.records(run, [combo], baseline_of)

@@ -391,8 +391,9 @@ def _diagnose_mel(chain, path: str, vae: str, vocoder: str, seed: int) -> tuple:
 
 
 def _diagnose_audio(chain, path: str, fe_name: str, vae: str, vocoder: str, seconds: float, seed: int) -> tuple:
-    info = audio.load_info(path)
-    x = audio.load_audio(path)[: max(int(seconds * audio.SAMPLE_RATE), audio.MIN_SAMPLES)]
+    info = audio.load_info(path, max_seconds=seconds)
+    n = max(int(seconds * audio.SAMPLE_RATE), audio.MIN_SAMPLES)
+    x = audio.load_audio(path, max_seconds=n / audio.SAMPLE_RATE, truncate=True)[:n]  # reads only what it analyses
 
     wave = torch.from_numpy(audio.pad_or_crop(x, grid_frames(len(x))))[None]  # normalised, then padded
     in_found, silent = check_input(info, seconds), silent_fraction(x)
