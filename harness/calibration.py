@@ -7,6 +7,7 @@ measuring itself is :class:`harness.quality.MatrixRun`'s; the judging :func:`har
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
@@ -78,7 +79,11 @@ def _not_detected(entry: Dict, random_weights: bool, problems: List[str], proble
 
 
 #: what a calibration measures (see :func:`calibrate`)
-SCOPES = ("all", "absolute", "golden")
+#: what a calibration measures, each scope including the ones after it: ``all`` adds the relative margins
+#: (audio without a stored baseline) to ``chain``, which adds the whole-chain decisions of the known mistakes
+#: heard through HiFi-GAN to ``absolute`` (every combination's limits on the golden set: what pytest judges),
+#: which adds the matrix to ``golden`` (the golden stages only)
+SCOPES = ("all", "chain", "absolute", "golden")
 
 
 def calibrate(chain, golden_dir: str | Path, out: Optional[str | Path] = None, progress: bool = True,
@@ -93,8 +98,10 @@ def calibrate(chain, golden_dir: str | Path, out: Optional[str | Path] = None, p
 
     ``scope="golden"`` measures the golden stages only (seconds instead of minutes; the matrix tests then
     fail for want of limits, naming the full calibration); ``scope="absolute"`` every combination on the
-    golden set but no relative margins (what ``pytest`` judges; ``harness matrix`` on files without a
-    baseline then refuses, naming the full calibration).
+    golden set (what ``pytest`` judges; no whole-chain tests of known mistakes are then generated, and
+    ``harness matrix`` on files without a baseline refuses, naming the full calibration); ``"chain"`` adds
+    the whole chains of the known front-end/VAE mistakes heard through HiFi-GAN; ``"all"`` the relative
+    margins too (:data:`SCOPES`). What it will compute is printed first; the progress bars time it.
     """
     from tqdm.auto import tqdm
 
@@ -106,6 +113,9 @@ def calibrate(chain, golden_dir: str | Path, out: Optional[str | Path] = None, p
     random_weights = _random(chain)
     run = MatrixRun(chain, gset, judged_only=True)
     combos = matrix.combinations() if scope != "golden" else []
+    chains = [c for c in combos if c.chain_judgeable()] if scope in ("chain", "all") else []
+    if progress:
+        print(plan(len(combos), len(chains), len(run.clip_names), scope), file=sys.stderr)
     tables: Dict[str, Dict] = {}
     problems = []
     results = {c.id: run.result(c) for c in tqdm(combos, desc="calibrate", disable=not progress)}
@@ -124,8 +134,7 @@ def calibrate(chain, golden_dir: str | Path, out: Optional[str | Path] = None, p
                 entry["error"] = r.error[:200]
             tables[thresholds.table_key(combo.id, stage)] = entry
     # the whole chain of an upstream mistake heard through HiFi-GAN: asserted where clearly separated
-    for combo in tqdm([c for c in combos if c.chain_judgeable()], desc="calibrate (chain of mistakes)",
-                      disable=not progress):
+    for combo in tqdm(chains, desc="calibrate (chain of mistakes)", disable=not progress):
         r = run.result(combo, upto="chain")["chain"]
         entry = tables[thresholds.table_key(combo.id, "chain")]
         entry.update({f"measured_{k}": [round(float(x), 4) for x in v] for k, v in r.metrics.items()
@@ -200,6 +209,23 @@ def calibrate(chain, golden_dir: str | Path, out: Optional[str | Path] = None, p
         raise thresholds.CalibrationError("calibration found problems (also written to [meta].problems):\n  "
                                           + "\n  ".join(problems))
     return path
+
+
+def plan(n_combos: int, n_chains: int, n_clips: int, scope: str) -> str:
+    """What a calibration of ``scope`` computes, and what it leaves to a wider scope, in one paragraph."""
+    will = ["the golden stages of every variant"]
+    if n_combos:
+        will.append(f"{n_combos} combinations on {n_clips} golden clips (each up to its culprit stage)")
+    if n_chains:
+        will.append(f"the whole chain of {n_chains} known mistakes heard through HiFi-GAN")
+    if scope == "all":
+        will.append("the relative margins on the calibration clip set, speech made with espeak-ng (the longest part)")
+    wider = {"golden": "--scope absolute: every combination's limits, what pytest judges",
+             "absolute": "--scope chain: also the whole chains of the known mistakes (about a quarter more)",
+             "chain": "--scope all: also the relative margins for audio without a stored baseline "
+                      "(`harness matrix` on your files; the longest part)"}.get(scope)
+    return (f"calibrating ({scope}): " + "; ".join(will) + "."
+            + (f" Not computed: {wider}." if wider else ""))
 
 
 def verdict_rates(records: List[dict]) -> Dict[str, object]:

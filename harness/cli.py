@@ -11,6 +11,14 @@ import sys
 from pathlib import Path
 
 
+SCOPE_HELP = ("what calibration measures: golden = the golden stages only (seconds); absolute = also every "
+              "combination's limits on the golden set, what pytest judges (minutes; about 8 min at real size on 2 "
+              "cores); chain = also the whole chains of the known mistakes heard through HiFi-GAN, asserted where "
+              "clearly separated (about a quarter more; ~70 s a chain at real size); all = also the relative margins "
+              "that judge audio without a stored baseline, `harness matrix` on your files (the longest part: 69 "
+              "more clips)")
+
+
 def _add_max_seconds(p: argparse.ArgumentParser) -> None:
     from .audio import MAX_SECONDS
 
@@ -529,9 +537,8 @@ harness golden --clips my_clips/ take1.wav          add your own clips to the go
     p.add_argument("--no-calibrate", action="store_true", help="do not re-calibrate thresholds afterwards")
     p.add_argument("--regenerate", action="store_true", help="a bundled model: recompute its goldens with the full "
                    "pipeline and calibrate (minutes) instead of copying the shipped, hash-checked set (seconds)")
-    p.add_argument("--scope", default="all", choices=["all", "absolute", "golden"], help="what calibration "
-                   "measures: everything; everything pytest judges (no relative margins for files without a "
-                   "baseline); or the golden stages only (seconds; enough for the golden-stage tests)")
+    p.add_argument("--scope", default="absolute", choices=["all", "chain", "absolute", "golden"],
+                   help=SCOPE_HELP + " (default: absolute, what pytest needs)")
     p.add_argument("--clips", nargs="+", metavar="FILE_OR_DIR", help="add your own reference clips to the golden "
                    "set (generated first if missing) instead of re-running the pipeline; calibration then gives "
                    "them per-clip regression ceilings and pytest runs the matrix on them")
@@ -544,9 +551,8 @@ harness thresholds --validate /usr/share/sounds     false-alarm and miss rates, 
     _add_model_args(p)
     p.add_argument("--golden-dir", default=None, help=GOLDEN_DIR_HELP)
     p.add_argument("--calibrate", action="store_true", help="measure the current chain and rewrite thresholds.toml")
-    p.add_argument("--scope", default="all", choices=["all", "absolute", "golden"], help="what calibration "
-                   "measures: everything; everything pytest judges (no relative margins for files without a "
-                   "baseline); or the golden stages only (seconds; enough for the golden-stage tests)")
+    p.add_argument("--scope", default="all", choices=["all", "chain", "absolute", "golden"],
+                   help=SCOPE_HELP + " (default: all)")
     p.add_argument("--validate", action="store_true", help="false-alarm and miss rates of the verdicts on the "
                    "calibration clip set and the disjoint validation and test sets (and on FILES, if given)")
     p.add_argument("files", nargs="*", help="with --validate: your own audio files or directories, judged too")
