@@ -64,7 +64,7 @@ BLOCK = HOP * VAE_FACTOR
 MIN_SAMPLES = 1024
 #: the longest file (s) a command reads whole (``--max-seconds`` of a command): memory and time grow with the
 #: length, and AudioLDM2 itself works on 10.24 s clips
-MAX_SECONDS = 120.0
+MAX_SECONDS = 60.0
 #: lowest sample rate accepted from a file header (Hz); lower ones are a broken header.
 MIN_RATE = 4000
 #: highest sample rate accepted from a file header (Hz).
