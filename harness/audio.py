@@ -39,10 +39,12 @@ __all__ = [
     "MIN_SAMPLES",
     "MIN_RATE",
     "MAX_RATE",
+    "MAX_SECONDS",
     "SILENCE_PEAK",
     "CHANNEL_POLICIES",
     "load_audio",
     "load_info",
+    "header",
     "check_waveform",
     "pad_or_crop",
     "frames_for",
@@ -121,7 +123,8 @@ def _unreadable(path: str, exc: Exception) -> AudioError:
     return AudioError(
         path,
         f"not a readable audio file: {_soundfile_message(exc, path)}",
-        "expected WAV, FLAC or OGG that libsndfile can decode; re-export it, e.g. ffmpeg -i IN -ar 16000 OUT.wav",
+        "expected a format libsndfile decodes: WAV, FLAC, OGG (Vorbis, Opus), MP3, AIFF and others; re-export "
+        "it, e.g. ffmpeg -i IN -ar 16000 OUT.wav",
     )
 
 
@@ -199,7 +202,7 @@ def load_audio(path: PathLike, sr: Optional[int] = SAMPLE_RATE, channel: str = "
     Parameters
     ----------
     path : str or path-like
-        WAV, FLAC or OGG/Vorbis file (anything libsndfile decodes).
+        An audio file libsndfile decodes: WAV, FLAC, OGG (Vorbis, Opus), MP3, AIFF and others.
     sr : int or None, default 16000
         Target sample rate in Hz; the file is resampled with soxr (``librosa.resample``,
         ``res_type="soxr_hq"``) when its rate differs. ``None`` keeps the file's rate.

@@ -1,7 +1,6 @@
 """Renamed public names keep working for at least one minor version, with a warning naming the new name."""
 from __future__ import annotations
 
-import functools
 import warnings
 
 
@@ -23,4 +22,4 @@ def renamed_method(new: str, old: str, since: str):
     alias.__name__ = old
     alias.__doc__ = f"Deprecated since {since}: renamed :meth:`{new}`."
     alias.deprecated_for = new
-    return functools.wraps(alias)(alias)
+    return alias

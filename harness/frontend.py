@@ -310,7 +310,7 @@ def log_mel_to_layout(mel_db: torch.Tensor) -> torch.Tensor:
 
 @register_frontend("audioldm2", correct=True)
 def audioldm2(waveform: torch.Tensor) -> torch.Tensor:
-    """The exact AudioLDM2 training front-end: normalised wave, |STFT|, Slaney mel, ln(clamp 1e-5)."""
+    """The exact AudioLDM2 training front-end: normalised wave, ``|STFT|``, Slaney mel, ``ln(clamp 1e-5)``."""
     return log_mel(stft_magnitude(normalize_waveform(waveform)))
 
 
@@ -338,7 +338,7 @@ def seed_librosa_db(waveform: torch.Tensor) -> torch.Tensor:
 
 @register_frontend("power-mel", correct=False)
 def power_mel(waveform: torch.Tensor) -> torch.Tensor:
-    """Mistake: mel of the power spectrum |STFT|^2 instead of the magnitude (values doubled in log)."""
+    """Mistake: mel of the power spectrum ``|STFT|^2`` instead of the magnitude (values doubled in log)."""
     return log_mel(stft_magnitude(normalize_waveform(waveform)) ** 2)
 
 

@@ -34,7 +34,7 @@ PROMPTS = [
     ("speech", "a man speaking in a quiet room", 3),
 ]
 STEPS = 20
-#: what the text-to-speech checkpoints (cvssp/audioldm2-speech-*) are asked to say in every case
+#: what the text-to-speech checkpoints (``cvssp/audioldm2-speech-*``) are asked to say in every case
 TRANSCRIPTION = "the quick brown fox jumps over the lazy dog"
 GUIDANCE = 3.5
 CLIPS_DIR = Path(__file__).resolve().parent / "clips"

@@ -398,7 +398,7 @@ def mel_l1(estimate: Optional[ArrayLike] = None, reference: Optional[ArrayLike] 
     """Mean absolute difference of the AudioLDM2 log-mels, in nats.
 
     Both signals go through the ``audioldm2`` front-end (normalise to 0.5 peak,
-    |STFT| 1024/160, Slaney mel 64, ``ln(clamp(., 1e-5))``), then
+    ``|STFT|`` 1024/160, Slaney mel 64, ``ln(clamp(., 1e-5))``), then
     ``mean |mel_est - mel_ref|`` over frames and mel bins per item. Lower is
     better; range ``[0, ~23]`` (0 for a copy; the floor-to-peak span of the log
     is the practical maximum). Phase-free, and level- and DC-invariant

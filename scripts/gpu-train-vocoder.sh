@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
-# Run ON A LENT GPU by the device tool (repo root, carrying .pack and .whl from scripts/gpu-train-prepare.sh):
-# trains the bundled vocoder's stage 2 (supervised) and stage 3 (adversarial), each fitted to a wall-clock
-# budget, without exporting (the GPU image has no diffusers), and leaves portable checkpoints in $OUT.
-#   usage: bash scripts/gpu-train-vocoder.sh STAGE2_MINUTES STAGE3_MINUTES [harness train options, e.g. --config scripts/vocoder-845.json]
-# Keep the two budgets about 1.5 minutes under the call's limit (start-up, data, evaluation, copying).
-# Back here: copy the files to runs/gpu, then
+# Run on a machine with a CUDA GPU, from the repository root, with .pack and .whl from
+# scripts/gpu-train-prepare.sh copied beside it: trains the bundled vocoder's stage 2 (supervised) and
+# stage 3 (adversarial), each fitted to a wall-clock budget, without exporting (diffusers is not needed
+# there), and leaves portable checkpoints (no optimiser state) in $OUT.
+#   usage: OUT=DIR bash scripts/gpu-train-vocoder.sh STAGE2_MINUTES STAGE3_MINUTES [harness train options,
+#          e.g. --config scripts/vocoder-gpu.json]
+# Copy $OUT back to runs/gpu on the first machine, then export and evaluate there:
 #   harness train --out runs/gpu --config runs/gpu/config.json --device cpu --init-from harness/models/tiny \
 #       --model-out /tmp/candidate && harness evaluate --model /tmp/candidate
 set -euo pipefail
 stage2_minutes=${1:?stage-2 minutes}
 stage3_minutes=${2:?stage-3 minutes}
 shift 2
-: "${OUT:?set OUT to the folder that comes back}"
+: "${OUT:?set OUT to the folder to copy back}"
 if [ -d .whl ]; then  # absent where soundfile is installed (a dry run on a CPU machine)
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
 fi

@@ -82,3 +82,11 @@ def test_readme_example_end_to_end(pytester):
     result = run_readme_pytest(pytester, pytest_args)
     outcomes = result.parseoutcomes()
     assert outcomes.get("passed", 0) > 30 and not outcomes.get("skipped") and result.ret == 0, outcomes
+
+
+def test_the_docs_show_the_same_example():
+    """docs/your-code.md repeats the README's example: block for block, so that neither drifts."""
+    section = README.read_text().split("## Testing your own code", 1)[1].split("\n## ", 1)[0]
+    guide = (README.parent / "docs" / "your-code.md").read_text()
+    for block in re.findall(r"```\w+\n.*?```", section, re.S):
+        assert block in guide, block

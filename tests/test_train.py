@@ -194,7 +194,7 @@ def test_a_stage_fitted_to_minutes_sets_its_steps_from_its_pace(tmp_path, monkey
 
 
 def test_a_run_trained_without_export_is_exported_from_its_portable_checkpoints(tmp_path):
-    """The lent-GPU flow: train stages 2-3 with no export (no diffusers needed), strip the checkpoints,
+    """The GPU-machine flow: train stages 2-3 with no export (no diffusers needed), strip the checkpoints,
     then export here from them with the run's config and a pipeline for the VAE."""
     from transformers import SpeechT5HifiGan
 

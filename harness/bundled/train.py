@@ -5,10 +5,10 @@ in ``--out``). Data is made by code at start (:mod:`harness.synth`, cached in ``
 seeds are fixed and each step's batch is drawn from a generator seeded by ``(seed, step)``, so a
 resumed run sees the same batches as an uninterrupted one.
 
-On a machine without espeak-ng (a lent GPU), the corpus travels as a FLAC pack
+On a machine without espeak-ng (e.g. a GPU machine), the corpus travels as a FLAC pack
 (:func:`write_data_pack`, ``TrainConfig.data_pack``); a stage can be fitted to a wall-clock budget
 (``minutes``: the step count is set from the first steps' pace), and :func:`portable_checkpoints`
-strips a run to what an export needs (docs: README, "Training on a lent GPU").
+strips a run to what an export needs (docs/bundled-model.md, "Training the vocoder on a GPU").
 
 Losses: VAE = L1 on the log-mel + 1e-6 KL (AudioLDM's weighting of the KL term);
 vocoder = log-mel L1 + multi-resolution STFT (spectral convergence + log-magnitude L1).
@@ -160,8 +160,8 @@ _PCM_SCALE = 32767.0
 def write_data_pack(data: Dict[str, Dict[str, np.ndarray]], path: str | os.PathLike) -> Path:
     """Write corpus sets to one ``.npz`` of 16-bit FLAC streams, for a machine that cannot make them.
 
-    About 0.28x the size of the float32 ``data.npz`` (the 2,313 s stage-2 training set: 42 MB), so
-    the corpus can travel to a lent GPU that has no espeak-ng. Log-mels are recomputed on reading.
+    About 0.28x the size of the float32 ``data.npz``, so
+    the corpus can travel to a GPU machine that has no espeak-ng. Log-mels are recomputed on reading.
 
     Parameters
     ----------
@@ -576,7 +576,7 @@ def portable_checkpoints(run_dir: str | os.PathLike, dest: str | os.PathLike) ->
     """Copy a run's checkpoints without their optimiser state, plus ``config.json`` and ``log.jsonl``.
 
     What a re-export needs (:func:`main` resumes a finished stage from them and trains no further),
-    small enough to come back from a lent machine (width 192: about 8 MB a checkpoint instead of 25).
+    small enough to copy back from another machine (a few MB a checkpoint instead of several times that).
     Returns the written paths.
     """
     run, dest = Path(run_dir), Path(dest)
@@ -599,7 +599,7 @@ def main(out: str, model_out: str, cfg: TrainConfig | None = None, export_model:
 
     1. VAE; 2. vocoder on log-mel L1 + MR-STFT; 3. vocoder adversarially (HiFi-GAN). A stage that is
     not trained takes its component (and its history) from ``cfg.init_from``. ``export_model=False``
-    (a lent GPU without diffusers) trains and writes checkpoints only; re-running with the run's
+    (a machine without diffusers) trains and writes checkpoints only; re-running with the run's
     ``config.json`` and an ``init_from`` exports it. Returns the ``training.json`` content.
     """
     cfg = cfg or TrainConfig()
@@ -628,7 +628,7 @@ def main(out: str, model_out: str, cfg: TrainConfig | None = None, export_model:
     t0 = time.time()
     data = prepare_data(cfg, outp)
     if "gan" in stages and "gan" not in data:
-        if cfg.data_pack:  # synthesising it here could silently lack speech (no espeak-ng on a lent GPU)
+        if cfg.data_pack:  # synthesising it here could silently lack speech (a machine without espeak-ng)
             log({"note": f"{cfg.data_pack} has no stage-3 corpus: stage 3 trains on its stage-2 set"})
             data["gan"] = data["train"]
         else:
