@@ -28,7 +28,8 @@ def keep_freed_memory() -> bool:
 
     glibc serves every allocation above 32 MB with a fresh ``mmap`` and unmaps it on free, so each
     large activation (the VAE's and HiFi-GAN's at 10.24 s, any at batch 4) is page-faulted in
-    and zeroed by the kernel on *every* call: 30-45 % of the CPU time of the tiny model at batch 4.
+    and zeroed by the kernel on *every* call (a large share of the CPU time at batch 4: see the
+    measurements page of the docs).
     This serves all allocations from the heap (``M_MMAP_MAX = 0``) and never trims it
     (``M_TRIM_THRESHOLD = -1``): the process keeps its peak memory. Returns False where it does
     not apply (not glibc). ``LD_PRELOAD`` of jemalloc/tcmalloc is the alternative outside Python.
@@ -194,8 +195,8 @@ class Chain:
         (process-wide). ``channels_last`` puts the VAE's 2-D convolutions in NHWC (a GPU win,
         usually not on CPU); ``compile`` wraps the VAE encoder/decoder and the vocoder in
         ``torch.compile``, on CPU with inductor's ``freezing`` (weights become constants, prepacked
-        for oneDNN; do not change them afterwards): the VAE decoder of real size runs ~6 % faster
-        at batch 1 after a 10-20 s compile per module. Values are unchanged up to float round-off.
+        for oneDNN; do not change them afterwards), at the cost of a compile per module on the first
+        call. Values are unchanged up to float round-off.
         """
         cpu = self.device.type == "cpu"
         if cpu_allocator and cpu:
