@@ -70,3 +70,26 @@ def test_the_site_builds_with_warnings_as_errors_and_lists_every_public_name(tmp
                if f"harness.{m}.{n}" not in documented]
     assert not missing, missing
     assert all(f"harness.{harness._EXPORTS[n]}.{n}" in documented for n in harness.__all__ if n != "__version__")
+
+
+def test_every_harness_command_in_the_readme_and_the_guides_parses_as_written():
+    import re
+    import shlex
+
+    from harness import cli
+
+    parser = cli.build_parser()
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    lines = []
+    for page in pages:
+        for body in re.findall(r"```bash\n(.*?)```", page.read_text(), re.S):
+            text = body.replace("\\\n", " ")
+            lines += [(page.name, line.split("#")[0].strip()) for line in text.splitlines()
+                      if line.strip().startswith("harness ")]
+    assert len(lines) > 20
+    for page, line in lines:
+        words = [w for w in shlex.split(line) if w not in ("&&",)]
+        try:
+            parser.parse_args(words[1:])
+        except SystemExit as exc:
+            raise AssertionError(f"{page}: `{line}` does not parse") from exc
