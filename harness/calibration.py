@@ -171,8 +171,8 @@ def calibrate(chain, golden_dir: str | Path, out: Optional[str | Path] = None, p
                 if stage == "vocoder" and name == "hifigan":  # sample-exact: phase is reproduced here
                     entry["snr_min"] = [thresholds.EXACT_SNR_DB[ek]] * len(r.metrics["snr"])
                     entry["correlation_min"] = [thresholds.EXACT_CORRELATION[ek.split("-")[1]]] * len(r.metrics["snr"])
-                if stage == "decode":  # deterministic: only float noise is allowed
-                    entry["mel_l1_max"] = [max(x, 1e-3) for x in entry["mel_l1_max"]]
+                if stage == "decode":  # deterministic: only float noise (and the precision's own error) is allowed
+                    entry["mel_l1_max"] = thresholds.exact_limits(r.metrics["mel_l1"])
             tables[thresholds.table_key(f"golden-{stage}-{name}", stage)] = entry
     for stage, by_name in gres.items():
         for name, r in by_name.items():

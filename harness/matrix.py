@@ -355,7 +355,7 @@ def golden_stages(chain: Chain, case_latents: np.ndarray, case_mel: np.ndarray, 
     res: Dict[str, Dict[str, StageResult]] = {s: {} for s in stages}
     n = wav.shape[-1]
     for v in variants.list_vaes() if "decode" in res else []:
-        if not v.skip and v.custom is None:
+        if v.has_decode:
             res["decode"][v.name] = measure(lambda: {"mel_l1": _mel_l1(v.decode_latents(chain, lat), mel)})
     for v in variants.list_vaes() if "roundtrip" in res else []:
         if not v.skip:
@@ -388,10 +388,17 @@ def clip_stage_names(chain_detected: Optional[Iterable[str]] = None) -> List[tup
                                  and (detected is None or c.stand_in().id in detected))]
 
 
+def correct_variants() -> List[tuple]:
+    """``(kind, name)`` of every registered correct front-end, VAE variant (``none`` aside) and vocoder."""
+    return ([("frontend", f.name) for f in frontends.list_frontends() if f.correct]
+            + [("vae", v.name) for v in variants.list_vaes() if v.correct and not v.skip]
+            + [("vocoder", v.name) for v in variants.list_vocoders() if v.correct])
+
+
 def golden_stage_names() -> List[tuple]:
     """Every (golden stage, variant name) pair :func:`golden_stages` measures."""
     vaes = [v for v in variants.list_vaes() if not v.skip]
-    pairs = ([("decode", v.name) for v in vaes if v.custom is None] + [("roundtrip", v.name) for v in vaes]
+    pairs = ([("decode", v.name) for v in vaes if v.has_decode] + [("roundtrip", v.name) for v in vaes]
              + [("vocoder", v.name) for v in variants.list_vocoders()]
              + [("frontend", f.name) for f in frontends.list_frontends()])
     return [(s, n) for s, n in pairs if golden_expected(s, n) != "report"]

@@ -38,7 +38,7 @@ SETTINGS = {
 }
 DTYPES = ("fp32", "bf16", "fp16")
 #: the parameters the plugin gives to tests that ask for them and that nobody else defines
-PARAMETERS = ("combination", "clip_stage", "golden_stage")
+PARAMETERS = ("combination", "clip_stage", "golden_stage", "harness_frontend", "harness_variant")
 #: JUnit property names of a quality test's figures (:meth:`harness.quality.QualityCheck.check`) start so
 PROPERTY_PREFIX = "harness_"
 
@@ -117,11 +117,14 @@ def _claimed(metafunc, name: str) -> bool:
 
 def pytest_generate_tests(metafunc):
     """Tests asking for ``combination`` (and ``clip_stage``) run once per front-end x VAE x vocoder
-    (registered ones included); tests asking for ``golden_stage`` once per golden stage and variant."""
+    (registered ones included); tests asking for ``golden_stage`` once per golden stage and variant;
+    tests asking for ``harness_frontend`` once per correct front-end, ``harness_variant`` once per correct
+    front-end, VAE variant and vocoder."""
     wanted = [n for n in PARAMETERS if n in metafunc.fixturenames and not _claimed(metafunc, n)]
     if not wanted:
         return
     from . import entry_points, matrix
+    from . import frontend as frontends
 
     entry_points.load_entry_points()
     _share_cores_among_xdist_workers()
@@ -134,6 +137,12 @@ def pytest_generate_tests(metafunc):
     if "golden_stage" in wanted:
         pairs = matrix.golden_stage_names()
         metafunc.parametrize("golden_stage", pairs, ids=[f"{s}-{n}" for s, n in pairs])
+    if "harness_frontend" in wanted:  # the correct ones: a known mistake is asserted by the matrix
+        names = [f.name for f in frontends.list_frontends() if f.correct]
+        metafunc.parametrize("harness_frontend", names, ids=names)
+    if "harness_variant" in wanted:  # every correct component, to time (harness.bench.suite)
+        pairs = matrix.correct_variants()
+        metafunc.parametrize("harness_variant", pairs, ids=[f"{k}-{n}" for k, n in pairs])
 
 
 def golden_dir(config) -> Path:

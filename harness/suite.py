@@ -14,6 +14,9 @@ With your front-ends, VAE wrappers and vocoders registered (in ``conftest.py`` o
 * ``test_golden_stage``: the sample-exact golden stages: the pipeline's latents through your VAE's
   decode against the golden mel, the golden mel through your vocoder against the golden waveform
   (waveform SNR), the golden waveform through your front-end;
+* ``test_frontend_invariances``: every correct front-end (yours too) is invariant to the input's gain and DC
+  offset and to its batch, and gives AudioLDM2's frame count at any length: a forgotten normalisation or
+  mean removal fails there, whatever the clip's level;
 * ``test_every_known_mistake_has_a_detecting_stage``: the matrix asserts each known mistake somewhere.
 
 This repository's own ``tests/`` import them the same way.
@@ -21,7 +24,8 @@ This repository's own ``tests/`` import them the same way.
 from . import matrix
 from .quality import GoldenTarget
 
-__all__ = ["test_matrix", "test_golden_stage", "test_every_known_mistake_has_a_detecting_stage"]
+__all__ = ["test_matrix", "test_golden_stage", "test_frontend_invariances",
+           "test_every_known_mistake_has_a_detecting_stage"]
 
 
 # The goldens and thresholds fixtures come before the model's: what is missing fails before a model loads.
@@ -41,6 +45,15 @@ def test_golden_stage(harness_quality, golden_set, harness_matrix, harness_chain
     clip_names = [f"golden:{c.name}" for c in golden_set.cases]
     harness_quality.check(GoldenTarget(stage, name), stage, result, matrix.golden_expected(stage, name),
                           clip_names=clip_names)
+
+
+def test_frontend_invariances(harness_frontend):
+    """A correct front-end gives the same mel at any input gain, with a DC offset, in a batch or alone, and
+    AudioLDM2's frame count at any length (:func:`harness.metamorphic.check_frontend`, inputs drawn by
+    hypothesis): what the matrix, which hands every front-end normalised audio on the grid, cannot see."""
+    from .metamorphic import check_frontend
+
+    check_frontend(harness_frontend)
 
 
 def test_every_known_mistake_has_a_detecting_stage(combination):

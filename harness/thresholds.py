@@ -47,6 +47,9 @@ from .errors import CalibrationError  # noqa: F401  (imported from here by calle
 # subtler known mistakes (a 0.73 scaling factor shifts the tiny VAE's round trip by only ~40 %).
 RELATIVE_MARGIN = 0.10
 ABS_MARGIN = {"mel_l1": 0.01, "ref_mel_l1": 0.01, "lsd": 0.1, "mrstft": 0.02}
+#: absolute log-mel margin (nats) of a deterministic golden stage (the pipeline's latents through the VAE
+#: decode): float round-off is ~1e-5 nats in fp32, while a scaling factor 0.5 % off moves the mel 0.0025
+EXACT_MEL_L1_MARGIN = 1e-3
 DB_MARGIN = 1.0
 DETECT_FACTOR = 1.2
 #: headroom of the relative policy's envelopes (instead of RELATIVE_MARGIN): they extrapolate from the
@@ -78,6 +81,12 @@ def pass_limits(values: Dict[str, np.ndarray], judged: List[str]) -> Dict[str, l
         else:
             out[f"{name}_max"] = [round(float(x) * (1 + RELATIVE_MARGIN) + ABS_MARGIN.get(name, 0.02), 4) for x in v]
     return out
+
+
+def exact_limits(values) -> list:
+    """Per-clip log-mel ceilings of a deterministic golden stage: ``value * 1.10 + EXACT_MEL_L1_MARGIN``
+    (the measured value is the precision's own error: ~0 in fp32, a few hundredths of a nat in bf16)."""
+    return [round(float(x) * (1 + RELATIVE_MARGIN) + EXACT_MEL_L1_MARGIN, 4) for x in np.asarray(values, dtype=float)]
 
 
 def detect_limit(sibling_limits: Dict[str, list], key: str) -> Dict[str, list]:
@@ -453,6 +462,7 @@ def write(path: str | Path, tables: Dict[str, Dict], meta: Dict) -> Path:
     header = ("Quality thresholds of the reconstruction chain. Written by `harness thresholds --calibrate`;\n"
               "do not edit by hand: re-calibrate, and review the diff like code.")
     policy = {"relative_margin": RELATIVE_MARGIN, "abs_margin_mel_l1": ABS_MARGIN["mel_l1"],
+              "exact_mel_l1_margin": EXACT_MEL_L1_MARGIN,
               "abs_margin_lsd": ABS_MARGIN["lsd"], "abs_margin_mrstft": ABS_MARGIN["mrstft"],
               "db_margin": DB_MARGIN, "detect_factor": DETECT_FACTOR, "relative_headroom": RELATIVE_HEADROOM,
               "chain_detect_headroom": CHAIN_DETECT_HEADROOM}

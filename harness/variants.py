@@ -35,8 +35,16 @@ class VaeVariant:
         Use ``latent_dist.sample(generator)`` instead of ``mode()`` (one generator per item).
     skip : bool
         ``none``: no VAE at all (front-end straight into the vocoder).
+    encode_fn, decode_fn : callable, optional
+        A project's own VAE calls, replacing the scaling above: ``encode_fn(chain, mel [b, 1, T, 64]) ->
+        latents [b, 8, T/4, 16]`` multiplied by the scaling factor, as the pipeline has them, and
+        ``decode_fn(chain, latents) -> mel [b, 1, T, 64]`` (or ``[b, T, 64]``); tensors or numpy arrays,
+        inputs in the VAE's dtype on its device. With ``decode_fn`` the golden decode stage (the
+        pipeline's latents through it) runs on the variant too. Made by :func:`register_vae` from two
+        functions or from a wrapper class around ``pipe.vae``.
     custom : callable, optional
-        ``custom(chain, mel, generator) -> mel``: a user's own round trip, replacing the above.
+        ``custom(chain, mel, generator) -> mel``: a user's own round trip, replacing the above (no
+        decode-only path: the golden decode stage does not run on it; prefer ``encode_fn``/``decode_fn``).
         ``generator`` is a list of ``torch.Generator``, one per item of ``mel``, each seeded alike
         (:func:`harness.chain.item_generators`); diffusers' ``latent_dist.sample(generator)`` takes
         it as it is, and a variant that draws its own noise item by item keeps each clip's result
@@ -53,6 +61,8 @@ class VaeVariant:
     custom: Optional[Callable] = None
     expected: Dict[str, str] = field(default_factory=dict)
     description: str = ""
+    encode_fn: Optional[Callable] = None
+    decode_fn: Optional[Callable] = None
 
     @property
     def correct(self) -> bool:
@@ -65,15 +75,42 @@ class VaeVariant:
             return mel
         if self.custom is not None:
             return self.custom(chain, mel, generator)
+        if self.decode_fn is not None:
+            with torch.inference_mode():
+                z = (self._call(self.encode_fn, chain, mel, "encode", 1) if self.encode_fn is not None else
+                     chain.encode(mel, sample=self.sample, generator=generator))
+                return self._call(self.decode_fn, chain, z, "decode", 1)
         s = chain.scaling_factor
         z = chain.encode(mel, scale=self.encode_scale(s), sample=self.sample, generator=generator)
         return chain.decode(z, scale=self.decode_scale(s))
 
+    @property
+    def has_decode(self) -> bool:
+        """Whether pipeline latents can be decoded the way this variant decodes (the golden decode stage)."""
+        return not self.skip and (self.custom is None or self.decode_fn is not None)
+
     def decode_latents(self, chain, latents: torch.Tensor) -> torch.Tensor:
         """Pipeline latents (already multiplied by ``s``) -> mel, the way this variant decodes."""
-        if self.skip or self.custom is not None:
-            raise InputError(f"VAE variant {self.name!r} has no decode-only path")
+        if not self.has_decode:
+            raise InputError(f"VAE variant {self.name!r} has no decode-only path (a round trip given as `custom`)")
+        if self.decode_fn is not None:
+            with torch.inference_mode():
+                return self._call(self.decode_fn, chain, latents, "decode", 1)
         return chain.decode(latents, scale=self.decode_scale(chain.scaling_factor))
+
+    def _call(self, fn, chain, x: torch.Tensor, what: str, channels: int) -> torch.Tensor:
+        """A project's encode/decode on ``x`` (in the VAE's dtype and device); its result as a float32 tensor
+        on the chain's device, a decoded mel as ``[b, 1, T, 64]``."""
+        p = next(chain.vae.parameters())
+        out = fn(chain, x.to(p.device, p.dtype))
+        out = torch.as_tensor(getattr(out, "sample", out)).to(chain.device).float()
+        if what == "decode":
+            if out.ndim == 3:
+                out = out[:, None]
+            if out.ndim != 4 or out.shape[1] != 1 or out.shape[0] != x.shape[0]:
+                raise InputError(f"VAE variant {self.name!r}: decode returned shape {tuple(out.shape)}, expected "
+                                 f"a log-mel [{x.shape[0]}, 1, frames, 64]")
+        return out
 
 
 @dataclass(frozen=True)
@@ -98,8 +135,53 @@ _VAES: Dict[str, VaeVariant] = {}
 _VOCODERS: Dict[str, VocoderVariant] = {}
 
 
-def register_vae(variant: VaeVariant) -> VaeVariant:
-    """Add a VAE variant to the registry (and the matrix). Returns it, so it can be used inline."""
+def register_vae(variant, wrapper: Optional[Callable] = None, *, encode: Optional[Callable] = None,
+                 decode: Optional[Callable] = None, correct: bool = True, description: str = "") -> VaeVariant:
+    """Add a VAE variant to the registry (and the matrix). Returns it, so it can be used inline.
+
+    Parameters
+    ----------
+    variant : VaeVariant or str
+        A whole :class:`VaeVariant`, or the name of a project's own VAE calls given by one of:
+    wrapper : callable, optional
+        A class (or factory) taking the pipeline's VAE (``pipe.vae``, a diffusers ``AutoencoderKL``) and
+        returning an object with ``encode(mel [b, 1, T, 64]) -> latents [b, 8, T/4, 16]`` (multiplied by
+        the scaling factor, as the pipeline has them) and ``decode(latents) -> mel``; made once per model.
+    encode, decode : callable, optional
+        The same two calls as functions of ``(chain, x)``; ``chain.vae`` is the pipeline's VAE.
+    correct : bool, default True
+        False declares a known mistake (expected to be detected at the round trip and the golden decode).
+    description : str
+
+    Examples
+    --------
+    >>> class OurVae:
+    ...     def __init__(self, vae):
+    ...         self.vae = vae
+    ...     def encode(self, mel):
+    ...         return self.vae.encode(mel).latent_dist.mode() * self.vae.config.scaling_factor
+    ...     def decode(self, latents):
+    ...         return self.vae.decode(latents / self.vae.config.scaling_factor).sample
+    >>> register_vae("ours-vae", OurVae, description="our VAE wrapper")  # doctest: +SKIP
+    """
+    if not isinstance(variant, VaeVariant):
+        name = variant
+        if wrapper is not None:
+            made = {}
+
+            def wrapped(chain):
+                key = id(chain.vae)
+                if key not in made:
+                    made[key] = (chain.vae, wrapper(chain.vae))  # keeps the VAE alive while its id is a key
+                return made[key][1]
+
+            encode = lambda chain, mel: wrapped(chain).encode(mel)  # noqa: E731
+            decode = lambda chain, latents: wrapped(chain).decode(latents)  # noqa: E731
+        if decode is None:
+            raise InputError(f"register_vae({name!r}): give a VaeVariant, a wrapper class with encode/decode, or "
+                             "encode= and decode= functions")
+        expected = {} if correct else {"roundtrip": "detect", "decode": "detect"}
+        variant = VaeVariant(name, encode_fn=encode, decode_fn=decode, expected=expected, description=description)
     _VAES[variant.name] = variant
     return variant
 

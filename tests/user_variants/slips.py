@@ -75,3 +75,30 @@ register_vae(VaeVariant("benign-float64-scale", encode_scale=lambda s: float(tor
 @register_vocoder("benign-loop", description="HiFi-GAN clip by clip")
 def benign_vocoder_loop(chain, mel):
     return torch.cat([chain.vocode(m[None]) for m in mel])
+
+
+class _WrapperVae:
+    """A project's wrapper around the pipeline's VAE, as people write it: ``encode``/``decode`` methods."""
+
+    decode_factor = 1.0
+
+    def __init__(self, vae):
+        self.vae = vae
+
+    def encode(self, mel):
+        return self.vae.encode(mel).latent_dist.mean * self.vae.config.scaling_factor
+
+    def decode(self, latents):
+        return self.vae.decode(latents / (self.vae.config.scaling_factor * self.decode_factor)).sample
+
+
+class _SlipWrapperVae(_WrapperVae):
+    decode_factor = 1.02  # a scaling factor 2 % off, in the decode only
+
+
+register_vae("benign-wrapper", _WrapperVae, description="a wrapper class with encode/decode (latent_dist.mean)")
+register_vae("slip-wrapper-decode", _SlipWrapperVae, description="a wrapper whose decode divides by 1.02 s")
+register_vae("benign-functions", encode=lambda chain, mel: chain.vae.encode(mel).latent_dist.mode().cpu().numpy()
+             * chain.scaling_factor,
+             decode=lambda chain, z: chain.vae.decode(torch.as_tensor(z) / chain.scaling_factor).sample[:, 0].numpy(),
+             description="encode/decode functions through numpy, decode returning [b, T, 64]")
