@@ -32,7 +32,7 @@ def readme_example():
 
 def make_project(pytester):
     files, commands = readme_example()
-    assert set(files) == {"pyproject.toml", "conftest.py", "tests/test_quality.py"}
+    assert set(files) == {"pyproject.toml", "conftest.py", "tests/test_quality.py", "tests/test_speed.py"}
     for name, body in files.items():
         (pytester.path / name).parent.mkdir(parents=True, exist_ok=True)
         (pytester.path / name).write_text(body)
