@@ -231,7 +231,12 @@ class Chain:
         ``samples`` when given: HiFi-GAN returns ``160 T + 32`` on cvssp/audioldm2, ``160 T + 1`` on the
         bundled tiny)."""
         wave = variants.get_vocoder(name)(self, mel)
-        return wave if samples is None else wave[:, :samples]
+        if samples is None:
+            return wave
+        if wave.shape[-1] < samples:
+            raise LayoutError(f"vocoder {name!r} returned {wave.shape[-1]} samples for {mel.shape[-2]} frames, "
+                              f"fewer than the {samples} of the input (160 per frame)")
+        return wave[:, :samples]
 
     # --- whole chain ---------------------------------------------------------------------------
 

@@ -41,20 +41,43 @@ class Frontend:
     name : str
         Registry key, used in test ids (``audioldm2-scaled-hifigan``).
     fn : callable
-        ``fn(waveform [batch, samples] float tensor) -> [batch, 1, frames, 64]``.
+        ``fn(waveform [batch, samples] float tensor) -> [batch, 1, frames, 64]`` (or ``[batch, frames, 64]``),
+        a tensor or a numpy array; with ``batched=False``, ``fn(waveform [samples]) -> [frames, 64]``,
+        called clip by clip.
     correct : bool
         True if the output is what AudioLDM2's VAE and vocoder were trained on.
     description : str
         One line saying what it is (and what is wrong with it, if anything).
+    batched : bool
+        Whether ``fn`` takes a batch (default) or one clip at a time.
     """
 
     name: str
     fn: Callable[[torch.Tensor], torch.Tensor]
     correct: bool
     description: str
+    batched: bool = True
 
     def __call__(self, waveform: torch.Tensor) -> torch.Tensor:
-        return self.fn(valid_waveforms(waveform, "front-end input", min_samples=N_FFT))
+        x = valid_waveforms(waveform, "front-end input", min_samples=N_FFT)
+        if self.batched:
+            return self._mel(self.fn(x), x.shape[0], x.device)
+        return torch.cat([self._mel(self.fn(row), 1, x.device) for row in x])
+
+    def _mel(self, out, batch: int, device) -> torch.Tensor:
+        """A front-end's output as a tensor ``[batch, 1, frames, 64]`` on ``device`` (numpy arrays and
+        ``[batch, frames, 64]`` / ``[frames, 64]`` accepted), or an InputError saying what came back."""
+        out = torch.as_tensor(out).to(device)
+        if out.ndim == 2:
+            out = out[None, None]
+        elif out.ndim == 3:
+            out = out[:, None]
+        if out.ndim != 4 or out.shape[0] != batch or out.shape[1] != 1 or out.shape[-1] != N_MELS:
+            hint = " (it looks transposed: frames first, then the 64 mel bands)" if out.ndim == 4 and \
+                out.shape[-2] == N_MELS else ""
+            raise InputError(f"front-end {self.name!r} returned shape {tuple(out.shape)}, expected a log-mel "
+                             f"[{batch}, 1, frames, {N_MELS}]{hint}")
+        return out
 
     @property
     def expected(self) -> str:
@@ -65,8 +88,18 @@ class Frontend:
 _REGISTRY: Dict[str, Frontend] = {}
 
 
-def register_frontend(name: str, *, correct: bool = True, description: str = ""):
+def register_frontend(name: str, *, correct: bool = True, description: str = "", batched: bool = True):
     """Decorator adding a front-end to the registry (and so to the quality matrix).
+
+    Parameters
+    ----------
+    name : str
+    correct : bool, default True
+        False declares a known mistake (expected to be detected).
+    description : str
+    batched : bool, default True
+        False: the function takes one clip ``[samples]`` and returns ``[frames, 64]``, as code written
+        around librosa often does; the harness calls it clip by clip. Either way it may return numpy.
 
     Examples
     --------
@@ -76,7 +109,8 @@ def register_frontend(name: str, *, correct: bool = True, description: str = "")
     """
 
     def wrap(fn):
-        _REGISTRY[name] = Frontend(name, fn, correct, description or (fn.__doc__ or "").strip().split("\n")[0])
+        _REGISTRY[name] = Frontend(name, fn, correct, description or (fn.__doc__ or "").strip().split("\n")[0],
+                                   batched)
         return fn
 
     return wrap

@@ -115,12 +115,18 @@ class VaeVariant:
 
 @dataclass(frozen=True)
 class VocoderVariant:
-    """How a user turns a log-mel ``[b, 1, T, 64]`` into a waveform ``[b, 160 T]``."""
+    """How a user turns a log-mel ``[b, 1, T, 64]`` into a waveform ``[b, 160 T]``.
+
+    ``fn(chain, mel)`` may return a tensor or a numpy array, ``[b, samples]`` or ``[b, 1, samples]``, at
+    least ``160 T`` samples (longer is cropped); with ``batched=False`` it takes one mel ``[1, 1, T, 64]``
+    at a time.
+    """
 
     name: str
     fn: Callable
     correct: bool = True
     description: str = ""
+    batched: bool = True
 
     @property
     def expected(self) -> str:
@@ -128,7 +134,20 @@ class VocoderVariant:
         return "pass" if self.correct else "detect"
 
     def __call__(self, chain, mel: torch.Tensor) -> torch.Tensor:
-        return self.fn(chain, mel)
+        if self.batched:
+            return self._wave(self.fn(chain, mel), mel.shape[0], chain.device)
+        return torch.cat([self._wave(self.fn(chain, m[None]), 1, chain.device) for m in mel])
+
+    def _wave(self, out, batch: int, device) -> torch.Tensor:
+        out = torch.as_tensor(out).to(device).float()
+        if out.ndim == 3 and out.shape[1] == 1:
+            out = out[:, 0]
+        if out.ndim == 1 and batch == 1:
+            out = out[None]
+        if out.ndim != 2 or out.shape[0] != batch:
+            raise InputError(f"vocoder {self.name!r} returned shape {tuple(out.shape)}, expected a waveform "
+                             f"[{batch}, samples]")
+        return out
 
 
 _VAES: Dict[str, VaeVariant] = {}
@@ -186,7 +205,7 @@ def register_vae(variant, wrapper: Optional[Callable] = None, *, encode: Optiona
     return variant
 
 
-def register_vocoder(name: str, *, correct: bool = True, description: str = ""):
+def register_vocoder(name: str, *, correct: bool = True, description: str = "", batched: bool = True):
     """Decorator adding ``fn(chain, mel[b,1,T,64]) -> wave[b,160T]`` as a vocoder variant.
 
     Examples
@@ -197,7 +216,8 @@ def register_vocoder(name: str, *, correct: bool = True, description: str = ""):
     """
 
     def wrap(fn):
-        _VOCODERS[name] = VocoderVariant(name, fn, correct, description or (fn.__doc__ or "").strip().split("\n")[0])
+        _VOCODERS[name] = VocoderVariant(name, fn, correct, description or (fn.__doc__ or "").strip().split("\n")[0],
+                                         batched)
         return fn
 
     return wrap

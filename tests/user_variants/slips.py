@@ -3,7 +3,8 @@ rewrites (none may fail). Registered by tests/test_user_slips.py in a pytester p
 import torch
 
 from harness import VaeVariant, register_frontend, register_vae, register_vocoder
-from harness.frontend import PAD, audioldm2, hann_window, log_mel, mel_basis, normalize_waveform, reflect_pad
+from harness.frontend import (PAD, audioldm2, hann_window, log_mel, mel_basis, normalize_waveform, reflect_pad,
+                              stft_magnitude)
 
 # --- slips ---------------------------------------------------------------------------------------
 
@@ -102,3 +103,29 @@ register_vae("benign-functions", encode=lambda chain, mel: chain.vae.encode(mel)
              * chain.scaling_factor,
              decode=lambda chain, z: chain.vae.decode(torch.as_tensor(z) / chain.scaling_factor).sample[:, 0].numpy(),
              description="encode/decode functions through numpy, decode returning [b, T, 64]")
+
+
+@register_frontend("benign-numpy-items", batched=False, description="one clip at a time, numpy out, [frames, 64]")
+def benign_numpy_items(waveform):
+    return audioldm2(torch.as_tensor(waveform)[None])[0, 0].cpu().numpy()
+
+
+@register_vocoder("benign-numpy-longer", batched=False, description="one mel at a time, numpy out, 32 samples longer")
+def benign_numpy_longer(chain, mel):
+    wave = chain.vocode(mel)
+    return torch.cat([wave, wave[:, -32:]], dim=1).cpu().numpy()
+
+
+@register_vocoder("slip-truncated", description="output cut 100 samples short of the input")
+def slip_truncated(chain, mel):
+    return chain.vocode(mel)[:, : mel.shape[-2] * 160 - 100]
+
+
+@register_frontend("slip-no-normalize", description="the mel of the waveform as it comes: no normalisation")
+def slip_no_normalize(waveform):
+    return log_mel(stft_magnitude(waveform))
+
+
+@register_frontend("slip-no-mean-removal", description="peak-normalised without removing the mean")
+def slip_no_mean_removal(waveform):
+    return log_mel(stft_magnitude(0.5 * waveform / waveform.abs().amax(dim=-1, keepdim=True)))
