@@ -45,6 +45,12 @@ DB_CAP = 300.0
 MAX_LAG = 1600
 #: Power floor of :func:`lsd` (``10 log10(1e-10) = -100 dB``).
 LSD_EPS = 1e-10
+#: log-mel comparisons ignore what lies more than this far below the reference's loudest mel bin (nats;
+#: 7 nats = 61 dB): a 16-bit file at -30 dBFS has about 66 dB of range, so re-quantising a front-end's
+#: input or a vocoder's output to 16 bits (what reading or saving a WAV does) changes nothing that counts
+MEL_RANGE_NATS = 7.0
+#: the log-spectral distance likewise ignores power more than this far below the reference's loudest bin (dB)
+LSD_RANGE_DB = 60.0
 #: auraloss' ``MultiResolutionSTFTLoss`` defaults (Parallel WaveGAN's resolutions).
 MRSTFT_FFT_SIZES = (1024, 2048, 512)
 MRSTFT_HOP_SIZES = (120, 240, 50)
@@ -398,7 +404,9 @@ def mel_l1(estimate: Optional[ArrayLike] = None, reference: Optional[ArrayLike] 
     """Mean absolute difference of the AudioLDM2 log-mels, in nats.
 
     Both signals go through the ``audioldm2`` front-end (normalise to 0.5 peak,
-    ``|STFT|`` 1024/160, Slaney mel 64, ``ln(clamp(., 1e-5))``), then
+    ``|STFT|`` 1024/160, Slaney mel 64, ``ln(clamp(., 1e-5))``), both are floored at
+    :data:`MEL_RANGE_NATS` below the reference's loudest bin (what lies under a 16-bit
+    recording's noise floor does not count), then
     ``mean |mel_est - mel_ref|`` over frames and mel bins per item. Lower is
     better; range ``[0, ~23]`` (0 for a copy; the floor-to-peak span of the log
     is the practical maximum). Phase-free, and level- and DC-invariant
@@ -426,7 +434,9 @@ def mel_l1(estimate: Optional[ArrayLike] = None, reference: Optional[ArrayLike] 
         fewer than 1024 samples.
     """
     m_est, m_ref = _log_mels(estimate, reference, mel_estimate, mel_reference)
-    return (m_est - m_ref).abs().flatten(1).mean(dim=-1)
+    floor = m_ref.flatten(1).amax(dim=-1) - MEL_RANGE_NATS
+    floor = floor.reshape(-1, *([1] * (m_ref.ndim - 1)))
+    return (m_est.maximum(floor) - m_ref.maximum(floor)).abs().flatten(1).mean(dim=-1)
 
 
 def mel_snr(estimate: Optional[ArrayLike] = None, reference: Optional[ArrayLike] = None, *,
@@ -471,8 +481,9 @@ def lsd(estimate: ArrayLike, reference: ArrayLike, eps: float = LSD_EPS) -> torc
 
     Power STFT ``P = |STFT|^2`` with AudioLDM2's framing (n_fft 1024, hop 160,
     periodic Hann, reflect-pad 432, ``samples // 160`` frames), then per frame
-    ``sqrt(mean_f (10 log10 max(P_ref, eps) - 10 log10 max(P_est, eps))^2)``,
-    averaged over frames, per item. Lower is better; range ``[0, ~100 + peak dB]``,
+    ``sqrt(mean_f (10 log10 max(P_ref, f) - 10 log10 max(P_est, f))^2)``, with the floor ``f`` at
+    :data:`LSD_RANGE_DB` below the reference's loudest bin (and at least ``eps``),
+    averaged over frames, per item. Lower is better; range ``[0, LSD_RANGE_DB]``,
     0 for a copy. Phase-free but level-sensitive (no normalisation): an
     estimate scaled by ``g`` scores ``|20 log10 g|`` dB.
 
@@ -496,7 +507,8 @@ def lsd(estimate: ArrayLike, reference: ArrayLike, eps: float = LSD_EPS) -> torc
     est, ref = _check_pair(estimate, reference, min_samples=frontend.N_FFT)
     p_est = frontend.stft_magnitude(est) ** 2  # [batch, 513, frames]
     p_ref = frontend.stft_magnitude(ref) ** 2
-    diff = 10.0 * (torch.log10(p_ref.clamp(min=eps)) - torch.log10(p_est.clamp(min=eps)))
+    floor = (p_ref.flatten(1).amax(dim=-1) * 10.0 ** (-LSD_RANGE_DB / 10)).clamp(min=eps)[:, None, None]
+    diff = 10.0 * (torch.log10(p_ref.maximum(floor)) - torch.log10(p_est.maximum(floor)))
     per_frame = torch.sqrt((diff ** 2).mean(dim=1))  # [batch, frames]
     return per_frame.mean(dim=-1)
 

@@ -86,7 +86,9 @@ def test_known_values():
     assert M.si_sdr(est, ref).item() > 250
     assert M.correlation(est, ref).item() == pytest.approx(1.0, abs=1e-12)
     assert M.snr(est, ref, match_gain=True).item() > 250
-    assert M.lsd(est, ref).item() == pytest.approx(-20 * math.log10(0.9), rel=1e-6)
+    # LSD: on a broadband reference, every bin within LSD_RANGE_DB of the loudest, a gain is its dB
+    broad = white(1)
+    assert M.lsd(0.9 * broad, broad).item() == pytest.approx(-20 * math.log10(0.9), rel=1e-4)
     # inverted: error 2 ref -> -6.02 dB, correlation -1, gain matching flips it back
     assert M.snr(-ref, ref).item() == pytest.approx(-20 * math.log10(2), abs=1e-9)
     assert M.correlation(-ref, ref).item() == pytest.approx(-1.0, abs=1e-12)
@@ -100,12 +102,23 @@ def test_known_values():
 
 
 @FAST
-@given(g=st.floats(0.01, 100.0))
+@given(g=st.floats(0.5, 100.0))
 def test_lsd_of_a_scaled_copy_is_the_gain_in_db(g):
-    # broadband so that (almost) no bin of the scaled copy drops below the 1e-10 power floor,
-    # which would pull the distance below |20 log10 g|
-    ref = tonal(2) + 0.1 * white(2)
+    # broadband so that no bin of the reference, or of a copy at most 6 dB quieter, drops under the floor
+    # LSD_RANGE_DB below the loudest bin, which would pull the distance below |20 log10 g|
+    ref = tonal(2) + 0.3 * white(2)
     assert M.lsd(g * ref, ref).item() == pytest.approx(abs(20 * math.log10(g)), rel=1e-4, abs=1e-9)
+
+
+def test_what_lies_under_a_16_bit_noise_floor_does_not_count():
+    """A 16-bit round trip of a clip with float-precision near-silence moves neither mel L1 nor LSD
+    beyond float noise, while a 1 dB gain on the part that holds sound still counts (in the half of the frames
+    that hold it)."""
+    quiet = torch.zeros(16000, dtype=torch.float64)
+    quiet[4000:12000] = 0.5 * tonal(1)[:8000] / tonal(1)[:8000].abs().max() * torch.hann_window(8000, dtype=torch.float64)
+    pcm16 = torch.round(quiet * 32767) / 32767
+    assert M.mel_l1(pcm16, quiet).item() < 1e-3 and M.lsd(pcm16, quiet).item() < 0.05
+    assert M.lsd(quiet * 10 ** (-1 / 20), quiet).item() > 0.3
 
 
 def test_outputs_are_float64_per_item_and_accept_numpy_and_1d():
