@@ -47,6 +47,7 @@ __all__ = [
     "header",
     "check_waveform",
     "pad_or_crop",
+    "quantize_16bit",
     "frames_for",
     "write_audio",
     "to_tensor",
@@ -499,6 +500,22 @@ def pad_or_crop(x, frames: Optional[int] = None, multiple: int = VAE_FACTOR, nor
 # ---------------------------------------------------------------------------
 # writing and conversion
 # ---------------------------------------------------------------------------
+
+
+def quantize_16bit(x: np.ndarray) -> np.ndarray:
+    """``x`` with the resolution of a 16-bit PCM file: ``round(x * 32767) / 32767``, clipped to [-1, 1].
+
+    Parameters
+    ----------
+    x : ndarray, float, any shape
+        Samples, full scale 1.0.
+
+    Returns
+    -------
+    ndarray, the dtype of ``x``
+        What writing ``x`` as a 16-bit WAV and reading it back gives (no dither).
+    """
+    return (np.round(np.clip(x, -1.0, 1.0) * 32767.0) / 32767.0).astype(x.dtype, copy=False)
 
 
 def _to_numpy(x) -> np.ndarray:

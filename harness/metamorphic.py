@@ -4,7 +4,7 @@ The quality matrix hands every front-end audio already on AudioLDM2's frame grid
 be seen by changing the input and watching the output. A front-end that does what AudioLDM2's does
 (remove the mean, peak-normalise, then analyse) gives the same mel for
 
-* the clip at any gain (a forgotten normalisation scales the mel by ``ln(gain)``),
+* the clip at any gain from x0.1 to x2.5 (a forgotten normalisation shifts the mel by ``ln(gain)``),
 * the clip with a DC offset (a forgotten mean removal moves the lowest bands),
 * the clip in a batch or alone (a batch-wide normalisation or statistic mixes the clips),
 
@@ -60,7 +60,9 @@ def check_frontend(name: str, examples: int = EXAMPLES) -> None:
             return fe(x).float()
 
     @config
-    @given(seed=st.integers(0, 2**16), gain=st.floats(-2.0, 0.39))  # x0.01 to x2.5: the clip's peak stays <= 1
+    # x0.1 to x2.5: the clip's peak stays <= 1 and a 16-bit copy of it keeps 70 dB of range, more than the
+    # MEL_FLOOR_NATS comparisons look at (reading a WAV is not a mistake)
+    @given(seed=st.integers(0, 2**16), gain=st.floats(-1.0, 0.39))
     def gain(seed, gain):
         x = _clip(seed, 16 * grid)
         d = mel_difference(run(x), run(x * 10.0 ** gain))

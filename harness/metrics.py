@@ -45,10 +45,12 @@ DB_CAP = 300.0
 MAX_LAG = 1600
 #: Power floor of :func:`lsd` (``10 log10(1e-10) = -100 dB``).
 LSD_EPS = 1e-10
-#: log-mel comparisons ignore what lies more than this far below the reference's loudest mel bin (nats;
-#: 7 nats = 61 dB): a 16-bit file at -30 dBFS has about 66 dB of range, so re-quantising a front-end's
-#: input or a vocoder's output to 16 bits (what reading or saving a WAV does) changes nothing that counts
-MEL_RANGE_NATS = 7.0
+#: log-mel comparisons count no difference below this level (nats, ``ln 3.4e-4``; the front-end's own floor
+#: is ``ln 1e-5 = -11.5``): AudioLDM2's mel of 0.5-peak audio puts 16-bit quantisation noise near -9.5 nats,
+#: so re-quantising a front-end's input or a vocoder's output to 16 bits (what reading or saving a WAV
+#: does) changes nothing that counts. Absolute, not relative to the loudest bin: a decoded mel (the
+#: pipeline's) can hold outliers far above the rest
+MEL_FLOOR_NATS = -8.0
 #: the log-spectral distance likewise ignores power more than this far below the reference's loudest bin (dB)
 LSD_RANGE_DB = 60.0
 #: auraloss' ``MultiResolutionSTFTLoss`` defaults (Parallel WaveGAN's resolutions).
@@ -405,8 +407,7 @@ def mel_l1(estimate: Optional[ArrayLike] = None, reference: Optional[ArrayLike] 
 
     Both signals go through the ``audioldm2`` front-end (normalise to 0.5 peak,
     ``|STFT|`` 1024/160, Slaney mel 64, ``ln(clamp(., 1e-5))``), both are floored at
-    :data:`MEL_RANGE_NATS` below the reference's loudest bin (what lies under a 16-bit
-    recording's noise floor does not count), then
+    :data:`MEL_FLOOR_NATS` (what lies under a 16-bit recording's noise floor does not count), then
     ``mean |mel_est - mel_ref|`` over frames and mel bins per item. Lower is
     better; range ``[0, ~23]`` (0 for a copy; the floor-to-peak span of the log
     is the practical maximum). Phase-free, and level- and DC-invariant
@@ -434,9 +435,7 @@ def mel_l1(estimate: Optional[ArrayLike] = None, reference: Optional[ArrayLike] 
         fewer than 1024 samples.
     """
     m_est, m_ref = _log_mels(estimate, reference, mel_estimate, mel_reference)
-    floor = m_ref.flatten(1).amax(dim=-1) - MEL_RANGE_NATS
-    floor = floor.reshape(-1, *([1] * (m_ref.ndim - 1)))
-    return (m_est.maximum(floor) - m_ref.maximum(floor)).abs().flatten(1).mean(dim=-1)
+    return (m_est.clamp(min=MEL_FLOOR_NATS) - m_ref.clamp(min=MEL_FLOOR_NATS)).abs().flatten(1).mean(dim=-1)
 
 
 def mel_snr(estimate: Optional[ArrayLike] = None, reference: Optional[ArrayLike] = None, *,

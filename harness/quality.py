@@ -21,12 +21,14 @@ def golden_clips(gset: golden_mod.GoldenSet) -> Dict[str, np.ndarray]:
 
 
 def on_grid(clips: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
-    """Each clip on its own frame grid (normalised, then padded: :func:`harness.audio.pad_or_crop`). A clip of
-    exactly 64 frames gets 4 more, so a transposed mel ``[b, 64, T]`` cannot pass the vocoder's shape check
-    (:func:`harness.matrix.grid_frames`)."""
+    """Each clip on its own frame grid (normalised, then padded: :func:`harness.audio.pad_or_crop`), with the
+    16-bit resolution of a WAV file (:func:`harness.audio.quantize_16bit`): a project's code that reads or
+    writes its audio as 16-bit integers then sees exactly the samples it would, and a clip carries a real
+    recording's noise floor instead of float-precision near-silence. A clip of exactly 64 frames gets 4 more,
+    so a transposed mel ``[b, 64, T]`` cannot pass the vocoder's shape check (:func:`harness.matrix.grid_frames`)."""
     from . import audio
 
-    return {name: audio.pad_or_crop(x, matrix.grid_frames(len(x))) for name, x in clips.items()}
+    return {name: audio.quantize_16bit(audio.pad_or_crop(x, matrix.grid_frames(len(x)))) for name, x in clips.items()}
 
 
 class MatrixRun:

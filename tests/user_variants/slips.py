@@ -129,3 +129,18 @@ def slip_no_normalize(waveform):
 @register_frontend("slip-no-mean-removal", description="peak-normalised without removing the mean")
 def slip_no_mean_removal(waveform):
     return log_mel(stft_magnitude(0.5 * waveform / waveform.abs().amax(dim=-1, keepdim=True)))
+
+
+def _pcm16(x):
+    """What writing a 16-bit WAV and reading it back does to a waveform."""
+    return torch.round(torch.clamp(x, -1, 1) * 32767) / 32767
+
+
+@register_frontend("benign-int16-input", description="the audioldm2 front-end on audio read from a 16-bit WAV")
+def benign_int16_input(waveform):
+    return audioldm2(_pcm16(waveform))
+
+
+@register_vocoder("benign-pcm16-output", description="HiFi-GAN's output saved as a 16-bit WAV and read back")
+def benign_pcm16_output(chain, mel):
+    return _pcm16(chain.vocode(mel))
