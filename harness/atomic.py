@@ -21,12 +21,24 @@ from typing import Iterator
 from .errors import GoldenError
 
 
+def _file_mode(path: Path) -> int:
+    """The permissions a rewritten ``path`` keeps: its own if it exists, else a new file's under the umask
+    (``mkstemp``'s private 0600 would hide a shared golden set from the rest of a team or a CI user)."""
+    try:
+        return path.stat().st_mode & 0o777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 def write_bytes(path, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically: a temporary sibling, flushed to disk, renamed into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, _file_mode(path))
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -52,6 +64,7 @@ def temporary_sibling(path) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
     os.close(fd)
+    os.chmod(tmp, _file_mode(path))
     try:
         yield Path(tmp)
         os.replace(tmp, path)

@@ -179,7 +179,7 @@ def calibrate(chain, golden_dir: str | Path, out: Optional[str | Path] = None, p
             entry = tables[thresholds.table_key(f"golden-{stage}-{name}", stage)]
             if entry["expected"] != "detect":
                 continue
-            ref = {"decode": "scaled", "roundtrip": "scaled", "vocoder": "hifigan", "frontend": "audioldm2"}[stage]
+            ref = matrix.GOLDEN_REFERENCE[stage]
             lim = thresholds.detect_limit(tables[thresholds.table_key(f"golden-{stage}-{ref}", stage)], "mel_l1")
             entry.update(lim)
             if r.error is None and not thresholds.judge(r, lim, "detect")[0]:

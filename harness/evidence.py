@@ -102,13 +102,18 @@ def _spectra(ax, panels) -> None:
 
 
 def write_evidence(directory: Path, name: str, wave_in: np.ndarray, wave_out: Optional[np.ndarray],
-                   mel_in: np.ndarray, mel_out: Optional[np.ndarray]) -> None:
-    """Input/output WAVs and a side-by-side mel PNG with the difference, for a failing check."""
+                   mel_in: np.ndarray, mel_out: Optional[np.ndarray], mel_correct: Optional[np.ndarray] = None) -> None:
+    """Input/output WAVs and a mel PNG with the difference, for a failing check.
+
+    The differences are taken against ``mel_correct`` (the correct call's output on the same input,
+    ``[frames, 64]``) when given, else against ``mel_in``: the figure shows the comparison that failed.
+    """
     from . import audio
 
     directory.mkdir(parents=True, exist_ok=True)
     audio.write_audio(directory / f"{name}-input.wav", wave_in)
     if wave_out is not None:
         audio.write_audio(directory / f"{name}-output.wav", wave_out)
-    mel_figure([("input mel", mel_in), ("output mel", mel_out)], reference=mel_in,
+    panels = [("input mel", mel_in)] + ([("correct call's output", mel_correct)] if mel_correct is not None else [])
+    mel_figure(panels + [("output mel", mel_out)], reference=mel_in if mel_correct is None else mel_correct,
                path=directory / f"{name}-mel.png")

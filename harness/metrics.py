@@ -407,7 +407,8 @@ def mel_l1(estimate: Optional[ArrayLike] = None, reference: Optional[ArrayLike] 
 
     Both signals go through the ``audioldm2`` front-end (normalise to 0.5 peak,
     ``|STFT|`` 1024/160, Slaney mel 64, ``ln(clamp(., 1e-5))``), both are floored at
-    :data:`MEL_FLOOR_NATS` (what lies under a 16-bit recording's noise floor does not count), then
+    :data:`MEL_FLOOR_NATS` (what lies under a 16-bit recording's noise floor does not count) except
+    where the reference is digitally silent (at the front-end's own floor, ``ln 1e-5``), then
     ``mean |mel_est - mel_ref|`` over frames and mel bins per item. Lower is
     better; range ``[0, ~23]`` (0 for a copy; the floor-to-peak span of the log
     is the practical maximum). Phase-free, and level- and DC-invariant
@@ -435,7 +436,12 @@ def mel_l1(estimate: Optional[ArrayLike] = None, reference: Optional[ArrayLike] 
         fewer than 1024 samples.
     """
     m_est, m_ref = _log_mels(estimate, reference, mel_estimate, mel_reference)
-    return (m_est.clamp(min=MEL_FLOOR_NATS) - m_ref.clamp(min=MEL_FLOOR_NATS)).abs().flatten(1).mean(dim=-1)
+    # digital silence in the reference (a bin at the front-end's own floor: padding, gaps) is compared in full,
+    # so a front-end with another log floor or a vocoder that fills silence with noise still counts there
+    silent = m_ref <= frontend.LOG_FLOOR_NATS + 1e-4
+    est = torch.where(silent, m_est, m_est.clamp(min=MEL_FLOOR_NATS))
+    ref = torch.where(silent, m_ref, m_ref.clamp(min=MEL_FLOOR_NATS))
+    return (est - ref).abs().flatten(1).mean(dim=-1)
 
 
 def mel_snr(estimate: Optional[ArrayLike] = None, reference: Optional[ArrayLike] = None, *,

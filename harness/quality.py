@@ -83,11 +83,13 @@ class MatrixRun:
         return cached[1]
 
     def evidence(self, combo: Combination):
-        """A callable ``write(directory, clips=None)`` writing the input/output WAVs and the mel PNG of each
-        clip named in ``clips`` (default: every clip) into ``directory``."""
+        """A callable ``write(directory, clips=None, against="input")`` writing the input/output WAVs and the
+        mel PNG of each clip named in ``clips`` (default: every clip) into ``directory``; the figure's
+        differences are taken against the mel the failing comparison used: the stage's ``"input"``, or the
+        ``"correct call"``'s output (a VAE variant judged by its distance to the correct round trip)."""
         from . import evidence
 
-        def write(directory: Path, clips: Optional[Sequence[str]] = None) -> None:
+        def write(directory: Path, clips: Optional[Sequence[str]] = None, against: str = "input") -> None:
             self.result(combo)
             for e in self.evaluators:
                 o = e.outputs.get(combo.id, {})
@@ -97,8 +99,10 @@ class MatrixRun:
                     wave_out = o["wave_out"][i].cpu().numpy() if "wave_out" in o else None
                     mel_out = o["mel_out"][i, 0].cpu().numpy() if "mel_out" in o and \
                         not isinstance(o["mel_out"], Exception) else None
+                    correct = o.get("mel_correct")
+                    correct = None if correct is None or against != "correct call" else correct[i, 0].cpu().numpy()
                     evidence.write_evidence(directory, name.replace(":", "-"), e.reference_wave[i].cpu().numpy(),
-                                            wave_out, e.reference_mel[i, 0].cpu().numpy(), mel_out)
+                                            wave_out, e.reference_mel[i, 0].cpu().numpy(), mel_out, correct)
         return write
 
     def golden(self, chain, gset, stages: Sequence[str] = matrix.GOLDEN_STAGES) -> Dict[str, Dict[str, StageResult]]:
@@ -249,7 +253,8 @@ class QualityCheck:
         expected : str
             ``pass`` or ``detect`` (:meth:`expected`).
         evidence : callable, optional
-            ``evidence(dir, clips) -> None`` writes WAVs/PNGs of the failing ``clips`` (``None``: all), e.g.
+            ``evidence(dir, clips, against) -> None`` writes WAVs/PNGs of the failing ``clips`` (``None``: all),
+            the differences against the failing comparison's mel (``"input"`` or ``"correct call"``), e.g.
             :meth:`MatrixRun.evidence`.
         upstream : dict, optional
             The combination's results at the stages before ``stage`` (:meth:`MatrixRun.result`): a failure
@@ -282,8 +287,12 @@ class QualityCheck:
         if self.report_dir is not None and evidence is not None:
             d = self.report_dir / f"{combo.id}-{stage}"
             d.mkdir(parents=True, exist_ok=True)
-            evidence(d, failing or None)
-            where = f"\nevidence: {d} (input and output WAVs, mel figure with the difference)"
+            # the figure shows the comparison that failed: a VAE judged by its distance to the correct round
+            # trip is drawn against that, not against its input (the VAE's own loss would hide the slip)
+            against = "correct call" if any(not f.ok and f.metric.startswith("ref_") for f in judged) else "input"
+            evidence(d, failing or None, against)
+            compared = "the correct call's output" if against == "correct call" else "the input"
+            where = f"\nevidence: {d} (input and output WAVs, mel figure with the difference from {compared})"
             record[PREFIX + "evidence"] = str(d)
         fix = self.fix(combo, stage, expected, cause)
         record.update({PREFIX + "culprit": culprit, PREFIX + "fix": fix})
@@ -301,7 +310,7 @@ class QualityCheck:
         """The JUnit properties of one check: the verdict, the tightest figure, every figure as JSON."""
         import json
 
-        table = self.thresholds.get(thresholds.table_key(source, stage), {})
+        table = self.thresholds.get(thresholds.table_key(source.split(" / ")[0], stage), {})  # the first sibling's
         rows = []
         for f in judged:
             base = table.get(f"measured_{f.metric}")
@@ -391,6 +400,10 @@ class GoldenTarget:
     def sibling(self, stage: str) -> "GoldenTarget":
         """The reference variant of this golden stage (judged when this one has no table)."""
         return GoldenTarget(self.stage, matrix.GOLDEN_REFERENCE[self.stage])
+
+    def siblings(self, stage: str) -> list:
+        """``[sibling]``: the one golden target whose limits judge this one when it has no table."""
+        return [self.sibling(stage)]
 
 
 def format_table(rows, stage: str) -> str:

@@ -482,17 +482,24 @@ def unjudgeable(thresholds: Dict, name: str, stage: str) -> Optional[str]:
 def limits_for(thresholds: Dict, combo, stage: str) -> Tuple[Optional[Dict], str]:
     """Limits of ``combo`` (a :class:`harness.matrix.Combination`) at ``stage``, plus where they came from.
 
-    A combination without its own table (a user's variant) is judged against its sibling.
+    A combination without its own table (a user's variant) is judged against its siblings
+    (``combo.siblings(stage)``: the built-ins it stands for), per clip the loosest of their limits.
     """
     own = thresholds.get(table_key(combo.id, stage))
     if own is not None:
         return {k: v for k, v in own.items() if k.endswith(("_max", "_min"))}, combo.id
-    sib = combo.sibling(stage)
-    base = thresholds.get(table_key(sib.id, stage))
-    if base is None:
-        return None, sib.id
-    limits = {k: v for k, v in base.items() if k.endswith(("_max", "_min")) and "_detect_" not in k}
-    return limits, sib.id
+    sibs = [s for s in combo.siblings(stage) if table_key(s.id, stage) in thresholds]
+    if not sibs:
+        return None, combo.sibling(stage).id
+    limits = {k: v for k, v in thresholds[table_key(sibs[0].id, stage)].items()
+              if k.endswith(("_max", "_min")) and "_detect_" not in k}
+    for other in sibs[1:]:
+        table = thresholds[table_key(other.id, stage)]
+        for k, v in limits.items():
+            if k in table:
+                loosest = np.maximum if k.endswith("_max") else np.minimum
+                limits[k] = [float(x) for x in loosest(np.asarray(_as_list(v), float), np.asarray(_as_list(table[k]), float))]
+    return limits, " / ".join(s.id for s in sibs)
 
 
 def summary_table(data: Dict[str, Dict]) -> str:

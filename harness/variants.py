@@ -51,6 +51,10 @@ class VaeVariant:
         independent of its batch.
     expected : dict
         Verdict per stage, ``"pass"`` or ``"detect"``; stages not listed are ``pass``.
+    fine_tuned : bool
+        Other weights than the pipeline's VAE (fine-tuned): the sample-exact golden stages and the distance
+        to the base's round trip do not apply; the matrix judges it no worse than the base by spectral
+        quality (its output against the input mel, with the base's calibrated ceilings).
     """
 
     name: str
@@ -63,6 +67,7 @@ class VaeVariant:
     description: str = ""
     encode_fn: Optional[Callable] = None
     decode_fn: Optional[Callable] = None
+    fine_tuned: bool = False
 
     @property
     def correct(self) -> bool:
@@ -119,7 +124,8 @@ class VocoderVariant:
 
     ``fn(chain, mel)`` may return a tensor or a numpy array, ``[b, samples]`` or ``[b, 1, samples]``, at
     least ``160 T`` samples (longer is cropped); with ``batched=False`` it takes one mel ``[1, 1, T, 64]``
-    at a time.
+    at a time. ``fine_tuned``: other weights than the pipeline's vocoder, judged no worse than the base by
+    spectral quality (the clip matrix) instead of sample-exactly against the golden waveform.
     """
 
     name: str
@@ -127,6 +133,7 @@ class VocoderVariant:
     correct: bool = True
     description: str = ""
     batched: bool = True
+    fine_tuned: bool = False
 
     @property
     def expected(self) -> str:
@@ -155,7 +162,8 @@ _VOCODERS: Dict[str, VocoderVariant] = {}
 
 
 def register_vae(variant, wrapper: Optional[Callable] = None, *, encode: Optional[Callable] = None,
-                 decode: Optional[Callable] = None, correct: bool = True, description: str = "") -> VaeVariant:
+                 decode: Optional[Callable] = None, correct: bool = True, description: str = "",
+                 fine_tuned: bool = False) -> VaeVariant:
     """Add a VAE variant to the registry (and the matrix). Returns it, so it can be used inline.
 
     Parameters
@@ -171,6 +179,10 @@ def register_vae(variant, wrapper: Optional[Callable] = None, *, encode: Optiona
     correct : bool, default True
         False declares a known mistake (expected to be detected at the round trip and the golden decode).
     description : str
+    fine_tuned : bool, default False
+        True for a VAE with weights of its own (fine-tuned): judged no worse than the base by spectral
+        quality instead of sample-exactly (:attr:`VaeVariant.fine_tuned`). Leave it False for a refactor
+        of the pipeline's own VAE: the exact checks are what catch a slip there.
 
     Examples
     --------
@@ -200,24 +212,30 @@ def register_vae(variant, wrapper: Optional[Callable] = None, *, encode: Optiona
             raise InputError(f"register_vae({name!r}): give a VaeVariant, a wrapper class with encode/decode, or "
                              "encode= and decode= functions")
         expected = {} if correct else {"roundtrip": "detect", "decode": "detect"}
-        variant = VaeVariant(name, encode_fn=encode, decode_fn=decode, expected=expected, description=description)
+        variant = VaeVariant(name, encode_fn=encode, decode_fn=decode, expected=expected, description=description,
+                             fine_tuned=fine_tuned)
     _VAES[variant.name] = variant
     return variant
 
 
-def register_vocoder(name: str, *, correct: bool = True, description: str = "", batched: bool = True):
+def register_vocoder(name: str, *, correct: bool = True, description: str = "", batched: bool = True,
+                     fine_tuned: bool = False):
     """Decorator adding ``fn(chain, mel[b,1,T,64]) -> wave[b,160T]`` as a vocoder variant.
+
+    ``fine_tuned=True`` for a vocoder with weights of its own: judged no worse than the base by spectral
+    quality in the clip matrix instead of sample-exactly against the golden waveform (a refactor of the
+    pipeline's own vocoder keeps the default, and the exact check).
 
     Examples
     --------
-    >>> @register_vocoder("my-vocoder", description="our fine-tuned HiFi-GAN")
+    >>> @register_vocoder("my-vocoder", fine_tuned=True, description="our fine-tuned HiFi-GAN")
     ... def my_vocoder(chain, mel):
     ...     return chain.vocode(mel)
     """
 
     def wrap(fn):
         _VOCODERS[name] = VocoderVariant(name, fn, correct, description or (fn.__doc__ or "").strip().split("\n")[0],
-                                         batched)
+                                         batched, fine_tuned)
         return fn
 
     return wrap

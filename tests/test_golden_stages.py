@@ -1,10 +1,12 @@
 """Stage isolation on the full-pipeline goldens.
 
 * decode:    golden latents -> VAE decode         vs golden mel      (sample-exact for a correct variant)
-* roundtrip: golden mel -> VAE encode/decode       vs golden mel
+* roundtrip: golden mel -> VAE encode/decode       vs the correct round trip (scaled, mode) of it
 * vocoder:   golden mel -> vocoder                 vs golden waveform (HiFi-GAN reproduces the phase here,
                                                                        so waveform SNR/correlation are judged)
-* frontend:  golden waveform -> front-end          vs golden mel
+* frontend:  golden waveform -> front-end          vs the AudioLDM2 front-end of it (closer framing)
+
+Every golden stage can fail: each is shown failing on a known mistake below.
 """
 import pytest
 
@@ -25,3 +27,27 @@ def test_unscaled_cancels_in_roundtrip_but_not_on_pipeline_latents(harness_matri
     dec_unscaled = res["decode"]["unscaled"].metrics["mel_l1"]
     assert (abs(rt_unscaled - rt_scaled) < 0.05).all(), (rt_scaled, rt_unscaled)
     assert (dec_unscaled > dec_scaled + 0.1).all(), (dec_scaled, dec_unscaled)
+
+
+@pytest.mark.xdist_group(GOLDEN_GROUP["frontend"])
+def test_the_original_reports_front_end_fails_the_golden_front_end_stage(harness_quality, harness_matrix,
+                                                                        harness_chain, golden_set):
+    """``power_to_db(...)/20`` is far from AudioLDM2's mel of the same golden waveform; a correct rewrite is not."""
+    res = harness_matrix.golden(harness_chain, golden_set, ["frontend"])["frontend"]
+    limit = harness_quality.thresholds["golden-frontend-audioldm2:frontend"]["mel_l1_max"]
+    assert (res["seed-librosa-db"].metrics["mel_l1"] > limit).all(), (res["seed-librosa-db"].metrics, limit)
+    assert (res["audioldm2-tacotron"].metrics["mel_l1"] <= limit).all()
+
+
+@pytest.mark.parametrize("stage, mistake", [("decode", "double-scale"), ("roundtrip", "no-encode-scale"),
+                                            ("frontend", "htk-mel")])
+def test_each_golden_stage_fails_on_a_known_mistake(harness_quality, harness_matrix, harness_chain, golden_set,
+                                                   stage, mistake):
+    """A known mistake's figures, judged by the limits its correct counterpart passes, fail that golden stage."""
+    from harness.matrix import GOLDEN_REFERENCE
+    from harness.quality import GoldenTarget
+
+    result = harness_matrix.golden(harness_chain, golden_set, [stage])[stage][mistake]
+    with pytest.raises(AssertionError, match="lost quality"):
+        harness_quality.check(GoldenTarget(stage, GOLDEN_REFERENCE[stage]), stage, result, "pass",
+                              clip_names=[c.name for c in golden_set.cases])

@@ -128,3 +128,20 @@ def test_a_file_write_is_atomic(tmp_path):
             tmp.write_text("half")
             1 / 0
     assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["summary.md"]
+
+
+def test_a_rewritten_file_keeps_its_permissions_and_a_new_one_follows_the_umask(tmp_path):
+    """Atomic writes go through a private temporary file; what lands must be readable as a plain write's."""
+    import os
+
+    fresh = atomic.write_text(tmp_path / "thresholds.toml", "new")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert fresh.stat().st_mode & 0o777 == 0o666 & ~umask
+    shared = tmp_path / "manifest.json"
+    shared.write_text("old")
+    shared.chmod(0o664)
+    atomic.write_text(shared, "new")
+    with atomic.temporary_sibling(shared) as tmp:
+        tmp.write_text("newer")
+    assert shared.stat().st_mode & 0o777 == 0o664 and shared.read_text() == "newer"

@@ -22,6 +22,17 @@ SLIPS = {  # variant -> the test ids that run it (the other components are the c
     # the matrix hands front-ends normalised audio: these two fail the metamorphic checks
     "slip-no-normalize": ["test_frontend_invariances[slip-no-normalize]"],
     "slip-no-mean-removal": ["test_frontend_invariances[slip-no-mean-removal]"],
+    "slip-scale-low": ["test_matrix[audioldm2-slip-scale-low-hifigan:", "test_golden_stage[decode-slip-scale-low]"],
+    "slip-encode-scale": ["test_matrix[audioldm2-slip-encode-scale-hifigan:",
+                          "test_golden_stage[roundtrip-slip-encode-scale]"],
+    "slip-posterior-temperature": ["test_matrix[audioldm2-slip-posterior-temperature-hifigan:",
+                                   "test_golden_stage[roundtrip-slip-posterior-temperature]"],
+    "slip-standardised": ["test_matrix[slip-standardised-scaled-hifigan:", "test_golden_stage[frontend-slip-standardised]"],
+    "slip-tts-db": ["test_matrix[slip-tts-db-scaled-hifigan:", "test_golden_stage[frontend-slip-tts-db]"],
+    "slip-clipping": ["test_matrix[audioldm2-scaled-slip-clipping:", "test_golden_stage[vocoder-slip-clipping]"],
+    "slip-resample-8k": ["test_matrix[audioldm2-scaled-slip-resample-8k:",
+                         "test_golden_stage[vocoder-slip-resample-8k]"],
+    "slip-gain": ["test_matrix[audioldm2-scaled-slip-gain:", "test_golden_stage[vocoder-slip-gain]"],
 }
 BENIGN = {
     "benign-float64": ["test_matrix[benign-float64-scaled-hifigan:", "test_golden_stage[frontend-benign-float64]"],
@@ -41,6 +52,11 @@ BENIGN = {
                            "test_frontend_invariances[benign-int16-input]"],
     "benign-pcm16-output": ["test_matrix[audioldm2-scaled-benign-pcm16-output:",
                             "test_matrix[audioldm2-none-benign-pcm16-output:"],
+    "benign-librosa": ["test_matrix[benign-librosa-scaled-hifigan:", "test_golden_stage[frontend-benign-librosa]",
+                       "test_frontend_invariances[benign-librosa]"],
+    "benign-sample-free": ["test_matrix[audioldm2-benign-sample-free-hifigan:",
+                           "test_golden_stage[decode-benign-sample-free]",
+                           "test_golden_stage[roundtrip-benign-sample-free]"],
 }
 CONFTEST = """
 import sys

@@ -144,3 +144,78 @@ def benign_int16_input(waveform):
 @register_vocoder("benign-pcm16-output", description="HiFi-GAN's output saved as a 16-bit WAV and read back")
 def benign_pcm16_output(chain, mel):
     return _pcm16(chain.vocode(mel))
+
+
+# --- more slips, as they turn up in projects -------------------------------------------------------
+
+register_vae(VaeVariant("slip-scale-low", decode_scale=lambda s: s * 0.99,
+                        description="decode divides by a scaling factor 1 % low"))
+register_vae(VaeVariant("slip-encode-scale", encode_scale=lambda s: s * 0.98,
+                        description="encode multiplies by a scaling factor 2 % low"))
+
+
+def _posterior_sample(chain, mel, generators, temperature):
+    dist = chain.vae.encode(mel).latent_dist
+    noise = torch.stack([torch.randn(dist.mean.shape[1:], generator=g, device=g.device) for g in generators])
+    z = (dist.mean + temperature * dist.std * noise.to(dist.mean.dtype)) * chain.scaling_factor
+    return chain.vae.decode(z / chain.scaling_factor).sample
+
+
+register_vae(VaeVariant("slip-posterior-temperature", description="a posterior sample at temperature 2",
+                        custom=lambda chain, mel, generators: _posterior_sample(chain, mel, generators, 2.0)))
+
+
+@register_frontend("slip-standardised", description="a standardised mel (a TTS habit) fed as it is")
+def slip_standardised(waveform):
+    mel = audioldm2(waveform)
+    return (mel - mel.mean(dim=(2, 3), keepdim=True)) / mel.std(dim=(2, 3), keepdim=True)
+
+
+@register_frontend("slip-tts-db", description="a Tacotron-style recipe: 20 log10, -100 dB floor, scaled to [-4, 4]")
+def slip_tts_db(waveform):
+    db = 20 * torch.log10(torch.clamp(mel_basis(dtype=waveform.dtype) @ stft_magnitude(normalize_waveform(waveform)),
+                                      min=1e-5)) - 20
+    return torch.clamp(8 * (db + 100) / 100 - 4, -4, 4).transpose(1, 2)[:, None]
+
+
+@register_vocoder("slip-clipping", description="output limited: clipped at half its peak")
+def slip_clipping(chain, mel):
+    wave = chain.vocode(mel)
+    peak = wave.abs().amax(dim=-1, keepdim=True) / 2
+    return torch.maximum(torch.minimum(wave, peak), -peak)
+
+
+@register_vocoder("slip-resample-8k", description="output through an 8 kHz resampling (linear interpolation)")
+def slip_resample_8k(chain, mel):
+    wave = chain.vocode(mel)
+    low = torch.nn.functional.interpolate(wave[:, None], scale_factor=0.5, mode="linear")
+    return torch.nn.functional.interpolate(low, size=wave.shape[-1], mode="linear")[:, 0]
+
+
+@register_vocoder("slip-gain", description="output at half the level (a gain stage left in)")
+def slip_gain(chain, mel):
+    return 0.5 * chain.vocode(mel)
+
+
+# --- more benign rewrites ----------------------------------------------------------------------------
+
+
+@register_frontend("benign-librosa", batched=False, description="librosa as people write it: centred STFT, "
+                                                                "Slaney mel, natural log")
+def benign_librosa(waveform):
+    import librosa
+    import numpy as np
+
+    y = np.asarray(waveform, dtype=np.float32)
+    y = y - y.mean()
+    y = 0.5 * y / (np.abs(y).max() + 1e-8)
+    mel = librosa.feature.melspectrogram(y=y, sr=16000, n_fft=1024, hop_length=160, win_length=1024, center=True,
+                                         pad_mode="reflect", power=1.0, n_mels=64, fmin=0, fmax=8000, htk=False,
+                                         norm="slaney")
+    return np.log(np.clip(mel, 1e-5, None))[:, : len(y) // 160].T
+
+
+register_vae("benign-sample-free", encode=lambda chain, mel: chain.vae.encode(mel).latent_dist.mean.double().float()
+             * chain.scaling_factor,
+             decode=lambda chain, z: chain.vae.decode(z / chain.scaling_factor, return_dict=False)[0],
+             description="latent_dist.mean through float64, decode(return_dict=False)")
