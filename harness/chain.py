@@ -178,15 +178,6 @@ class Chain:
         wave = self.vocoder(mel.to(p.device, p.dtype))
         return wave[:, : mel.shape[1] * frontends.HOP].float()
 
-    @classmethod
-    def real_size(cls, device: str = "cpu", seed: int = 0) -> "Chain":
-        """The cvssp/audioldm2 architecture with random weights (shipped configs). ``device="meta"``
-        builds it without memory or compute, for shape checks."""
-        from . import realsize
-
-        vae, vocoder = realsize.build_vae(seed, device), realsize.build_vocoder(seed, device)
-        return cls(vae.eval().requires_grad_(False), vocoder.eval().requires_grad_(False))
-
     def optimize(self, channels_last: bool = False, compile: bool = False, cpu_allocator: bool = True) -> "Chain":
         """Inference speed-ups, in place; returns ``self``.
 

@@ -160,14 +160,14 @@ def init_distributed(shard: Shard, device: str) -> str:
 
 def run_settings(chain, judge, combos, batches: Sequence[Batch], batch_size: int) -> dict:
     """What a run's records depend on; a directory holding another run's parts is refused."""
-    from . import __version__
     from .golden import sha256
+    from .machine import version
     from .quality import exact_key
 
     return {"model": chain.source.spec if chain.source else None, "precision": exact_key(chain).split("-")[1],
             "thresholds": str(judge.path.resolve()), "thresholds_sha256": sha256(judge.path)[:16],
             "combinations": [c.id for c in combos], "batch_size": batch_size, "plan": plan_hash(batches),
-            "files": sum(len(b.files) for b in batches), "harness": __version__}
+            "files": sum(len(b.files) for b in batches), "harness": version()}
 
 
 def _check_settings(out: Path, settings: dict, shard: Shard) -> None:

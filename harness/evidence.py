@@ -117,3 +117,39 @@ def write_evidence(directory: Path, name: str, wave_in: np.ndarray, wave_out: Op
     panels = [("input mel", mel_in)] + ([("correct call's output", mel_correct)] if mel_correct is not None else [])
     mel_figure(panels + [("output mel", mel_out)], reference=mel_in if mel_correct is None else mel_correct,
                path=directory / f"{name}-mel.png")
+
+
+def write_golden_evidence(directory: Path, name: str, stage: str, output, reference, index: int,
+                          golden_wave: np.ndarray) -> None:
+    """A failing golden stage's evidence for one case: the output's mel against the mel it was compared with
+    (both re-analysed by AudioLDM2's front-end for the vocoder stage, whose WAVs are written too; the
+    training framing for a front-end, whose input WAV is written).
+
+    ``output``: this case's output (mel ``[1, T, 64]`` or waveform ``[samples]``, a tensor); ``reference``:
+    the stage's reference for the whole batch (:meth:`harness.matrix.GoldenInputs.reference`), of which item
+    ``index`` is this case's.
+    """
+    from . import audio, frontend
+
+    directory.mkdir(parents=True, exist_ok=True)
+    if stage == "vocoder":
+        golden, out = reference[index], output
+        audio.write_audio(directory / f"{name}-golden.wav", golden.float().cpu().numpy())
+        audio.write_audio(directory / f"{name}-output.wav", out.float().cpu().numpy())
+        ref_mel, out_mel = (frontend.audioldm2(w.float()[None])[0, 0] for w in (golden, out))
+        titles = ("golden waveform, analysed", "output, analysed")
+    else:
+        ref_mel = (reference[0] if stage == "frontend" else reference)[index, 0]
+        out_mel = output[0]
+        if stage == "frontend":
+            audio.write_audio(directory / f"{name}-input.wav", golden_wave)
+        titles = ({"decode": "golden mel", "roundtrip": "correct round trip",
+                   "frontend": "AudioLDM2's mel"}[stage], "output mel")
+    ref_mel, out_mel = (m.float().cpu().numpy() for m in (ref_mel, out_mel))
+    mel_figure([(titles[0], ref_mel), (titles[1], out_mel)], reference=ref_mel, path=directory / f"{name}-mel.png")
+
+
+def golden_description(stage: str, compared_with: str) -> str:
+    """What :func:`write_golden_evidence` leaves for ``stage``, for a failure message."""
+    wavs = {"vocoder": "golden and output WAVs, ", "frontend": "input WAV, "}.get(stage, "")
+    return f"{wavs}mel figure of the output with the difference from {compared_with}"

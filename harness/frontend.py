@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .audio import HOP, SAMPLE_RATE  # noqa: F401  one home for the audio conventions; re-exported
+from .audio import HOP, SAMPLE_RATE, normalize_waveform  # noqa: F401  one home for the audio conventions; re-exported
 from .errors import InputError
 
 N_FFT = 1024
@@ -199,18 +199,6 @@ def mel_basis(device=None, dtype=torch.float32, htk: bool = False) -> torch.Tens
 def hann_window(device=None, dtype=torch.float32) -> torch.Tensor:
     """Periodic Hann window of 1024 samples (``torch.hann_window`` default, = scipy ``hann(sym=False)``)."""
     return torch.hann_window(N_FFT, periodic=True, device=device, dtype=dtype)
-
-
-def normalize_waveform(waveform: torch.Tensor) -> torch.Tensor:
-    """AudioLDM2's waveform normalisation: remove the mean, peak-normalise, halve.
-
-    ``x = x - mean(x); x = x / (max|x| + 1e-8); x = 0.5 x`` per row of ``[batch, samples]``.
-    Peak of the result is 0.5.
-    """
-    x = waveform - waveform.mean(dim=-1, keepdim=True)
-    # max|x| as max(max x, -min x): no |x| temporary (and aminmax(dim=...) is ~30x slower on CPU)
-    peak = torch.maximum(x.amax(dim=-1, keepdim=True), -x.amin(dim=-1, keepdim=True))
-    return x.mul_(0.5 / (peak + 1e-8))
 
 
 def reflect_pad(x: torch.Tensor, pad: int) -> torch.Tensor:

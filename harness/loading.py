@@ -220,10 +220,3 @@ def load_pipeline(source: ModelSource, device="cpu", dtype="fp32"):
         pipe.vae.to(vae_dtype_for(dt, pipe.vae.config))
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(resolve_device(device))
-
-
-def build_real_size(out_dir: str | os.PathLike, seed: int = 0) -> Path:
-    """A random real-size VAE + vocoder directory (see :func:`harness.realsize.build`, the complete pipeline)."""
-    from . import realsize
-
-    return realsize.build(out_dir, seed=seed, components=("vae", "vocoder"))

@@ -17,16 +17,18 @@ PACKAGES = ("audioldm2-harness", "torch", "diffusers", "transformers", "numpy", 
 CPU_FLAGS = ("avx512_bf16", "amx_bf16", "amx_tile", "avx512_fp16", "amx_fp16")
 
 
+def version(package: str = "audioldm2-harness") -> str:
+    """The installed version of ``package`` (default: this one), ``-`` when it is not installed."""
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "-"
+
+
 def versions() -> str:
     """``"torch==2.13.0 diffusers==0.42.1 ..."``: the installed versions of :data:`PACKAGES` (``-`` for one
     that is not installed), as one line for a provenance record."""
-    out = {}
-    for name in PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "-"
-    return " ".join(f"{k}=={v}" for k, v in out.items())
+    return " ".join(f"{name}=={version(name)}" for name in PACKAGES)
 
 
 def _cpu_flags() -> list:

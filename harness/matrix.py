@@ -382,34 +382,78 @@ def golden_stages(chain: Chain, case_latents: np.ndarray, case_mel: np.ndarray, 
     The golden mel comes from the pipeline's UNet, far from anything a VAE reproduces or a re-analysis
     returns; comparing round trips and front-ends with it would measure that distance, not the variant.
     """
-    dev = chain.device
-    lat = torch.from_numpy(case_latents).to(dev)
-    mel = torch.from_numpy(case_mel)[:, None].to(dev)
-    wav = torch.from_numpy(case_audio).to(dev)
+    inputs = GoldenInputs.of(chain, case_latents, case_mel, case_audio, seed)
     res: Dict[str, Dict[str, StageResult]] = {s: {} for s in stages}
-    n = wav.shape[-1]
-    for v in variants.list_vaes() if "decode" in res else []:
-        if v.has_decode:
-            res["decode"][v.name] = measure(lambda: {"mel_l1": _mel_l1(v.decode_latents(chain, lat), mel)})
-    if "roundtrip" in res:
-        reference = chain.vae_roundtrip(mel, DEFAULTS["vae"], seed)
-        for v in (v for v in variants.list_vaes() if not v.skip):
-            res["roundtrip"][v.name] = measure(lambda: {"mel_l1": _mel_l1(chain.vae_roundtrip(mel, v.name, seed),
-                                                                         reference)})
-
-    def vocoder_metrics(name):
-        out = chain.vocoder_out(mel, name, n)
-        return {k: f(out, wav).cpu().numpy() for k, f in
-                (("snr", metrics.snr), ("correlation", metrics.correlation), ("mel_l1", metrics.mel_l1))}
-
-    for v in variants.list_vocoders() if "vocoder" in res else []:
-        res["vocoder"][v.name] = measure(lambda: vocoder_metrics(v.name))
-    if "frontend" in res:
-        references = framing_mels(wav)
-        for f in frontends.list_frontends():
-            res["frontend"][f.name] = measure(lambda: {"mel_l1": frontend_distance(chain.front_end(wav, f.name),
-                                                                                   references)})
+    for stage in res:
+        for name in golden_variant_names(stage):
+            res[stage][name] = measure(lambda: golden_metrics(stage, *golden_pair(chain, inputs, stage, name)))
     return res
+
+
+@dataclass
+class GoldenInputs:
+    """The golden cases on the chain's device: latents ``[n, 8, T/4, 16]``, mel ``[n, 1, T, 64]``,
+    waveform ``[n, samples]``, and the references computed once (the correct round trip, the framings)."""
+
+    latents: torch.Tensor
+    mel: torch.Tensor
+    wave: torch.Tensor
+    seed: int
+    _references: Dict[str, object] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def of(cls, chain: Chain, case_latents, case_mel, case_audio, seed: int = 0) -> "GoldenInputs":
+        dev = chain.device
+        return cls(torch.from_numpy(np.asarray(case_latents)).to(dev), torch.from_numpy(np.asarray(case_mel))[:, None].to(dev),
+                   torch.from_numpy(np.asarray(case_audio)).to(dev), seed)
+
+    def reference(self, chain: Chain, stage: str):
+        """What ``stage`` compares with (:data:`GOLDEN_COMPARED_WITH`): a mel, a waveform, or (front-end)
+        the mels of both framings."""
+        if stage not in self._references:
+            self._references[stage] = {
+                "decode": lambda: self.mel,
+                "roundtrip": lambda: chain.vae_roundtrip(self.mel, DEFAULTS["vae"], self.seed),
+                "vocoder": lambda: self.wave,
+                "frontend": lambda: framing_mels(self.wave),
+            }[stage]()
+        return self._references[stage]
+
+
+def golden_variant_names(stage: str) -> List[str]:
+    """The registered variants a golden stage runs on."""
+    if stage == "decode":
+        return [v.name for v in variants.list_vaes() if v.has_decode]
+    if stage == "roundtrip":
+        return [v.name for v in variants.list_vaes() if not v.skip]
+    if stage == "vocoder":
+        return [v.name for v in variants.list_vocoders()]
+    return [f.name for f in frontends.list_frontends()]
+
+
+def golden_pair(chain: Chain, inputs: GoldenInputs, stage: str, name: str) -> Tuple[object, object]:
+    """``(output, reference)`` of variant ``name`` at golden ``stage``: what :func:`golden_metrics` compares
+    and the evidence of a failure draws."""
+    if stage == "decode":
+        out = variants.get_vae(name).decode_latents(chain, inputs.latents)
+    elif stage == "roundtrip":
+        out = chain.vae_roundtrip(inputs.mel, name, inputs.seed)
+    elif stage == "vocoder":
+        out = chain.vocoder_out(inputs.mel, name, inputs.wave.shape[-1])
+    else:
+        out = chain.front_end(inputs.wave, name)
+    return out, inputs.reference(chain, stage)
+
+
+def golden_metrics(stage: str, output, reference) -> Dict[str, np.ndarray]:
+    """The per-case figures of a golden stage: log-mel L1 (to the closer framing for a front-end), and for
+    the vocoder, sample-exact for HiFi-GAN, waveform SNR and correlation too."""
+    if stage == "frontend":
+        return {"mel_l1": frontend_distance(output, reference)}
+    if stage == "vocoder":
+        return {k: f(output, reference).cpu().numpy() for k, f in
+                (("snr", metrics.snr), ("correlation", metrics.correlation), ("mel_l1", metrics.mel_l1))}
+    return {"mel_l1": _mel_l1(output, reference)}
 
 
 def clip_stage_names(chain_detected: Optional[Iterable[str]] = None) -> List[tuple]:
@@ -435,11 +479,8 @@ def correct_variants() -> List[tuple]:
 
 
 def golden_stage_names() -> List[tuple]:
-    """Every (golden stage, variant name) pair :func:`golden_stages` measures."""
-    vaes = [v for v in variants.list_vaes() if not v.skip]
-    pairs = ([("decode", v.name) for v in vaes if v.has_decode] + [("roundtrip", v.name) for v in vaes]
-             + [("vocoder", v.name) for v in variants.list_vocoders()]
-             + [("frontend", f.name) for f in frontends.list_frontends()])
+    """Every (golden stage, variant name) pair :func:`golden_stages` measures and the tests assert."""
+    pairs = [(s, n) for s in ("decode", "roundtrip", "vocoder", "frontend") for n in golden_variant_names(s)]
     return [(s, n) for s, n in pairs if golden_expected(s, n) != "report"]
 
 

@@ -105,6 +105,25 @@ class MatrixRun:
                                             wave_out, e.reference_mel[i, 0].cpu().numpy(), mel_out, correct)
         return write
 
+    def golden_evidence(self, chain, gset, stage: str, name: str):
+        """A callable ``write(directory, clips=None, against=None) -> str`` writing, for each golden case named in
+        ``clips``, the mel figure of variant ``name``'s output at golden ``stage`` against what that stage
+        compares it with (and the WAVs where the stage has audio); it returns what it wrote."""
+        from . import evidence
+
+        def write(directory: Path, clips: Optional[Sequence[str]] = None, against: Optional[str] = None) -> str:
+            try:
+                output, reference = matrix.golden_pair(chain, matrix.GoldenInputs.of(chain, *golden_arrays(gset)),
+                                                       stage, name)
+            except Exception as exc:  # the stage raised: the failure's table already carries the error
+                return f"no figure: the stage raised {type(exc).__name__}"
+            for i, case in enumerate(gset.cases):
+                if clips is None or f"golden:{case.name}" in clips:
+                    evidence.write_golden_evidence(directory, f"golden-{case.name}", stage, output[i], reference, i,
+                                                   case.audio)
+            return evidence.golden_description(stage, matrix.GOLDEN_COMPARED_WITH[stage])
+        return write
+
     def golden(self, chain, gset, stages: Sequence[str] = matrix.GOLDEN_STAGES) -> Dict[str, Dict[str, StageResult]]:
         """Golden stage isolation results of the named ``stages`` (each computed once)."""
         missing = [s for s in stages if s not in self._golden]
@@ -155,12 +174,15 @@ def judge_relative(thresholds_data: Dict, combo: Combination, stage: str, result
 
 
 
+def golden_arrays(gset: golden_mod.GoldenSet):
+    """The golden cases stacked: latents ``[n, 8, T/4, 16]``, mels ``[n, T, 64]``, waveforms ``[n, samples]``."""
+    return (np.stack([c.latents for c in gset.cases]), np.stack([c.mel for c in gset.cases]),
+            np.stack([c.audio for c in gset.cases]))
+
+
 def golden_results(chain, gset: golden_mod.GoldenSet, seed: int = 0, stages: Sequence[str] = matrix.GOLDEN_STAGES):
     """The golden stages (:func:`harness.matrix.golden_stages`) of every case of ``gset``, batched over the cases."""
-    lat = np.stack([c.latents for c in gset.cases])
-    mel = np.stack([c.mel for c in gset.cases])
-    wav = np.stack([c.audio for c in gset.cases])
-    return matrix.golden_stages(chain, lat, mel, wav, seed, stages)
+    return matrix.golden_stages(chain, *golden_arrays(gset), seed, stages)
 
 
 def exact_key(chain) -> str:
@@ -253,9 +275,9 @@ class QualityCheck:
         expected : str
             ``pass`` or ``detect`` (:meth:`expected`).
         evidence : callable, optional
-            ``evidence(dir, clips, against) -> None`` writes WAVs/PNGs of the failing ``clips`` (``None``: all),
-            the differences against the failing comparison's mel (``"input"`` or ``"correct call"``), e.g.
-            :meth:`MatrixRun.evidence`.
+            ``evidence(dir, clips, against) -> str or None`` writes WAVs/PNGs of the failing ``clips`` (``None``:
+            all), the differences against the failing comparison's mel (``"input"`` or ``"correct call"``), and
+            may say what it wrote, e.g. :meth:`MatrixRun.evidence`, :meth:`MatrixRun.golden_evidence`.
         upstream : dict, optional
             The combination's results at the stages before ``stage`` (:meth:`MatrixRun.result`): a failure
             there is named as the cause of this one.
@@ -290,9 +312,10 @@ class QualityCheck:
             # the figure shows the comparison that failed: a VAE judged by its distance to the correct round
             # trip is drawn against that, not against its input (the VAE's own loss would hide the slip)
             against = "correct call" if any(not f.ok and f.metric.startswith("ref_") for f in judged) else "input"
-            evidence(d, failing or None, against)
             compared = "the correct call's output" if against == "correct call" else "the input"
-            where = f"\nevidence: {d} (input and output WAVs, mel figure with the difference from {compared})"
+            what = evidence(d, failing or None, against) or \
+                f"input and output WAVs, mel figure with the difference from {compared}"
+            where = f"\nevidence: {d} ({what})"
             record[PREFIX + "evidence"] = str(d)
         fix = self.fix(combo, stage, expected, cause)
         record.update({PREFIX + "culprit": culprit, PREFIX + "fix": fix})

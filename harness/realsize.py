@@ -53,6 +53,15 @@ def build_vocoder(seed: int = 0, device: str = "cpu"):
         return SpeechT5HifiGan(SpeechT5HifiGanConfig(**cfg))
 
 
+def chain(device: str = "cpu", seed: int = 0):
+    """A :class:`harness.chain.Chain` of the cvssp/audioldm2 VAE and vocoder with random weights (shipped
+    configs); ``device="meta"`` builds it without memory or compute, for shape checks."""
+    from .chain import Chain
+
+    vae, vocoder = build_vae(seed, device), build_vocoder(seed, device)
+    return Chain(vae.eval().requires_grad_(False), vocoder.eval().requires_grad_(False))
+
+
 def condition(vae, vocoder, seed: int = 0) -> dict:
     """Make random VAE/vocoder weights behave like trained ones where the harness depends on it.
 

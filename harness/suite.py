@@ -44,7 +44,8 @@ def test_golden_stage(harness_quality, golden_set, harness_matrix, harness_chain
     result = harness_matrix.golden(harness_chain, golden_set, [stage])[stage][name]
     clip_names = [f"golden:{c.name}" for c in golden_set.cases]
     harness_quality.check(GoldenTarget(stage, name), stage, result, matrix.golden_expected(stage, name),
-                          clip_names=clip_names)
+                          clip_names=clip_names,
+                          evidence=harness_matrix.golden_evidence(harness_chain, golden_set, stage, name))
 
 
 def test_frontend_invariances(harness_frontend):

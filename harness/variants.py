@@ -19,8 +19,6 @@ import torch
 
 from .errors import InputError
 
-STAGES = ("frontend", "roundtrip", "decode", "vocoder", "chain")
-
 
 @dataclass(frozen=True)
 class VaeVariant:

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from harness import loading, variants
+from harness import loading, realsize, variants
 from harness.chain import Chain, LayoutError
 
 
 def test_real_size_shapes():
     """10.24 s -> latents 8x256x16 -> mel 1024x64 -> 163 840 samples, on the real architecture (meta device)."""
-    chain = Chain.real_size(device="meta")
+    chain = realsize.chain(device="meta")
     mel = torch.zeros(1, 1, 1024, 64, device="meta")
     z = chain.encode(mel)
     assert tuple(z.shape) == (1, 8, 256, 16)
@@ -24,7 +24,7 @@ def test_real_size_shapes():
 
 @pytest.mark.slow
 def test_real_size_runs_on_cpu():
-    chain = Chain.real_size()
+    chain = realsize.chain()
     mel = torch.randn(1, 1, 64, 64) - 5
     assert chain.vocode(chain.decode(chain.encode(mel))).shape == (1, 64 * 160)
 
@@ -58,7 +58,7 @@ def test_local_directory_missing_parts(tmp_path):
 
 
 def test_local_real_size_directory_loads(tmp_path):
-    path = loading.build_real_size(tmp_path / "real")
+    path = realsize.build(tmp_path / "real", components=("vae", "vocoder"))
     chain = Chain.load(str(path))
     assert chain.source.kind == "local"
     assert chain.vae.config.block_out_channels == [128, 256, 512]

@@ -42,12 +42,18 @@ def test_the_original_reports_front_end_fails_the_golden_front_end_stage(harness
 @pytest.mark.parametrize("stage, mistake", [("decode", "double-scale"), ("roundtrip", "no-encode-scale"),
                                             ("frontend", "htk-mel")])
 def test_each_golden_stage_fails_on_a_known_mistake(harness_quality, harness_matrix, harness_chain, golden_set,
-                                                   stage, mistake):
-    """A known mistake's figures, judged by the limits its correct counterpart passes, fail that golden stage."""
-    from harness.matrix import GOLDEN_REFERENCE
+                                                   stage, mistake, tmp_path):
+    """A known mistake's figures, judged by the limits its correct counterpart passes, fail that golden stage;
+    its evidence draws the output against what the stage compared it with."""
+    from harness.matrix import GOLDEN_COMPARED_WITH, GOLDEN_REFERENCE
     from harness.quality import GoldenTarget
 
     result = harness_matrix.golden(harness_chain, golden_set, [stage])[stage][mistake]
     with pytest.raises(AssertionError, match="lost quality"):
         harness_quality.check(GoldenTarget(stage, GOLDEN_REFERENCE[stage]), stage, result, "pass",
                               clip_names=[c.name for c in golden_set.cases])
+    case = golden_set.cases[0].name
+    said = harness_matrix.golden_evidence(harness_chain, golden_set, stage, mistake)(tmp_path, [f"golden:{case}"])
+    assert GOLDEN_COMPARED_WITH[stage] in said
+    written = sorted(p.name for p in tmp_path.iterdir())
+    assert f"golden-{case}-mel.png" in written and len(written) == (2 if stage == "frontend" else 1), written

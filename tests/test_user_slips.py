@@ -3,7 +3,7 @@ tests (:mod:`harness.suite`); benign rewrites of the correct components fail non
 import pathlib
 import re
 
-import pytest
+from user_project import run_shipped_suite
 
 pytest_plugins = ["pytester"]
 
@@ -58,31 +58,12 @@ BENIGN = {
                            "test_golden_stage[decode-benign-sample-free]",
                            "test_golden_stage[roundtrip-benign-sample-free]"],
 }
-CONFTEST = """
-import sys
-sys.path.insert(0, {path!r})
-import slips  # registers the slip-* and benign-* variants
-"""
 
 
 def test_slips_fail_and_benign_rewrites_pass(pytester, harness_options):
-    golden = harness_options["golden_dir"].resolve()
-    if not (golden / "thresholds.toml").exists():
-        pytest.skip("no calibrated goldens for this model")
-    pytester.makeconftest(CONFTEST.format(path=str(pathlib.Path(__file__).parent / "user_variants")))
-    pytester.makepyfile(test_quality="from harness.suite import *  # noqa: F401,F403\n")
     prefixes = [p for ids in {**SLIPS, **BENIGN}.values() for p in ids]
-    # only the tests that run these variants with the correct defaults around them (the ':' or ']' keeps out
-    # the longer names that start alike, e.g. the *-hifigan-transposed combinations)
-    selection = " or ".join(p.split("[", 1)[1] for p in prefixes)
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q", "-rA", f"--harness-golden-dir={golden}",
-                                           "--harness-model", harness_options["model"], "--harness-report-dir",
-                                           str(pytester.path / "reports"), "-k", selection)
-    outcomes = {}
-    for line in result.stdout.lines:
-        m = re.match(r"(PASSED|FAILED|ERROR|SKIPPED) \S*::(\S+)", line)
-        if m:
-            outcomes[m.group(2)] = m.group(1)
+    result, outcomes = run_shipped_suite(pytester, harness_options, "slips", prefixes, "--harness-report-dir",
+                                         str(pytester.path / "reports"))
 
     def runs(ids):
         return {t: o for t, o in outcomes.items() if any(t.startswith(p) for p in ids)}
@@ -109,6 +90,12 @@ def test_slips_fail_and_benign_rewrites_pass(pytester, harness_options):
         if outcomes.get(f"test_matrix[slip-hamming-scaled-hifigan:{stage}]") == "FAILED":
             after = out.split(f"test_matrix[slip-hamming-scaled-hifigan:{stage}]", 1)[1].split("\n___", 1)[0]
             assert "follows from the failure of slip-hamming-scaled-hifigan at stage 'frontend'" in after, after
+    # the evidence draws the comparison that failed: the golden mel for a golden decode, the correct round trip
+    # for a VAE judged by its distance to it
+    decode = out.split("test_golden_stage[decode-slip-wrapper-decode]", 1)[1].split("\n___", 1)[0]
+    assert "difference from the golden mel" in decode, decode
+    vae = out.split("test_matrix[audioldm2-slip-scale-hifigan:vae]", 1)[1].split("\n___", 1)[0]
+    assert "ref_mel_l1" in vae and "difference from the correct call's output" in vae, vae
     # the evidence is the failing clip's: its input and output WAVs and its mel figure
     clip = re.search(r"clip: (\S+)", failure).group(1).split(",")[0]
     evidence = pathlib.Path(re.search(r"evidence: (\S+)", failure).group(1))

@@ -22,13 +22,13 @@ class Chains:
     def get(self, size: str, device: str = "cpu", dtype: str = "fp32", variant: str = ""):
         """``size``: ``tiny`` (bundled, trained) or ``real`` (cvssp/audioldm2 architecture, random weights).
         ``variant``: ``""``, ``channels_last`` or ``compile`` (see :meth:`Chain.optimize`)."""
-        from harness import loading
+        from harness import loading, realsize
         from harness.chain import Chain
 
         if size == "tiny":
             chain = Chain.load("tiny", device, dtype)
         else:
-            chain = Chain.real_size(device)
+            chain = realsize.chain(device)
             dt = loading.resolve_dtype(dtype)
             if dt != torch.float32:
                 chain.vae.to(dtype=loading.vae_dtype_for(dt, chain.vae.config))
