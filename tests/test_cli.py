@@ -192,3 +192,9 @@ def test_every_command_and_option_is_documented_with_valid_examples():
         command = re.split(r"\s{2,}", line.strip())[0]
         if command.startswith("harness "):
             parser.parse_args(shlex.split(command)[1:])
+
+
+def test_the_cli_offers_every_calibration_scope():
+    from harness import calibration, cli
+
+    assert cli.SCOPES == calibration.SCOPES
