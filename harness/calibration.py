@@ -16,7 +16,7 @@ import numpy as np
 
 from . import golden as golden_mod
 from . import machine, matrix, thresholds
-from .quality import MatrixRun, exact_key, golden_results, judge_relative, relative_references
+from .quality import MatrixRun, exact_key, golden_results, judge_relative, precision, relative_references
 
 
 def calibrate_relative(chain, clips: Dict[str, np.ndarray], progress: bool = True) -> Tuple[Dict[str, Dict], List[str]]:
@@ -180,7 +180,7 @@ def calibrate(chain, golden_dir: str | Path, out: Optional[str | Path] = None, p
                 entry.update(thresholds.pass_limits(r.metrics, judged))
                 if stage == "vocoder" and name == "hifigan":  # sample-exact: phase is reproduced here
                     entry["snr_min"] = [thresholds.EXACT_SNR_DB[ek]] * len(r.metrics["snr"])
-                    entry["correlation_min"] = [thresholds.EXACT_CORRELATION[ek.split("-")[1]]] * len(r.metrics["snr"])
+                    entry["correlation_min"] = [thresholds.EXACT_CORRELATION[precision(chain)]] * len(r.metrics["snr"])
                 if stage == "decode":  # deterministic: only float noise (and the precision's own error) is allowed
                     entry["mel_l1_max"] = thresholds.exact_limits(r.metrics["mel_l1"])
             tables[thresholds.table_key(f"golden-{stage}-{name}", stage)] = entry
@@ -211,7 +211,7 @@ def calibrate(chain, golden_dir: str | Path, out: Optional[str | Path] = None, p
             "relative_clips": sorted(relative_clips or {}),
             "weights_sha256": gset.manifest["weights_sha256"], "exact_key": ek,
             "clips": run.clip_names, "problems": problems}
-    meta.update(device=ek.split("-")[0], dtype=ek.split("-")[1], kernel_path=machine.kernel_path(str(chain.device)),
+    meta.update(device=chain.device.type, dtype=precision(chain), kernel_path=machine.kernel_path(str(chain.device)),
                 versions=machine.versions())
     path = Path(out or Path(golden_dir) / thresholds.file_name(meta["dtype"]))
     thresholds.write(path, tables, meta)

@@ -162,9 +162,9 @@ def run_settings(chain, judge, combos, batches: Sequence[Batch], batch_size: int
     """What a run's records depend on; a directory holding another run's parts is refused."""
     from .golden import sha256
     from .machine import version
-    from .quality import exact_key
+    from .quality import precision
 
-    return {"model": chain.source.spec if chain.source else None, "precision": exact_key(chain).split("-")[1],
+    return {"model": chain.source.spec if chain.source else None, "precision": precision(chain),
             "thresholds": str(judge.path.resolve()), "thresholds_sha256": sha256(judge.path)[:16],
             "combinations": [c.id for c in combos], "batch_size": batch_size, "plan": plan_hash(batches),
             "files": sum(len(b.files) for b in batches), "harness": version()}

@@ -185,12 +185,15 @@ def golden_results(chain, gset: golden_mod.GoldenSet, seed: int = 0, stages: Seq
     return matrix.golden_stages(chain, *golden_arrays(gset), seed, stages)
 
 
+def precision(chain) -> str:
+    """``fp32``, ``bf16`` or ``fp16``: the dtype the chain computes in (its vocoder's; the VAE may be upcast)."""
+    return {"torch.float32": "fp32", "torch.bfloat16": "bf16", "torch.float16": "fp16"}[
+        str(next(chain.vocoder.parameters()).dtype)]
+
+
 def exact_key(chain) -> str:
     """``device-dtype`` of the chain (``cpu-fp32``, ``cuda-bf16``): the key of the sample-exact floors."""
-    dev = chain.device.type
-    dt = {"torch.float32": "fp32", "torch.bfloat16": "bf16", "torch.float16": "fp16"}[
-        str(next(chain.vocoder.parameters()).dtype)]
-    return f"{dev}-{dt}"
+    return f"{chain.device.type}-{precision(chain)}"
 
 
 

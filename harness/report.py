@@ -66,10 +66,10 @@ class RecordJudge:
 
     def __init__(self, chain, golden_dir: Optional[str] = None, max_seconds: Optional[float] = None):
         from .audio import MAX_SECONDS
-        from .quality import exact_key
+        from .quality import precision
 
         self.max_seconds = MAX_SECONDS if max_seconds is None else max_seconds  # longer files are refused unread
-        self.path = find_thresholds(chain.source, golden_dir, exact_key(chain).split("-")[1])
+        self.path = find_thresholds(chain.source, golden_dir, precision(chain))
         self.thresholds = thresholds.load(self.path)
         thresholds.check_kernel_path(self.thresholds, machine.kernel_path(str(chain.device)), self.path)
         self.scope = self.thresholds.get("meta", {}).get("scope", "all")
