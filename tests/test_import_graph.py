@@ -82,7 +82,8 @@ LAYERS = {
     "model": ["loading", "chain", "variants", "entry_points"],
     "judging": ["matrix", "thresholds", "quality", "golden", "calibration", "evidence", "report", "dataset",
                 "metamorphic"],
-    "surfaces": ["harness", "__main__", "plugin", "suite", "job_summary", "cli", "diagnose", "diagnose.report",
+    "surfaces": ["harness", "__main__", "plugin", "suite", "job_summary", "cli", "diagnose", "diagnose.findings",
+                 "diagnose.stages", "diagnose.report",
                  "bench", "bench.plot", "bench.suite", "bench.timing"],
 }
 BUILDERS = ["bundled", "bundled.tiny", "bundled.train", "bundled.evaluate", "bundled.discriminators", "realsize",

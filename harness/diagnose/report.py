@@ -9,7 +9,7 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
-from . import Diagnosis
+from .findings import Diagnosis
 
 #: table columns: (metric key, header, format)
 COLUMNS = (("mel_l1", "mel_l1", "{:.3f}"), ("mel_snr", "mel_snr", "{:.1f}"), ("lsd", "lsd", "{:.1f}"),
