@@ -123,7 +123,7 @@ def write_golden_evidence(directory: Path, name: str, stage: str, output, refere
                           golden_wave: np.ndarray) -> None:
     """A failing golden stage's evidence for one case: the output's mel against the mel it was compared with
     (both re-analysed by AudioLDM2's front-end for the vocoder stage, whose WAVs are written too; the
-    training framing for a front-end, whose input WAV is written).
+    closer of the two framings for a front-end, whose input WAV is written).
 
     ``output``: this case's output (mel ``[1, T, 64]`` or waveform ``[samples]``, a tensor); ``reference``:
     the stage's reference for the whole batch (:meth:`harness.matrix.GoldenInputs.reference`), of which item
@@ -139,8 +139,10 @@ def write_golden_evidence(directory: Path, name: str, stage: str, output, refere
         ref_mel, out_mel = (frontend.audioldm2(w.float()[None])[0, 0] for w in (golden, out))
         titles = ("golden waveform, analysed", "output, analysed")
     else:
-        ref_mel = (reference[0] if stage == "frontend" else reference)[index, 0]
         out_mel = output[0]
+        # a front-end is compared with the closer of AudioLDM2's two framings: the figure draws that one
+        ref_mel = (min(reference, key=lambda m: float((m[index, 0] - out_mel).abs().mean())) if stage == "frontend"
+                   else reference)[index, 0]
         if stage == "frontend":
             audio.write_audio(directory / f"{name}-input.wav", golden_wave)
         titles = ({"decode": "golden mel", "roundtrip": "correct round trip",
