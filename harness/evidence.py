@@ -129,7 +129,7 @@ def write_golden_evidence(directory: Path, name: str, stage: str, output, refere
     the stage's reference for the whole batch (:meth:`harness.matrix.GoldenInputs.reference`), of which item
     ``index`` is this case's.
     """
-    from . import audio, frontend
+    from . import audio, frontend, metrics
 
     directory.mkdir(parents=True, exist_ok=True)
     if stage == "vocoder":
@@ -140,9 +140,10 @@ def write_golden_evidence(directory: Path, name: str, stage: str, output, refere
         titles = ("golden waveform, analysed", "output, analysed")
     else:
         out_mel = output[0]
-        # a front-end is compared with the closer of AudioLDM2's two framings: the figure draws that one
-        ref_mel = (min(reference, key=lambda m: float((m[index, 0] - out_mel).abs().mean())) if stage == "frontend"
-                   else reference)[index, 0]
+        # a front-end is judged against the closer of AudioLDM2's two framings (by log-mel L1, as the judge
+        # measures it: harness.matrix.frontend_distance): the figure draws that one
+        closer = lambda m: float(metrics.mel_l1(mel_estimate=output[None], mel_reference=m[index:index + 1])[0])  # noqa: E731
+        ref_mel = (min(reference, key=closer) if stage == "frontend" else reference)[index, 0]
         if stage == "frontend":
             audio.write_audio(directory / f"{name}-input.wav", golden_wave)
         titles = ({"decode": "golden mel", "roundtrip": "correct round trip",
