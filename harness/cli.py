@@ -256,7 +256,7 @@ def _validate(args, golden_dir: str) -> int:
     from .chain import Chain
 
     chain = Chain.load(args.model, args.device, args.dtype)
-    sets = {split: dict(synth.judging_set(split)) for split in ("calibration", "validation", "test")}
+    sets = {split: dict(synth.judging_set(split)) for split in synth.JUDGING_SEEDS}
     results = {}
     for name, clips in sets.items():
         records, _ = report.matrix_records(chain, golden_dir=golden_dir, clips=clips, progress=False,

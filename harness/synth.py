@@ -287,7 +287,7 @@ def iter_reference_clips() -> Iterator[Tuple[str, np.ndarray]]:
 # ---------------------------------------------------------------------------
 
 #: seeds of the two disjoint judging sets (different voices and languages for speech, too)
-JUDGING_SEEDS = {"calibration": 101, "validation": 202, "test": 303}
+JUDGING_SEEDS = {"calibration": 101, "validation": 202, "test": 303, "holdout": 404}
 
 
 def coloured_noise(rng: np.random.Generator, n: int, exponent: float) -> np.ndarray:
@@ -321,7 +321,8 @@ def judging_set(split: str, progress: bool = False) -> List[Tuple[str, np.ndarra
 
     ``calibration`` and ``validation`` share no clip: other seeds, and speech in other languages and
     voices (:data:`TRAIN_LANGS` vs :data:`HELDOUT_LANGS`). ``test`` is a third split (held-out voices,
-    another seed) for a check after anything was tuned by looking at ``validation``. Each holds speech (espeak-ng, skipped
+    another seed) for a check after anything was tuned by looking at ``validation``; ``holdout`` a fourth, for
+    the check after a policy was chosen by looking at ``test``. Each holds speech (espeak-ng, skipped
     without it), two 10 s clips (speech and a music/effect mix), music- and effect-like clips of
     1.6-4 s, white/pink/brown noise, and short transients of 0.1-0.5 s (bells, clicks, blips; 40 in
     ``calibration``, 20 in the others): 69 or 49 clips, about 100 s of audio. Levels vary from -26 to -1 dBFS.

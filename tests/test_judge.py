@@ -64,8 +64,12 @@ def test_fit_relative_is_the_smallest_envelope_above_every_clip():
     # a variant never worse than the reference keeps the reference's own margin
     assert thresholds.fit_relative(np.array([0.1]), np.array([0.3]), "mel_l1") == {"mel_l1_ratio": 1.0,
                                                                                      "mel_l1_offset": 0.0}
+    # a dB figure: the largest deficit (2 dB) plus two standard deviations of the deficits (2, -1: 1.5 dB)
     assert thresholds.fit_relative(np.array([10.0, 14.0]), np.array([12.0, 13.0]), "mel_snr") == {
-        "mel_snr_offset_db": 2.0}
+        "mel_snr_offset_db": 5.0}
+    # never below the reference's own margin
+    assert thresholds.fit_relative(np.array([13.0, 14.0]), np.array([12.0, 13.0]), "mel_snr") == {
+        "mel_snr_offset_db": 0.0}
 
 
 def test_relative_pass_ceiling_follows_the_reference_on_the_same_clip():

@@ -36,7 +36,7 @@ def test_unseen_clips_get_no_wrong_verdict(harness_chain, thresholds_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("split", ["calibration", "validation"])
+@pytest.mark.parametrize("split", list(synth.JUDGING_SEEDS))
 def test_judging_sets_get_no_wrong_verdict(harness_chain, thresholds_path, split):
     records, _ = report.matrix_records(harness_chain, golden_dir=str(thresholds_path.parent),
                                        clips=dict(synth.judging_set(split)), progress=False, judged_only=True)
