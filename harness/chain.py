@@ -13,6 +13,7 @@ front-end               wave ``[b, 160 T]``           mel ``[b, 1, T, 64]``
 """
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Union
 
@@ -21,32 +22,7 @@ import torch
 from . import frontend as frontends
 from . import loading, variants
 from .errors import InputError, LayoutError  # noqa: F401  (LayoutError: imported from here by users)
-
-
-def keep_freed_memory() -> bool:
-    """Make glibc keep freed memory for reuse instead of unmapping it (process-wide; Linux only).
-
-    glibc serves every allocation above 32 MB with a fresh ``mmap`` and unmaps it on free, so each
-    large activation (the VAE's and HiFi-GAN's at 10.24 s, any at batch 4) is page-faulted in
-    and zeroed by the kernel on *every* call (a large share of the CPU time at batch 4: see the
-    measurements page of the docs).
-    This serves all allocations from the heap (``M_MMAP_MAX = 0``) and never trims it
-    (``M_TRIM_THRESHOLD = -1``): the process keeps its peak memory. Returns False where it does
-    not apply (not glibc). ``LD_PRELOAD`` of jemalloc/tcmalloc is the alternative outside Python.
-    """
-    import ctypes
-    import platform
-
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
-        return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return False
-    m_trim_threshold, m_mmap_max = -1, -4
-    return bool(libc.mallopt(m_mmap_max, 0)) and bool(libc.mallopt(m_trim_threshold, -1))
-
-
+from .machine import keep_freed_memory  # noqa: F401  (imported from here by users)
 
 
 def fold_weight_norm(module: torch.nn.Module) -> torch.nn.Module:
@@ -63,6 +39,63 @@ def fold_weight_norm(module: torch.nn.Module) -> torch.nn.Module:
         elif hasattr(m, "weight_g"):
             torch.nn.utils.remove_weight_norm(m)
     return module
+
+
+class TensorMemo:
+    """The results of a deterministic model call, found again by the *content* of its input tensor.
+
+    The matrix and the golden stages hand one mel to several VAE variants (``scaled``, ``sample`` and
+    ``unscaled`` all start from the same posterior) and the same latents to several decodes (every
+    variant that divides by ``s`` decodes the pipeline's latents alike); at real size each such call
+    costs seconds. An entry is found only for an input equal element by element (``torch.equal``)
+    with the same ``key``, so a hit returns exactly what the call would; entries beyond ``max_bytes``
+    go, oldest first.
+    """
+
+    def __init__(self, max_bytes: int = 256 << 20):
+        self.max_bytes = max_bytes
+        self._entries: List[tuple] = []  # (fingerprint, input, key, value), the most recently used last
+
+    @staticmethod
+    def _bytes(value) -> int:
+        if isinstance(value, torch.Tensor):
+            return value.numel() * value.element_size()
+        moments = value.parameters  # a posterior: its moments, and its std and var (half their size each)
+        return 2 * moments.numel() * moments.element_size()
+
+    def get(self, x: torch.Tensor, key=None):
+        """The value stored for an input equal to ``x`` under ``key``, or None (also when ``key`` is None:
+        nothing is then stored either)."""
+        if key is None or x.device.type == "meta":
+            return None
+        fp = (tuple(x.shape), x.dtype, x.device, key)
+        for i, (f, inp, k, value) in enumerate(self._entries):
+            if f == fp and torch.equal(inp, x):
+                self._entries.append(self._entries.pop(i))
+                return value
+        return None
+
+    def put(self, x: torch.Tensor, value, key=None):
+        """Store ``value`` for input ``x`` under ``key`` (both kept as they are: never modify them); returns
+        ``value``."""
+        if key is None or x.device.type == "meta":
+            return value
+        self._entries.append(((tuple(x.shape), x.dtype, x.device, key), x, key, value))
+        while len(self._entries) > 1 and sum(self._bytes(e[1]) + self._bytes(e[3]) for e in self._entries) > self.max_bytes:
+            self._entries.pop(0)
+        return value
+
+
+def weights_version(module: torch.nn.Module):
+    """A key that changes whenever ``module`` or its weights do (an optimizer step, a load, a swap), or
+    None where torch keeps no version counter (weights made under ``inference_mode``): :class:`TensorMemo`
+    then stores nothing."""
+    try:
+        # a weak reference: equal only while this very module lives, and it does not keep it alive
+        return weakref.ref(module), sum(p._version for p in module.parameters())
+    except RuntimeError:
+        return None
+
 
 def item_generators(batch: int, seed: int, device) -> List[torch.Generator]:
     """One ``torch.Generator`` per item of a batch, each seeded with ``seed``, on ``device``.
@@ -97,6 +130,9 @@ class Chain:
         self.vae = vae
         self.vocoder = vocoder
         self.source = source
+        # the VAE's posterior by input mel, and decoded mels by latents and scale: several variants of one
+        # stage ask for the same (keyed by the weights' version too: a changed or swapped VAE computes anew)
+        self._moments, self._decoded = TensorMemo(), TensorMemo()
 
     @classmethod
     def load(cls, model: str = "tiny", device: str = "cpu", dtype: str = "fp32",
@@ -147,7 +183,11 @@ class Chain:
         (:func:`item_generators`, as diffusers' ``latent_dist.sample`` takes them)."""
         mel = self._check_mel(mel, "VAE encode")
         p = next(self.vae.parameters())
-        dist = self.vae.encode(mel.to(p.device, p.dtype)).latent_dist
+        x = mel.to(p.device, p.dtype)
+        weights = weights_version(self.vae)
+        dist = self._moments.get(x, weights)
+        if dist is None:
+            dist = self._moments.put(x.clone(), self.vae.encode(x).latent_dist, weights)
         z = dist.sample(generator) if sample else dist.mode()
         return z.float() * (self.scaling_factor if scale is None else scale)
 
@@ -158,8 +198,14 @@ class Chain:
         if latents.ndim != 4 or latents.shape[1] != lat_ch:
             raise LayoutError(f"VAE decode: expected latents [batch, {lat_ch}, frames/4, 16], got {tuple(latents.shape)}")
         p = next(self.vae.parameters())
-        z = latents.to(p.device, p.dtype) / (self.scaling_factor if scale is None else scale)
-        return self.vae.decode(z).sample.float()
+        scale = self.scaling_factor if scale is None else scale
+        x = latents.to(p.device, p.dtype)
+        weights = weights_version(self.vae)
+        key = None if weights is None else (weights, scale)
+        mel = self._decoded.get(x, key)
+        if mel is None:
+            mel = self._decoded.put(x.clone(), self.vae.decode(x / scale).sample.float(), key)
+        return mel.clone()
 
     @torch.inference_mode()
     def vocode(self, mel: torch.Tensor) -> torch.Tensor:
@@ -189,6 +235,7 @@ class Chain:
         for oneDNN; do not change them afterwards), at the cost of a compile per module on the first
         call. Values are unchanged up to float round-off.
         """
+        self._moments, self._decoded = TensorMemo(), TensorMemo()  # the weights may change by round-off
         cpu = self.device.type == "cpu"
         if cpu_allocator and cpu:
             keep_freed_memory()

@@ -57,3 +57,27 @@ def kernel_path(device: str = "cpu") -> str:
     path = f"cpu:{torch.backends.cpu.get_cpu_capability()}" + "".join(f"+{f}" for f in _cpu_flags())
     isa = os.environ.get("ONEDNN_MAX_CPU_ISA")
     return path + (f":ONEDNN_MAX_CPU_ISA={isa}" if isa else "")
+
+
+def keep_freed_memory() -> bool:
+    """Make glibc keep freed memory for reuse instead of unmapping it (process-wide; Linux only).
+
+    glibc serves every allocation above 32 MB with a fresh ``mmap`` and unmaps it on free, so each
+    large activation (the VAE's and HiFi-GAN's at 10.24 s, any at batch 4) is page-faulted in
+    and zeroed by the kernel on *every* call (a large share of the CPU time at batch 4: see the
+    measurements page of the docs).
+    This serves all allocations from the heap (``M_MMAP_MAX = 0``) and never trims it
+    (``M_TRIM_THRESHOLD = -1``): the process keeps its peak memory. Returns False where it does
+    not apply (not glibc). ``LD_PRELOAD`` of jemalloc/tcmalloc is the alternative outside Python.
+    """
+    import ctypes
+    import platform
+
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    m_trim_threshold, m_mmap_max = -1, -4
+    return bool(libc.mallopt(m_mmap_max, 0)) and bool(libc.mallopt(m_trim_threshold, -1))

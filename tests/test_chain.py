@@ -139,3 +139,58 @@ def test_optimize_keeps_values():
     compiled = Chain.load("tiny").optimize(compile=True, cpu_allocator=False)
     torch.testing.assert_close(compiled.encode(mel), want_z, atol=1e-4 * float(want_z.abs().max()), rtol=0)
     torch.testing.assert_close(compiled.vocode(mel), want_wave, atol=1e-4 * float(want_wave.abs().max()), rtol=0)
+
+
+def test_variants_of_one_mel_share_one_encode_and_get_what_they_would_alone(harness_chain):
+    """scaled, sample and unscaled start from the same posterior, and every variant dividing by s decodes the
+    pipeline's latents alike: each is computed once, and each result equals a fresh chain's."""
+    mel = torch.randn(2, 1, 64, 64) - 5
+    fresh = {name: Chain(harness_chain.vae, harness_chain.vocoder).vae_roundtrip(mel.clone(), name)
+             for name in ("scaled", "sample", "unscaled")}
+    latents = harness_chain.encode(mel) * 1.1  # the pipeline's latents: not a round trip's
+    chain = Chain(harness_chain.vae, harness_chain.vocoder)
+    calls = {"encode": 0, "decode": 0}
+    for what in calls:
+        def counted(x, *a, _f=getattr(chain.vae, what), _w=what, **k):
+            calls[_w] += 1
+            return _f(x, *a, **k)
+        setattr(chain.vae, what, counted)
+    try:
+        for name in ("scaled", "sample", "unscaled", "scaled"):
+            assert torch.equal(chain.vae_roundtrip(mel.clone(), name), fresh[name]), name
+        for name in ("scaled", "sample", "no-encode-scale"):
+            variants.get_vae(name).decode_latents(chain, latents.clone())
+    finally:
+        for what in calls:
+            del chain.vae.__dict__[what]
+    assert calls == {"encode": 1, "decode": 4}  # 3 round trips' decodes, 1 decode of the latents
+
+
+def test_memo_misses_on_other_input_or_changed_weights(harness_chain):
+    import copy
+
+    chain = Chain(copy.deepcopy(harness_chain.vae), harness_chain.vocoder)
+    mel = torch.randn(1, 1, 64, 64) - 5
+    first = chain.decode(chain.encode(mel))
+    other = mel.clone()
+    other[0, 0, 0, 0] += 1e-3
+    assert not torch.equal(chain.encode(other), chain.encode(mel))
+    with torch.no_grad():
+        next(chain.vae.decoder.parameters()).mul_(1.5)  # in place, as an optimizer step does
+    assert not torch.equal(chain.decode(chain.encode(mel)), first)
+    with torch.inference_mode():
+        returned = chain.decode(chain.encode(mel))
+        returned.add_(1.0)  # a caller's in-place change never reaches the memo
+    assert not torch.equal(chain.decode(chain.encode(mel)), returned)
+
+
+def test_memo_keeps_to_its_byte_budget():
+    from harness.chain import TensorMemo
+
+    memo = TensorMemo(max_bytes=3 * 2 * 4 * 100)  # three entries of 100 float32 in and out
+    xs = [torch.full((100,), float(i)) for i in range(5)]
+    for i, x in enumerate(xs):
+        memo.put(x, x * 2, key="k")
+    assert memo.get(xs[0], "k") is None and memo.get(xs[1], "k") is None
+    assert torch.equal(memo.get(xs[4], "k"), xs[4] * 2)
+    assert memo.get(xs[4], "other key") is None
