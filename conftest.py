@@ -1,4 +1,4 @@
-"""This repository's own test settings; the harness's pytest plugin (harness/plugin.py) is registered by entry point.
+"""This repository's own test settings; the harness's pytest plugin (harness/surfaces/plugin.py) is registered by entry point.
 
 * ``--run-slow`` and the ``slow`` / ``gpu`` / ``real_model`` markers are this repository's, not the plugin's:
   an installed plugin must not skip tests of the projects it is a guest in.
@@ -34,7 +34,8 @@ def pytest_collection_modifyitems(config, items):
                                 "use deadline=None): " + ", ".join(timed))
     import torch
 
-    from harness import loading, plugin
+    from harness.model import loading
+    from harness.surfaces import plugin
 
     real = plugin.setting(config, "model") not in loading.BUNDLED
     for item in items:

@@ -1,6 +1,6 @@
 """``python -m harness``: the command line, also as ``torchrun ... -m harness matrix --out DIR FILES``."""
 import sys
 
-from .cli import main
+from harness.surfaces.cli import main
 
 sys.exit(main())

@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-from .errors import GoldenError
+from harness.errors import GoldenError
 
 
 def _file_mode(path: Path) -> int:

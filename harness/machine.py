@@ -4,7 +4,7 @@ Low-precision figures (bf16, fp16) depend on which kernels compute them: on CPU,
 bf16/fp16 instructions (AVX512-BF16, AMX, AVX512-FP16) where the processor has them and emulates them in
 fp32 elsewhere, and ``ONEDNN_MAX_CPU_ISA`` caps the choice; on CUDA, the GPU's architecture decides.
 Thresholds record :func:`kernel_path` when calibrated, and limits of another kernel path are refused
-instead of failing correct chains (:func:`harness.thresholds.check_kernel_path`).
+instead of failing correct chains (:func:`harness.judging.thresholds.check_kernel_path`).
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tests of harness/audio.py: loading, validation, padding, writing.
+"""Tests of harness/signal/audio.py: loading, validation, padding, writing.
 
 All inputs are generated in ``tmp_path`` with soundfile; the file runs in a few seconds
 on one core.
@@ -16,21 +16,10 @@ import soundfile as sf
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness import audio
-from harness.audio import (
-    BLOCK,
-    HOP,
-    MIN_SAMPLES,
-    SAMPLE_RATE,
-    AudioError,
-    AudioWarning,
-    check_waveform,
-    frames_for,
-    load_audio,
-    load_info,
-    pad_or_crop,
-    to_tensor,
-    write_audio,
+from harness.signal import audio
+from harness.signal.audio import (
+    BLOCK, HOP, MIN_SAMPLES, SAMPLE_RATE, AudioError, AudioWarning, check_waveform, frames_for, load_audio,
+    load_info, pad_or_crop, to_tensor, write_audio,
 )
 
 
@@ -435,7 +424,7 @@ def test_to_tensor_shapes():
 
 
 def test_loaded_clip_feeds_the_frontend(tmp_path):
-    from harness.frontend import get_frontend
+    from harness.signal.frontend import get_frontend
 
     path = tmp_path / "c.wav"
     sf.write(path, sine(seconds=1.01), SAMPLE_RATE)

@@ -16,7 +16,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from harness import report
+from harness.judging import report
 
 COMBOS = dict(frontends_=["audioldm2", "audioldm2-tacotron"], vaes=["scaled", "sample", "none"],
               vocoders=["hifigan", "griffin-lim"])
@@ -27,7 +27,7 @@ FLAGS = [flag for key, opt in (("frontends_", "--frontend"), ("vaes", "--vae"), 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     """The shipped speech clip and 7 other 16 kHz files of the same length (so they would share a batch)."""
-    from harness import synth
+    from harness.signal import synth
 
     directory = tmp_path_factory.mktemp("batch")
     speech, sr = sf.read([f for f in report.default_files() if f.endswith("speech.flac")][0], dtype="float32")

@@ -21,7 +21,7 @@ def ours(chain, mel):
 
 def test_one_import_times_the_project_s_variants_and_the_gate_catches_a_2x_slowdown(pytester, monkeypatch):
     pytester.makeconftest(CONFTEST)
-    pytester.makepyfile(test_speed="from harness.bench.suite import *  # noqa: F401,F403\n")
+    pytester.makepyfile(test_speed="from harness.surfaces.bench.suite import *  # noqa: F401,F403\n")
     storage = f"file://{pytester.path / 'saved'}"
     common = ["-p", "no:cacheprovider", "--benchmark-enable", f"--benchmark-storage={storage}",
               "--benchmark-min-rounds=5", "-k", "ours-vocoder or vocoder-hifigan"]

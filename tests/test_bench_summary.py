@@ -5,7 +5,7 @@ import platform
 
 import pytest
 
-from harness import bench, cli
+from harness.surfaces import bench, cli
 
 
 def _bench(name, group, mean, **info):
@@ -102,7 +102,7 @@ def test_first_run_saves_then_later_runs_gate(tmp_path):
 
 def test_plot_run_and_history(doc, tmp_path, capsys):
     """``harness bench --plot``: the newest run and the history of its host's saved runs, in one PNG."""
-    from harness.bench import plot as bench_plot
+    from harness.surfaces.bench import plot as bench_plot
 
     storage = tmp_path / ".benchmarks"
     (storage / "m").mkdir(parents=True)

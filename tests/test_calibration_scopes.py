@@ -2,9 +2,9 @@
 fraction of the time; the known mistakes then skip, naming the wider calibration, instead of failing."""
 import pytest
 
-from harness import calibration, golden, matrix, thresholds
-from harness.chain import Chain
-from harness.quality import QualityCheck
+from harness.judging import calibration, golden, matrix, thresholds
+from harness.model.chain import Chain
+from harness.judging.quality import QualityCheck
 
 
 def test_the_reference_scope_calibrates_the_correct_combinations_and_skips_the_mistakes(tmp_path):
@@ -18,8 +18,14 @@ def test_the_reference_scope_calibrates_the_correct_combinations_and_skips_the_m
     assert 0 < len(correct) < len(combos) / 5
     assert all(thresholds.table_key(c.id, "chain") in data for c in correct)
     assert not any(thresholds.table_key(c.id, s) in data for c in combos if c.culprit() for s in matrix.CLIP_STAGES)
-    assert any(k.startswith("golden-") for k in data)  # the golden stages are in every scope
+    # the golden stages of the correct variants, none of the known mistakes'
+    pairs = [(s, n) for s in matrix.GOLDEN_STAGES for n in matrix.golden_variant_names(s)]
+    assert all((thresholds.table_key(f"golden-{s}-{n}", s) in data) == (matrix.golden_expected(s, n) != "detect")
+               for s, n in pairs)
     check = QualityCheck(data, golden_dir=out)
+    with pytest.raises(pytest.skip.Exception, match="--scope absolute"):
+        check.golden_expected("decode", "double-scale")
+    assert check.golden_expected("decode", "scaled") == "pass"
     mistake = next(c for c in combos if c.culprit() == "vae")
     with pytest.raises(pytest.skip.Exception, match="--scope absolute"):
         check.expected(mistake, "vae")

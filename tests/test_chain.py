@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from harness import loading, realsize, variants
-from harness.chain import Chain, LayoutError
+from harness.model import loading, variants
+from harness.builders import realsize
+from harness.model.chain import Chain, LayoutError
 
 
 def test_real_size_shapes():
@@ -185,7 +186,7 @@ def test_memo_misses_on_other_input_or_changed_weights(harness_chain):
 
 
 def test_memo_keeps_to_its_byte_budget():
-    from harness.chain import TensorMemo
+    from harness.model.chain import TensorMemo
 
     memo = TensorMemo(max_bytes=3 * 2 * 4 * 100)  # three entries of 100 float32 in and out
     xs = [torch.full((100,), float(i)) for i in range(5)]

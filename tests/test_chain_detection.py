@@ -1,7 +1,7 @@
 """The whole chain of a known mistake: measured past its culprit stage when asked, asserted where separated."""
 import pytest
 
-from harness import matrix, quality, thresholds
+from harness.judging import matrix, quality, thresholds
 
 REPORT_CHAIN = matrix.Combination("seed-librosa-db", "scaled", "hifigan")  # the original report's chain
 

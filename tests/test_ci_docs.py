@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from harness import golden
+from harness.judging import golden
 
 from test_readme import make_project
 

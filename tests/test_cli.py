@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from harness import cli, report
+from harness.surfaces import cli
+from harness.judging import report, verdicts
 
 
 @pytest.fixture
@@ -19,7 +20,7 @@ def clip(tmp_path):
 
 
 def test_console_script_lists_variants():
-    out = subprocess.run([sys.executable, "-m", "harness.cli", "list"], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-m", "harness", "list"], capture_output=True, text=True, check=True)
     for name in ("audioldm2", "seed-librosa-db", "scaled", "none", "hifigan", "griffin-lim"):
         assert name in out.stdout
 
@@ -111,7 +112,7 @@ def test_mel_output_names_never_collide(tmp_path, capsys):
     import numpy as np
     import soundfile as sf
 
-    from harness.cli import main
+    from harness.surfaces.cli import main
 
     x = (0.3 * np.sin(np.arange(8000) / 7)).astype(np.float32)
     sf.write(tmp_path / "a.wav", x, 16000)
@@ -144,7 +145,7 @@ def test_matrix_prints_a_summary_first_and_the_table_on_request(clip, capsys):
 def test_a_mistake_not_separable_on_a_users_clip_is_shown_as_such_not_as_a_failure(clip, capsys, monkeypatch):
     """A 'mistake' that does not change this clip (here: the correct front-end declared a mistake) cannot be
     told apart on it: the summary says so and the exit code stays 0; on a golden clip it would be MISSED."""
-    from harness import frontend
+    from harness.signal import frontend
 
     monkeypatch.setitem(frontend._REGISTRY, "same-as-audioldm2",
                         frontend.Frontend("same-as-audioldm2", frontend.get_frontend("audioldm2").fn, False, "test"))
@@ -157,8 +158,8 @@ def test_a_mistake_not_separable_on_a_users_clip_is_shown_as_such_not_as_a_failu
     out = capsys.readouterr().out
     assert "1 not separable on these clips" in out and "verdict: OK" in out
     stages = {"frontend": {"expected": "detect", "ok": False, "policy": "absolute"}}
-    assert report._status("detect", False, stages) == "MISSED"
-    assert report._status("pass", False, stages) == "FAIL"
+    assert verdicts.record_status("detect", False, stages) == "MISSED"
+    assert verdicts.record_status("pass", False, stages) == "FAIL"
 
 
 def test_every_command_and_option_is_documented_with_valid_examples():
@@ -195,6 +196,7 @@ def test_every_command_and_option_is_documented_with_valid_examples():
 
 
 def test_the_cli_offers_every_calibration_scope():
-    from harness import calibration, cli
+    from harness.judging import calibration
+    from harness.surfaces import cli
 
     assert cli.SCOPES == calibration.SCOPES

@@ -12,7 +12,8 @@ import pytest
 import soundfile as sf
 import torch
 
-from harness import cli, dataset
+from harness.surfaces import cli
+from harness.judging import dataset
 
 #: a small slice of the matrix: a correct and a broken front-end, a correct and a broken VAE
 COMBOS = ["--frontend", "audioldm2", "--frontend", "power-mel", "--vae", "scaled", "--vae", "no-decode-scale",
@@ -21,7 +22,7 @@ COMBOS = ["--frontend", "audioldm2", "--frontend", "power-mel", "--vae", "scaled
 
 def make_files(directory, n, seed=5):
     """``n`` synthetic clips of three lengths at two sample rates, plus a corrupt and a silent file."""
-    from harness import synth
+    from harness.signal import synth
 
     directory.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)

@@ -10,8 +10,10 @@ import pytest
 import soundfile as sf
 import torch
 
-from harness import audio, cli, diagnose, frontend, report
-from harness.chain import Chain
+from harness.signal import audio, frontend
+from harness.surfaces import cli, diagnose
+from harness.judging import report
+from harness.model.chain import Chain
 
 CLIPS = {Path(p).stem: p for p in report.default_files()}
 MUSIC = CLIPS["music"]
@@ -236,7 +238,7 @@ def text_overlaps(fig) -> list:
 def test_mel_figure_has_no_overlapping_text_and_no_empty_panel(rows):
     import matplotlib.pyplot as plt
 
-    from harness.evidence import mel_figure
+    from harness.judging.evidence import mel_figure
 
     rng = np.random.default_rng(0)
     ref = rng.normal(-5, 2, (256, 64))

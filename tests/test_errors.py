@@ -4,14 +4,15 @@ import numpy as np
 import pytest
 import torch
 
-from harness import errors, metrics
-from harness.audio import AudioError, check_waveform
-from harness.chain import LayoutError
-from harness.frontend import get_frontend
-from harness.golden import GoldenError
-from harness.loading import ModelNotAvailable
-from harness.matrix import StageResult, measure
-from harness.thresholds import CalibrationError
+from harness import errors
+from harness.signal import metrics
+from harness.signal.audio import AudioError, check_waveform
+from harness.model.chain import LayoutError
+from harness.signal.frontend import get_frontend
+from harness.judging.golden import GoldenError
+from harness.model.loading import ModelNotAvailable
+from harness.judging.matrix import StageResult, measure
+from harness.judging.thresholds import CalibrationError
 
 
 def test_every_harness_exception_is_one_family():

@@ -4,9 +4,9 @@ import json
 import numpy as np
 import pytest
 
-from harness import loading
-from harness.bundled import evaluate
-from harness.chain import Chain
+from harness.model import loading
+from harness.builders.bundled import evaluate
+from harness.model.chain import Chain
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +48,7 @@ def test_training_curves_are_drawn_from_training_json(tmp_path):
 
 
 def test_runs_are_compared_from_their_logs_and_models_from_training_json(tmp_path):
-    from harness import cli
+    from harness.surfaces import cli
 
     run = tmp_path / "run"
     run.mkdir()

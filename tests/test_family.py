@@ -1,13 +1,16 @@
-"""The AudioLDM family, each member a tiny offline-built pipeline of its real classes (harness.family):
+"""The AudioLDM family, each member a tiny offline-built pipeline of its real classes (harness.builders.family):
 golden generation, the golden-stage tests, and loading by hub id from a Hugging Face cache laid out as
 the hub leaves it, fully offline. A change that breaks one of them fails here."""
 import shutil
 
 import pytest
 
-from harness import calibration, family, golden, loading, quality, suite
-from harness.chain import Chain
-from harness.matrix import golden_stage_names
+from harness.judging import calibration, golden, quality
+from harness.builders import family
+from harness.model import loading
+from harness.surfaces import suite
+from harness.model.chain import Chain
+from harness.judging.matrix import golden_stage_names
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +28,7 @@ def test_member_goes_through_goldens_and_the_golden_stage_tests(built, tmp_path,
     assert ("transcription" in manifest) == (variant == "audioldm2-tts")
     chain = Chain.load(model)
     path = calibration.calibrate(chain, gdir, progress=False, scope="golden")
-    from harness import thresholds
+    from harness.judging import thresholds
 
     check = quality.QualityCheck(thresholds.load(path))
     gset = golden.load(gdir)

@@ -1,4 +1,4 @@
-"""Tests of harness/frontend.py: the waveform -> log-mel front-ends.
+"""Tests of harness/signal/frontend.py: the waveform -> log-mel front-ends.
 
 The ``audioldm2`` front-end (float32 torch) is checked against an independent float64
 NumPy/librosa re-implementation of AudioLDM2's training front-end written below
@@ -20,15 +20,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.frontend import (
-    LOG_FLOOR_NATS,
-    get_frontend,
-    list_frontends,
-    log_mel,
-    mel_to_magnitude,
-    normalize_waveform,
+from harness.signal.frontend import (
+    LOG_FLOOR_NATS, get_frontend, list_frontends, log_mel, mel_to_magnitude, normalize_waveform,
 )
-from harness.synth import have_espeak, iter_reference_clips
+from harness.signal.synth import have_espeak, iter_reference_clips
 
 SR = 16000
 HOP = 160

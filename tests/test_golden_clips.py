@@ -1,11 +1,12 @@
-"""Users' own clips in a golden set: ``harness golden --clips`` (:func:`harness.golden.add_clips`)."""
+"""Users' own clips in a golden set: ``harness golden --clips`` (:func:`harness.judging.golden.add_clips`)."""
 import shutil
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-from harness import audio, calibration, golden, quality
+from harness.signal import audio
+from harness.judging import calibration, golden, quality
 
 
 @pytest.fixture
@@ -56,8 +57,8 @@ def test_a_bad_clip_writes_nothing(golden_copy, tmp_path):
 @pytest.mark.slow
 def test_added_clips_get_per_clip_ceilings_and_catch_a_regression(golden_copy, tmp_path, harness_chain):
     """Add a clip, re-calibrate: the clip has its own ceilings, and a slip on it fails the matrix check."""
-    from harness import matrix, thresholds
-    from harness.synth import judging_set
+    from harness.judging import matrix, thresholds
+    from harness.signal.synth import judging_set
 
     sf.write(tmp_path / "take.wav", tone(1.5), 16000)
     (name,) = golden.add_clips(golden_copy, [tmp_path / "take.wav"])

@@ -5,7 +5,7 @@ import shutil
 import numpy as np
 import pytest
 
-from harness import golden
+from harness.judging import golden
 
 
 def test_manifest_has_provenance(golden_set):
@@ -78,7 +78,7 @@ def test_corrupt_manifest(golden_copy):
 
 def test_thresholds_of_other_weights_are_refused(golden_copy, golden_set):
     """Limits calibrated on other weights describe another model: the quality tests must not judge by them."""
-    from harness import thresholds
+    from harness.judging import thresholds
 
     data = thresholds.load(golden_copy / "thresholds.toml")
     thresholds.check_weights(data, golden_set.manifest, golden_copy / "thresholds.toml")  # the shipped pair agrees

@@ -6,11 +6,11 @@ import re
 import shutil
 from pathlib import Path
 
-from harness import golden
+from harness.judging import golden
 
 pytest_plugins = ["pytester"]
 
-SUITE = "from harness.suite import test_golden_stage, test_matrix  # noqa: F401\n"
+SUITE = "from harness.surfaces.suite import test_golden_stage, test_matrix  # noqa: F401\n"
 WHERE = """
 def test_where(harness_options):
     print("GOLDEN_DIR=" + str(harness_options["golden_dir"].resolve()))
@@ -96,7 +96,7 @@ def test_the_shipped_goldens_are_package_data():
 
 def test_each_precision_has_its_own_thresholds():
     """The shipped set carries thresholds per precision, each calibrated in it (never derived from fp32)."""
-    from harness import thresholds
+    from harness.judging import thresholds
 
     for dtype in ("fp32", "bf16", "fp16"):
         data = thresholds.load(golden.BUNDLED_DIR / "tiny" / thresholds.file_name(dtype))
@@ -108,7 +108,7 @@ def test_each_precision_has_its_own_thresholds():
 def test_bf16_thresholds_carry_the_relative_margins_fp32_has():
     """``harness matrix --dtype bf16`` judges audio without a stored baseline: the shipped bf16 set was
     calibrated with ``--scope all`` and has a relative margin table wherever the fp32 set has one."""
-    from harness import thresholds
+    from harness.judging import thresholds
 
     fp32, bf16 = (thresholds.load(golden.BUNDLED_DIR / "tiny" / thresholds.file_name(d)) for d in ("fp32", "bf16"))
     assert bf16["meta"]["scope"] == "all"

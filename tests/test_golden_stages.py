@@ -10,8 +10,8 @@ Every golden stage can fail: each is shown failing on a known mistake below.
 """
 import pytest
 
-from harness.plugin import GOLDEN_GROUP
-from harness.suite import test_golden_stage  # noqa: F401  (the shipped suite, as users import it)
+from harness.surfaces.plugin import GOLDEN_GROUP
+from harness.surfaces.suite import test_golden_stage  # noqa: F401  (the shipped suite, as users import it)
 
 
 @pytest.mark.xdist_group(GOLDEN_GROUP["decode"])  # under pytest -n, on the worker that computes these stages
@@ -45,8 +45,8 @@ def test_each_golden_stage_fails_on_a_known_mistake(harness_quality, harness_mat
                                                    stage, mistake, tmp_path):
     """A known mistake's figures, judged by the limits its correct counterpart passes, fail that golden stage;
     its evidence draws the output against what the stage compared it with."""
-    from harness.matrix import GOLDEN_COMPARED_WITH, GOLDEN_REFERENCE
-    from harness.quality import GoldenTarget
+    from harness.judging.matrix import GOLDEN_COMPARED_WITH, GOLDEN_REFERENCE
+    from harness.judging.quality import GoldenTarget
 
     result = harness_matrix.golden(harness_chain, golden_set, [stage])[stage][mistake]
     with pytest.raises(AssertionError, match="lost quality"):

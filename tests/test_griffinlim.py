@@ -1,12 +1,12 @@
-"""Griffin-Lim (``harness.griffinlim``): its STFT pair against torch's, and the algorithm against librosa's."""
+"""Griffin-Lim (``harness.signal.griffinlim``): its STFT pair against torch's, and the algorithm against librosa's."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
 
-from harness import frontend, metrics
-from harness.griffinlim import _Stft, griffin_lim, griffin_lim_from_mel, librosa_griffin_lim, phase_draws
+from harness.signal import frontend, metrics
+from harness.signal.griffinlim import _Stft, griffin_lim, griffin_lim_from_mel, librosa_griffin_lim, phase_draws
 
 SR = 16000
 
@@ -73,7 +73,7 @@ def test_iterations_improve_consistency_and_batch_equals_clips():
 
 def griffin_lim_phases_of(mag: torch.Tensor, index: int, n_iter: int) -> torch.Tensor:
     """Clip ``index`` alone through the iterations, with the initial phases it gets inside the batch."""
-    import harness.griffinlim as gl
+    import harness.signal.griffinlim as gl
 
     n = mag.shape[-1] * 160
     m = torch.cat([mag, mag[..., -1:]], dim=-1).transpose(1, 2).contiguous()

@@ -66,43 +66,44 @@ def circles(graph: dict) -> list:
 
 def test_the_reader_sees_relative_and_in_function_imports():
     graph = import_graph()
-    assert "harness.frontend" in graph["harness.audio"] or "harness.audio" in graph["harness.frontend"]
-    assert "harness.realsize" in graph["harness.cli"]  # imported inside a command's function
+    assert "harness.signal.audio" in graph["harness.signal.frontend"]
+    assert "harness.builders.realsize" in graph["harness.surfaces.cli.build_real_size"]  # imported inside a command's function
 
 
 def test_no_import_circles():
     assert circles(import_graph()) == []
 
 
-#: the package's layers, lowest first: a module imports from its own layer and the ones before it. The model
-#: builders (the bundled tiny model and its training, real size, the checkpoint family) sit beside them: they use
-#: any layer, and only the surfaces (the CLI's commands) use them.
-LAYERS = {
-    "signal": ["errors", "deprecation", "machine", "atomic", "audio", "frontend", "metrics", "griffinlim", "synth"],
-    "model": ["loading", "chain", "variants", "entry_points"],
-    "judging": ["matrix", "thresholds", "quality", "golden", "calibration", "evidence", "report", "dataset",
-                "metamorphic"],
-    "surfaces": ["harness", "__main__", "plugin", "suite", "job_summary", "cli", "diagnose", "diagnose.findings",
-                 "diagnose.stages", "diagnose.report",
-                 "bench", "bench.plot", "bench.suite", "bench.timing"],
-}
-BUILDERS = ["bundled", "bundled.tiny", "bundled.train", "bundled.evaluate", "bundled.discriminators", "realsize",
-            "family"]
+#: the package's layers, lowest first: a module imports from its own layer and the ones before it. The foundation
+#: modules sit at the top of the package; every other module lives in its layer's subpackage. The model builders
+#: (``harness.builders``: the bundled tiny model and its training, real size, the checkpoint family) sit beside the
+#: layers: they use any of them, and only the surfaces (the CLI's commands) use them.
+FOUNDATION = ["errors", "deprecation", "machine", "atomic"]
+LAYERS = ["foundation", "signal", "model", "judging", "surfaces"]
 
 
 def _layer_of(module: str):
     short = module[len("harness."):] if module.startswith("harness.") else module
-    if short in BUILDERS:
+    head = short.partition(".")[0]
+    if module in ("harness", "harness.__main__"):
+        return LAYERS.index("surfaces")  # the public names and `python -m harness`
+    if head in FOUNDATION:
+        return LAYERS.index("foundation")
+    if head == "builders":
         return "builders"
-    return next((i for i, names in enumerate(LAYERS.values()) if short in names), None)
+    return LAYERS.index(head) if head in LAYERS else None
 
 
 def test_every_module_has_a_layer():
     assert [m for m in import_graph() if _layer_of(m) is None] == []
+    # the tree shows the layers: nothing but the foundation, the package's name space and its data at the top
+    top = {p.stem for p in PACKAGE.glob("*.py")} - {"__init__", "__main__"}
+    assert top == set(FOUNDATION)
+    assert {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").exists()} == {*LAYERS[1:], "builders"}
 
 
 def test_imports_point_down_the_layers():
-    surfaces = list(LAYERS).index("surfaces")
+    surfaces = LAYERS.index("surfaces")
     upward = []
     for module, imported in import_graph().items():
         mine = _layer_of(module)

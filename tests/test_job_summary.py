@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from harness import job_summary
+from harness.surfaces import job_summary
 
 pytest_plugins = ["pytester"]
 
@@ -33,7 +33,7 @@ def test_a_broken_variant_s_failures_are_all_named_and_every_figure_is_in_the_ju
     if not (golden / "thresholds.toml").exists():
         pytest.skip("no calibrated goldens for this model")
     pytester.makeconftest(BROKEN_CONFTEST)
-    pytester.makepyfile(test_quality="from harness.suite import *  # noqa: F401,F403\n")
+    pytester.makepyfile(test_quality="from harness.surfaces.suite import *  # noqa: F401,F403\n")
     result = pytester.runpytest_subprocess(
         "-p", "no:cacheprovider", "-q", "-rf", f"--harness-golden-dir={golden}", "--harness-model",
         harness_options["model"], "--junitxml=junit.xml", "--harness-summary=summary.md",

@@ -1,10 +1,10 @@
-"""The one judge (:func:`harness.thresholds.judge`) and the two policies that give it limits, on small
+"""The one judge (:func:`harness.judging.thresholds.judge`) and the two policies that give it limits, on small
 hand-made tables: no model needed."""
 import numpy as np
 import pytest
 
-from harness import thresholds
-from harness.matrix import Combination, StageResult
+from harness.judging import thresholds, verdicts
+from harness.judging.matrix import Combination, StageResult
 
 
 def result(**metrics):
@@ -107,13 +107,13 @@ def test_a_share_metric_scales_with_the_references_loss():
 def test_relative_margins_of_a_users_variant_are_its_siblings():
     data = {thresholds.relative_key("audioldm2-sample-hifigan", "vae"): {"ref_mel_l1_offset": 0.08},
             thresholds.relative_key("audioldm2-scaled-hifigan", "vae"): {"ref_mel_l1_offset": 0.0}}
-    assert thresholds.relative_margins(data, Combination("audioldm2", "sample", "hifigan"), "vae") == (
+    assert verdicts.relative_margins(data, Combination("audioldm2", "sample", "hifigan"), "vae") == (
         {"ref_mel_l1_offset": 0.08}, "audioldm2-sample-hifigan")
     # "my-vae" is not built in: it is judged as the scaled VAE it replaces
-    assert thresholds.relative_margins(data, Combination("audioldm2", "my-vae", "hifigan"), "vae")[1] == \
+    assert verdicts.relative_margins(data, Combination("audioldm2", "my-vae", "hifigan"), "vae")[1] == \
         "audioldm2-scaled-hifigan"
     # no table at all: the reference's own margin
-    assert thresholds.relative_margins({}, Combination("audioldm2", "sample", "hifigan"), "vae") == (
+    assert verdicts.relative_margins({}, Combination("audioldm2", "sample", "hifigan"), "vae") == (
         {}, "audioldm2-scaled-hifigan")
 
 
@@ -160,7 +160,7 @@ def test_corrected_replaces_every_mistaken_component(combo, corrected, judgeable
 
 
 def test_quality_check_asserts_a_mistakes_chain_only_where_calibration_separated_it():
-    from harness.quality import QualityCheck
+    from harness.judging.quality import QualityCheck
 
     asserted, near = Combination("htk-mel", "scaled", "hifigan"), Combination("power-mel", "scaled", "hifigan")
     check = QualityCheck({f"{asserted.id}:chain": {"expected": "detect", "mel_l1_detect_min": [0.6]},

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from harness import audio
+from harness.signal import audio
 
 RATE = 44100
 
@@ -42,7 +42,7 @@ MEASURED = ("import resource, subprocess, sys; code = subprocess.run(sys.argv[1:
 
 def harness(*args, cwd):
     """``(completed process, peak resident memory in kB)`` of ``harness ARGS``."""
-    done = subprocess.run([sys.executable, "-c", MEASURED, sys.executable, "-m", "harness.cli", *map(str, args)],
+    done = subprocess.run([sys.executable, "-c", MEASURED, sys.executable, "-m", "harness", *map(str, args)],
                           capture_output=True, text=True, cwd=cwd, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     return done, int(done.stderr.rsplit("PEAK_KB", 1)[1].split()[0])
 

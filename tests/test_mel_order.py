@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from harness.cli import main
-from harness.synth import iter_reference_clips
+from harness.surfaces.cli import main
+from harness.signal.synth import iter_reference_clips
 
 SR, HOP, N_FFT, BLOCK = 16000, 160, 1024, 640
 LOUD = np.log(1e-3)
@@ -78,7 +78,7 @@ def test_padding_before_normalising_is_measurably_wrong(tmp_path):
     ref = reference(x, "audioldm2")
     import torch
 
-    from harness.frontend import get_frontend
+    from harness.signal.frontend import get_frontend
 
     padded = np.pad(x.astype(np.float64), (0, -len(x) % BLOCK))
     wrong = get_frontend("audioldm2")(torch.from_numpy(padded)[None])[0, 0].numpy()

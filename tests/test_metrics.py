@@ -1,4 +1,4 @@
-"""Properties of harness.metrics: perfect scores, monotonicity, alignment, invariances,
+"""Properties of harness.signal.metrics: perfect scores, monotonicity, alignment, invariances,
 agreement with auraloss, batching, and input validation."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
-from harness import frontend, metrics as M
+from harness.signal import frontend, metrics as M
 
 SR = frontend.SAMPLE_RATE
 N = SR  # 1 s signals
@@ -378,7 +378,7 @@ def test_other_bad_inputs():
 
 
 def test_mel_metrics_take_mels_as_well_as_waveforms():
-    from harness.frontend import get_frontend
+    from harness.signal.frontend import get_frontend
 
     rng = np.random.default_rng(3)
     est, ref = rng.standard_normal((2, 4000)) * 0.1, rng.standard_normal((2, 4000)) * 0.1

@@ -1,9 +1,11 @@
 """Re-running the full pipeline with the manifest's seeds reproduces the golden latents and waveform."""
 import pytest
 
-from harness import golden as golden_mod
-from harness import loading, metrics, thresholds
-from harness.quality import exact_key
+from harness.judging import golden as golden_mod
+from harness.model import loading
+from harness.signal import metrics
+from harness.judging import thresholds
+from harness.judging.quality import exact_key
 
 
 @pytest.fixture(scope="module")

@@ -100,7 +100,7 @@ def test_the_shipped_suite_runs_beside_a_project_s_own_tests(pytester, harness_o
     pytester.makeconftest(OWN_CONFTEST.replace("@pytest.fixture\ndef combination", "@pytest.fixture\ndef _unused"))
     pytester.makepyfile(test_own=OWN_TESTS.replace("def test_own_combination(combination):\n    assert combination "
                                                    "== \"our own combination fixture\"", ""))
-    pytester.makepyfile(test_quality="from harness.suite import *  # noqa: F401,F403\n")
+    pytester.makepyfile(test_quality="from harness.surfaces.suite import *  # noqa: F401,F403\n")
     result = pytester.runpytest_subprocess(
         "-p", "no:cacheprovider", "-rA", "--device", "cpu", "--model", "ours", "--run-slow",
         "--harness-model", harness_options["model"], f"--harness-golden-dir={golden}", "--harness-device", "cpu",

@@ -5,7 +5,7 @@ import warnings
 import pytest
 
 import harness
-from harness import matrix
+from harness.judging import matrix
 
 
 def test_every_public_name_resolves_and_is_documented():

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import golden
+from harness.judging import golden
 
 pytest_plugins = ["pytester"]
 
@@ -52,7 +52,7 @@ def test_readme_example_runs_in_a_fresh_project(pytester):
     (the slow test below runs it whole)."""
     golden_cmd, pytest_args = make_project(pytester)
     out = golden_cmd[golden_cmd.index("--out") + 1]
-    subprocess.run([sys.executable, "-m", "harness.cli"] + golden_cmd[1:], cwd=pytester.path, check=True,
+    subprocess.run([sys.executable, "-m", "harness"] + golden_cmd[1:], cwd=pytester.path, check=True,
                    capture_output=True)
     assert (pytester.path / out / "manifest.json").read_bytes() == \
         (golden.BUNDLED_DIR / golden_cmd[golden_cmd.index("--model") + 1] / "manifest.json").read_bytes()
@@ -77,7 +77,7 @@ def test_readme_example_runs_in_a_fresh_project(pytester):
 def test_readme_example_end_to_end(pytester):
     """The README's commands exactly: ``harness golden``, then its pytest (``-k ours``: every combination)."""
     golden_cmd, pytest_args = make_project(pytester)
-    subprocess.run([sys.executable, "-m", "harness.cli"] + golden_cmd[1:], cwd=pytester.path, check=True,
+    subprocess.run([sys.executable, "-m", "harness"] + golden_cmd[1:], cwd=pytester.path, check=True,
                    capture_output=True)
     result = run_readme_pytest(pytester, pytest_args)
     outcomes = result.parseoutcomes()

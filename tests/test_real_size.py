@@ -11,7 +11,7 @@ pytest_plugins = ["pytester"]
 
 
 def harness(*args, cwd):
-    done = subprocess.run([sys.executable, "-m", "harness.cli", *map(str, args)], cwd=cwd, capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "harness", *map(str, args)], cwd=cwd, capture_output=True,
                           text=True, timeout=1800)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done.stdout
@@ -27,7 +27,7 @@ def test_real_size_pipeline_goes_through_goldens_calibration_and_golden_tests(py
     harness("golden", "--model", model, "--out", gold, "--seconds", "2.56", "--scope", "golden", cwd=tmp_path)
     meta = (gold / "thresholds.toml").read_text()
     assert "random_weights = true" in meta and 'dtype = "fp32"' in meta
-    pytester.makepyfile(test_quality="from harness.suite import test_golden_stage  # noqa: F401\n")
+    pytester.makepyfile(test_quality="from harness.surfaces.suite import test_golden_stage  # noqa: F401\n")
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-rs", f"--harness-model={model}",
                                            f"--harness-golden-dir={gold}")
     outcomes = result.parseoutcomes()

@@ -11,20 +11,21 @@ from pathlib import Path
 
 import pytest
 
-from harness import atomic, golden, thresholds
+from harness import atomic
+from harness.judging import golden, thresholds
 from harness.errors import GoldenError
 
 pytest_plugins = ["pytester"]
 
 
 def harness_cmd(*args, **kw):
-    return subprocess.Popen([sys.executable, "-m", "harness.cli", *args], stdout=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-m", "harness", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, **kw)
 
 
 def shipped_copy(tmp_path) -> Path:
     out = tmp_path / "golden" / "tiny"
-    done = subprocess.run([sys.executable, "-m", "harness.cli", "golden", "--model", "tiny", "--out", str(out)],
+    done = subprocess.run([sys.executable, "-m", "harness", "golden", "--model", "tiny", "--out", str(out)],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     return out
@@ -63,12 +64,12 @@ def test_a_killed_harness_golden_leaves_the_previous_set_and_pytest_passes_on_it
     kill_when(proc, staged)
     assert snapshot(out) == before
     golden.check(out)
-    pytester.makepyfile(test_quality="from harness.suite import *  # noqa: F401,F403\n")
+    pytester.makepyfile(test_quality="from harness.surfaces.suite import *  # noqa: F401,F403\n")
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", f"--harness-golden-dir={out}",
                                            "-k", "decode-scaled or audioldm2-scaled-hifigan:chain")
     result.assert_outcomes(passed=2)
     # the next writer clears what the killed one left, and a complete run swaps the new set in whole
-    done = subprocess.run([sys.executable, "-m", "harness.cli", "golden", "--model", "tiny", "--out", str(out),
+    done = subprocess.run([sys.executable, "-m", "harness", "golden", "--model", "tiny", "--out", str(out),
                            "--regenerate", "--no-calibrate", "--seconds", "2.56"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert json.loads((out / "manifest.json").read_text())["audio_length_in_s"] == 2.56
@@ -99,7 +100,7 @@ def test_a_killed_calibration_leaves_a_whole_thresholds_file(tmp_path):
 def test_a_second_writer_is_refused_with_the_holder_s_pid(tmp_path):
     out = shipped_copy(tmp_path)
     with atomic.locked(out):
-        done = subprocess.run([sys.executable, "-m", "harness.cli", "golden", "--model", "tiny", "--out", str(out),
+        done = subprocess.run([sys.executable, "-m", "harness", "golden", "--model", "tiny", "--out", str(out),
                                "--regenerate", "--no-calibrate"], capture_output=True, text=True)
         assert done.returncode == 2
         assert f"another process (pid {os.getpid()}) is writing it" in done.stderr

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from harness.bundled import train
+from harness.builders.bundled import train
 
 
 def test_a_few_steps_reduce_the_loss(tmp_path):
@@ -66,7 +66,7 @@ def test_the_adversarial_stage_starts_from_a_trained_pipeline(tmp_path):
 
 def test_discriminators_tell_their_inputs_apart_after_a_few_steps():
     """The MPD + MSD learn: a few least-squares steps separate real tones from white noise."""
-    from harness.bundled.discriminators import HifiGanDiscriminator, discriminator_loss
+    from harness.builders.bundled.discriminators import HifiGanDiscriminator, discriminator_loss
 
     torch.manual_seed(0)
     d = HifiGanDiscriminator()
@@ -90,8 +90,8 @@ def test_rescale_latents_is_an_exact_change_of_variables():
 
     import torch
 
-    from harness.bundled import tiny
-    from harness.bundled.train import REAL_SCALING_FACTOR, rescale_latents
+    from harness.builders.bundled import tiny
+    from harness.builders.bundled.train import REAL_SCALING_FACTOR, rescale_latents
 
     torch.manual_seed(0)
     vae = tiny.build_vae(0).eval()
@@ -123,7 +123,8 @@ def test_export_only_rebuilds_the_bundled_pipeline_byte_for_byte(tmp_path):
     VAE and vocoder: on the bundled model nothing changes."""
     import shutil
 
-    from harness import cli, loading
+    from harness.surfaces import cli
+    from harness.model import loading
 
     model = tmp_path / "tiny"
     shutil.copytree(loading.resolve_model("tiny").path, model)
@@ -140,7 +141,7 @@ def test_export_only_rebuilds_the_bundled_pipeline_byte_for_byte(tmp_path):
 
 
 def test_the_vocoder_corpus_is_seeded_and_keeps_the_held_out_voices_out():
-    from harness import synth
+    from harness.signal import synth
 
     a, b = synth.vocoder_corpus(12, seed=5, progress=False), synth.vocoder_corpus(12, seed=5, progress=False)
     assert [d for _, d in a] == [d for _, d in b]
@@ -198,7 +199,8 @@ def test_a_run_trained_without_export_is_exported_from_its_portable_checkpoints(
     then export here from them with the run's config and a pipeline for the VAE."""
     from transformers import SpeechT5HifiGan
 
-    from harness import cli, loading
+    from harness.surfaces import cli
+    from harness.model import loading
 
     tiny_dir = str(loading.resolve_model("tiny").path)
     arch = {"upsample_rates": [8, 4, 5], "upsample_kernel_sizes": [16, 8, 10], "resblock_kernel_sizes": [3, 7],
@@ -223,7 +225,7 @@ def test_a_run_trained_without_export_is_exported_from_its_portable_checkpoints(
 
 
 def test_unknown_stages_and_settings_are_refused_clearly(tmp_path):
-    from harness import cli
+    from harness.surfaces import cli
 
     with pytest.raises(ValueError, match="unknown training stage"):
         train.TrainConfig(stages="vocoder,hifigan").stage_list()

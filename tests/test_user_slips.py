@@ -1,5 +1,5 @@
 """Variants a user declares correct but that carry subtle slips each fail at least one of the shipped
-tests (:mod:`harness.suite`); benign rewrites of the correct components fail none."""
+tests (:mod:`harness.surfaces.suite`); benign rewrites of the correct components fail none."""
 import pathlib
 import re
 
@@ -78,7 +78,7 @@ def test_slips_fail_and_benign_rewrites_pass(pytester, harness_options):
         assert set(got.values()) == {"PASSED"}, f"benign rewrite {name} failed: {got}"
     # a failure shows the test, not the harness's frames, and ends with the table, the clip and the evidence
     out = result.stdout.str()
-    assert "harness/quality.py" not in out and "harness/thresholds.py" not in out
+    assert "harness/judging/quality.py" not in out and "harness/judging/thresholds.py" not in out
     failure = out.split("test_matrix[slip-hamming-scaled-hifigan:frontend]", 1)[1].split("\n___", 1)[0]
     assert re.search(r"metric +worst value +threshold +verdict", failure)
     assert re.search(r"\nE? *clip: \S+", failure) and "evidence: " in failure, failure

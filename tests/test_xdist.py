@@ -5,7 +5,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from harness import golden, matrix, plugin, thresholds
+from harness.judging import golden, matrix, thresholds
+from harness.surfaces import plugin
 
 pytest_plugins = ["pytester"]
 

@@ -1,14 +1,15 @@
 """Shared pieces of the throughput benchmarks (fixtures in ``conftest.py``): the chains and their inputs; the
-timing itself is the package's (:mod:`harness.bench.timing`, also behind the shipped :mod:`harness.bench.suite`)."""
+timing itself is the package's (:mod:`harness.surfaces.bench.timing`, also behind the shipped :mod:`harness.surfaces.bench.suite`)."""
 from __future__ import annotations
 
 import functools
 
 import torch
 
-from harness.bench.timing import (LONG, SHORT, SR, Bench, FLOPS_CACHE, count_flops,  # noqa: F401  (re-exported)
-                                  make_clips, matmul_peak, matmul_peaks)
-from harness.bench.timing import _DTYPES
+from harness.surfaces.bench.timing import (  # noqa: F401  (re-exported)
+    FLOPS_CACHE, LONG, SHORT, SR, Bench, count_flops, make_clips, matmul_peak, matmul_peaks,
+)
+from harness.surfaces.bench.timing import _DTYPES
 
 
 class Chains:
@@ -22,8 +23,9 @@ class Chains:
     def get(self, size: str, device: str = "cpu", dtype: str = "fp32", variant: str = ""):
         """``size``: ``tiny`` (bundled, trained) or ``real`` (cvssp/audioldm2 architecture, random weights).
         ``variant``: ``""``, ``channels_last`` or ``compile`` (see :meth:`Chain.optimize`)."""
-        from harness import loading, realsize
-        from harness.chain import Chain
+        from harness.model import loading
+        from harness.builders import realsize
+        from harness.model.chain import Chain
 
         if size == "tiny":
             chain = Chain.load("tiny", device, dtype)
@@ -41,7 +43,7 @@ class Chains:
 
     @functools.lru_cache(maxsize=None)
     def mel(self, batch: int, seconds: float, device: str = "cpu") -> torch.Tensor:
-        from harness.frontend import get_frontend
+        from harness.signal.frontend import get_frontend
 
         with torch.inference_mode():
             return get_frontend("audioldm2")(self.wave(batch, seconds, device))

@@ -7,7 +7,7 @@ from benchutil import Bench, Chains
 @pytest.fixture(scope="session", autouse=True)
 def _allocator():
     """Every benchmark (librosa's too) runs with freed memory kept for reuse, as ``Chain.optimize()`` sets it."""
-    from harness.chain import keep_freed_memory
+    from harness.model.chain import keep_freed_memory
 
     keep_freed_memory()
 

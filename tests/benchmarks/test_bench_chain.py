@@ -26,8 +26,9 @@ import pytest
 import torch
 
 from benchutil import FLOPS_CACHE, LONG, SHORT, count_flops
-from harness import metrics, plugin
-from harness.frontend import HOP, get_frontend
+from harness.signal import metrics
+from harness.surfaces import plugin
+from harness.signal.frontend import HOP, get_frontend
 
 CASES = [
     pytest.param("tiny", LONG, id="tiny-10.24s"),
@@ -44,7 +45,7 @@ NAIVE_CASES = [pytest.param(*c.values, id=c.id, marks=[*c.marks, *([pytest.mark.
 @pytest.fixture
 def target(request):
     """``(device, dtype)`` of the run (``--harness-device``, ``--harness-dtype``)."""
-    from harness.loading import resolve_device
+    from harness.model.loading import resolve_device
 
     return str(resolve_device(plugin.setting(request.config, "device"))), plugin.setting(request.config, "dtype")
 

@@ -23,7 +23,7 @@ import torch
 
 from benchutil import make_clips
 
-from harness.frontend import HOP, N_FFT, get_frontend, hann_window, normalize_waveform, reflect_pad
+from harness.signal.frontend import HOP, N_FFT, get_frontend, hann_window, normalize_waveform, reflect_pad
 
 SR = 16000
 N_CLIPS = 8

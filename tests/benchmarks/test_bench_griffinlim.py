@@ -2,7 +2,7 @@
 
 Both start from the same ``audioldm2``-framed STFT magnitude (n_fft 1024, hop 160, Hann) of 10.24 s
 clips and run 32 fast Griffin-Lim iterations (momentum 0.99) from the *same* random initial phases
-(``harness.griffinlim.librosa_griffin_lim`` hands the harness's seeded draws to librosa). After 32 iterations the
+(``harness.signal.griffinlim.librosa_griffin_lim`` hands the harness's seeded draws to librosa). After 32 iterations the
 quality depends on the initial phases more than on anything else (numpy seeds 0-3 give a log-mel L1 of
 0.115-0.159 nats on one clip, torch seeds 0-3 give 0.068-0.102), so only equal starts compare the
 algorithms; from equal starts the outputs agree to ~1e-3 of full scale. The output quality must be
@@ -16,9 +16,9 @@ import pytest
 import torch
 
 from benchutil import LONG
-from harness import metrics
-from harness.frontend import normalize_waveform, stft_magnitude
-from harness.griffinlim import griffin_lim, librosa_griffin_lim
+from harness.signal import metrics
+from harness.signal.frontend import normalize_waveform, stft_magnitude
+from harness.signal.griffinlim import griffin_lim, librosa_griffin_lim
 
 N_ITER = 32
 _QUALITY = {}

@@ -12,7 +12,8 @@ import time
 import pytest
 import torch
 
-from harness import golden, loading
+from harness.judging import golden
+from harness.model import loading
 
 STEPS = 10
 

@@ -2,7 +2,7 @@
 import torch
 
 from harness import VaeVariant, register_frontend, register_vae, register_vocoder
-from harness.frontend import log_mel, normalize_waveform, stft_magnitude
+from harness.signal.frontend import log_mel, normalize_waveform, stft_magnitude
 
 
 @register_frontend("user-float64", description="a user's re-implementation in float64")

@@ -3,8 +3,9 @@ rewrites (none may fail). Registered by tests/test_user_slips.py in a pytester p
 import torch
 
 from harness import VaeVariant, register_frontend, register_vae, register_vocoder
-from harness.frontend import (PAD, audioldm2, hann_window, log_mel, mel_basis, normalize_waveform, reflect_pad,
-                              stft_magnitude)
+from harness.signal.frontend import (
+    PAD, audioldm2, hann_window, log_mel, mel_basis, normalize_waveform, reflect_pad, stft_magnitude,
+)
 
 # --- slips ---------------------------------------------------------------------------------------
 

@@ -1,0 +1,520 @@
+"""The quality matrix: every front-end x VAE variant x vocoder variant, measured stage by stage.
+
+For a clip ``x`` and a combination, four stages are measured, each against its own reference,
+so a failure names the stage that lost the quality:
+
+=========  ==========================================  ============================================
+stage      compares                                    judged by
+=========  ==========================================  ============================================
+frontend   front-end mel vs AudioLDM2's mel in the     ``mel_l1``
+           closer of its two framings (training,
+           TacotronSTFT)
+vae        VAE round-trip output vs the ``scaled``     ``ref_mel_l1``, ``mel_l1``
+           round trip of the same mel; and vs its
+           input mel
+vocoder    ``audioldm2`` re-analysis of the vocoder    ``mel_l1``
+           output vs the mel it was given
+chain      output waveform vs the (normalised) input   ``mel_l1``, ``lsd``, ``mrstft``, ``mel_snr``
+=========  ==========================================  ============================================
+
+Waveform SNR/correlation/SI-SDR are computed for the chain (lag-aligned, gain-matched) and
+reported, never asserted: no vocoder reproduces phase. Golden cases add the stages that *are*
+sample-exact (:func:`golden_stages`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from dataclasses import dataclass
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from harness.signal import frontend as frontends
+from harness import deprecation
+from harness.signal import metrics
+from harness.model import variants
+from harness.model.chain import Chain, LayoutError
+from harness.errors import InputError
+
+CLIP_STAGES = ("frontend", "vae", "vocoder", "chain")
+GOLDEN_STAGES = ("decode", "vocoder", "frontend", "roundtrip")
+#: metrics asserted per stage (the first is the key metric used for detection)
+JUDGED = {
+    "frontend": ["mel_l1"], "vae": ["ref_mel_l1", "mel_l1"], "vocoder": ["mel_l1"],
+    "chain": ["mel_l1", "lsd", "mrstft", "mel_snr"],
+    "decode": ["mel_l1"], "roundtrip": ["mel_l1"],
+}
+REPORTED = ["snr", "correlation", "si_sdr"]
+#: metrics that measure a deviation from the reference combination's output, judged (relative policy)
+#: as a share of the reference's own loss in the named metric: a posterior sample strays further from
+#: the mode on a clip the VAE reconstructs poorly
+SHARE_OF = {"ref_mel_l1": "mel_l1"}
+DEFAULTS = {"frontend": "audioldm2", "vae": "scaled", "vocoder": "hifigan"}
+
+
+@dataclass(frozen=True)
+class Combination:
+    """One front-end x VAE variant x vocoder variant; ``id`` reads like ``audioldm2-scaled-hifigan``."""
+
+    frontend: str
+    vae: str
+    vocoder: str
+
+    @property
+    def id(self) -> str:
+        """``frontend-vae-vocoder``, e.g. ``audioldm2-scaled-hifigan``: test ids and threshold tables use it."""
+        return f"{self.frontend}-{self.vae}-{self.vocoder}"
+
+    def verdicts(self) -> Dict[str, str]:
+        """Expected verdict per clip stage: ``pass``, ``detect``, or ``report`` (an upstream stage is already
+        wrong). Named apart from the variants' ``expected`` (a front-end's or vocoder's one verdict, a VAE
+        variant's per-golden-stage dict): this is the whole combination's, stage by stage."""
+        fe_ok, vae_ok, voc_ok = self._correct().values()
+        verdict = lambda ok: "pass" if ok else "detect"  # noqa: E731
+        return {
+            "frontend": verdict(fe_ok),
+            "vae": verdict(vae_ok) if fe_ok else "report",
+            "vocoder": verdict(voc_ok) if fe_ok and vae_ok else "report",
+            # a broken combination is asserted *detected* at its culprit stage; its whole-chain figure,
+            # where the vocoder's own error dilutes an upstream mistake, is reported, and asserted only
+            # where calibration measured a clear separation (:meth:`chain_judgeable`)
+            "chain": "pass" if fe_ok and vae_ok and voc_ok else "report",
+        }
+
+    def _correct(self) -> Dict[str, bool]:
+        """Whether each component (front-end, VAE variant, vocoder) is a correct way to call its stage."""
+        return {"frontend": frontends.get_frontend(self.frontend).correct,
+                "vae": variants.get_vae(self.vae).expected.get("roundtrip", "pass") == "pass",
+                "vocoder": variants.get_vocoder(self.vocoder).correct}
+
+    def corrected(self) -> "Combination":
+        """This combination with each mistaken component replaced by the correct default, the rest kept:
+        the chain a broken combination's whole-chain figure is compared with (``seed-librosa-db-none-griffin-lim``
+        -> ``audioldm2-none-griffin-lim``)."""
+        return dataclasses.replace(self, **{s: DEFAULTS[s] for s, ok in self._correct().items() if not ok})
+
+    def chain_judgeable(self) -> bool:
+        """A front-end or VAE mistake heard through AudioLDM2's own vocoder (HiFi-GAN): the chain a user
+        runs, where that vocoder's error dilutes the mistake. It is asserted *detected* at the chain stage
+        too where calibration finds it clearly worse than :meth:`corrected` on every clip
+        (:func:`harness.judging.thresholds.chain_detection`). Griffin-Lim chains are left to the culprit stage:
+        asserting them too would add a quarter of the matrix tests' time (24 s measured) for no new finding."""
+        culprit = self.culprit()
+        # a mistake a project registered has no calibrated chain decision to take
+        return culprit in ("frontend", "vae") and self.vocoder == DEFAULTS["vocoder"] and \
+            is_builtin(culprit, getattr(self, culprit))
+
+    def culprit(self) -> Optional[str]:
+        """The first stage whose component is a known mistake (where detection must happen)."""
+        return next((s for s, v in self.verdicts().items() if v == "detect"), None)
+
+    def reference(self, stage: str) -> "Combination":
+        """The combination whose figure at ``stage`` *on the same clip* this one is judged against when
+        the clip has no stored baseline (:func:`harness.judging.thresholds.relative_limits`).
+
+        The component of ``stage`` is replaced by the correct default, the rest kept: the front-end
+        stage's reference is ``audioldm2`` (its own figure is 0 by definition), the VAE stage's is the
+        ``scaled`` VAE after the same front-end, the vocoder stage's is ``hifigan`` on the same mel;
+        the chain's is the reference combination ``audioldm2-scaled-hifigan``.
+        """
+        return REFERENCE if stage == "chain" else dataclasses.replace(self, **{stage: DEFAULTS[stage]})
+
+    def correct_alternatives(self, stage: str) -> List["Combination"]:
+        """This combination with the component of ``stage`` replaced by each correct built-in one that
+        has the stage's key metric (the ``none`` VAE has no VAE output to compare): the band a known
+        mistake must clear to count as detected under the relative policy."""
+        if stage == "chain":
+            return [REFERENCE]
+        names = [n for n in BUILTIN[stage] if not (stage == "vae" and variants.get_vae(n).skip)]
+        return [dataclasses.replace(self, **{stage: n}) for n in names]
+
+    def user_components(self) -> List[str]:
+        """The stages whose component a project registered (not one of the harness's own variants)."""
+        return [s for s in CLIP_STAGES[:3] if not is_builtin(s, getattr(self, s))]
+
+    def stand_in(self) -> "Combination":
+        """The built-in combination whose calibrated decisions this one takes: each component a project
+        registered replaced by the correct built-in it stands for (``ours-no-decode-scale-hifigan`` ->
+        ``audioldm2-no-decode-scale-hifigan``), the harness's own components (correct or mistaken) kept."""
+        return dataclasses.replace(self, **{s: DEFAULTS[s] for s in self.user_components()})
+
+    # renamed: the variants' ``expected`` is another thing (one verdict, or a VAE variant's per-golden-stage dict)
+    expected = deprecation.renamed_method("verdicts", "expected", since="0.1")
+
+    def siblings(self, stage: str) -> List["Combination"]:
+        """The combinations whose limits judge ``stage`` when this one has no thresholds of its own: its
+        :meth:`sibling`, and for a project's own front-end the same with each correct built-in front-end.
+        AudioLDM2 has two framings and a correct front-end matches either (the front-end stage takes the
+        closer one), so downstream it is held to the looser of their limits."""
+        first = self.sibling(stage)
+        if self.frontend in BUILTIN["frontend"]:
+            return [first]
+        return [first] + [dataclasses.replace(first, frontend=f) for f in BUILTIN["frontend"] if f != first.frontend]
+
+    def sibling(self, stage: str) -> "Combination":
+        """The combination judged for ``stage`` when this one has no thresholds of its own: every
+        component that is not a known-correct *built-in* is replaced by the default correct one."""
+        fe = self.frontend if self.frontend in BUILTIN["frontend"] else DEFAULTS["frontend"]
+        vae = self.vae if self.vae in BUILTIN["vae"] else DEFAULTS["vae"]
+        voc = self.vocoder if self.vocoder in BUILTIN["vocoder"] else DEFAULTS["vocoder"]
+        return Combination(fe, vae, voc)
+
+
+#: the reference combination: the correct way to call every stage
+REFERENCE = Combination(**DEFAULTS)
+
+BUILTIN = {
+    "frontend": ("audioldm2", "audioldm2-tacotron"),
+    "vae": ("scaled", "none", "sample"),
+    "vocoder": ("hifigan", "griffin-lim"),
+}
+
+
+def is_builtin(stage: str, name: str) -> bool:
+    """Whether ``name`` is one of the harness's own front-ends / VAE / vocoder variants (correct or a known
+    mistake) rather than one a project registered."""
+    return name in {"frontend": frontends.BUILTIN_NAMES, "vae": variants.BUILTIN_VAES,
+                    "vocoder": variants.BUILTIN_VOCODERS}[stage]
+
+
+def grid_frames(n_samples: int) -> int:
+    """Mel frames a clip of ``n_samples`` is padded to: the smallest multiple of 4 that covers it, and
+    never exactly 64 (= the mel bins), where a transposed ``[b, 64, T]`` mel would pass a shape check."""
+    from harness.signal import audio
+
+    frames = audio.frames_for(n_samples)
+    return frames + audio.VAE_FACTOR if frames == frontends.N_MELS else frames
+
+
+def combinations(frontends_: Optional[Iterable[str]] = None, vaes: Optional[Iterable[str]] = None,
+                 vocoders: Optional[Iterable[str]] = None) -> List[Combination]:
+    """Every registered (or the named) front-end x VAE x vocoder combination."""
+    fes = list(frontends_ or [f.name for f in frontends.list_frontends()])
+    vs = list(vaes or [v.name for v in variants.list_vaes()])
+    vcs = list(vocoders or [v.name for v in variants.list_vocoders()])
+    return [Combination(*c) for c in itertools.product(fes, vs, vcs)]
+
+
+def _mel_l1(estimate: torch.Tensor, reference: torch.Tensor) -> np.ndarray:
+    """Per-item log-mel L1 (nats) of two mels ``[b, 1, T, 64]``, as numpy ``[b]``."""
+    return metrics.mel_l1(mel_estimate=estimate, mel_reference=reference).cpu().numpy()
+
+
+def framing_mels(wave: torch.Tensor, training_mel: Optional[torch.Tensor] = None) -> List[torch.Tensor]:
+    """The AudioLDM2 log-mels ``[b, 1, T, 64]`` of ``wave`` in both of its framings: training (frame t
+    centred on ``160 t + 80``; ``training_mel`` when already computed) and inference (TacotronSTFT, on
+    ``160 t``). A correct front-end matches one of them."""
+    if training_mel is None:
+        training_mel = frontends.get_frontend("audioldm2")(wave)
+    return [training_mel, frontends.get_frontend("audioldm2-tacotron")(wave)]
+
+
+def frontend_distance(mel: torch.Tensor, references: Sequence[torch.Tensor]) -> np.ndarray:
+    """Per-item log-mel L1 of a front-end's ``mel`` to the closer of AudioLDM2's framings
+    (:func:`framing_mels`), numpy ``[b]``."""
+    return np.minimum(*[_mel_l1(mel, m) for m in references])
+
+
+@dataclass
+class StageResult:
+    """Per-clip metrics of one stage (numpy ``[n_clips]`` each), or the error that stopped it.
+
+    Attributes
+    ----------
+    metrics : dict of str -> ndarray [n_clips]
+        Empty when the stage failed or was not measured.
+    error : str or None
+        ``"LayoutError: ..."``: the exception that stopped the stage.
+    """
+
+    metrics: Dict[str, np.ndarray]
+    error: Optional[str] = None
+
+
+#: a stage that was not computed because nothing is asserted there (downstream of a known mistake)
+NOT_MEASURED = StageResult({}, None)
+#: what a stage may raise that is a result, not a harness bug: a layout or value error, torch's shape errors
+STAGE_ERRORS = (LayoutError, ValueError, RuntimeError)
+
+
+def measure(stage: Callable[[], Dict[str, np.ndarray]], errors: Tuple[type, ...] = STAGE_ERRORS) -> StageResult:
+    """Run one stage's measurement ``stage() -> {metric: ndarray [n_clips]}``; an error in ``errors`` becomes
+    the stage's result (a mistaken variant that raises is a finding, not a crash).
+
+    Parameters
+    ----------
+    stage : callable
+        Computes the stage and its metrics.
+    errors : tuple of exception types, default :data:`STAGE_ERRORS`
+        ``harness diagnose`` passes ``(Exception,)``: every failure of user code is a finding there.
+
+    Returns
+    -------
+    StageResult
+    """
+    try:
+        return StageResult(stage())
+    except errors as exc:
+        return StageResult({}, f"{type(exc).__name__}: {exc}")
+
+
+class Evaluator:
+    """Runs combinations on a fixed set of equal-length clips, caching shared stages.
+
+    Parameters
+    ----------
+    chain : Chain
+    clips : dict name -> float32 [samples]; all the same length, a multiple of 640 samples.
+    """
+
+    def __init__(self, chain: Chain, clips: Dict[str, np.ndarray], seed: int = 0):
+        lengths = {len(x) for x in clips.values()}
+        if len(lengths) != 1:
+            raise InputError(f"clips must share one length, got {sorted(lengths)}; group them by length")
+        self.chain, self.names, self.seed = chain, list(clips), seed
+        self.wave = torch.from_numpy(np.stack([clips[n] for n in self.names])).to(chain.device)
+        self.reference_wave = frontends.normalize_waveform(self.wave)
+        self.reference_mel = frontends.get_frontend("audioldm2")(self.wave)
+        self.framing_mels = framing_mels(self.wave, self.reference_mel)
+        self._fe: Dict[str, torch.Tensor] = {}
+        self._vae: Dict[tuple, object] = {}
+        self.outputs: Dict[str, Dict[str, torch.Tensor]] = {}
+
+    def _frontend(self, name):
+        if name not in self._fe:
+            self._fe[name] = self.chain.front_end(self.wave, name)
+        return self._fe[name]
+
+    def _vae_out(self, fe, vae):
+        """The VAE variant's output on front-end ``fe``'s mel, or the exception it raised (both cached)."""
+        key = (fe, vae)
+        if key not in self._vae:
+            try:
+                self._vae[key] = self.chain.vae_roundtrip(self._frontend(fe), vae, self.seed)
+            except (LayoutError, ValueError) as exc:
+                self._vae[key] = exc
+        return self._vae[key]
+
+    def _wave_out(self, combo: Combination, mel_out: torch.Tensor) -> torch.Tensor:
+        """The vocoder's waveform of ``combo`` (cropped to the input length); reused from :attr:`outputs`
+        when a run kept it. Raises what the vocoder raises, or ValueError for a NaN/Inf output."""
+        kept = self.outputs.get(combo.id, {}).get("wave_out")
+        if kept is not None:
+            return kept
+        wave = self.chain.vocoder_out(mel_out, combo.vocoder, self.wave.shape[-1])
+        if not torch.isfinite(wave).all():
+            raise InputError("vocoder output contains NaN/Inf")
+        return wave
+
+    def run(self, combo: Combination, keep_outputs: bool = False, upto: str = "chain") -> Dict[str, StageResult]:
+        """Measure the clip stages of ``combo`` up to ``upto``; values are numpy arrays ``[n_clips]``.
+
+        Stages after ``upto`` come back as :data:`NOT_MEASURED`. Front-end mels, VAE outputs and vocoder
+        waveforms are cached, so a later call with a deeper ``upto`` only adds the missing stages (the
+        waveform too when ``keep_outputs``).
+        """
+        depth = CLIP_STAGES.index(upto)
+        out = {s: NOT_MEASURED for s in CLIP_STAGES[depth + 1:]}
+
+        def failed(result: StageResult, *stages: str) -> Dict[str, StageResult]:
+            return {**out, **{s: result for s in stages if CLIP_STAGES.index(s) <= depth}}
+
+        # 1. front-end: the closer of AudioLDM2's two framings
+        mel_in = self._frontend(combo.frontend)
+        out["frontend"] = measure(lambda: {"mel_l1": frontend_distance(mel_in, self.framing_mels)})
+        if depth < 1 or out["frontend"].error:
+            return failed(out["frontend"], "vae", "vocoder", "chain") if out["frontend"].error else out
+        # 2. VAE round trip, vs its input and vs the correct call's output
+        mel_out = self._vae_out(combo.frontend, combo.vae)
+        if isinstance(mel_out, Exception):
+            return failed(StageResult({}, f"{type(mel_out).__name__}: {mel_out}"), "vae", "vocoder", "chain")
+        reference_out = self._vae_out(combo.frontend, DEFAULTS["vae"])
+
+        def vae_metrics():
+            found = {"mel_l1": _mel_l1(mel_out, mel_in)}
+            vae = variants.get_vae(combo.vae)
+            if not (vae.skip or vae.fine_tuned) and not isinstance(reference_out, Exception):
+                # how far this variant's output is from the correct call's: free of the VAE's own loss,
+                # which on some clips is as large as a scaling mistake's (other weights never match it:
+                # a fine-tuned VAE is judged on its own loss, no worse than the base's ceiling)
+                found["ref_mel_l1"] = _mel_l1(mel_out, reference_out)
+            return found
+
+        out["vae"] = measure(vae_metrics)
+        if depth < 2 or out["vae"].error:
+            return failed(out["vae"], "vocoder", "chain") if out["vae"].error else out
+        # 3. vocoder: its output re-analysed vs the mel it was given
+        kept = {}
+
+        def vocoder_metrics():
+            kept["wave_out"] = wave_out = self._wave_out(combo, mel_out)
+            return {"mel_l1": _mel_l1(frontends.get_frontend("audioldm2")(wave_out), mel_out)}
+
+        out["vocoder"] = measure(vocoder_metrics)
+        if out["vocoder"].error:
+            return failed(out["vocoder"], "chain")
+        if keep_outputs:
+            self.outputs[combo.id] = {"mel_in": mel_in, "mel_out": mel_out, "wave_out": kept["wave_out"],
+                                      "mel_correct": None if isinstance(reference_out, Exception) else reference_out}
+        if depth < 3:
+            return out
+        # 4. whole chain: output waveform vs the normalised input (a silent output raises: the chain lost everything)
+        out["chain"] = measure(lambda: {k: v.cpu().numpy() for k, v in metrics.compute(
+            kept["wave_out"], self.reference_wave, JUDGED["chain"] + REPORTED).items()}, errors=(ValueError,))
+        return out
+
+
+def golden_stages(chain: Chain, case_latents: np.ndarray, case_mel: np.ndarray, case_audio: np.ndarray,
+                  seed: int = 0, stages: Iterable[str] = GOLDEN_STAGES,
+                  select: Optional[Callable[[str, str], bool]] = None) -> Dict[str, Dict[str, StageResult]]:
+    """Stage isolation on golden cases (batched over cases).
+
+    Returns ``{stage: {variant_name: StageResult}}``, only the named ``stages`` and of their variants those
+    ``select(stage, name)`` keeps (default: all); each stage compares a variant's output with
+    :data:`GOLDEN_COMPARED_WITH`:
+
+    * ``decode``: golden latents -> the variant's decode, vs the golden mel (the pipeline's own decode);
+    * ``roundtrip``: golden mel -> the variant's encode and decode, vs the correct round trip (``scaled``,
+      the posterior's mode) of the same mel;
+    * ``vocoder``: golden mel -> the vocoder, vs the golden waveform (sample-exact for HiFi-GAN, so waveform
+      SNR and correlation are judged there);
+    * ``frontend``: golden waveform -> the front-end, vs the AudioLDM2 front-end of the same waveform (the
+      closer of its two framings, as in the clip matrix).
+
+    The golden mel comes from the pipeline's UNet, far from anything a VAE reproduces or a re-analysis
+    returns; comparing round trips and front-ends with it would measure that distance, not the variant.
+    """
+    inputs = GoldenInputs.of(chain, case_latents, case_mel, case_audio, seed)
+    res: Dict[str, Dict[str, StageResult]] = {s: {} for s in stages}
+    for stage in res:
+        for name in golden_variant_names(stage):
+            if select is not None and not select(stage, name):
+                continue
+            res[stage][name] = measure(lambda: golden_metrics(stage, *golden_pair(chain, inputs, stage, name)))
+    return res
+
+
+@dataclass
+class GoldenInputs:
+    """The golden cases on the chain's device: latents ``[n, 8, T/4, 16]``, mel ``[n, 1, T, 64]``,
+    waveform ``[n, samples]``, and the references computed once (the correct round trip, the framings)."""
+
+    latents: torch.Tensor
+    mel: torch.Tensor
+    wave: torch.Tensor
+    seed: int
+    _references: Dict[str, object] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def of(cls, chain: Chain, case_latents, case_mel, case_audio, seed: int = 0) -> "GoldenInputs":
+        dev = chain.device
+        return cls(torch.from_numpy(np.asarray(case_latents)).to(dev), torch.from_numpy(np.asarray(case_mel))[:, None].to(dev),
+                   torch.from_numpy(np.asarray(case_audio)).to(dev), seed)
+
+    def reference(self, chain: Chain, stage: str):
+        """What ``stage`` compares with (:data:`GOLDEN_COMPARED_WITH`): a mel, a waveform, or (front-end)
+        the mels of both framings."""
+        if stage not in self._references:
+            self._references[stage] = {
+                "decode": lambda: self.mel,
+                "roundtrip": lambda: chain.vae_roundtrip(self.mel, DEFAULTS["vae"], self.seed),
+                "vocoder": lambda: self.wave,
+                "frontend": lambda: framing_mels(self.wave),
+            }[stage]()
+        return self._references[stage]
+
+
+def golden_variant_names(stage: str) -> List[str]:
+    """The registered variants a golden stage runs on."""
+    if stage == "decode":
+        return [v.name for v in variants.list_vaes() if v.has_decode]
+    if stage == "roundtrip":
+        return [v.name for v in variants.list_vaes() if not v.skip]
+    if stage == "vocoder":
+        return [v.name for v in variants.list_vocoders()]
+    return [f.name for f in frontends.list_frontends()]
+
+
+def golden_pair(chain: Chain, inputs: GoldenInputs, stage: str, name: str) -> Tuple[object, object]:
+    """``(output, reference)`` of variant ``name`` at golden ``stage``: what :func:`golden_metrics` compares
+    and the evidence of a failure draws."""
+    if stage == "decode":
+        out = variants.get_vae(name).decode_latents(chain, inputs.latents)
+    elif stage == "roundtrip":
+        out = chain.vae_roundtrip(inputs.mel, name, inputs.seed)
+    elif stage == "vocoder":
+        out = chain.vocoder_out(inputs.mel, name, inputs.wave.shape[-1])
+    else:
+        out = chain.front_end(inputs.wave, name)
+    return out, inputs.reference(chain, stage)
+
+
+def golden_metrics(stage: str, output, reference) -> Dict[str, np.ndarray]:
+    """The per-case figures of a golden stage: log-mel L1 (to the closer framing for a front-end), and for
+    the vocoder, sample-exact for HiFi-GAN, waveform SNR and correlation too."""
+    if stage == "frontend":
+        return {"mel_l1": frontend_distance(output, reference)}
+    if stage == "vocoder":
+        return {k: f(output, reference).cpu().numpy() for k, f in
+                (("snr", metrics.snr), ("correlation", metrics.correlation), ("mel_l1", metrics.mel_l1))}
+    return {"mel_l1": _mel_l1(output, reference)}
+
+
+def clip_stage_names(chain_detected: Optional[Iterable[str]] = None) -> List[tuple]:
+    """Every (combination, clip stage) pair the quality tests assert: each stage not merely reported
+    downstream of a known mistake, plus the whole chain of a built-in front-end/VAE mistake heard through
+    HiFi-GAN (:meth:`Combination.chain_judgeable`) that calibration asserts detected.
+
+    ``chain_detected``: the combination ids whose chain calibration asserts detected
+    (:func:`harness.judging.thresholds.chain_detections`); a combination takes the decision of its
+    :meth:`Combination.stand_in`. None (not known yet): every candidate chain is listed.
+    """
+    detected = None if chain_detected is None else set(chain_detected)
+    return [(c, s) for c in combinations() for s, e in c.verdicts().items()
+            if e != "report" or (s == "chain" and c.chain_judgeable()
+                                 and (detected is None or c.stand_in().id in detected))]
+
+
+def correct_variants() -> List[tuple]:
+    """``(kind, name)`` of every registered correct front-end, VAE variant (``none`` aside) and vocoder."""
+    return ([("frontend", f.name) for f in frontends.list_frontends() if f.correct]
+            + [("vae", v.name) for v in variants.list_vaes() if v.correct and not v.skip]
+            + [("vocoder", v.name) for v in variants.list_vocoders() if v.correct])
+
+
+def golden_stage_names() -> List[tuple]:
+    """Every (golden stage, variant name) pair :func:`golden_stages` measures and the tests assert."""
+    pairs = [(s, n) for s in ("decode", "roundtrip", "vocoder", "frontend") for n in golden_variant_names(s)]
+    return [(s, n) for s, n in pairs if golden_expected(s, n) != "report"]
+
+
+#: what each golden stage compares a variant's output with (:func:`golden_stages`)
+GOLDEN_COMPARED_WITH = {
+    "decode": "the golden mel (the pipeline's own decode of its latents)",
+    "roundtrip": "the correct round trip (scaled, the posterior's mode) of the golden mel",
+    "vocoder": "the golden waveform (the pipeline's own vocoder on the golden mel)",
+    "frontend": "the AudioLDM2 front-end of the golden waveform, in the closer of its two framings",
+}
+#: the built-in whose calibrated limits judge a project's own variant at each golden stage, and from whose
+#: ceiling the detection limits of the known mistakes follow
+GOLDEN_REFERENCE = {"decode": "scaled", "roundtrip": "scaled", "vocoder": "hifigan", "frontend": "audioldm2"}
+
+
+def golden_expected(stage: str, name: str) -> str:
+    """Expected verdict of a golden stage for a variant name: ``pass``, ``detect`` (a known mistake) or
+    ``report`` (not asserted).
+
+    A fine-tuned VAE or vocoder (``fine_tuned=True`` when registered) has other weights than the pipeline
+    that made the goldens, so the sample-exact stages (decode, vocoder) and the comparison with the base's
+    round trip do not apply to it: it is ``report`` there, and the clip matrix judges it no worse than
+    the base by spectral quality.
+    """
+    if stage in ("decode", "roundtrip"):
+        vae = variants.get_vae(name)
+        return "report" if vae.fine_tuned else vae.expected.get(stage, "pass")
+    if stage == "vocoder":
+        vocoder = variants.get_vocoder(name)
+        return "report" if vocoder.fine_tuned else vocoder.expected
+    return frontends.get_frontend(name).expected

@@ -1,0 +1,412 @@
+"""Measuring the matrix on a golden set and the ``check()`` behind the fixture (calibration: :mod:`harness.judging.calibration`)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Optional, Sequence, Tuple
+
+import numpy as np
+
+from harness.judging import golden as golden_mod
+from harness.judging import matrix, thresholds, verdicts
+from harness.judging.matrix import Combination, StageResult
+
+#: prefix of the JUnit property names a check records (``harness_stage``, ``harness_value``, ...)
+PREFIX = "harness_"
+
+
+def golden_clips(gset: golden_mod.GoldenSet) -> Dict[str, np.ndarray]:
+    """Every clip of a golden set with a baseline: ``golden:<case>`` waveforms and ``clip:<name>`` clips."""
+    return {**{f"golden:{c.name}": c.audio for c in gset.cases}, **{f"clip:{n}": x for n, x in gset.clips.items()}}
+
+
+def on_grid(clips: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+    """Each clip on its own frame grid (normalised, then padded: :func:`harness.signal.audio.pad_or_crop`), with the
+    16-bit resolution of a WAV file (:func:`harness.signal.audio.quantize_16bit`): a project's code that reads or
+    writes its audio as 16-bit integers then sees exactly the samples it would, and a clip carries a real
+    recording's noise floor instead of float-precision near-silence. A clip of exactly 64 frames gets 4 more,
+    so a transposed mel ``[b, 64, T]`` cannot pass the vocoder's shape check (:func:`harness.judging.matrix.grid_frames`)."""
+    from harness.signal import audio
+
+    return {name: audio.quantize_16bit(audio.pad_or_crop(x, matrix.grid_frames(len(x)))) for name, x in clips.items()}
+
+
+class MatrixRun:
+    """Lazily evaluates combinations over every clip group and merges the per-clip values.
+
+    Parameters
+    ----------
+    chain : Chain
+    clips : GoldenSet or dict name -> float32 [samples]
+        A golden set (its cases' waveforms and reference clips) or any named clips at 16 kHz.
+    judged_only : bool
+        By default, stop each broken combination at its culprit stage (the stages after it are only
+        reported): most of the vocoder work is saved. A stage asked for by name is still computed.
+    keep_outputs : bool, optional
+        Keep every combination's mels and waveform for :meth:`evidence` (default: unless ``judged_only``);
+        records without evidence need not, and memory then stays flat in the number of combinations.
+    """
+
+    def __init__(self, chain, clips, seed: int = 0, judged_only: bool = False, keep_outputs: Optional[bool] = None):
+        if isinstance(clips, golden_mod.GoldenSet):
+            clips = golden_clips(clips)
+        # one clip per evaluator: a clip's figures are then the same alone, in any set of clips, in any order
+        # and in any process (batched kernels differ from unbatched ones by float round-off, which Griffin-Lim's
+        # iterations amplify to ~1 %); random draws are seeded per item as well (:func:`harness.model.chain.item_generators`)
+        self.evaluators = [matrix.Evaluator(chain, {name: x}, seed) for name, x in on_grid(clips).items()]
+        self.clip_names = [n for e in self.evaluators for n in e.names]
+        self.judged_only = judged_only
+        self.keep_outputs = not judged_only if keep_outputs is None else keep_outputs
+        self._cache: Dict[str, Tuple[int, Dict[str, StageResult]]] = {}  # id -> (depth computed, stages)
+        self._golden: Dict[str, Dict[str, StageResult]] = {}
+
+    def result(self, combo: Combination, upto: Optional[str] = None) -> Dict[str, StageResult]:
+        """Every clip stage of ``combo`` up to ``upto`` (later ones :data:`harness.judging.matrix.NOT_MEASURED`),
+        the per-clip values of all clip groups concatenated in :attr:`clip_names` order. ``upto`` defaults
+        to the chain, or under ``judged_only`` to a broken combination's culprit stage."""
+        if upto is None:
+            upto = combo.culprit() if self.judged_only and combo.culprit() else "chain"
+        depth = matrix.CLIP_STAGES.index(upto)
+        cached = self._cache.get(combo.id)
+        if cached is None or cached[0] < depth:
+            parts = [e.run(combo, keep_outputs=self.keep_outputs, upto=upto) for e in self.evaluators]
+            merged = {}
+            for stage in matrix.CLIP_STAGES:
+                errs = [p[stage].error for p in parts if p[stage].error]
+                if errs:
+                    merged[stage] = StageResult({}, errs[0])
+                else:
+                    keys = set.intersection(*[set(p[stage].metrics) for p in parts])
+                    merged[stage] = StageResult({k: np.concatenate([p[stage].metrics[k] for p in parts])
+                                                 for k in sorted(keys)})
+            self._cache[combo.id] = cached = (depth, merged)
+        return cached[1]
+
+    def evidence(self, combo: Combination):
+        """A callable ``write(directory, clips=None, against="input")`` writing the input/output WAVs and the
+        mel PNG of each clip named in ``clips`` (default: every clip) into ``directory``; the figure's
+        differences are taken against the mel the failing comparison used: the stage's ``"input"``, or the
+        ``"correct call"``'s output (a VAE variant judged by its distance to the correct round trip)."""
+        from harness.judging import evidence
+
+        def write(directory: Path, clips: Optional[Sequence[str]] = None, against: str = "input") -> None:
+            self.result(combo)
+            for e in self.evaluators:
+                o = e.outputs.get(combo.id, {})
+                for i, name in enumerate(e.names):
+                    if clips is not None and name not in clips:
+                        continue
+                    wave_out = o["wave_out"][i].cpu().numpy() if "wave_out" in o else None
+                    mel_out = o["mel_out"][i, 0].cpu().numpy() if "mel_out" in o and \
+                        not isinstance(o["mel_out"], Exception) else None
+                    correct = o.get("mel_correct")
+                    correct = None if correct is None or against != "correct call" else correct[i, 0].cpu().numpy()
+                    evidence.write_evidence(directory, name.replace(":", "-"), e.reference_wave[i].cpu().numpy(),
+                                            wave_out, e.reference_mel[i, 0].cpu().numpy(), mel_out, correct)
+        return write
+
+    def golden_evidence(self, chain, gset, stage: str, name: str):
+        """A callable ``write(directory, clips=None, against=None) -> str`` writing, for each golden case named in
+        ``clips``, the mel figure of variant ``name``'s output at golden ``stage`` against what that stage
+        compares it with (and the WAVs where the stage has audio); it returns what it wrote."""
+        from harness.judging import evidence
+
+        def write(directory: Path, clips: Optional[Sequence[str]] = None, against: Optional[str] = None) -> str:
+            try:
+                output, reference = matrix.golden_pair(chain, matrix.GoldenInputs.of(chain, *golden_arrays(gset)),
+                                                       stage, name)
+            except Exception as exc:  # the stage raised: the failure's table already carries the error
+                return f"no figure: the stage raised {type(exc).__name__}"
+            for i, case in enumerate(gset.cases):
+                if clips is None or f"golden:{case.name}" in clips:
+                    evidence.write_golden_evidence(directory, f"golden-{case.name}", stage, output[i], reference, i,
+                                                   case.audio)
+            return evidence.golden_description(stage, matrix.GOLDEN_COMPARED_WITH[stage])
+        return write
+
+    def golden(self, chain, gset, stages: Sequence[str] = matrix.GOLDEN_STAGES,
+               names: Optional[Sequence[str]] = None) -> Dict[str, Dict[str, StageResult]]:
+        """Golden stage isolation results of the named ``stages``: of every variant each runs on, or of ``names``
+        only (each variant at each stage computed once)."""
+        out = {}
+        for s in stages:
+            done = self._golden.setdefault(s, {})
+            wanted = [n for n in matrix.golden_variant_names(s) if names is None or n in names]
+            missing = [n for n in wanted if n not in done]
+            if missing:
+                done.update(golden_results(chain, gset, stages=[s], select=lambda _, n: n in missing)[s])
+            out[s] = {n: done[n] for n in wanted}
+        return out
+
+
+def golden_arrays(gset: golden_mod.GoldenSet):
+    """The golden cases stacked: latents ``[n, 8, T/4, 16]``, mels ``[n, T, 64]``, waveforms ``[n, samples]``."""
+    return (np.stack([c.latents for c in gset.cases]), np.stack([c.mel for c in gset.cases]),
+            np.stack([c.audio for c in gset.cases]))
+
+
+def golden_results(chain, gset: golden_mod.GoldenSet, seed: int = 0, stages: Sequence[str] = matrix.GOLDEN_STAGES,
+                   select=None):
+    """The golden stages (:func:`harness.judging.matrix.golden_stages`) of every case of ``gset``, batched over the
+    cases, of the variants ``select(stage, name)`` keeps (default: all)."""
+    return matrix.golden_stages(chain, *golden_arrays(gset), seed, stages, select)
+
+
+def precision(chain) -> str:
+    """``fp32``, ``bf16`` or ``fp16``: the dtype the chain computes in (its vocoder's; the VAE may be upcast)."""
+    return {"torch.float32": "fp32", "torch.bfloat16": "bf16", "torch.float16": "fp16"}[
+        str(next(chain.vocoder.parameters()).dtype)]
+
+
+def exact_key(chain) -> str:
+    """``device-dtype`` of the chain (``cpu-fp32``, ``cuda-bf16``): the key of the sample-exact floors."""
+    return f"{chain.device.type}-{precision(chain)}"
+
+
+#: what the component judged at each stage is called in messages
+COMPONENT_KIND = {"frontend": "front-end", "vae": "VAE variant", "vocoder": "vocoder",
+                  "decode": "VAE variant", "roundtrip": "VAE variant"}
+#: the clip stage whose component a golden stage judges
+GOLDEN_COMPONENT_STAGE = {"decode": "vae", "roundtrip": "vae", "vocoder": "vocoder", "frontend": "frontend"}
+
+
+def _verdict(expected: str, ok: bool, error: Optional[str]) -> str:
+    if expected == "detect":
+        return "detected" if ok else "MISSED"
+    return "pass" if ok else "FAIL"
+
+
+class QualityCheck:
+    """Judges one stage of one combination (or golden target) against the thresholds; records its figures;
+    writes evidence and names the culprit on failure.
+
+    The logic behind the ``harness_quality`` fixture (see :mod:`harness.surfaces.plugin`).
+
+    Parameters
+    ----------
+    thresholds_data : dict
+        A loaded thresholds file (:func:`harness.judging.thresholds.load`).
+    report_dir : Path, optional
+        Where a failure writes its evidence (``<report_dir>/<combination>-<stage>/``).
+    allow_missing : bool
+        Skip instead of fail when limits are missing.
+    golden_dir : Path, optional
+        Named in the re-baseline hint.
+    properties : list, optional
+        A test's ``user_properties``: each check appends its figures as ``("harness_<field>", value)``
+        pairs, which ``pytest --junitxml`` writes as JUnit properties.
+    """
+
+    def __init__(self, thresholds_data: Dict, report_dir: Optional[Path] = None, allow_missing: bool = False,
+                 golden_dir: Optional[Path] = None, properties: Optional[list] = None):
+        self.thresholds = thresholds_data
+        self.golden_dir = golden_dir  # named in a failure: where to re-baseline after an intended change
+        self.report_dir = Path(report_dir) if report_dir else None
+        self.allow_missing = allow_missing
+        self.properties = properties if properties is not None else []
+
+    def limits(self, combo, stage: str, expected: str):
+        """The limits ``combo`` is judged by at ``stage`` for verdict ``expected``
+        (:func:`harness.judging.verdicts.limits_for_verdict`)."""
+        return verdicts.limits_for_verdict(self.thresholds, combo, stage, expected, matrix.JUDGED[stage][0])
+
+    def expected(self, combo: Combination, stage: str) -> str:
+        """The verdict ``combo`` is judged by at ``stage`` (:func:`harness.judging.verdicts.expected_verdict`);
+        skips the test where it is not judged, with the reason. The plugin generates chain tests of broken
+        combinations only where calibration asserts them."""
+        import pytest
+
+        verdict, not_judged = verdicts.expected_verdict(self.thresholds, combo, stage, self.golden_dir)
+        if not_judged:
+            pytest.skip(not_judged)
+        return verdict
+
+    def golden_expected(self, stage: str, name: str) -> str:
+        """The verdict variant ``name`` is judged by at golden ``stage``
+        (:func:`harness.judging.verdicts.golden_expected_verdict`); skips the test where it is not judged."""
+        import pytest
+
+        verdict, not_judged = verdicts.golden_expected_verdict(self.thresholds, stage, name, self.golden_dir)
+        if not_judged:
+            pytest.skip(not_judged)
+        return verdict
+
+    def check(self, combo, stage: str, result: StageResult, expected: str, clip_names=None,
+              evidence=None, upstream: Optional[Dict[str, StageResult]] = None) -> None:
+        """Assert ``result`` behaved as ``expected``; record its figures; on failure raise AssertionError
+        with a table, the culprit and the fix.
+
+        Parameters
+        ----------
+        combo : Combination or GoldenTarget
+        stage : str
+            A clip stage (``frontend``, ``vae``, ``vocoder``, ``chain``) or a golden stage.
+        result : StageResult
+            The stage's per-clip values, in ``clip_names`` order.
+        expected : str
+            ``pass`` or ``detect`` (:meth:`expected`).
+        evidence : callable, optional
+            ``evidence(dir, clips, against) -> str or None`` writes WAVs/PNGs of the failing ``clips`` (``None``:
+            all), the differences against the failing comparison's mel (``"input"`` or ``"correct call"``), and
+            may say what it wrote, e.g. :meth:`MatrixRun.evidence`, :meth:`MatrixRun.golden_evidence`.
+        upstream : dict, optional
+            The combination's results at the stages before ``stage`` (:meth:`MatrixRun.result`): a failure
+            there is named as the cause of this one.
+        """
+        __tracebackhide__ = True  # a failure shows the user's test, not this frame
+        import pytest
+
+        reason = thresholds.unjudgeable(self.thresholds, combo.id, stage) if expected == "detect" else None
+        if reason:
+            pytest.skip(f"{combo.id} at {stage}: {reason}")
+        limits, source = self.limits(combo, stage, expected)
+        if limits is None:
+            message = (f"no thresholds for {combo.id}:{stage} (nor for {source}, whose limits it would take); "
+                       f"run `harness thresholds --calibrate --golden-dir={self.golden_dir}`")
+            if self.allow_missing:
+                pytest.skip(message)
+            pytest.fail(message + " (or pass --harness-allow-missing-goldens to skip)", pytrace=False)
+        ok, rows = thresholds.judge(result, limits, expected, clip_names)
+        judged = [] if result.error is not None else thresholds.figures(result, limits, clip_names)
+        record = self._record(combo, stage, expected, ok, result, judged, source, clip_names)
+        if ok:
+            self.properties.extend(record.items())
+            return
+        table = format_table(rows, stage)
+        failing = sorted({f.clip for f in judged if not f.ok and f.clip})
+        cause = self._cause(combo, stage, upstream, clip_names) if expected == "pass" else None
+        culprit = self.culprit(combo, cause or stage)
+        where = ""
+        if self.report_dir is not None and evidence is not None:
+            d = self.report_dir / f"{combo.id}-{stage}"
+            d.mkdir(parents=True, exist_ok=True)
+            # the figure shows the comparison that failed: a VAE judged by its distance to the correct round
+            # trip is drawn against that, not against its input (the VAE's own loss would hide the slip)
+            against = "correct call" if any(not f.ok and f.metric.startswith("ref_") for f in judged) else "input"
+            compared = "the correct call's output" if against == "correct call" else "the input"
+            what = evidence(d, failing or None, against) or \
+                f"input and output WAVs, mel figure with the difference from {compared}"
+            where = f"\nevidence: {d} ({what})"
+            record[PREFIX + "evidence"] = str(d)
+        fix = self.fix(combo, stage, expected, cause)
+        record.update({PREFIX + "culprit": culprit, PREFIX + "fix": fix})
+        if cause:
+            record[PREFIX + "follows_from"] = cause
+        self.properties.extend(record.items())
+        what = "lost quality" if expected == "pass" else "was NOT detected (a known mistake now passes)"
+        because = (f"\nthis follows from the failure of {combo.id} at stage '{cause}' (culprit: {culprit}): "
+                   "fix that first" if cause else f"\nculprit: {culprit}")
+        clips = f"\nclip: {', '.join(failing)}" if failing else ""
+        raise AssertionError(f"{combo.id} {what} at stage '{stage}' (limits from {source}):\n{table}{clips}"
+                             f"{because}{where}\n{fix}")
+
+    def _record(self, combo, stage, expected, ok, result, judged, source, clip_names) -> Dict[str, object]:
+        """The JUnit properties of one check: the verdict, the tightest figure, every figure as JSON."""
+        import json
+
+        table = self.thresholds.get(thresholds.table_key(source.split(" / ")[0], stage), {})  # the first sibling's
+        rows = []
+        for f in judged:
+            base = table.get(f"measured_{f.metric}")
+            i = clip_names.index(f.clip) if base and clip_names and f.clip in clip_names else None
+            baseline = float(base[i]) if i is not None and i < len(base) else None
+            # the share of the band between calibration's value and the limit that the value has used up
+            used = (100.0 * (f.value - baseline) / (f.limit - baseline)
+                    if baseline is not None and f.bound in ("max", "min") and f.limit != baseline else None)
+            rows.append({"metric": f.metric, "clip": f.clip, "value": round(f.value, 6), "limit": f.limit,
+                         "bound": f.bound, "headroom_pct": round(f.headroom_pct, 2), "baseline": baseline,
+                         "margin_used_pct": None if used is None else round(used, 1), "ok": f.ok})
+        record = {PREFIX + "combination": combo.id, PREFIX + "stage": stage, PREFIX + "expected": expected,
+                  PREFIX + "verdict": _verdict(expected, ok, result.error), PREFIX + "limits_from": source}
+        if result.error is not None:
+            record[PREFIX + "error"] = result.error[:200]
+        if rows:
+            tight = min(rows, key=lambda r: r["headroom_pct"])
+            record.update({PREFIX + k: tight[k] for k in ("metric", "clip", "value", "limit", "headroom_pct")})
+            for k in ("baseline", "margin_used_pct"):
+                if tight[k] is not None:
+                    record[PREFIX + k] = tight[k]
+            record[PREFIX + "figures"] = json.dumps(rows)
+        return record
+
+    def _cause(self, combo, stage: str, upstream: Optional[Dict[str, StageResult]], clip_names) -> Optional[str]:
+        """The first stage before ``stage`` at which ``combo`` itself fails, if any."""
+        if not upstream or not isinstance(combo, Combination) or stage not in matrix.CLIP_STAGES:
+            return None
+        verdicts = combo.verdicts()
+        for before in matrix.CLIP_STAGES[: matrix.CLIP_STAGES.index(stage)]:
+            if before not in upstream or verdicts[before] != "pass" or not upstream[before].metrics:
+                continue
+            limits, _ = self.limits(combo, before, "pass")
+            if limits is not None and not thresholds.judge(upstream[before], limits, "pass", clip_names)[0]:
+                return before
+        return None
+
+    @staticmethod
+    def culprit(combo, stage: str) -> str:
+        """The component to look at for a failure at ``stage``: ``front-end 'ours' (registered by this
+        project)``; a chain failure with no failing stage before it names the project's components, if any."""
+        if isinstance(combo, GoldenTarget):
+            stage, name = GOLDEN_COMPONENT_STAGE[combo.stage], combo.name
+        elif stage in ("frontend", "vae", "vocoder"):
+            name = getattr(combo, stage)
+        else:
+            mine = combo.user_components()
+            if not mine:
+                return "the model's own chain (every component is the harness's)"
+            return " or ".join(f"{COMPONENT_KIND[s]} '{getattr(combo, s)}' (registered by this project)"
+                               for s in mine)
+        whose = "" if matrix.is_builtin(stage, name) else " (registered by this project)"
+        return f"{COMPONENT_KIND[stage]} '{name}'{whose}"
+
+    def fix(self, combo, stage: str, expected: str, cause: Optional[str]) -> str:
+        """What to do about a failure: fix the upstream cause, fix a project's own component, or (only where
+        every component is the harness's own, so the model itself must have changed) re-baseline."""
+        if cause:
+            return f"fix: the failure at stage '{cause}' of the same combination; this one should then pass"
+        if isinstance(combo, GoldenTarget):
+            mine = [] if matrix.is_builtin(GOLDEN_COMPONENT_STAGE[combo.stage], combo.name) else [combo.name]
+        else:
+            mine = [getattr(combo, s) for s in combo.user_components()]
+        if mine:
+            return (f"fix: {', '.join(repr(m) for m in mine)} (registered by this project) is judged by the "
+                    "calibrated limits of the built-in it replaces; re-calibrating cannot change that: compare "
+                    "its output with the evidence and correct it")
+        if expected == "detect":
+            return ("fix: a known mistake now passes, so the chain under test no longer tells it apart: check that "
+                    "the model is the one the goldens were made with (harness golden) before re-calibrating")
+        return ("the model itself changed on purpose? re-baseline: harness thresholds --calibrate "
+                f"--golden-dir={self.golden_dir}")
+
+
+@dataclass(frozen=True)
+class GoldenTarget:
+    """A golden stage of one variant, keyed like a combination (``golden-vocoder-hifigan``): judged by the engine
+    through the same interface as a combination (:class:`harness.judging.verdicts.Judged`)."""
+
+    stage: str
+    name: str
+
+    @property
+    def id(self) -> str:
+        """``golden-<stage>-<variant>``: the threshold table's name."""
+        return f"golden-{self.stage}-{self.name}"
+
+    def sibling(self, stage: str) -> "GoldenTarget":
+        """The reference variant of this golden stage (judged when this one has no table)."""
+        return GoldenTarget(self.stage, matrix.GOLDEN_REFERENCE[self.stage])
+
+    def siblings(self, stage: str) -> list:
+        """``[sibling]``: the one golden target whose limits judge this one when it has no table."""
+        return [self.sibling(stage)]
+
+
+def format_table(rows, stage: str) -> str:
+    """A failure's table: ``(metric, worst value, threshold, verdict)`` rows, aligned, under the stage name."""
+    head = ("metric", "worst value", "threshold", "verdict")
+    rows = [head] + [tuple(str(x) for x in r) for r in rows]
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = [f"  stage {stage}"]
+    for r in rows:
+        lines.append("  " + "  ".join(r[i].ljust(widths[i]) for i in range(4)))
+    return "\n".join(lines)

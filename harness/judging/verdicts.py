@@ -1,0 +1,219 @@
+"""The judging engine: which limits judge a combination or golden target, the reference figure on audio
+without a baseline, the verdict each is expected to reach, a record's status and the false-alarm and miss
+rates. pytest (:class:`harness.judging.quality.QualityCheck`), ``harness matrix`` and datasets
+(:mod:`harness.judging.report`), ``harness diagnose`` and calibration all call it; the limits themselves are
+data (:mod:`harness.judging.thresholds`, whose :func:`~harness.judging.thresholds.judge` compares figures
+with them).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Protocol, Sequence, Tuple
+
+import numpy as np
+
+from harness.judging import matrix
+from harness.judging.matrix import Combination, StageResult
+from harness.judging.thresholds import (
+    _as_list, detect_limit, judge, relative_key, relative_limits, table_key,
+)
+
+
+class Judged(Protocol):
+    """What the engine judges: a :class:`~harness.judging.matrix.Combination` or a
+    :class:`~harness.judging.quality.GoldenTarget`. ``id`` names its threshold tables; ``siblings(stage)`` are
+    the built-ins whose limits judge it when it has none of its own (a project's variant), ``sibling(stage)``
+    the first of them."""
+
+    @property
+    def id(self) -> str: ...
+
+    def sibling(self, stage: str) -> "Judged": ...
+
+    def siblings(self, stage: str) -> list: ...
+
+
+@dataclass
+class Verdict:
+    """How one combination behaved at one stage on some clips, and under which policy."""
+
+    ok: bool
+    rows: list
+    policy: str   # "absolute" (per-clip baseline), "relative" (to the reference on the same clip), "none"
+    source: str   # whose limits or margins judged it
+    limits: Optional[Dict] = None  # the limits applied
+
+
+def limits_for(thresholds: Dict, combo: Judged, stage: str) -> Tuple[Optional[Dict], str]:
+    """Limits of ``combo`` (a combination or golden target) at ``stage``, plus where they came from.
+
+    A combination without its own table (a user's variant) is judged against its siblings
+    (``combo.siblings(stage)``: the built-ins it stands for), per clip the loosest of their limits.
+    """
+    own = thresholds.get(table_key(combo.id, stage))
+    if own is not None:
+        return {k: v for k, v in own.items() if k.endswith(("_max", "_min"))}, combo.id
+    sibs = [s for s in combo.siblings(stage) if table_key(s.id, stage) in thresholds]
+    if not sibs:
+        return None, combo.sibling(stage).id
+    limits = {k: v for k, v in thresholds[table_key(sibs[0].id, stage)].items()
+              if k.endswith(("_max", "_min")) and "_detect_" not in k}
+    for other in sibs[1:]:
+        table = thresholds[table_key(other.id, stage)]
+        for k, v in limits.items():
+            if k in table:
+                loosest = np.maximum if k.endswith("_max") else np.minimum
+                limits[k] = [float(x) for x in loosest(np.asarray(_as_list(v), float), np.asarray(_as_list(table[k]), float))]
+    return limits, " / ".join(s.id for s in sibs)
+
+
+def limits_for_verdict(thresholds: Dict, combo: Judged, stage: str, expected: str, key: str):
+    """The limits that judge ``combo`` at ``stage`` for an ``expected`` verdict, plus their source.
+
+    ``pass``: the ceilings/floors; ``detect``: the detection limits, derived from the pass limits
+    with :func:`~harness.judging.thresholds.detect_limit` (on ``key``) when the table has none of its own (a user's variant).
+    """
+    limits, source = limits_for(thresholds, combo, stage)
+    if limits is None:
+        return None, source
+    if expected == "detect":
+        own = {k: v for k, v in limits.items() if "_detect_" in k}
+        return own or detect_limit(limits, key), source
+    return {k: v for k, v in limits.items() if "_detect_" not in k}, source
+
+
+def relative_margins(thresholds: Dict, combo, stage: str) -> Tuple[Dict[str, float], str]:
+    """The relative margins that judge ``combo`` at ``stage``, and whose they are.
+
+    A combination without a table of its own (a user's variant) gets its sibling's (the built-in
+    component it replaces); without either, the reference's own margin (``{}``: ratio 1, offset 0).
+    """
+    for c in (combo, combo.sibling(stage)):
+        table = thresholds.get(relative_key(c.id, stage))
+        if table is not None:
+            return dict(table), c.id
+    return {}, combo.reference(stage).id
+
+
+def relative_stage_limits(thresholds: Dict, combo, stage: str, expected: str, key: str,
+                          reference: Dict[str, np.ndarray], shares: Sequence[str] = ()) -> Tuple[Dict[str, list], str]:
+    """The relative limits that judge ``combo`` at ``stage`` on clips without a baseline, and whose
+    margins they use. ``reference``: the reference combination's figures on the same clips
+    (metric -> ndarray [n_clips]); the detect band is that of :meth:`Combination.correct_alternatives`."""
+    margins, source = relative_margins(thresholds, combo, stage)
+    correct = [relative_margins(thresholds, c, stage)[0] for c in combo.correct_alternatives(stage)] \
+        if expected == "detect" else ()
+    return relative_limits(margins, reference, expected, key, correct, shares), source
+
+
+def relative_references(stage: str, reference: StageResult) -> Dict[str, np.ndarray]:
+    """The reference's figure each judged metric of ``stage`` is compared with: its own value, or for
+    a share metric (:data:`harness.judging.matrix.SHARE_OF`) the reference's loss it is a share of."""
+    return {name: reference.metrics[matrix.SHARE_OF.get(name, name)] for name in matrix.JUDGED[stage]
+            if matrix.SHARE_OF.get(name, name) in reference.metrics}
+
+
+def judge_relative(thresholds_data: Dict, combo: Combination, stage: str, result: StageResult,
+                   reference: StageResult, clip_names: Optional[List[str]] = None) -> Verdict:
+    """Judge ``combo`` at ``stage`` against the reference combination's figures on the same clips.
+
+    ``result`` and ``reference`` hold the same clips (``combo`` and ``combo.reference(stage)`` at
+    ``stage``). The limits come from :func:`relative_stage_limits`; the verdict
+    from :func:`harness.judging.thresholds.judge`.
+    """
+    expected = combo.verdicts()[stage]
+    if expected == "report":
+        return Verdict(True, [], "none", "")
+    if reference.error is not None and result.error is None:
+        return Verdict(expected == "pass", [("reference failed", reference.error[:90], "-", "not judged")],
+                       "none", combo.reference(stage).id)
+    judged = relative_references(stage, reference)
+    key = next(name for name in matrix.JUDGED[stage] if name in judged)
+    limits, source = relative_stage_limits(thresholds_data, combo, stage, expected, key, judged, list(matrix.SHARE_OF))
+    ok, rows = judge(result, limits, expected, clip_names)
+    return Verdict(ok, rows, "relative", source, limits)
+
+
+def _not_calibrated(thresholds: Dict, target_id: str, stage: str, golden_dir: Optional[str]) -> Optional[str]:
+    """Why a known mistake is not judged where calibration left the known mistakes out (``--scope reference``)."""
+    if thresholds.get("meta", {}).get("scope") != "reference" or table_key(target_id, stage) in thresholds:
+        return None
+    return (f"{target_id} at {stage}: not asserted: the thresholds hold the correct variants only (calibrated with "
+            f"--scope reference); `harness thresholds --calibrate --scope absolute"
+            + (f" --golden-dir={golden_dir}" if golden_dir else "") + "` adds the known mistakes")
+
+
+def golden_expected_verdict(thresholds: Dict, stage: str, name: str,
+                            golden_dir: Optional[str] = None) -> Tuple[str, Optional[str]]:
+    """The verdict variant ``name`` is judged by at golden ``stage`` (:func:`harness.judging.matrix.golden_expected`),
+    and why it is not judged at all (else None): a known mistake where the thresholds hold the correct variants
+    only."""
+    verdict = matrix.golden_expected(stage, name)
+    why = _not_calibrated(thresholds, f"golden-{stage}-{name}", stage, golden_dir) if verdict == "detect" else None
+    return verdict, why
+
+
+def expected_verdict(thresholds: Dict, combo: Combination, stage: str,
+                     golden_dir: Optional[str] = None) -> Tuple[str, Optional[str]]:
+    """The verdict ``combo`` is judged by at ``stage``, and why it is not judged at all (else None).
+
+    :meth:`harness.judging.matrix.Combination.verdicts`, except at the chain stage of a broken combination, which
+    is ``detect`` where calibration found it (or, for a combination with a project's variants, the built-in
+    combination it stands for: :meth:`~harness.judging.matrix.Combination.stand_in`) clearly separated
+    (:func:`harness.judging.thresholds.chain_detection`), otherwise not judged with the reason calibration
+    recorded (the mistake is asserted at its culprit stage either way); and a known mistake is not judged where
+    the thresholds hold the correct combinations only (``--scope reference``).
+    """
+    verdict = combo.verdicts()[stage]
+    stand_in = combo.stand_in()
+    why = _not_calibrated(thresholds, stand_in.id, stage, golden_dir) if stand_in.culprit() is not None else None
+    if why:
+        return verdict, why.replace(stand_in.id, combo.id, 1)
+    if verdict != "report":
+        return verdict, None
+    entry = thresholds.get(table_key(stand_in.id, stage), {})
+    if entry.get("expected") == "detect":
+        return "detect", None
+    why = entry.get("not_asserted", f"these thresholds hold no chain-stage decision for {stand_in.id}")
+    return verdict, (f"{combo.id} at chain: not asserted ({why}); the mistake is asserted at stage "
+                     f"'{combo.culprit()}'")
+
+
+#: record statuses that make ``harness matrix`` exit non-zero
+FAILING = ("FAIL", "MISSED")
+
+
+def record_status(expected: str, ok: bool, stages: Dict[str, dict]) -> str:
+    """``pass``/``FAIL`` for a correct combination; ``detected``/``MISSED`` for a known mistake, or ``not
+    separable`` when it was judged relative to the reference on a clip without a stored baseline: the
+    mistake changes the sound too little on *this* clip to tell, which is a fact about the clip, not a
+    failure of the chain (on a golden clip, whose baseline says it was separable, it is ``MISSED``)."""
+    if expected == "pass":
+        if ok and all(st["policy"] in ("yardstick", "none") for st in stages.values()):
+            return "yardstick"  # the reference combination on a file without a stored baseline
+        return "pass" if ok else "FAIL"
+    if ok:
+        return "detected"
+    culprit = [st for st in stages.values() if st["expected"] == "detect" and not st["ok"]]
+    return "not separable" if all(st["policy"] in ("relative", "unjudgeable") for st in culprit) else "MISSED"
+
+
+def verdict_rates(records: List[dict]) -> Dict[str, object]:
+    """False alarms and misses of :func:`harness.judging.report.matrix_records` output.
+
+    A false alarm is a correct combination (expected ``pass`` everywhere) that is not ok; a miss is a
+    broken combination whose culprit stage did not detect it. Returns counts, rates and the wrong records'
+    ``file``/``combination``/failing stages.
+    """
+    correct = [r for r in records if r["expected"] == "pass"]
+    broken = [r for r in records if r["expected"] == "detect"]
+
+    def wrong(rs):
+        return [{"file": r["file"], "combination": f"{r['frontend']}-{r['vae']}-{r['vocoder']}",
+                 "stages": [s for s, v in r["stages"].items() if not v["ok"]]} for r in rs if not r["ok"]]
+
+    fa, miss = wrong(correct), wrong(broken)
+    return {"records": len(records), "correct": len(correct), "broken": len(broken),
+            "false_alarms": len(fa), "misses": len(miss),
+            "false_alarm_rate": len(fa) / max(1, len(correct)), "miss_rate": len(miss) / max(1, len(broken)),
+            "wrong": fa + miss}

@@ -1,0 +1,222 @@
+"""Finding and loading AudioLDM(2) checkpoints: bundled name, local directory or hub id.
+
+Only what a stage needs is loaded: :func:`load_components` reads the VAE and vocoder for
+reconstruction; :func:`load_pipeline` reads the full pipeline for golden generation.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+from harness.errors import ModelNotAvailable  # noqa: F401  (imported from here by callers)
+
+PACKAGE_DIR = Path(__file__).resolve().parents[1]  # the package data sits beside the layers
+BUNDLED = {"tiny": PACKAGE_DIR / "models" / "tiny"}
+REAL_CONFIGS = PACKAGE_DIR / "configs" / "audioldm2"
+
+DTYPES = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
+          "fp16": torch.float16, "float16": torch.float16}
+
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a model's files are.
+
+    Attributes
+    ----------
+    spec : str       what the user asked for (``tiny``, a hub id or a path)
+    path : Path      local directory in the diffusers layout
+    kind : str       ``bundled``, ``local`` or ``hub``
+    """
+
+    spec: str
+    path: Path
+    kind: str
+
+    @property
+    def slug(self) -> str:
+        """Filesystem-safe name used for golden directories (``tiny``, ``cvssp--audioldm2``)."""
+        return self.spec.strip("/").replace("/", "--") if self.kind != "local" else self.path.name
+
+    @property
+    def random_weights(self) -> bool:
+        """Built with random weights (``harness build-real-size``): checks that need trained behaviour
+        (a scaling mistake the VAE would notice) cannot be judged on it."""
+        info = self.path / "training.json"
+        try:
+            return json.loads(info.read_text()).get("weights") == "random" if info.exists() else False
+        except ValueError:
+            return False
+
+    def weights_hash(self, subfolders=("vae", "vocoder")) -> str:
+        """sha256 over the weight files of ``subfolders`` (names and bytes, sorted)."""
+        h = hashlib.sha256()
+        for sub in subfolders:
+            for f in sorted((self.path / sub).glob("*")):
+                if f.suffix in (".safetensors", ".bin", ".json"):
+                    h.update(f"{sub}/{f.name}".encode())
+                    h.update(f.read_bytes())
+        return h.hexdigest()
+
+
+def model_slug(spec: str) -> str:
+    """Filesystem-safe name of a model, without loading it: the same as :attr:`ModelSource.slug`.
+
+    ``tiny`` -> ``tiny``; ``cvssp/audioldm2`` -> ``cvssp--audioldm2``; an existing directory -> its name.
+    """
+    path = Path(spec).expanduser()
+    if spec not in BUNDLED and path.is_dir():
+        return path.resolve().name
+    return spec.strip("/").replace("/", "--")
+
+
+def resolve_model(spec: str, subfolders=("vae", "vocoder")) -> ModelSource:
+    """Turn ``tiny``, a local directory or a hub id into a local directory.
+
+    A hub id is looked up in the local Hugging Face cache first, then downloaded (only the
+    ``subfolders`` asked for) with short timeouts. Without network or cache this raises
+    :class:`ModelNotAvailable` within seconds, with what to do instead.
+    """
+    if spec in BUNDLED:
+        path = BUNDLED[spec]
+        if not (path / "model_index.json").exists():
+            raise ModelNotAvailable(f"bundled model {spec!r} is missing from {path} (a broken install?)")
+        return ModelSource(spec, path, "bundled")
+    path = Path(spec).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise ModelNotAvailable(f"{spec}: is a file; give a directory in the diffusers layout "
+                                    "(model_index.json + vae/ + vocoder/ ...)")
+        missing = [s for s in subfolders if not (path / s / "config.json").exists()]
+        if missing:
+            raise ModelNotAvailable(f"{spec}: not a diffusers AudioLDM(2) directory, missing "
+                                    f"{', '.join(s + '/config.json' for s in missing)}")
+        return ModelSource(spec, path.resolve(), "local")
+    if spec.count("/") != 1 or spec.startswith((".", "/")):
+        raise ModelNotAvailable(f"{spec!r} is neither a bundled model ({', '.join(BUNDLED)}), an existing "
+                                "directory, nor a hub id like 'cvssp/audioldm2'")
+    return ModelSource(spec, _from_hub(spec, subfolders), "hub")
+
+
+def _from_hub(repo_id: str, subfolders) -> Path:
+    from huggingface_hub import snapshot_download
+
+    patterns = ["model_index.json"] + [f"{s}/*" for s in subfolders]
+    try:
+        return Path(snapshot_download(repo_id, allow_patterns=patterns, local_files_only=True))
+    except Exception:
+        pass
+    hint = (f"download it where you have network (hf download {repo_id} --local-dir DIR) and pass "
+            f"--model DIR, or populate the Hugging Face cache (HF_HOME)")
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false"):
+        raise ModelNotAvailable(f"weights of {repo_id!r} are not in the local cache and HF_HUB_OFFLINE is set: {hint}")
+    old = {k: os.environ.get(k) for k in ("HF_HUB_ETAG_TIMEOUT", "HF_HUB_DOWNLOAD_TIMEOUT")}
+    os.environ.update(HF_HUB_ETAG_TIMEOUT="5", HF_HUB_DOWNLOAD_TIMEOUT="10")
+    try:
+        return Path(snapshot_download(repo_id, allow_patterns=patterns))
+    except Exception as exc:  # network errors come in many classes; the message is what matters
+        reason = str(exc).split("\n")[0][:200]
+        raise ModelNotAvailable(f"weights of {repo_id!r} are not available offline and could not be downloaded "
+                                f"({type(exc).__name__}: {reason}): {hint}") from None
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def resolve_device(device: Optional[str] = None) -> torch.device:
+    """``None``/``"auto"`` -> CUDA when present, else CPU; otherwise ``torch.device(device)``."""
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ModelNotAvailable(f"device {device!r} requested but CUDA is not available on this machine")
+    return dev
+
+
+def resolve_dtype(dtype: str | torch.dtype = "fp32") -> torch.dtype:
+    """Map ``fp32``/``bf16``/``fp16`` (or a torch dtype) to a torch dtype."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    try:
+        return DTYPES[dtype]
+    except KeyError:
+        raise ValueError(f"unknown dtype {dtype!r}; choose one of fp32, bf16, fp16") from None
+
+
+def vae_dtype_for(dtype: torch.dtype, vae_config, force_fp16: bool = False) -> torch.dtype:
+    """The VAE is known to overflow in fp16 (``force_upcast``): keep it fp32 unless forced."""
+    if dtype == torch.float16 and getattr(vae_config, "force_upcast", True) and not force_fp16:
+        return torch.float32
+    return dtype
+
+
+def quiet_libraries() -> None:
+    """Silence diffusers/transformers info chatter and progress bars (errors still surface)."""
+    import diffusers
+    import transformers
+
+    diffusers.utils.logging.set_verbosity_error()
+    diffusers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+
+
+def load_components(source: ModelSource, device="cpu", dtype="fp32", force_vae_fp16: bool = False):
+    """Load the VAE (``AutoencoderKL``) and vocoder (``SpeechT5HifiGan``) of ``source`` in eval mode."""
+    from diffusers import AutoencoderKL
+    from transformers import SpeechT5HifiGan
+
+    quiet_libraries()
+
+    dev, dt = resolve_device(device), resolve_dtype(dtype)
+    try:
+        vae = AutoencoderKL.from_pretrained(source.path, subfolder="vae")
+        vocoder = SpeechT5HifiGan.from_pretrained(source.path, subfolder="vocoder")
+    except (OSError, ValueError) as exc:
+        raise ModelNotAvailable(f"{source.spec}: cannot load vae/vocoder from {source.path}: "
+                                f"{str(exc).splitlines()[0]}") from None
+    vae = vae.to(dev, vae_dtype_for(dt, vae.config, force_vae_fp16)).eval().requires_grad_(False)
+    vocoder = vocoder.to(dev, dt).eval().requires_grad_(False)
+    return vae, vocoder
+
+
+def load_pipeline(source: ModelSource, device="cpu", dtype="fp32"):
+    """Load the full text-to-audio pipeline of ``source`` (AudioLDM2, or AudioLDM v1 by its model_index).
+
+    cvssp/audioldm2 stores its language model as ``GPT2Model``, which current transformers cannot
+    generate with (diffusers issue #12630); it is loaded as ``GPT2LMHeadModel`` instead.
+    """
+    import diffusers
+
+    quiet_libraries()
+    index = json.loads((source.path / "model_index.json").read_text())
+    cls_name = index.get("_class_name", "AudioLDM2Pipeline")
+    cls = getattr(diffusers, cls_name, None)
+    if cls is None:
+        raise ModelNotAvailable(f"{source.spec}: pipeline class {cls_name!r} is not in diffusers "
+                                f"{diffusers.__version__}")
+    kwargs = {}
+    if "language_model" in index:
+        from transformers import GPT2LMHeadModel
+
+        kwargs["language_model"] = GPT2LMHeadModel.from_pretrained(source.path, subfolder="language_model")
+    dt = resolve_dtype(dtype)
+    try:
+        pipe = cls.from_pretrained(source.path, torch_dtype=dt, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise ModelNotAvailable(f"{source.spec}: cannot load the full pipeline from {source.path} "
+                                f"({str(exc).splitlines()[0]}); golden generation needs every component") from None
+    if dt == torch.float16:
+        pipe.vae.to(vae_dtype_for(dt, pipe.vae.config))
+    pipe.set_progress_bar_config(disable=True)
+    return pipe.to(resolve_device(device))

@@ -1,0 +1,80 @@
+"""``harness diagnose``: which stage loses the quality, per file; text and HTML report."""
+from __future__ import annotations
+
+import json
+import sys
+
+from harness.surfaces.cli.common import GOLDEN_DIR_HELP, add_model_args, command
+
+
+def add_parser(sub) -> None:
+    """Declare ``harness diagnose`` and its options."""
+    p = command(sub, "diagnose", "run the chain stage by stage on files and say which stage loses quality", """
+harness diagnose my.wav --out report/                tables, and report/report.html (mels, differences, players)
+harness diagnose my.wav --frontend seed-librosa-db   try a front-end/VAE/vocoder variant
+harness diagnose my_mel.npy --json                   statistics check of a mel you made yourself""",
+                 description="Run the chain stage by stage on your files (or .npy mels) and name the stage that "
+                 "loses the most, with the likely cause. Exit status: 0 nothing you can fix; 1 a usage mistake is "
+                 "blamed (front-end, VAE or vocoder call), with --strict also a weak model stage; 2 an input could "
+                 "not be used.")
+    add_model_args(p)
+    p.add_argument("files", nargs="+", help="audio files, or log-mel .npy files [frames, 64]")
+    p.add_argument("--frontend", default="audioldm2", help="front-end to check")
+    p.add_argument("--vae", default="scaled", help="VAE variant")
+    p.add_argument("--vocoder", default="hifigan", help="vocoder variant")
+    p.add_argument("--seconds", type=float, default=10.24, help="analyse at most this many seconds of each file")
+    p.add_argument("--out", default="diagnose-report", help="directory of report.html")
+    p.add_argument("--json", action="store_true", help="print a JSON list, one object per file")
+    p.add_argument("--golden-dir", default=None, help=GOLDEN_DIR_HELP + "; its relative margins judge a variant "
+                   "against the correct call")
+    p.add_argument("--strict", action="store_true", help="also exit 1 when the model itself, called correctly, "
+                   "is blamed (default: exit 1 only for a usage mistake: front-end, VAE or vocoder call)")
+    p.set_defaults(fn=run)
+
+
+def run(args) -> int:
+    """``harness diagnose``: which stage loses the quality, per file; text and HTML report."""
+    from harness.signal import audio, frontend
+    from harness.surfaces import diagnose
+    from harness.model import variants
+    from harness.surfaces.diagnose import report as diagnose_report
+    from harness.model.chain import Chain
+
+    # unknown names and unusable inputs fail before the model loads (seconds)
+    for get, name in ((frontend.get_frontend, args.frontend), (variants.get_vae, args.vae),
+                      (variants.get_vocoder, args.vocoder)):
+        get(name)
+    unusable = {}
+    for path in args.files:
+        try:
+            diagnose.load_mel(path) if str(path).lower().endswith(".npy") else \
+                audio.load_audio(path, max_seconds=max(args.seconds, 0.1), truncate=True)
+        except ValueError as exc:  # AudioError, or a mel of the wrong shape
+            unusable[path] = str(exc) if isinstance(exc, audio.AudioError) else f"{path}: {exc}"
+    if len(unusable) == len(args.files):
+        for e in unusable.values():
+            print(f"harness: error: {e}", file=sys.stderr)
+        return 2
+    chain = Chain.load(args.model, args.device, args.dtype)
+    try:  # the relative margins judge usage mistakes; without them, the reference's own margin does
+        from harness.judging import report, thresholds
+
+        margins = thresholds.load(report.find_thresholds(chain.source, args.golden_dir, args.dtype))
+    except FileNotFoundError:
+        margins = {}
+    diags = diagnose.run_files(chain, args.files, progress=not args.json and len(args.files) > 1,
+                               frontend_name=args.frontend, vae=args.vae, vocoder=args.vocoder, seconds=args.seconds,
+                               thresholds_data=margins)
+    path = diagnose_report.write_html(diags, args.out, model=args.model)
+    errors = [d.record["error"] for d in diags if "error" in d.record]
+    if args.json:
+        print(json.dumps([d.record for d in diags], indent=1))
+    else:
+        print("\n\n".join(diagnose_report.format_table(d.record) for d in diags if "error" not in d.record))
+    print(f"wrote {path}", file=sys.stderr if args.json else sys.stdout)
+    for e in errors:
+        print(f"harness: error: {e}", file=sys.stderr)
+    if errors:
+        return 2
+    blamed = {"usage", "model"} if args.strict else {"usage"}
+    return 1 if any(d.record["verdict"].get("kind") in blamed for d in diags) else 0

@@ -1,0 +1,62 @@
+"""``harness mel``: write a file's log-mel (a front-end's) as ``.npy``."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from harness.surfaces.cli.common import CHANNEL_HELP, add_max_seconds, command
+
+
+def add_parser(sub) -> None:
+    """Declare ``harness mel`` and its options."""
+    p = command(sub, "mel", "write each file's log-mel as a [frames, 64] float32 .npy", """
+harness mel my.wav --out mels/                     mels/my.npy, AudioLDM2's own front-end
+harness mel *.wav --out mels/ --frames 1024        padded/cropped to 1024 frames (10.24 s)
+harness mel a.mp3 a.ogg --out mels/                same stem: a.mp3.npy and a.ogg.npy""")
+    p.add_argument("files", nargs="+", help="audio files")
+    p.add_argument("--frontend", default="audioldm2", help="front-end (see 'harness list')")
+    p.add_argument("--out", required=True, help="output directory (created)")
+    p.add_argument("--frames", type=int, default=None, help="pad/crop to this many frames (default: cover the "
+                   "file, rounded up to a multiple of 4)")
+    p.add_argument("--channel", default="first", choices=["first", "mean"], help=CHANNEL_HELP)
+    add_max_seconds(p)
+    p.set_defaults(fn=run)
+
+
+def run(args) -> int:
+    """``harness mel``: write a file's log-mel (a front-end's) as ``.npy``."""
+    import numpy as np
+    import torch
+
+    from harness.signal import audio, frontend
+
+    fe = frontend.get_frontend(args.frontend)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    failed = 0
+    stems = [Path(p).stem for p in args.files]
+    # a.mp3 and a.ogg in one call would both be a.npy: such files keep their extension (a.mp3.npy)
+    dests = {p: out / ((Path(p).stem if stems.count(Path(p).stem) == 1 else Path(p).name) + ".npy")
+             for p in args.files}
+    sources = {}  # destination -> the distinct files that would write it
+    for p, d in dests.items():
+        sources.setdefault(d, {}).setdefault(Path(p).resolve(), p)
+    clash = [p for files in sources.values() if len(files) > 1 for p in files.values()]
+    if clash:
+        raise ValueError(f"{', '.join(clash)}: same file name in different folders, their mels would overwrite "
+                         "each other in --out; run them in separate calls with different --out directories")
+    for path in args.files:
+        try:
+            x = audio.load_audio(path, channel=args.channel, max_seconds=args.max_seconds)
+            x = audio.pad_or_crop(x.astype(np.float64), args.frames)
+            # float64 arithmetic: the written mel is exact to ~1e-9 nats, not to float32 FFT round-off
+            mel = fe(torch.from_numpy(x)[None])[0, 0].numpy().astype(np.float32)
+        except (audio.AudioError, ValueError) as exc:
+            print(f"harness: error: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        dest = dests[path]
+        np.save(dest, mel)
+        print(f"{dest}  [{mel.shape[0]} frames, 64 mels]  min {mel.min():.2f}  max {mel.max():.2f}  "
+              f"mean {mel.mean():.2f} nats")
+    return 2 if failed else 0
