@@ -18,7 +18,7 @@ def test_a_few_steps_reduce_the_loss(tmp_path):
     losses = []
     for step in range(25):
         rng = np.random.default_rng([0, 0])  # the same batch each step: its loss must fall
-        mel, _ = train._random_crops(data["train"], rng, cfg.vae_batch, cfg.vae_frames)
+        mel, _ = train.random_crops(data["train"], rng, cfg.vae_batch, cfg.vae_frames)
         rec = vae.decode(vae.encode(mel[:, None]).latent_dist.mode()).sample
         loss = (rec - mel[:, None]).abs().mean()
         opt.zero_grad()
@@ -177,15 +177,17 @@ def test_a_data_pack_carries_the_corpus_as_flac(tmp_path):
 def test_a_stage_fitted_to_minutes_sets_its_steps_from_its_pace(tmp_path, monkeypatch):
     """``vocoder_minutes``: the step count comes from the first steps' pace, is recorded, and a re-run
     (resume) keeps it instead of fitting again."""
+    from harness.builders.bundled import loops
+
     ticks = iter(range(10 ** 9))
-    monkeypatch.setattr(train, "_clock", lambda: next(ticks) * 0.01)  # a clock the test controls: 10 ms a reading
-    monkeypatch.setattr(train, "PACE_WARMUP", 1)
-    monkeypatch.setattr(train, "PACE_STEPS", 4)
+    monkeypatch.setattr(loops, "_clock", lambda: next(ticks) * 0.01)  # a clock the test controls: 10 ms a reading
+    monkeypatch.setattr(loops, "PACE_WARMUP", 1)
+    monkeypatch.setattr(loops, "PACE_STEPS", 4)
     settings = {**SMALL, "vocoder_steps": 10 ** 6, "vocoder_minutes": 0.006, "eval_every": 50, "stages": "vocoder"}
     result = train.main(str(tmp_path / "run"), str(tmp_path / "model"), train.TrainConfig(**settings),
                         export_model=False)
     fitted = result["config"]["vocoder_steps"]
-    assert train.PACE_WARMUP + train.PACE_STEPS < fitted < 30  # 0.36 s at a few 10-ms readings per step
+    assert loops.PACE_WARMUP + loops.PACE_STEPS < fitted < 30  # 0.36 s at a few 10-ms readings per step
     assert result["vocoder_history"][-1]["step"] == fitted
     log = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert [r["fitted"]["steps"] for r in log if "fitted" in r] == [fitted]
