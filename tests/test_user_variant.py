@@ -42,3 +42,16 @@ def test_user_variants_join_the_matrix(pytester, harness_options):
                     "audioldm2-user-mode-hifigan:vae", "audioldm2-scaled-user-hifigan:vocoder"):
         assert re.search(rf"PASSED \S*::test_matrix\[{re.escape(test_id)}\]", out), test_id
     assert "user-db-bug-scaled-hifigan:chain" not in out
+
+
+def test_every_component_spells_its_expected_verdict_one_way():
+    """``expected_at(stage)``: a front-end and a vocoder variant have one verdict, a VAE variant one per golden stage."""
+    from harness import get_frontend, get_vae, get_vocoder
+
+    assert get_frontend("audioldm2").expected_at("frontend") == "pass"
+    assert get_frontend("htk-mel").expected_at("frontend") == "detect"
+    assert get_vocoder("hifigan-transposed").expected_at("vocoder") == "detect"
+    assert get_vae("unscaled").expected_at("decode") == "detect"
+    assert get_vae("unscaled").expected_at("roundtrip") == "pass"  # s cancels in a round trip
+    assert get_vae("no-encode-scale").expected_at("roundtrip") == "detect"
+    assert get_vae("no-encode-scale").expected_at("decode") == "pass"  # fine on the pipeline's latents

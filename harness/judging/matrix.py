@@ -86,7 +86,7 @@ class Combination:
     def _correct(self) -> Dict[str, bool]:
         """Whether each component (front-end, VAE variant, vocoder) is a correct way to call its stage."""
         return {"frontend": frontends.get_frontend(self.frontend).correct,
-                "vae": variants.get_vae(self.vae).expected.get("roundtrip", "pass") == "pass",
+                "vae": variants.get_vae(self.vae).expected_at("roundtrip") == "pass",
                 "vocoder": variants.get_vocoder(self.vocoder).correct}
 
     def corrected(self) -> "Combination":
@@ -511,10 +511,6 @@ def golden_expected(stage: str, name: str) -> str:
     round trip do not apply to it: it is ``report`` there, and the clip matrix judges it no worse than
     the base by spectral quality.
     """
-    if stage in ("decode", "roundtrip"):
-        vae = variants.get_vae(name)
-        return "report" if vae.fine_tuned else vae.expected.get(stage, "pass")
-    if stage == "vocoder":
-        vocoder = variants.get_vocoder(name)
-        return "report" if vocoder.fine_tuned else vocoder.expected
-    return frontends.get_frontend(name).expected
+    component = {"decode": variants.get_vae, "roundtrip": variants.get_vae, "vocoder": variants.get_vocoder,
+                 "frontend": frontends.get_frontend}[stage](name)
+    return "report" if getattr(component, "fine_tuned", False) else component.expected_at(stage)

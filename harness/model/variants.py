@@ -72,6 +72,11 @@ class VaeVariant:
         """True when every stage of this variant is expected to pass (not a known mistake)."""
         return all(v == "pass" for v in self.expected.values())
 
+    def expected_at(self, stage: str) -> str:
+        """The verdict expected at ``stage`` (``roundtrip``, ``decode``; ``pass`` where ``expected`` names none),
+        as every component spells it."""
+        return self.expected.get(stage, "pass")
+
     def roundtrip(self, chain, mel: torch.Tensor, generator: Optional[Sequence[torch.Generator]] = None) -> torch.Tensor:
         """``mel [b, 1, T, 64]`` -> encode -> decode -> ``[b, 1, T, 64]`` the way this variant does it."""
         if self.skip:
@@ -137,6 +142,10 @@ class VocoderVariant:
     def expected(self) -> str:
         """``pass`` for a correct vocoder variant, ``detect`` for a known mistake."""
         return "pass" if self.correct else "detect"
+
+    def expected_at(self, stage: str) -> str:
+        """The verdict expected at ``stage`` (any: a vocoder variant has one), as every component spells it."""
+        return self.expected
 
     def __call__(self, chain, mel: torch.Tensor) -> torch.Tensor:
         if self.batched:

@@ -86,6 +86,10 @@ class Frontend:
         """``"pass"`` for a correct front-end, ``"detect"`` for a known mistake."""
         return "pass" if self.correct else "detect"
 
+    def expected_at(self, stage: str) -> str:
+        """The verdict expected at ``stage`` (any: a front-end has one), as every component spells it."""
+        return self.expected
+
 
 _REGISTRY: Dict[str, Frontend] = {}
 
