@@ -392,8 +392,13 @@ def golden_stages(chain: Chain, case_latents: np.ndarray, case_mel: np.ndarray, 
         for name in golden_variant_names(stage):
             if select is not None and not select(stage, name):
                 continue
-            res[stage][name] = measure(lambda: golden_metrics(stage, *golden_pair(chain, inputs, stage, name)))
+            res[stage][name] = golden_result(chain, inputs, stage, name)
     return res
+
+
+def golden_result(chain: Chain, inputs: "GoldenInputs", stage: str, name: str) -> StageResult:
+    """Variant ``name`` at golden ``stage`` on ``inputs``, measured (:func:`measure`: an error is the result)."""
+    return measure(lambda: golden_metrics(stage, *golden_pair(chain, inputs, stage, name)))
 
 
 @dataclass

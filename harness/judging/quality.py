@@ -59,6 +59,7 @@ class MatrixRun:
         self.keep_outputs = not judged_only if keep_outputs is None else keep_outputs
         self._cache: Dict[str, Tuple[int, Dict[str, StageResult]]] = {}  # id -> (depth computed, stages)
         self._golden: Dict[str, Dict[str, StageResult]] = {}
+        self.seed, self._golden_set, self._inputs = seed, None, None
 
     def result(self, combo: Combination, upto: Optional[str] = None) -> Dict[str, StageResult]:
         """Every clip stage of ``combo`` up to ``upto`` (later ones :data:`harness.judging.matrix.NOT_MEASURED`),
@@ -113,8 +114,7 @@ class MatrixRun:
 
         def write(directory: Path, clips: Optional[Sequence[str]] = None, against: Optional[str] = None) -> str:
             try:
-                output, reference = matrix.golden_pair(chain, matrix.GoldenInputs.of(chain, *golden_arrays(gset)),
-                                                       stage, name)
+                output, reference = matrix.golden_pair(chain, self._golden_inputs(chain, gset), stage, name)
             except Exception as exc:  # the stage raised: the failure's table already carries the error
                 return f"no figure: the stage raised {type(exc).__name__}"
             for i, case in enumerate(gset.cases):
@@ -132,11 +132,17 @@ class MatrixRun:
         for s in stages:
             done = self._golden.setdefault(s, {})
             wanted = [n for n in matrix.golden_variant_names(s) if names is None or n in names]
-            missing = [n for n in wanted if n not in done]
-            if missing:
-                done.update(golden_results(chain, gset, stages=[s], select=lambda _, n: n in missing)[s])
+            for n in wanted:
+                if n not in done:
+                    done[n] = matrix.golden_result(chain, self._golden_inputs(chain, gset), s, n)
             out[s] = {n: done[n] for n in wanted}
         return out
+
+    def _golden_inputs(self, chain, gset) -> matrix.GoldenInputs:
+        """The golden cases on the chain's device, with what the golden stages compare with, made once per set."""
+        if self._golden_set is not gset:
+            self._golden_set, self._inputs = gset, matrix.GoldenInputs.of(chain, *golden_arrays(gset), self.seed)
+        return self._inputs
 
 
 def golden_arrays(gset: golden_mod.GoldenSet):

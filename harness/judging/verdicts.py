@@ -134,12 +134,14 @@ def judge_relative(thresholds_data: Dict, combo: Combination, stage: str, result
     return Verdict(ok, rows, "relative", source, limits)
 
 
-def _not_calibrated(thresholds: Dict, target_id: str, stage: str, golden_dir: Optional[str]) -> Optional[str]:
-    """Why a known mistake is not judged where calibration left the known mistakes out (``--scope reference``)."""
-    if thresholds.get("meta", {}).get("scope") != "reference" or table_key(target_id, stage) in thresholds:
+def _not_calibrated(thresholds: Dict, table_id: str, stage: str, golden_dir: Optional[str],
+                    shown: Optional[str] = None) -> Optional[str]:
+    """Why a known mistake (its limits in table ``table_id``; named ``shown``, default ``table_id``) is not judged
+    where calibration left the known mistakes out (``--scope reference``), else None."""
+    if thresholds.get("meta", {}).get("scope") != "reference" or table_key(table_id, stage) in thresholds:
         return None
-    return (f"{target_id} at {stage}: not asserted: the thresholds hold the correct variants only (calibrated with "
-            f"--scope reference); `harness thresholds --calibrate --scope absolute"
+    return (f"{shown or table_id} at {stage}: not asserted: the thresholds hold the correct variants only "
+            f"(calibrated with --scope reference); `harness thresholds --calibrate --scope absolute"
             + (f" --golden-dir={golden_dir}" if golden_dir else "") + "` adds the known mistakes")
 
 
@@ -166,9 +168,9 @@ def expected_verdict(thresholds: Dict, combo: Combination, stage: str,
     """
     verdict = combo.verdicts()[stage]
     stand_in = combo.stand_in()
-    why = _not_calibrated(thresholds, stand_in.id, stage, golden_dir) if stand_in.culprit() is not None else None
+    why = _not_calibrated(thresholds, stand_in.id, stage, golden_dir, combo.id) if stand_in.culprit() else None
     if why:
-        return verdict, why.replace(stand_in.id, combo.id, 1)
+        return verdict, why
     if verdict != "report":
         return verdict, None
     entry = thresholds.get(table_key(stand_in.id, stage), {})
