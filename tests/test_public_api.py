@@ -32,3 +32,21 @@ def test_renamed_names_warn_and_still_work(obj, old, new):
 def test_an_unknown_name_is_a_plain_attribute_error():
     with pytest.raises(AttributeError, match="no attribute 'expected_verdicts'"):
         harness.expected_verdicts  # noqa: B018
+
+
+def test_the_paths_before_the_layers_name_the_same_modules():
+    """A project that imports or patches ``harness.suite``, ``harness.frontend``, ``harness.bench.suite`` ... keeps
+    working: each old path is the module in its layer, and ``python -m harness.cli`` still runs the command line."""
+    import importlib
+    import subprocess
+    import sys
+
+    import harness
+
+    for old, new in harness.MOVED.items():
+        assert importlib.import_module(f"harness.{old}") is importlib.import_module(f"harness.{new}"), old
+    assert importlib.import_module("harness.bench.suite") is importlib.import_module("harness.surfaces.bench.suite")
+    from harness.suite import test_matrix  # noqa: F401  (the README's import before the layers)
+
+    done = subprocess.run([sys.executable, "-m", "harness.cli", "list"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "front-ends:" in done.stdout, done.stderr[-2000:]
