@@ -16,7 +16,7 @@ import numpy as np
 from harness.judging import golden as golden_mod
 from harness import machine
 from harness.judging import matrix, thresholds
-from harness.judging.quality import MatrixRun, exact_key, golden_results, precision
+from harness.judging.quality import MatrixRun, exact_key, precision
 from harness.judging.verdicts import judge_relative, relative_references
 
 
@@ -165,10 +165,13 @@ def calibrate(chain, golden_dir: str | Path, out: Optional[str | Path] = None, p
                 if not ok:
                     _not_detected(entry, random_weights, problems, f"{combo.id} {stage}: known mistake NOT "
                                   f"detectable: {key} {np.round(r.metrics[key], 3).tolist()} vs detect limit {lim}")
-    # the reference scope leaves the known mistakes out of the golden stages too: at real size their decodes
-    # and round trips cost minutes (their tests then skip, naming --scope absolute)
-    keep = (lambda stage, name: matrix.golden_expected(stage, name) != "detect") if scope == "reference" else None
-    gres = golden_results(chain, gset, select=keep)
+    def calibrated(stage: str) -> List[str]:
+        # the reference scope leaves the known mistakes out of the golden stages too: at real size their decodes
+        # and round trips cost minutes (their tests then skip, naming --scope absolute)
+        return [n for n in matrix.golden_variant_names(stage)
+                if scope != "reference" or matrix.golden_expected(stage, n) != "detect"]
+
+    gres = {stage: run.golden(chain, gset, [stage], calibrated(stage))[stage] for stage in matrix.GOLDEN_STAGES}
     ek = exact_key(chain)
     for stage, by_name in gres.items():
         for name, r in by_name.items():

@@ -367,13 +367,11 @@ class Evaluator:
 
 
 def golden_stages(chain: Chain, case_latents: np.ndarray, case_mel: np.ndarray, case_audio: np.ndarray,
-                  seed: int = 0, stages: Iterable[str] = GOLDEN_STAGES,
-                  select: Optional[Callable[[str, str], bool]] = None) -> Dict[str, Dict[str, StageResult]]:
+                  seed: int = 0, stages: Iterable[str] = GOLDEN_STAGES) -> Dict[str, Dict[str, StageResult]]:
     """Stage isolation on golden cases (batched over cases).
 
-    Returns ``{stage: {variant_name: StageResult}}``, only the named ``stages`` and of their variants those
-    ``select(stage, name)`` keeps (default: all); each stage compares a variant's output with
-    :data:`GOLDEN_COMPARED_WITH`:
+    Returns ``{stage: {variant_name: StageResult}}``, only the named ``stages``; each stage compares a
+    variant's output with :data:`GOLDEN_COMPARED_WITH`:
 
     * ``decode``: golden latents -> the variant's decode, vs the golden mel (the pipeline's own decode);
     * ``roundtrip``: golden mel -> the variant's encode and decode, vs the correct round trip (``scaled``,
@@ -390,8 +388,6 @@ def golden_stages(chain: Chain, case_latents: np.ndarray, case_mel: np.ndarray, 
     res: Dict[str, Dict[str, StageResult]] = {s: {} for s in stages}
     for stage in res:
         for name in golden_variant_names(stage):
-            if select is not None and not select(stage, name):
-                continue
             res[stage][name] = golden_result(chain, inputs, stage, name)
     return res
 

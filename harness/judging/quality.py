@@ -128,20 +128,22 @@ class MatrixRun:
                names: Optional[Sequence[str]] = None) -> Dict[str, Dict[str, StageResult]]:
         """Golden stage isolation results of the named ``stages``: of every variant each runs on, or of ``names``
         only (each variant at each stage computed once)."""
-        out = {}
+        inputs, out = self._golden_inputs(chain, gset), {}
         for s in stages:
             done = self._golden.setdefault(s, {})
             wanted = [n for n in matrix.golden_variant_names(s) if names is None or n in names]
             for n in wanted:
                 if n not in done:
-                    done[n] = matrix.golden_result(chain, self._golden_inputs(chain, gset), s, n)
+                    done[n] = matrix.golden_result(chain, inputs, s, n)
             out[s] = {n: done[n] for n in wanted}
         return out
 
     def _golden_inputs(self, chain, gset) -> matrix.GoldenInputs:
-        """The golden cases on the chain's device, with what the golden stages compare with, made once per set."""
+        """The golden cases on the chain's device, with what the golden stages compare with, made once per set
+        (another set starts the golden results afresh)."""
         if self._golden_set is not gset:
             self._golden_set, self._inputs = gset, matrix.GoldenInputs.of(chain, *golden_arrays(gset), self.seed)
+            self._golden = {}
         return self._inputs
 
 
@@ -149,13 +151,6 @@ def golden_arrays(gset: golden_mod.GoldenSet):
     """The golden cases stacked: latents ``[n, 8, T/4, 16]``, mels ``[n, T, 64]``, waveforms ``[n, samples]``."""
     return (np.stack([c.latents for c in gset.cases]), np.stack([c.mel for c in gset.cases]),
             np.stack([c.audio for c in gset.cases]))
-
-
-def golden_results(chain, gset: golden_mod.GoldenSet, seed: int = 0, stages: Sequence[str] = matrix.GOLDEN_STAGES,
-                   select=None):
-    """The golden stages (:func:`harness.judging.matrix.golden_stages`) of every case of ``gset``, batched over the
-    cases, of the variants ``select(stage, name)`` keeps (default: all)."""
-    return matrix.golden_stages(chain, *golden_arrays(gset), seed, stages, select)
 
 
 def precision(chain) -> str:

@@ -54,7 +54,8 @@ class TensorMemo:
 
     def __init__(self, max_bytes: int = 64 << 20):
         self.max_bytes = max_bytes
-        self._entries: List[tuple] = []  # (fingerprint, input, key, value), the most recently used last
+        self._entries: List[tuple] = []  # (fingerprint, input, value, bytes), the most recently used last
+        self._bytes_held = 0
 
     @staticmethod
     def _bytes(value) -> int:
@@ -69,10 +70,10 @@ class TensorMemo:
         if key is None or x.device.type == "meta":
             return None
         fp = (tuple(x.shape), x.dtype, x.device, key)
-        for i, (f, inp, k, value) in enumerate(self._entries):
-            if f == fp and torch.equal(inp, x):
+        for i, entry in enumerate(self._entries):
+            if entry[0] == fp and torch.equal(entry[1], x):
                 self._entries.append(self._entries.pop(i))
-                return value
+                return entry[2]
         return None
 
     def put(self, x: torch.Tensor, value, key=None):
@@ -80,9 +81,11 @@ class TensorMemo:
         ``value``."""
         if key is None or x.device.type == "meta":
             return value
-        self._entries.append(((tuple(x.shape), x.dtype, x.device, key), x, key, value))
-        while len(self._entries) > 1 and sum(self._bytes(e[1]) + self._bytes(e[3]) for e in self._entries) > self.max_bytes:
-            self._entries.pop(0)
+        size = self._bytes(x) + self._bytes(value)
+        self._entries.append(((tuple(x.shape), x.dtype, x.device, key), x, value, size))
+        self._bytes_held += size
+        while len(self._entries) > 1 and self._bytes_held > self.max_bytes:
+            self._bytes_held -= self._entries.pop(0)[3]
         return value
 
 
