@@ -8,7 +8,9 @@ instead of failing correct chains (:func:`harness.judging.thresholds.check_kerne
 """
 from __future__ import annotations
 
+import ctypes
 import os
+import platform
 from importlib import metadata
 
 #: the packages whose versions a calibration records
@@ -70,9 +72,6 @@ def keep_freed_memory() -> bool:
     (``M_TRIM_THRESHOLD = -1``): the process keeps its peak memory. Returns False where it does
     not apply (not glibc). ``LD_PRELOAD`` of jemalloc/tcmalloc is the alternative outside Python.
     """
-    import ctypes
-    import platform
-
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return False
     try:

@@ -116,3 +116,94 @@ def test_imports_point_down_the_layers():
             if not ok:
                 upward.append(f"{module} -> {other}")
     assert upward == []
+
+
+# --- where an import may stand inside a function ------------------------------------------------
+
+#: the entry points: the pytest plugin (loaded by every pytest run of a project, harness tests or not) and the
+#: CLI's command modules (``harness --help`` stays fast). They import what they use inside the hook, fixture
+#: or command that uses it, so a run loads only what it needs.
+ENTRY_POINTS = {"harness.surfaces.plugin", "harness.surfaces.cli"} | {
+    f"harness.surfaces.cli.{p.stem}" for p in (PACKAGE / "surfaces" / "cli").glob("*.py") if p.stem != "__init__"}
+#: modules that load no torch when imported: the entry points, the golden files' reader and the audio I/O it
+#: uses, and the foundation. Inside their functions they import what loads torch.
+TORCH_FREE = ENTRY_POINTS | {
+    "harness", "harness.errors", "harness.atomic", "harness.machine", "harness.deprecation",
+    "harness.signal", "harness.signal.audio", "harness.model", "harness.judging", "harness.judging.golden",
+    "harness.surfaces", "harness.surfaces.job_summary",
+}
+#: third-party packages imported inside the one function that needs them, each for its reason
+DEFERRED = {
+    "diffusers": "seconds to import: only the functions that build or load a pipeline",
+    "transformers": "seconds to import: only the functions that build or load a pipeline",
+    "tokenizers": "only building a tokenizer for the bundled and real-size pipelines",
+    "huggingface_hub": "only resolving a hub id",
+    "matplotlib": "only drawing a figure",
+    "librosa": "a second to import (numba): only the reference implementations compared with",
+    "scipy": "only the code-made audio's filters",
+    "hypothesis": "only the metamorphic checks",
+    "pytest": "judging runs in the CLI too, outside pytest: only a check's skip or failure",
+    "xdist": "optional (the test extra): only when pytest-xdist schedules",
+    "tomli": "only on Python before 3.11",
+    "tomllib": "Python 3.11 and later; the fallback is tomli",
+    "torch": "in a torch-free module (TORCH_FREE) only, or a part of torch loaded on demand "
+             "(distributed, flop counter)",
+}
+
+
+def _imports(path: pathlib.Path, modules=()):
+    """``(lineno, imported module, at module level)`` of every import statement of a file (absolute names;
+    ``from package import module`` names the module when it is one of ``modules``)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    top = {id(node) for node in tree.body}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            yield from ((node.lineno, a.name, id(node) in top) for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names = {f"{node.module}.{a.name}" for a in node.names} & set(modules) or {node.module}
+            yield from ((node.lineno, name, id(node) in top) for name in sorted(names))
+
+
+def loads_torch() -> set:
+    """The package's modules whose module-level imports reach torch (read from the source, transitively)."""
+    paths = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    direct = {name: {m for _, m, top in _imports(path, paths) if top} for name, path in paths.items()}
+
+    def reaches(name, seen):
+        for m in direct.get(name, ()):
+            if m.partition(".")[0] in ("torch", "diffusers", "transformers"):
+                return True
+            # `import harness.x.y` runs the packages above it too
+            parts = m.split(".")
+            for i in range(1, len(parts) + 1):
+                sub = ".".join(parts[:i])
+                if sub in direct and sub not in seen and (seen.add(sub) or reaches(sub, seen)):
+                    return True
+        return False
+
+    return {name for name in direct if reaches(name, {name})}
+
+
+def test_torch_free_modules_import_no_torch():
+    assert sorted(TORCH_FREE & loads_torch()) == []
+
+
+def test_imports_stand_at_module_level_unless_a_reason_keeps_them_in_a_function():
+    torch_loading = loads_torch()
+    modules = {_module_name(p) for p in PACKAGE.rglob("*.py")}
+    misplaced = []
+    for path in PACKAGE.rglob("*.py"):
+        module = _module_name(path)
+        for line, imported, top in _imports(path, modules):
+            package = imported.partition(".")[0]
+            if top or package == "__future__" or module in ENTRY_POINTS:
+                continue
+            if package == "harness":
+                ok = module in TORCH_FREE and imported in torch_loading
+            elif package == "torch":
+                ok = module in TORCH_FREE or imported != "torch"
+            else:
+                ok = package in DEFERRED
+            if not ok:
+                misplaced.append(f"{path.relative_to(PACKAGE.parent)}:{line}: {imported}")
+    assert misplaced == [], "move these imports to the top of their module (or give the reason in DEFERRED)"

@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 
 from harness.builders.bundled import tiny
+from harness.model.loading import BUNDLED
 
 VARIANTS = ("audioldm2", "audioldm2-large", "audioldm2-tts", "audioldm")
 #: VitsTokenizer symbols of the TTS member: letters and punctuation, no phonemizer needed
@@ -59,7 +60,6 @@ def build_tiny(variant: str, out_dir: str | os.PathLike, seed: int = 0) -> Path:
 
     if variant not in VARIANTS:
         raise ValueError(f"unknown family variant {variant!r}; known: {', '.join(VARIANTS)}")
-    from harness.model.loading import BUNDLED
 
     vae = AutoencoderKL.from_pretrained(BUNDLED["tiny"], subfolder="vae")
     vocoder = SpeechT5HifiGan.from_pretrained(BUNDLED["tiny"], subfolder="vocoder")

@@ -27,6 +27,7 @@ import torch
 
 from harness.builders.bundled import tiny
 from harness.model.loading import REAL_CONFIGS
+from harness.model.chain import Chain
 
 VARIANTS = ("audioldm2", "audioldm2-large")
 #: what a well-conditioned random vocoder should output for a typical log-mel (dBFS rms)
@@ -56,8 +57,6 @@ def build_vocoder(seed: int = 0, device: str = "cpu"):
 def chain(device: str = "cpu", seed: int = 0):
     """A :class:`harness.model.chain.Chain` of the cvssp/audioldm2 VAE and vocoder with random weights (shipped
     configs); ``device="meta"`` builds it without memory or compute, for shape checks."""
-    from harness.model.chain import Chain
-
     vae, vocoder = build_vae(seed, device), build_vocoder(seed, device)
     return Chain(vae.eval().requires_grad_(False), vocoder.eval().requires_grad_(False))
 

@@ -12,12 +12,15 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from harness.judging import golden as golden_mod
 from harness import machine
 from harness.judging import matrix, thresholds
 from harness.judging.quality import MatrixRun, exact_key, precision
+from harness.judging.stages import GOLDEN_REFERENCE, GOLDEN_STAGES, JUDGED, SHARE_OF, golden_variant_names
 from harness.judging.verdicts import judge_relative, relative_references
+from harness.signal import synth
 
 
 def calibrate_relative(chain, clips: Dict[str, np.ndarray], progress: bool = True) -> Tuple[Dict[str, Dict], List[str]]:
@@ -27,8 +30,6 @@ def calibrate_relative(chain, clips: Dict[str, np.ndarray], progress: bool = Tru
     :func:`harness.judging.thresholds.fit_relative` keys, and a line per known mistake that the resulting
     limits do not detect on some clip (calibration must then fail, not write a blind threshold).
     """
-    from tqdm.auto import tqdm
-
     run = MatrixRun(chain, clips, judged_only=True)
     random_weights = _random(chain)
     combos = matrix.combinations()
@@ -45,7 +46,7 @@ def calibrate_relative(chain, clips: Dict[str, np.ndarray], progress: bool = Tru
             table: Dict[str, float] = {}
             for name, r in relative_references(stage, ref).items():
                 if name in res.metrics:
-                    table.update(thresholds.fit_relative(res.metrics[name], r, name, name in matrix.SHARE_OF))
+                    table.update(thresholds.fit_relative(res.metrics[name], r, name, name in SHARE_OF))
             tables[thresholds.relative_key(combo.id, stage)] = table
     for combo in combos:
         for stage, exp in combo.verdicts().items():
@@ -104,10 +105,6 @@ def calibrate(chain, golden_dir: str | Path, out: Optional[str | Path] = None, p
     the whole chains of the known front-end/VAE mistakes heard through HiFi-GAN; ``"all"`` the relative
     margins too (:data:`SCOPES`). What it will compute is printed first; the progress bars time it.
     """
-    from tqdm.auto import tqdm
-
-    from harness.signal import synth
-
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {', '.join(SCOPES)}, not {scope!r}")
     gset = golden_mod.load(golden_dir)
@@ -133,12 +130,12 @@ def calibrate(chain, golden_dir: str | Path, out: Optional[str | Path] = None, p
         for stage, exp in combo.verdicts().items():
             r = results[combo.id][stage]
             entry = {"expected": exp, **{f"measured_{k}": [round(float(x), 4) for x in v]
-                                         for k, v in r.metrics.items() if k in matrix.JUDGED[stage]}}
+                                         for k, v in r.metrics.items() if k in JUDGED[stage]}}
             if exp == "pass":
                 if r.error:
                     problems.append(f"{combo.id} {stage}: expected to pass but failed: {r.error}")
                     continue
-                entry.update(thresholds.pass_limits(r.metrics, matrix.JUDGED[stage]))
+                entry.update(thresholds.pass_limits(r.metrics, JUDGED[stage]))
             if r.error:
                 entry["error"] = r.error[:200]
             tables[thresholds.table_key(combo.id, stage)] = entry
@@ -147,7 +144,7 @@ def calibrate(chain, golden_dir: str | Path, out: Optional[str | Path] = None, p
         r = run.result(combo, upto="chain")["chain"]
         entry = tables[thresholds.table_key(combo.id, "chain")]
         entry.update({f"measured_{k}": [round(float(x), 4) for x in v] for k, v in r.metrics.items()
-                      if k in matrix.JUDGED["chain"]})
+                      if k in JUDGED["chain"]})
         entry.update(thresholds.chain_detection(r, tables.get(thresholds.table_key(combo.corrected().id, "chain")),
                                                 run.clip_names))
     for combo in combos:
@@ -156,7 +153,7 @@ def calibrate(chain, golden_dir: str | Path, out: Optional[str | Path] = None, p
                 continue
             entry = tables[thresholds.table_key(combo.id, stage)]
             sib = tables.get(thresholds.table_key(combo.sibling(stage).id, stage), {})
-            key = matrix.JUDGED[stage][0]
+            key = JUDGED[stage][0]
             lim = thresholds.detect_limit(sib, key)
             entry.update(lim)
             r = results[combo.id][stage]
@@ -168,10 +165,10 @@ def calibrate(chain, golden_dir: str | Path, out: Optional[str | Path] = None, p
     def calibrated(stage: str) -> List[str]:
         # the reference scope leaves the known mistakes out of the golden stages too: at real size their decodes
         # and round trips cost minutes (their tests then skip, naming --scope absolute)
-        return [n for n in matrix.golden_variant_names(stage)
+        return [n for n in golden_variant_names(stage)
                 if scope != "reference" or matrix.golden_expected(stage, n) != "detect"]
 
-    gres = {stage: run.golden(chain, gset, [stage], calibrated(stage))[stage] for stage in matrix.GOLDEN_STAGES}
+    gres = {stage: run.golden(chain, gset, [stage], calibrated(stage))[stage] for stage in GOLDEN_STAGES}
     ek = exact_key(chain)
     for stage, by_name in gres.items():
         for name, r in by_name.items():
@@ -194,7 +191,7 @@ def calibrate(chain, golden_dir: str | Path, out: Optional[str | Path] = None, p
             entry = tables[thresholds.table_key(f"golden-{stage}-{name}", stage)]
             if entry["expected"] != "detect":
                 continue
-            ref = matrix.GOLDEN_REFERENCE[stage]
+            ref = GOLDEN_REFERENCE[stage]
             lim = thresholds.detect_limit(tables[thresholds.table_key(f"golden-{stage}-{ref}", stage)], "mel_l1")
             entry.update(lim)
             if r.error is None and not thresholds.judge(r, lim, "detect")[0]:

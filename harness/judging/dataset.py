@@ -24,6 +24,7 @@ computes only the batches that have no part yet. When all are done, rank 0 merge
 """
 from __future__ import annotations
 
+import datetime
 import hashlib
 import heapq
 import itertools
@@ -35,8 +36,17 @@ from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
+import torch
+from tqdm.auto import tqdm
 
 from harness.judging import matrix
+from harness.judging.stages import JUDGED
+from harness.signal import audio
+from harness.machine import version
+from harness.judging.golden import sha256
+from harness.judging.quality import MatrixRun, precision
+from harness.judging.report import RecordJudge
+from harness.judging.verdicts import FAILING
 
 #: files per batch (one length): large enough to keep a GPU busy, small enough that a killed run loses little
 BATCH_SIZE = 16
@@ -82,8 +92,6 @@ class Shard:
 def grid_samples(path: str) -> int:
     """Samples a file will have at 16 kHz on the frame grid, from its header alone (no audio read);
     :class:`harness.signal.audio.AudioError` if it has none."""
-    from harness.signal import audio
-
     info = audio.header(path)
     return matrix.grid_frames(math.ceil(info.frames * audio.SAMPLE_RATE / info.samplerate)) * audio.HOP
 
@@ -91,8 +99,6 @@ def grid_samples(path: str) -> int:
 def plan(files: Sequence[str], batch_size: int = BATCH_SIZE) -> Tuple[List[Batch], List[dict]]:
     """Batches of equal-length files, and an error entry ``{"file", "error"}`` per file whose header cannot
     be read. The same files give the same batches on every process."""
-    from harness.signal import audio
-
     lengths, errors = [], []
     for f in files:
         try:
@@ -139,9 +145,6 @@ def _barrier(shard: Shard) -> None:
 def init_distributed(shard: Shard, device: str) -> str:
     """Join the launch's process group (NCCL on CUDA, gloo on CPU) and return this process's device:
     ``cuda:<LOCAL_RANK>`` when ``device`` is ``cuda`` or ``auto`` with CUDA present."""
-    import datetime
-
-    import torch
 
     if device in ("auto", "cuda") and torch.cuda.is_available():
         device = f"cuda:{shard.local_rank}" if shard.distributed else "cuda"
@@ -160,10 +163,6 @@ def init_distributed(shard: Shard, device: str) -> str:
 
 def run_settings(chain, judge, combos, batches: Sequence[Batch], batch_size: int) -> dict:
     """What a run's records depend on; a directory holding another run's parts is refused."""
-    from harness.judging.golden import sha256
-    from harness.machine import version
-    from harness.judging.quality import precision
-
     return {"model": chain.source.spec if chain.source else None, "precision": precision(chain),
             "thresholds": str(judge.path.resolve()), "thresholds_sha256": sha256(judge.path)[:16],
             "combinations": [c.id for c in combos], "batch_size": batch_size, "plan": plan_hash(batches),
@@ -191,8 +190,6 @@ def _write_atomic(path: Path, text: str) -> None:
 
 def evaluate_batch(chain, judge, combos, batch: Batch) -> List[dict]:
     """The records of one batch, then an ``{"file", "error"}`` line per file that could not be used."""
-    from harness.judging.quality import MatrixRun
-
     clips, baseline_of, unusable = judge.load(batch.files)
     errors = [{"file": e.path, "error": str(e)} for e in unusable]
     records = []
@@ -212,10 +209,6 @@ def evaluate(chain, files: Sequence[str], out: str | Path, golden_dir: Optional[
 
     Returns the summary on rank 0 (``None`` on the others), after every batch is done and merged.
     """
-    from tqdm.auto import tqdm
-
-    from harness.judging.report import RecordJudge
-
     out = Path(out)
     (out / "parts").mkdir(parents=True, exist_ok=True)
     combos = list(combos or matrix.combinations())
@@ -285,7 +278,7 @@ def merge(out: Path, batches: Sequence[Batch], header_errors: Sequence[dict] = (
 class Summary:
     """Per combination: status counts, each metric's mean and percentiles, the worst files.
 
-    "Worst" is by the key metric (:data:`harness.judging.matrix.JUDGED`) of the stage the combination is judged at:
+    "Worst" is by the key metric (:data:`harness.judging.stages.JUDGED`) of the stage the combination is judged at:
     the chain for a correct one, the culprit stage for a known mistake (the larger the loss, the worse;
     for a mistake, the *smaller*, since it is then closest to escaping detection).
     """
@@ -309,7 +302,7 @@ class Summary:
         for k, v in record["metrics"].items():
             values.setdefault(k, []).append(v)
         stage = combo.culprit() or "chain"
-        key = f"{stage}.{matrix.JUDGED[stage][0]}"
+        key = f"{stage}.{JUDGED[stage][0]}"
         if key in record["metrics"]:
             badness = record["metrics"][key] if stage == "chain" else -record["metrics"][key]
             heapq.heappush(self._worst.setdefault(combo.id, []), (badness, record["file"]))
@@ -318,13 +311,11 @@ class Summary:
 
     def result(self) -> dict:
         """``summary.json``'s content: per combination its status counts, mean/p5/p50/p95 per metric, worst files, verdict."""
-        from harness.judging.verdicts import FAILING
-
         combos = {}
         for cid, status in self._status.items():
             combo = self._combos[cid]
             stage = combo.culprit() or "chain"
-            key = f"{stage}.{matrix.JUDGED[stage][0]}"
+            key = f"{stage}.{JUDGED[stage][0]}"
             metrics = {k: {"mean": round(float(np.mean(v)), 4),
                            **{f"p{q}": round(float(np.percentile(v, q)), 4) for q in PERCENTILES}, "n": len(v)}
                        for k, v in sorted(self._values[cid].items())}

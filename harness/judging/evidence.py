@@ -10,6 +10,9 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
+from harness.signal import audio, frontend, metrics
+from harness import atomic
+
 
 def mel_figure(panels: Sequence[Tuple[str, Optional[np.ndarray]]], reference: Optional[np.ndarray] = None,
                path=None, fmt: Optional[str] = None, dpi: int = 72):
@@ -78,8 +81,6 @@ def mel_figure(panels: Sequence[Tuple[str, Optional[np.ndarray]]], reference: Op
     if diff_im is not None:
         fig.colorbar(diff_im, ax=axes[:, 1].tolist(), shrink=0.6, label="|difference| (nats)")
     if path is not None:
-        from harness import atomic
-
         save = dict(dpi=dpi, format=fmt, **({"pil_kwargs": {"quality": 80}} if fmt == "webp" else {}))
         if hasattr(path, "write"):  # a buffer (the HTML report embeds its figures)
             fig.savefig(path, **save)
@@ -108,8 +109,6 @@ def write_evidence(directory: Path, name: str, wave_in: np.ndarray, wave_out: Op
     The differences are taken against ``mel_correct`` (the correct call's output on the same input,
     ``[frames, 64]``) when given, else against ``mel_in``: the figure shows the comparison that failed.
     """
-    from harness.signal import audio
-
     directory.mkdir(parents=True, exist_ok=True)
     audio.write_audio(directory / f"{name}-input.wav", wave_in)
     if wave_out is not None:
@@ -126,11 +125,9 @@ def write_golden_evidence(directory: Path, name: str, stage: str, output, refere
     closer of the two framings for a front-end, whose input WAV is written).
 
     ``output``: this case's output (mel ``[1, T, 64]`` or waveform ``[samples]``, a tensor); ``reference``:
-    the stage's reference for the whole batch (:meth:`harness.judging.matrix.GoldenInputs.reference`), of which item
+    the stage's reference for the whole batch (:meth:`harness.judging.stages.GoldenInputs.reference`), of which item
     ``index`` is this case's.
     """
-    from harness.signal import audio, frontend, metrics
-
     directory.mkdir(parents=True, exist_ok=True)
     if stage == "vocoder":
         golden, out = reference[index], output
@@ -141,7 +138,7 @@ def write_golden_evidence(directory: Path, name: str, stage: str, output, refere
     else:
         out_mel = output[0]
         # a front-end is judged against the closer of AudioLDM2's two framings (by log-mel L1, as the judge
-        # measures it: harness.judging.matrix.frontend_distance): the figure draws that one
+        # measures it: harness.judging.stages.frontend_distance): the figure draws that one
         closer = lambda m: float(metrics.mel_l1(mel_estimate=output[None], mel_reference=m[index:index + 1])[0])  # noqa: E731
         ref_mel = (min(reference, key=closer) if stage == "frontend" else reference)[index, 0]
         if stage == "frontend":

@@ -23,9 +23,12 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 import numpy as np
+from tqdm.auto import tqdm
+import soundfile as sf
 
 from harness import atomic
 from harness.errors import GoldenError  # noqa: F401  (imported from here by callers)
+from harness.signal import audio
 
 PROMPTS = [
     ("dog", "a dog barking in the distance", 0),
@@ -107,8 +110,6 @@ def _file_entry(root: Path, path: Path) -> dict:
         arr = np.load(path)
         entry.update(shape=list(arr.shape), dtype=str(arr.dtype))
     elif path.suffix in (".wav", ".flac"):
-        import soundfile as sf
-
         info = sf.info(str(path))
         entry.update(shape=[info.frames], samplerate=info.samplerate)
     return entry
@@ -142,8 +143,6 @@ def run_case(pipe, prompt: str, seed: int, steps: int, guidance: float, seconds:
 
 def _check_case(name: str, latents: np.ndarray, wave: np.ndarray) -> None:
     """A generated case must be usable as a golden: finite latents, a finite and audible waveform."""
-    from harness.signal import audio
-
     if not np.isfinite(latents).all():
         raise GoldenError(f"golden case {name!r}: the pipeline produced non-finite latents (NaN/Inf); in fp16 "
                           "keep the VAE in fp32 (force_upcast) or generate in fp32/bf16")
@@ -193,9 +192,6 @@ def copy_bundled(model: str, out: str | Path) -> Path:
 
 def _generate_into(out: Path, model: str, source, pipe, device: str, dtype: str, seconds: Optional[float],
                    steps: int, progress: bool) -> None:
-    from tqdm.auto import tqdm
-
-    from harness.signal import audio
 
     # users' clips (``harness golden --clips``) survive a regeneration of the pipeline cases
     previous = json.loads((out / "manifest.json").read_text()) if (out / "manifest.json").exists() else {}
@@ -270,8 +266,6 @@ def add_clips(root: str | Path, paths, channel: str = "first",
     :func:`generate`, the set is replaced whole once the new one is checked and ``finish(new_set_dir)``
     succeeded.
     """
-    from harness.signal import audio
-
     check(root)
     loaded = [(p, audio.load_audio(p, channel=channel, max_seconds=audio.MAX_SECONDS)) for p in audio_files(paths)]
     if not loaded:
@@ -285,10 +279,6 @@ def add_clips(root: str | Path, paths, channel: str = "first",
 
 
 def _add_clips_into(root: Path, loaded) -> List[str]:
-    import soundfile as sf
-
-    from harness.signal import audio
-
     manifest = check(root)
     (root / "clips").mkdir(exist_ok=True)
     names, taken = [], set(manifest.get("clips", []))
@@ -364,8 +354,6 @@ def check(root: str | Path) -> dict:
 
 def load(root: str | Path) -> GoldenSet:
     """Check then load a golden directory."""
-    from harness.signal import audio
-
     root = Path(root)
     manifest = check(root)
     cases = []

@@ -19,39 +19,33 @@ chain      output waveform vs the (normalised) input   ``mel_l1``, ``lsd``, ``mr
 
 Waveform SNR/correlation/SI-SDR are computed for the chain (lag-aligned, gain-matched) and
 reported, never asserted: no vocoder reproduces phase. Golden cases add the stages that *are*
-sample-exact (:func:`golden_stages`).
+sample-exact (:func:`harness.judging.stages.golden_stages`). Every stage runs its component and measures
+its output through :mod:`harness.judging.stages`, the stage engine; this module chooses the combinations
+and caches what they share on a set of clips.
 """
 from __future__ import annotations
 
 import dataclasses
 import itertools
 from dataclasses import dataclass
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional
 
 import numpy as np
 import torch
 
+from harness.signal import audio
 from harness.signal import frontend as frontends
 from harness import deprecation
-from harness.signal import metrics
 from harness.model import variants
 from harness.model.chain import Chain, LayoutError
 from harness.errors import InputError
-
-CLIP_STAGES = ("frontend", "vae", "vocoder", "chain")
-GOLDEN_STAGES = ("decode", "vocoder", "frontend", "roundtrip")
-#: metrics asserted per stage (the first is the key metric used for detection)
-JUDGED = {
-    "frontend": ["mel_l1"], "vae": ["ref_mel_l1", "mel_l1"], "vocoder": ["mel_l1"],
-    "chain": ["mel_l1", "lsd", "mrstft", "mel_snr"],
-    "decode": ["mel_l1"], "roundtrip": ["mel_l1"],
-}
-REPORTED = ["snr", "correlation", "si_sdr"]
-#: metrics that measure a deviation from the reference combination's output, judged (relative policy)
-#: as a share of the reference's own loss in the named metric: a posterior sample strays further from
-#: the mode on a clip the VAE reconstructs poorly
-SHARE_OF = {"ref_mel_l1": "mel_l1"}
-DEFAULTS = {"frontend": "audioldm2", "vae": "scaled", "vocoder": "hifigan"}
+from harness.judging import stages
+# the stage vocabulary and the golden stages lived here before the stage engine had a module of its own
+from harness.judging.stages import (  # noqa: F401
+    CLIP_STAGES, DEFAULTS, GOLDEN_COMPARED_WITH, GOLDEN_REFERENCE, GOLDEN_STAGES, JUDGED, NOT_MEASURED, REPORTED,
+    SHARE_OF, STAGE_ERRORS, GoldenInputs, StageResult, framing_mels, frontend_distance, golden_pair, golden_result,
+    golden_stages, golden_variant_names, measure,
+)
 
 
 @dataclass(frozen=True)
@@ -182,8 +176,6 @@ def is_builtin(stage: str, name: str) -> bool:
 def grid_frames(n_samples: int) -> int:
     """Mel frames a clip of ``n_samples`` is padded to: the smallest multiple of 4 that covers it, and
     never exactly 64 (= the mel bins), where a transposed ``[b, 64, T]`` mel would pass a shape check."""
-    from harness.signal import audio
-
     frames = audio.frames_for(n_samples)
     return frames + audio.VAE_FACTOR if frames == frontends.N_MELS else frames
 
@@ -195,69 +187,6 @@ def combinations(frontends_: Optional[Iterable[str]] = None, vaes: Optional[Iter
     vs = list(vaes or [v.name for v in variants.list_vaes()])
     vcs = list(vocoders or [v.name for v in variants.list_vocoders()])
     return [Combination(*c) for c in itertools.product(fes, vs, vcs)]
-
-
-def _mel_l1(estimate: torch.Tensor, reference: torch.Tensor) -> np.ndarray:
-    """Per-item log-mel L1 (nats) of two mels ``[b, 1, T, 64]``, as numpy ``[b]``."""
-    return metrics.mel_l1(mel_estimate=estimate, mel_reference=reference).cpu().numpy()
-
-
-def framing_mels(wave: torch.Tensor, training_mel: Optional[torch.Tensor] = None) -> List[torch.Tensor]:
-    """The AudioLDM2 log-mels ``[b, 1, T, 64]`` of ``wave`` in both of its framings: training (frame t
-    centred on ``160 t + 80``; ``training_mel`` when already computed) and inference (TacotronSTFT, on
-    ``160 t``). A correct front-end matches one of them."""
-    if training_mel is None:
-        training_mel = frontends.get_frontend("audioldm2")(wave)
-    return [training_mel, frontends.get_frontend("audioldm2-tacotron")(wave)]
-
-
-def frontend_distance(mel: torch.Tensor, references: Sequence[torch.Tensor]) -> np.ndarray:
-    """Per-item log-mel L1 of a front-end's ``mel`` to the closer of AudioLDM2's framings
-    (:func:`framing_mels`), numpy ``[b]``."""
-    return np.minimum(*[_mel_l1(mel, m) for m in references])
-
-
-@dataclass
-class StageResult:
-    """Per-clip metrics of one stage (numpy ``[n_clips]`` each), or the error that stopped it.
-
-    Attributes
-    ----------
-    metrics : dict of str -> ndarray [n_clips]
-        Empty when the stage failed or was not measured.
-    error : str or None
-        ``"LayoutError: ..."``: the exception that stopped the stage.
-    """
-
-    metrics: Dict[str, np.ndarray]
-    error: Optional[str] = None
-
-
-#: a stage that was not computed because nothing is asserted there (downstream of a known mistake)
-NOT_MEASURED = StageResult({}, None)
-#: what a stage may raise that is a result, not a harness bug: a layout or value error, torch's shape errors
-STAGE_ERRORS = (LayoutError, ValueError, RuntimeError)
-
-
-def measure(stage: Callable[[], Dict[str, np.ndarray]], errors: Tuple[type, ...] = STAGE_ERRORS) -> StageResult:
-    """Run one stage's measurement ``stage() -> {metric: ndarray [n_clips]}``; an error in ``errors`` becomes
-    the stage's result (a mistaken variant that raises is a finding, not a crash).
-
-    Parameters
-    ----------
-    stage : callable
-        Computes the stage and its metrics.
-    errors : tuple of exception types, default :data:`STAGE_ERRORS`
-        ``harness diagnose`` passes ``(Exception,)``: every failure of user code is a finding there.
-
-    Returns
-    -------
-    StageResult
-    """
-    try:
-        return StageResult(stage())
-    except errors as exc:
-        return StageResult({}, f"{type(exc).__name__}: {exc}")
 
 
 class Evaluator:
@@ -276,15 +205,15 @@ class Evaluator:
         self.chain, self.names, self.seed = chain, list(clips), seed
         self.wave = torch.from_numpy(np.stack([clips[n] for n in self.names])).to(chain.device)
         self.reference_wave = frontends.normalize_waveform(self.wave)
-        self.reference_mel = frontends.get_frontend("audioldm2")(self.wave)
-        self.framing_mels = framing_mels(self.wave, self.reference_mel)
+        self.reference_mel = frontends.get_frontend(DEFAULTS["frontend"])(self.wave)
+        self.framing_mels = stages.framing_mels(self.wave, self.reference_mel)
         self._fe: Dict[str, torch.Tensor] = {}
         self._vae: Dict[tuple, object] = {}
         self.outputs: Dict[str, Dict[str, torch.Tensor]] = {}
 
     def _frontend(self, name):
         if name not in self._fe:
-            self._fe[name] = self.chain.front_end(self.wave, name)
+            self._fe[name] = stages.output(self.chain, "frontend", name, self.wave)
         return self._fe[name]
 
     def _vae_out(self, fe, vae):
@@ -292,7 +221,7 @@ class Evaluator:
         key = (fe, vae)
         if key not in self._vae:
             try:
-                self._vae[key] = self.chain.vae_roundtrip(self._frontend(fe), vae, self.seed)
+                self._vae[key] = stages.output(self.chain, "vae", vae, self._frontend(fe), seed=self.seed)
             except (LayoutError, ValueError) as exc:
                 self._vae[key] = exc
         return self._vae[key]
@@ -303,10 +232,7 @@ class Evaluator:
         kept = self.outputs.get(combo.id, {}).get("wave_out")
         if kept is not None:
             return kept
-        wave = self.chain.vocoder_out(mel_out, combo.vocoder, self.wave.shape[-1])
-        if not torch.isfinite(wave).all():
-            raise InputError("vocoder output contains NaN/Inf")
-        return wave
+        return stages.output(self.chain, "vocoder", combo.vocoder, mel_out, samples=self.wave.shape[-1])
 
     def run(self, combo: Combination, keep_outputs: bool = False, upto: str = "chain") -> Dict[str, StageResult]:
         """Measure the clip stages of ``combo`` up to ``upto``; values are numpy arrays ``[n_clips]``.
@@ -323,7 +249,7 @@ class Evaluator:
 
         # 1. front-end: the closer of AudioLDM2's two framings
         mel_in = self._frontend(combo.frontend)
-        out["frontend"] = measure(lambda: {"mel_l1": frontend_distance(mel_in, self.framing_mels)})
+        out["frontend"] = measure(lambda: stages.compare("frontend", mel_in, self.framing_mels))
         if depth < 1 or out["frontend"].error:
             return failed(out["frontend"], "vae", "vocoder", "chain") if out["frontend"].error else out
         # 2. VAE round trip, vs its input and vs the correct call's output
@@ -333,13 +259,13 @@ class Evaluator:
         reference_out = self._vae_out(combo.frontend, DEFAULTS["vae"])
 
         def vae_metrics():
-            found = {"mel_l1": _mel_l1(mel_out, mel_in)}
+            found = stages.compare("vae", mel_out, mel_in)
             vae = variants.get_vae(combo.vae)
             if not (vae.skip or vae.fine_tuned) and not isinstance(reference_out, Exception):
                 # how far this variant's output is from the correct call's: free of the VAE's own loss,
                 # which on some clips is as large as a scaling mistake's (other weights never match it:
                 # a fine-tuned VAE is judged on its own loss, no worse than the base's ceiling)
-                found["ref_mel_l1"] = _mel_l1(mel_out, reference_out)
+                found["ref_mel_l1"] = stages.compare("vae", mel_out, reference_out)["mel_l1"]
             return found
 
         out["vae"] = measure(vae_metrics)
@@ -350,7 +276,7 @@ class Evaluator:
 
         def vocoder_metrics():
             kept["wave_out"] = wave_out = self._wave_out(combo, mel_out)
-            return {"mel_l1": _mel_l1(frontends.get_frontend("audioldm2")(wave_out), mel_out)}
+            return stages.compare("vocoder", wave_out, mel_out)
 
         out["vocoder"] = measure(vocoder_metrics)
         if out["vocoder"].error:
@@ -361,106 +287,9 @@ class Evaluator:
         if depth < 3:
             return out
         # 4. whole chain: output waveform vs the normalised input (a silent output raises: the chain lost everything)
-        out["chain"] = measure(lambda: {k: v.cpu().numpy() for k, v in metrics.compute(
-            kept["wave_out"], self.reference_wave, JUDGED["chain"] + REPORTED).items()}, errors=(ValueError,))
+        out["chain"] = measure(lambda: stages.compare("chain", kept["wave_out"], self.reference_wave),
+                               errors=(ValueError,))
         return out
-
-
-def golden_stages(chain: Chain, case_latents: np.ndarray, case_mel: np.ndarray, case_audio: np.ndarray,
-                  seed: int = 0, stages: Iterable[str] = GOLDEN_STAGES) -> Dict[str, Dict[str, StageResult]]:
-    """Stage isolation on golden cases (batched over cases).
-
-    Returns ``{stage: {variant_name: StageResult}}``, only the named ``stages``; each stage compares a
-    variant's output with :data:`GOLDEN_COMPARED_WITH`:
-
-    * ``decode``: golden latents -> the variant's decode, vs the golden mel (the pipeline's own decode);
-    * ``roundtrip``: golden mel -> the variant's encode and decode, vs the correct round trip (``scaled``,
-      the posterior's mode) of the same mel;
-    * ``vocoder``: golden mel -> the vocoder, vs the golden waveform (sample-exact for HiFi-GAN, so waveform
-      SNR and correlation are judged there);
-    * ``frontend``: golden waveform -> the front-end, vs the AudioLDM2 front-end of the same waveform (the
-      closer of its two framings, as in the clip matrix).
-
-    The golden mel comes from the pipeline's UNet, far from anything a VAE reproduces or a re-analysis
-    returns; comparing round trips and front-ends with it would measure that distance, not the variant.
-    """
-    inputs = GoldenInputs.of(chain, case_latents, case_mel, case_audio, seed)
-    res: Dict[str, Dict[str, StageResult]] = {s: {} for s in stages}
-    for stage in res:
-        for name in golden_variant_names(stage):
-            res[stage][name] = golden_result(chain, inputs, stage, name)
-    return res
-
-
-def golden_result(chain: Chain, inputs: "GoldenInputs", stage: str, name: str) -> StageResult:
-    """Variant ``name`` at golden ``stage`` on ``inputs``, measured (:func:`measure`: an error is the result)."""
-    return measure(lambda: golden_metrics(stage, *golden_pair(chain, inputs, stage, name)))
-
-
-@dataclass
-class GoldenInputs:
-    """The golden cases on the chain's device: latents ``[n, 8, T/4, 16]``, mel ``[n, 1, T, 64]``,
-    waveform ``[n, samples]``, and the references computed once (the correct round trip, the framings)."""
-
-    latents: torch.Tensor
-    mel: torch.Tensor
-    wave: torch.Tensor
-    seed: int
-    _references: Dict[str, object] = dataclasses.field(default_factory=dict)
-
-    @classmethod
-    def of(cls, chain: Chain, case_latents, case_mel, case_audio, seed: int = 0) -> "GoldenInputs":
-        dev = chain.device
-        return cls(torch.from_numpy(np.asarray(case_latents)).to(dev), torch.from_numpy(np.asarray(case_mel))[:, None].to(dev),
-                   torch.from_numpy(np.asarray(case_audio)).to(dev), seed)
-
-    def reference(self, chain: Chain, stage: str):
-        """What ``stage`` compares with (:data:`GOLDEN_COMPARED_WITH`): a mel, a waveform, or (front-end)
-        the mels of both framings."""
-        if stage not in self._references:
-            self._references[stage] = {
-                "decode": lambda: self.mel,
-                "roundtrip": lambda: chain.vae_roundtrip(self.mel, DEFAULTS["vae"], self.seed),
-                "vocoder": lambda: self.wave,
-                "frontend": lambda: framing_mels(self.wave),
-            }[stage]()
-        return self._references[stage]
-
-
-def golden_variant_names(stage: str) -> List[str]:
-    """The registered variants a golden stage runs on."""
-    if stage == "decode":
-        return [v.name for v in variants.list_vaes() if v.has_decode]
-    if stage == "roundtrip":
-        return [v.name for v in variants.list_vaes() if not v.skip]
-    if stage == "vocoder":
-        return [v.name for v in variants.list_vocoders()]
-    return [f.name for f in frontends.list_frontends()]
-
-
-def golden_pair(chain: Chain, inputs: GoldenInputs, stage: str, name: str) -> Tuple[object, object]:
-    """``(output, reference)`` of variant ``name`` at golden ``stage``: what :func:`golden_metrics` compares
-    and the evidence of a failure draws."""
-    if stage == "decode":
-        out = variants.get_vae(name).decode_latents(chain, inputs.latents)
-    elif stage == "roundtrip":
-        out = chain.vae_roundtrip(inputs.mel, name, inputs.seed)
-    elif stage == "vocoder":
-        out = chain.vocoder_out(inputs.mel, name, inputs.wave.shape[-1])
-    else:
-        out = chain.front_end(inputs.wave, name)
-    return out, inputs.reference(chain, stage)
-
-
-def golden_metrics(stage: str, output, reference) -> Dict[str, np.ndarray]:
-    """The per-case figures of a golden stage: log-mel L1 (to the closer framing for a front-end), and for
-    the vocoder, sample-exact for HiFi-GAN, waveform SNR and correlation too."""
-    if stage == "frontend":
-        return {"mel_l1": frontend_distance(output, reference)}
-    if stage == "vocoder":
-        return {k: f(output, reference).cpu().numpy() for k, f in
-                (("snr", metrics.snr), ("correlation", metrics.correlation), ("mel_l1", metrics.mel_l1))}
-    return {"mel_l1": _mel_l1(output, reference)}
 
 
 def clip_stage_names(chain_detected: Optional[Iterable[str]] = None) -> List[tuple]:
@@ -489,18 +318,6 @@ def golden_stage_names() -> List[tuple]:
     """Every (golden stage, variant name) pair :func:`golden_stages` measures and the tests assert."""
     pairs = [(s, n) for s in ("decode", "roundtrip", "vocoder", "frontend") for n in golden_variant_names(s)]
     return [(s, n) for s, n in pairs if golden_expected(s, n) != "report"]
-
-
-#: what each golden stage compares a variant's output with (:func:`golden_stages`)
-GOLDEN_COMPARED_WITH = {
-    "decode": "the golden mel (the pipeline's own decode of its latents)",
-    "roundtrip": "the correct round trip (scaled, the posterior's mode) of the golden mel",
-    "vocoder": "the golden waveform (the pipeline's own vocoder on the golden mel)",
-    "frontend": "the AudioLDM2 front-end of the golden waveform, in the closer of its two framings",
-}
-#: the built-in whose calibrated limits judge a project's own variant at each golden stage, and from whose
-#: ceiling the detection limits of the known mistakes follow
-GOLDEN_REFERENCE = {"decode": "scaled", "roundtrip": "scaled", "vocoder": "hifigan", "frontend": "audioldm2"}
 
 
 def golden_expected(stage: str, name: str) -> str:

@@ -4,12 +4,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Optional, Sequence, Tuple
+import json
 
 import numpy as np
 
 from harness.judging import golden as golden_mod
 from harness.judging import matrix, thresholds, verdicts
-from harness.judging.matrix import Combination, StageResult
+from harness.judging.matrix import Combination
+from harness.judging.stages import (
+    CLIP_STAGES, GOLDEN_COMPARED_WITH, GOLDEN_REFERENCE, GOLDEN_STAGES, JUDGED, GoldenInputs, StageResult, golden_pair,
+    golden_result, golden_variant_names,
+)
+from harness.signal import audio
+from harness.judging import evidence
 
 #: prefix of the JUnit property names a check records (``harness_stage``, ``harness_value``, ...)
 PREFIX = "harness_"
@@ -26,8 +33,6 @@ def on_grid(clips: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
     writes its audio as 16-bit integers then sees exactly the samples it would, and a clip carries a real
     recording's noise floor instead of float-precision near-silence. A clip of exactly 64 frames gets 4 more,
     so a transposed mel ``[b, 64, T]`` cannot pass the vocoder's shape check (:func:`harness.judging.matrix.grid_frames`)."""
-    from harness.signal import audio
-
     return {name: audio.quantize_16bit(audio.pad_or_crop(x, matrix.grid_frames(len(x)))) for name, x in clips.items()}
 
 
@@ -62,17 +67,17 @@ class MatrixRun:
         self.seed, self._golden_set, self._inputs = seed, None, None
 
     def result(self, combo: Combination, upto: Optional[str] = None) -> Dict[str, StageResult]:
-        """Every clip stage of ``combo`` up to ``upto`` (later ones :data:`harness.judging.matrix.NOT_MEASURED`),
+        """Every clip stage of ``combo`` up to ``upto`` (later ones :data:`harness.judging.stages.NOT_MEASURED`),
         the per-clip values of all clip groups concatenated in :attr:`clip_names` order. ``upto`` defaults
         to the chain, or under ``judged_only`` to a broken combination's culprit stage."""
         if upto is None:
             upto = combo.culprit() if self.judged_only and combo.culprit() else "chain"
-        depth = matrix.CLIP_STAGES.index(upto)
+        depth = CLIP_STAGES.index(upto)
         cached = self._cache.get(combo.id)
         if cached is None or cached[0] < depth:
             parts = [e.run(combo, keep_outputs=self.keep_outputs, upto=upto) for e in self.evaluators]
             merged = {}
-            for stage in matrix.CLIP_STAGES:
+            for stage in CLIP_STAGES:
                 errs = [p[stage].error for p in parts if p[stage].error]
                 if errs:
                     merged[stage] = StageResult({}, errs[0])
@@ -88,8 +93,6 @@ class MatrixRun:
         mel PNG of each clip named in ``clips`` (default: every clip) into ``directory``; the figure's
         differences are taken against the mel the failing comparison used: the stage's ``"input"``, or the
         ``"correct call"``'s output (a VAE variant judged by its distance to the correct round trip)."""
-        from harness.judging import evidence
-
         def write(directory: Path, clips: Optional[Sequence[str]] = None, against: str = "input") -> None:
             self.result(combo)
             for e in self.evaluators:
@@ -110,39 +113,37 @@ class MatrixRun:
         """A callable ``write(directory, clips=None, against=None) -> str`` writing, for each golden case named in
         ``clips``, the mel figure of variant ``name``'s output at golden ``stage`` against what that stage
         compares it with (and the WAVs where the stage has audio); it returns what it wrote."""
-        from harness.judging import evidence
-
         def write(directory: Path, clips: Optional[Sequence[str]] = None, against: Optional[str] = None) -> str:
             try:
-                output, reference = matrix.golden_pair(chain, self._golden_inputs(chain, gset), stage, name)
+                output, reference = golden_pair(chain, self._golden_inputs(chain, gset), stage, name)
             except Exception as exc:  # the stage raised: the failure's table already carries the error
                 return f"no figure: the stage raised {type(exc).__name__}"
             for i, case in enumerate(gset.cases):
                 if clips is None or f"golden:{case.name}" in clips:
                     evidence.write_golden_evidence(directory, f"golden-{case.name}", stage, output[i], reference, i,
                                                    case.audio)
-            return evidence.golden_description(stage, matrix.GOLDEN_COMPARED_WITH[stage])
+            return evidence.golden_description(stage, GOLDEN_COMPARED_WITH[stage])
         return write
 
-    def golden(self, chain, gset, stages: Sequence[str] = matrix.GOLDEN_STAGES,
+    def golden(self, chain, gset, stages: Sequence[str] = GOLDEN_STAGES,
                names: Optional[Sequence[str]] = None) -> Dict[str, Dict[str, StageResult]]:
         """Golden stage isolation results of the named ``stages``: of every variant each runs on, or of ``names``
         only (each variant at each stage computed once)."""
         inputs, out = self._golden_inputs(chain, gset), {}
         for s in stages:
             done = self._golden.setdefault(s, {})
-            wanted = [n for n in matrix.golden_variant_names(s) if names is None or n in names]
+            wanted = [n for n in golden_variant_names(s) if names is None or n in names]
             for n in wanted:
                 if n not in done:
-                    done[n] = matrix.golden_result(chain, inputs, s, n)
+                    done[n] = golden_result(chain, inputs, s, n)
             out[s] = {n: done[n] for n in wanted}
         return out
 
-    def _golden_inputs(self, chain, gset) -> matrix.GoldenInputs:
+    def _golden_inputs(self, chain, gset) -> GoldenInputs:
         """The golden cases on the chain's device, with what the golden stages compare with, made once per set
         (another set starts the golden results afresh)."""
         if self._golden_set is not gset:
-            self._golden_set, self._inputs = gset, matrix.GoldenInputs.of(chain, *golden_arrays(gset), self.seed)
+            self._golden_set, self._inputs = gset, GoldenInputs.of(chain, *golden_arrays(gset), self.seed)
             self._golden = {}
         return self._inputs
 
@@ -209,7 +210,7 @@ class QualityCheck:
     def limits(self, combo, stage: str, expected: str):
         """The limits ``combo`` is judged by at ``stage`` for verdict ``expected``
         (:func:`harness.judging.verdicts.limits_for_verdict`)."""
-        return verdicts.limits_for_verdict(self.thresholds, combo, stage, expected, matrix.JUDGED[stage][0])
+        return verdicts.limits_for_verdict(self.thresholds, combo, stage, expected, JUDGED[stage][0])
 
     def expected(self, combo: Combination, stage: str) -> str:
         """The verdict ``combo`` is judged by at ``stage`` (:func:`harness.judging.verdicts.expected_verdict`);
@@ -303,8 +304,6 @@ class QualityCheck:
 
     def _record(self, combo, stage, expected, ok, result, judged, source, clip_names) -> Dict[str, object]:
         """The JUnit properties of one check: the verdict, the tightest figure, every figure as JSON."""
-        import json
-
         table = self.thresholds.get(thresholds.table_key(source.split(" / ")[0], stage), {})  # the first sibling's
         rows = []
         for f in judged:
@@ -332,10 +331,10 @@ class QualityCheck:
 
     def _cause(self, combo, stage: str, upstream: Optional[Dict[str, StageResult]], clip_names) -> Optional[str]:
         """The first stage before ``stage`` at which ``combo`` itself fails, if any."""
-        if not upstream or not isinstance(combo, Combination) or stage not in matrix.CLIP_STAGES:
+        if not upstream or not isinstance(combo, Combination) or stage not in CLIP_STAGES:
             return None
         verdicts = combo.verdicts()
-        for before in matrix.CLIP_STAGES[: matrix.CLIP_STAGES.index(stage)]:
+        for before in CLIP_STAGES[: CLIP_STAGES.index(stage)]:
             if before not in upstream or verdicts[before] != "pass" or not upstream[before].metrics:
                 continue
             limits, _ = self.limits(combo, before, "pass")
@@ -395,7 +394,7 @@ class GoldenTarget:
 
     def sibling(self, stage: str) -> "GoldenTarget":
         """The reference variant of this golden stage (judged when this one has no table)."""
-        return GoldenTarget(self.stage, matrix.GOLDEN_REFERENCE[self.stage])
+        return GoldenTarget(self.stage, GOLDEN_REFERENCE[self.stage])
 
     def siblings(self, stage: str) -> list:
         """``[sibling]``: the one golden target whose limits judge this one when it has no table."""

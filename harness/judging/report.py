@@ -3,17 +3,21 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from harness.model import loading
 from harness import machine
 from harness.judging import matrix, thresholds
+from harness.judging.stages import CLIP_STAGES, JUDGED, StageResult
 from harness.judging.verdicts import FAILING, judge_relative, limits_for_verdict, record_status
+from harness.signal.audio import MAX_SECONDS, AudioError, load_audio
+from harness.judging import golden
+from harness.judging.golden import CLIPS_DIR, locate, sha256
+from harness.judging.quality import MatrixRun, precision
 
-if TYPE_CHECKING:
-    from harness.signal.audio import AudioError
 
 
 def find_thresholds(source: Optional[loading.ModelSource], golden_dir: Optional[str] = None,
@@ -21,8 +25,6 @@ def find_thresholds(source: Optional[loading.ModelSource], golden_dir: Optional[
     """``thresholds.toml`` of a model: in :func:`harness.judging.golden.locate`'s directory (``--golden-dir``, else
     ``golden/<slug>`` here, else the copy shipped with a bundled model), else in the model's own directory;
     the file of the run's precision (:func:`harness.judging.thresholds.file_name`)."""
-    from harness.judging.golden import locate
-
     candidates = []
     if golden_dir or source is not None:
         candidates.append(locate(source.spec if source else "", golden_dir) / thresholds.file_name(dtype))
@@ -38,8 +40,6 @@ def find_thresholds(source: Optional[loading.ModelSource], golden_dir: Optional[
 
 def default_files() -> List[str]:
     """The shipped reference clips (``harness/clips/*.flac``), sorted."""
-    from harness.judging.golden import CLIPS_DIR
-
     return sorted(str(p) for p in CLIPS_DIR.glob("*.flac"))
 
 
@@ -68,9 +68,6 @@ class RecordJudge:
     """
 
     def __init__(self, chain, golden_dir: Optional[str] = None, max_seconds: Optional[float] = None):
-        from harness.signal.audio import MAX_SECONDS
-        from harness.judging.quality import precision
-
         self.max_seconds = MAX_SECONDS if max_seconds is None else max_seconds  # longer files are refused unread
         self.path = find_thresholds(chain.source, golden_dir, precision(chain))
         self.thresholds = thresholds.load(self.path)
@@ -81,8 +78,6 @@ class RecordJudge:
 
     def baseline(self, path) -> Optional[str]:
         """The thresholds' name (``clip:<name>``) of a file that is a golden clip, else ``None``."""
-        from harness.judging.golden import sha256
-
         name = self._baselines.get(sha256(Path(path)))
         return name if name in self._known else None
 
@@ -90,8 +85,6 @@ class RecordJudge:
         """Read ``files`` for judging: ``(clips, baseline_of, errors)``, the clips by file name, the stored
         baseline of each file that is a golden clip (:meth:`baseline`), an AudioError per unusable file
         (the others are still read)."""
-        from harness.signal.audio import AudioError, load_audio
-
         clips, baseline_of, errors = {}, {}, []
         for f in files:
             try:
@@ -128,7 +121,7 @@ class RecordJudge:
                     why = thresholds.unjudgeable(th, combo.id, stage) if exp[stage] == "detect" else None
                     if not why and f in baseline_of and exp[stage] != "report":
                         limits, source = limits_for_verdict(th, combo, stage, exp[stage],
-                                                                       matrix.JUDGED[stage][0])
+                                                                       JUDGED[stage][0])
                     if why:  # e.g. random weights: nothing to judge this mistake by
                         ok, policy, source = False, "unjudgeable", why
                     elif limits is not None:
@@ -168,11 +161,6 @@ def matrix_records(chain, files: Sequence[str] = (), golden_dir: Optional[str] =
     Returns ``(records, errors)``: a file that cannot be read becomes one line in ``errors`` and
     the others are still evaluated.
     """
-    from tqdm.auto import tqdm
-
-    from harness.judging import golden
-    from harness.judging.quality import MatrixRun
-
     judge = RecordJudge(chain, golden_dir, max_seconds)
     read, baseline_of, unusable = judge.load(
         [str(f) for f in golden.audio_files(list(files) or ([] if clips else default_files()))])
@@ -197,8 +185,8 @@ def _applied(limits: Optional[Dict]) -> Optional[Dict[str, float]]:
     return {k: round(float(np.asarray(v, dtype=float).reshape(-1)[0]), 4) for k, v in limits.items()}
 
 
-def _clip(result: "matrix.StageResult", i: int) -> "matrix.StageResult":
-    return matrix.StageResult({k: v[i:i + 1] for k, v in result.metrics.items()}, result.error)
+def _clip(result: "StageResult", i: int) -> "StageResult":
+    return StageResult({k: v[i:i + 1] for k, v in result.metrics.items()}, result.error)
 
 
 def matrix_table(records: List[dict]) -> str:
@@ -231,7 +219,7 @@ def matrix_summary(records: List[dict], errors: Sequence[str] = ()) -> str:
     lines = [f"{len(files)} file(s) x {len(records) // max(1, len(files))} combinations"
              + (f"; {len(errors)} file(s) unusable (above)" if errors else "")]
     per_stage = []
-    for stage in matrix.CLIP_STAGES:
+    for stage in CLIP_STAGES:
         judged = [r for r in correct if r["stages"][stage]["policy"] != "yardstick"]
         ok = sum(r["stages"][stage]["ok"] for r in judged)
         yard = len(correct) - len(judged)

@@ -42,6 +42,7 @@ import numpy as np
 from harness import atomic
 from harness.signal import metrics as metric_defs
 from harness.errors import CalibrationError  # noqa: F401  (imported from here by callers)
+from harness.errors import GoldenError
 
 # The chain is deterministic on CPU (same numbers run to run), so the margins only have to absorb
 # library/BLAS/device differences and equivalent re-implementations; wider margins would hide the
@@ -404,8 +405,6 @@ def check_weights(data: Dict[str, Dict], manifest: Dict, path: str | Path) -> No
     another model. Files without a recorded hash are not checked."""
     calibrated, made = data.get("meta", {}).get("weights_sha256"), manifest.get("weights_sha256")
     if calibrated and made and calibrated != made:
-        from harness.errors import GoldenError
-
         meta = data["meta"]
         raise GoldenError(f"{path}: calibrated on weights {calibrated[:12]}, but the goldens beside it were made "
                           f"with {made[:12]}: re-calibrate with `harness thresholds --calibrate --model "
@@ -426,7 +425,6 @@ def check_kernel_path(data: Dict[str, Dict], current: str, path: str | Path) -> 
     recorded = meta.get("kernel_path")
     if meta.get("dtype", "fp32") == "fp32" or not recorded or recorded == current:
         return
-    from harness.errors import GoldenError
 
     raise GoldenError(f"{path}: {meta['dtype']} limits calibrated on kernel path {recorded!r}, but this run computes "
                       f"on {current!r}, whose {meta['dtype']} figures differ: calibrate this machine's with "

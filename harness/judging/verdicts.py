@@ -13,7 +13,8 @@ from typing import Dict, List, Optional, Protocol, Sequence, Tuple
 import numpy as np
 
 from harness.judging import matrix
-from harness.judging.matrix import Combination, StageResult
+from harness.judging.matrix import Combination
+from harness.judging.stages import JUDGED, SHARE_OF, StageResult
 from harness.judging.thresholds import (
     _as_list, detect_limit, judge, relative_key, relative_limits, table_key,
 )
@@ -108,9 +109,9 @@ def relative_stage_limits(thresholds: Dict, combo, stage: str, expected: str, ke
 
 def relative_references(stage: str, reference: StageResult) -> Dict[str, np.ndarray]:
     """The reference's figure each judged metric of ``stage`` is compared with: its own value, or for
-    a share metric (:data:`harness.judging.matrix.SHARE_OF`) the reference's loss it is a share of."""
-    return {name: reference.metrics[matrix.SHARE_OF.get(name, name)] for name in matrix.JUDGED[stage]
-            if matrix.SHARE_OF.get(name, name) in reference.metrics}
+    a share metric (:data:`harness.judging.stages.SHARE_OF`) the reference's loss it is a share of."""
+    return {name: reference.metrics[SHARE_OF.get(name, name)] for name in JUDGED[stage]
+            if SHARE_OF.get(name, name) in reference.metrics}
 
 
 def judge_relative(thresholds_data: Dict, combo: Combination, stage: str, result: StageResult,
@@ -128,8 +129,8 @@ def judge_relative(thresholds_data: Dict, combo: Combination, stage: str, result
         return Verdict(expected == "pass", [("reference failed", reference.error[:90], "-", "not judged")],
                        "none", combo.reference(stage).id)
     judged = relative_references(stage, reference)
-    key = next(name for name in matrix.JUDGED[stage] if name in judged)
-    limits, source = relative_stage_limits(thresholds_data, combo, stage, expected, key, judged, list(matrix.SHARE_OF))
+    key = next(name for name in JUDGED[stage] if name in judged)
+    limits, source = relative_stage_limits(thresholds_data, combo, stage, expected, key, judged, list(SHARE_OF))
     ok, rows = judge(result, limits, expected, clip_names)
     return Verdict(ok, rows, "relative", source, limits)
 

@@ -1,9 +1,10 @@
-"""The reconstruction chain: front-end -> VAE encode/decode -> vocoder, one explicit function per stage.
+"""The reconstruction chain: front-end -> VAE encode/decode -> vocoder, one explicit function per model call.
 
-Shapes (T = frames, a multiple of 4; the real model's 10.24 s clip has T = 1024):
+The calls (the front-end, and the model's: encode, decode, vocode) with their shapes (T = frames, a multiple
+of 4; the real model's 10.24 s clip has T = 1024); where each is judged is :mod:`harness.judging.stages`:
 
 ======================  ============================  ==============================
-stage                   input                         output
+call                    input                         output
 ======================  ============================  ==============================
 front-end               wave ``[b, 160 T]``           mel ``[b, 1, T, 64]``
 :meth:`Chain.encode`    mel ``[b, 1, T, 64]``         latents ``[b, 8, T/4, 16]``

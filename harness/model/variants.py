@@ -17,7 +17,9 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 
+from harness import deprecation
 from harness.errors import InputError
+from harness.signal.griffinlim import griffin_lim_from_mel
 
 
 @dataclass(frozen=True)
@@ -138,14 +140,12 @@ class VocoderVariant:
     batched: bool = True
     fine_tuned: bool = False
 
-    @property
-    def expected(self) -> str:
-        """``pass`` for a correct vocoder variant, ``detect`` for a known mistake."""
+    def expected_at(self, stage: Optional[str] = None) -> str:
+        """The verdict expected at ``stage``, as every component spells it: ``pass`` for a correct vocoder
+        variant, ``detect`` for a known mistake (a vocoder variant has one verdict at every stage)."""
         return "pass" if self.correct else "detect"
 
-    def expected_at(self, stage: str) -> str:
-        """The verdict expected at ``stage`` (any: a vocoder variant has one), as every component spells it."""
-        return self.expected
+    expected = deprecation.replaced_property("expected", "expected_at(stage)", "0.1", lambda self: self.expected_at())
 
     def __call__(self, chain, mel: torch.Tensor) -> torch.Tensor:
         if self.batched:
@@ -309,8 +309,6 @@ def _hifigan_transposed(chain, mel):
 
 @register_vocoder("griffin-lim", description="phase-free baseline: mel inversion + 32 Griffin-Lim iterations")
 def _griffin_lim(chain, mel):
-    from harness.signal.griffinlim import griffin_lim_from_mel
-
     return griffin_lim_from_mel(mel, n_iter=32)
 
 

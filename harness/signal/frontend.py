@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from harness.signal.audio import (  # noqa: F401  one home for the audio conventions; re-exported
     HOP, SAMPLE_RATE, normalize_waveform,
 )
+from harness import deprecation
 from harness.errors import InputError
 
 N_FFT = 1024
@@ -81,14 +82,12 @@ class Frontend:
                              f"[{batch}, 1, frames, {N_MELS}]{hint}")
         return out
 
-    @property
-    def expected(self) -> str:
-        """``"pass"`` for a correct front-end, ``"detect"`` for a known mistake."""
+    def expected_at(self, stage: Optional[str] = None) -> str:
+        """The verdict expected at ``stage``, as every component spells it: ``"pass"`` for a correct front-end,
+        ``"detect"`` for a known mistake (a front-end has one verdict at every stage)."""
         return "pass" if self.correct else "detect"
 
-    def expected_at(self, stage: str) -> str:
-        """The verdict expected at ``stage`` (any: a front-end has one), as every component spells it."""
-        return self.expected
+    expected = deprecation.replaced_property("expected", "expected_at(stage)", "0.1", lambda self: self.expected_at())
 
 
 _REGISTRY: Dict[str, Frontend] = {}

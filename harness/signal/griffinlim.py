@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import torch
+import numpy as np
 
 from harness.signal import frontend
 
@@ -150,7 +151,6 @@ def librosa_griffin_lim(magnitude: torch.Tensor, n_iter: int = 32, momentum: flo
     as much as two seeds do, at equal quality. Returns ``[batch, 160 * frames]``.
     """
     import librosa
-    import numpy as np
 
     n = magnitude.shape[-1] * frontend.HOP
     mag = torch.cat([magnitude, magnitude[..., -1:]], dim=-1).cpu().numpy()  # float32 stays float32: a fair timing

@@ -218,7 +218,17 @@ def _prepare(estimate, reference, align: bool, max_lag: int, match_gain: bool, m
 # waveform metrics
 # ---------------------------------------------------------------------------
 
-_WAVEFORM_OPTIONS = """align : bool, default False
+#: the Raises section of the metrics undefined for a silent reference (``{raises}`` in their docstrings)
+_SILENT_REFERENCE_RAISES = """Raises
+    ------
+    ValueError
+        Length mismatch, NaN/Inf samples, or a silent (all-zero) reference."""
+#: the Parameters section every waveform metric's docstring shares (``{parameters}`` in it)
+_WAVEFORM_PARAMETERS = """Parameters
+    ----------
+    estimate, reference : Tensor or ndarray [batch, samples] or [samples]
+        16 kHz waveforms of the same length (correlation: at least 2 samples).
+    align : bool, default False
         First shift the estimate by :func:`align` (zero-fill, ``|lag| <= max_lag``).
     max_lag : int, default 1600
         Alignment search range in samples (100 ms at 16 kHz).
@@ -236,21 +246,14 @@ def snr(estimate: ArrayLike, reference: ArrayLike, *, align: bool = False, max_l
     Sensitive to level, lag and phase; with ``match_gain=True`` it is
     invariant to the estimate's level (and sign).
 
-    Parameters
-    ----------
-    estimate, reference : Tensor or ndarray [batch, samples] or [samples]
-        16 kHz waveforms of the same length.
-    {options}
+    {parameters}
 
     Returns
     -------
     Tensor float64 [batch]
         SNR in dB.
 
-    Raises
-    ------
-    ValueError
-        Length mismatch, NaN/Inf samples, or a silent (all-zero) reference.
+    {raises}
     """
     est, ref = _prepare(estimate, reference, align, max_lag, match_gain)
     signal = _dot(ref, ref)
@@ -269,11 +272,7 @@ def correlation(estimate: ArrayLike, reference: ArrayLike, *, align: bool = Fals
     0. Invariant to the estimate's positive gain and DC offset; with
     ``match_gain=True`` also to its sign.
 
-    Parameters
-    ----------
-    estimate, reference : Tensor or ndarray [batch, samples] or [samples]
-        16 kHz waveforms of the same length (at least 2 samples).
-    {options}
+    {parameters}
 
     Returns
     -------
@@ -304,11 +303,7 @@ def mse(estimate: ArrayLike, reference: ArrayLike, *, align: bool = False, max_l
     ``mean (est - ref)^2`` per item, in squared full-scale units. Lower is
     better; range ``[0, inf)``, 0 for an exact copy.
 
-    Parameters
-    ----------
-    estimate, reference : Tensor or ndarray [batch, samples] or [samples]
-        16 kHz waveforms of the same length.
-    {options}
+    {parameters}
 
     Returns
     -------
@@ -334,21 +329,14 @@ def si_sdr(estimate: ArrayLike, reference: ArrayLike, *, align: bool = False, ma
     ``-DB_CAP``. Invariant to the estimate's gain (any non-zero factor), so
     ``match_gain`` changes nothing; no mean removal.
 
-    Parameters
-    ----------
-    estimate, reference : Tensor or ndarray [batch, samples] or [samples]
-        16 kHz waveforms of the same length.
-    {options}
+    {parameters}
 
     Returns
     -------
     Tensor float64 [batch]
         SI-SDR in dB.
 
-    Raises
-    ------
-    ValueError
-        Length mismatch, NaN/Inf samples, or a silent (all-zero) reference.
+    {raises}
     """
     est, ref = _prepare(estimate, reference, align, max_lag, match_gain)
     rr = _dot(ref, ref)
@@ -360,7 +348,7 @@ def si_sdr(estimate: ArrayLike, reference: ArrayLike, *, align: bool = False, ma
 
 
 for _f in (snr, correlation, mse, si_sdr):
-    _f.__doc__ = _f.__doc__.replace("{options}", _WAVEFORM_OPTIONS)
+    _f.__doc__ = _f.__doc__.replace("{parameters}", _WAVEFORM_PARAMETERS).replace("{raises}", _SILENT_REFERENCE_RAISES)
 
 
 # ---------------------------------------------------------------------------

@@ -18,6 +18,8 @@ import tempfile
 from typing import Iterator, List, Tuple
 
 import numpy as np
+import soundfile as sf
+from tqdm.auto import tqdm
 
 from harness.signal.audio import SAMPLE_RATE as SR
 
@@ -58,7 +60,6 @@ def espeak(text: str, voice: str, rate: int, pitch: int) -> np.ndarray:
     rate : int   words per minute (80..450)
     pitch : int  0..99
     """
-    import soundfile as sf
     import librosa
 
     if not have_espeak():
@@ -200,8 +201,6 @@ def make_corpus(n_speech: int, n_synth: int, seed: int, heldout: bool = False,
 
     Speech needs espeak-ng; without it the corpus is synthesised signals only (a warning is printed).
     """
-    from tqdm.auto import tqdm
-
     rng = np.random.default_rng(seed)
     clips: List[Tuple[np.ndarray, str]] = []
     if n_speech and not have_espeak():
@@ -264,8 +263,6 @@ def vocoder_clip(rng: np.random.Generator) -> Tuple[np.ndarray, str]:
 
 def vocoder_corpus(n: int, seed: int, progress: bool = True) -> List[Tuple[np.ndarray, str]]:
     """``n`` clips of :func:`vocoder_clip`, seeded: ``[(float32 [samples], description)]``."""
-    from tqdm.auto import tqdm
-
     rng = np.random.default_rng(seed)
     return [vocoder_clip(rng) for _ in tqdm(range(n), desc="making audio", disable=not progress)]
 
@@ -327,8 +324,6 @@ def judging_set(split: str, progress: bool = False) -> List[Tuple[str, np.ndarra
     1.6-4 s, white/pink/brown noise, and short transients of 0.1-0.5 s (bells, clicks, blips; 40 in
     ``calibration``, 20 in the others): 69 or 49 clips, about 100 s of audio. Levels vary from -26 to -1 dBFS.
     """
-    from tqdm.auto import tqdm
-
     if split not in JUDGING_SEEDS:
         raise ValueError(f"unknown judging split {split!r}; known: {', '.join(JUDGING_SEEDS)}")
     rng = np.random.default_rng(JUDGING_SEEDS[split])

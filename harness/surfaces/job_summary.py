@@ -18,6 +18,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
+from harness import atomic
+
 #: the summary's size limit in bytes (GitHub Actions refuses job summaries over 1 MiB)
 MAX_BYTES = 1024 * 1024 - 4096
 #: rows of the "closest to their limits" and "drift" tables
@@ -151,6 +153,4 @@ def markdown(records: Sequence[Tuple[str, str, Dict[str, object]]]) -> str:
 
 def write(path, text: str) -> Path:
     """Write ``text`` to ``path`` atomically (:func:`harness.atomic.write_text`)."""
-    from harness import atomic
-
     return atomic.write_text(path, text)

@@ -24,6 +24,7 @@ With your front-ends, VAE wrappers and vocoders registered (in ``conftest.py`` o
 This repository's own ``tests/`` import them the same way.
 """
 from harness.judging.quality import GoldenTarget
+from harness.judging.metamorphic import check_frontend
 
 __all__ = ["test_matrix", "test_golden_stage", "test_frontend_invariances",
            "test_every_known_mistake_has_a_detecting_stage"]
@@ -54,8 +55,6 @@ def test_frontend_invariances(harness_frontend):
     """A correct front-end gives the same mel at any input gain, with a DC offset, in a batch or alone, and
     AudioLDM2's frame count at any length (:func:`harness.judging.metamorphic.check_frontend`, inputs drawn by
     hypothesis): what the matrix, which hands every front-end normalised audio on the grid, cannot see."""
-    from harness.judging.metamorphic import check_frontend
-
     check_frontend(harness_frontend)
 
 

@@ -65,13 +65,14 @@ class TrainConfig:
     def stage_list(self) -> List[str]:
         """The stages this config trains, in order (see :attr:`stages`)."""
         if not self.stages:
-            return ["gan"] if self.init_from else list(STAGES)
+            return ["gan"] if self.init_from else list(TRAINING_STAGES)
         chosen = [x.strip() for x in self.stages.split(",") if x.strip()]
-        unknown = sorted(set(chosen) - set(STAGES))
+        unknown = sorted(set(chosen) - set(TRAINING_STAGES))
         if unknown:
-            raise ValueError(f"unknown training stage(s) {unknown}: choose from {', '.join(STAGES)}")
-        return [x for x in STAGES if x in chosen]
+            raise ValueError(f"unknown training stage(s) {unknown}: choose from {', '.join(TRAINING_STAGES)}")
+        return [x for x in TRAINING_STAGES if x in chosen]
 
 
-#: the recipe's stages, in order: 1. VAE, 2. vocoder (supervised), 3. vocoder (adversarial)
-STAGES = ("vae", "vocoder", "gan")
+#: the recipe's training stages, in order: 1. VAE, 2. vocoder (supervised), 3. vocoder (adversarial); what
+#: is trained, not where the chain is measured (:mod:`harness.judging.stages`)
+TRAINING_STAGES = ("vae", "vocoder", "gan")

@@ -10,6 +10,7 @@ from typing import Dict
 
 import numpy as np
 import torch
+import soundfile as sf
 
 from harness.signal import frontend, synth
 from harness.builders.bundled.config import TrainConfig
@@ -80,8 +81,6 @@ def write_data_pack(data: Dict[str, Dict[str, np.ndarray]], path: str | os.PathL
     Path
         ``path``.
     """
-    import soundfile as sf
-
     arrays = {}
     for name, d in data.items():
         pcm = np.clip(np.round(d["wave"] * _PCM_SCALE), -32768, 32767).astype(np.int16)
@@ -98,8 +97,6 @@ def write_data_pack(data: Dict[str, Dict[str, np.ndarray]], path: str | os.PathL
 
 def read_data_pack(path: str | os.PathLike) -> Dict[str, Dict[str, np.ndarray]]:
     """The sets of a :func:`write_data_pack` file, with log-mels recomputed: ``{set name: arrays}``."""
-    import soundfile as sf
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"data pack {path} not found: write one with `harness train --write-pack {path}` "

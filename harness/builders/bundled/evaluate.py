@@ -8,8 +8,9 @@ Two clip sets the training never saw:
   purpose), when installed.
 
 Rows: VAE round trip (``audioldm2-scaled``), vocoder alone (true mel in), full chain, Griffin-Lim on
-the true mel, and the full chain fed by the original report's ``seed-librosa-db`` front-end. Figures
-are medians over the clips of a set.
+the true mel, and the full chain fed by the original report's ``seed-librosa-db`` front-end: each a
+combination's clip stage, measured by the quality matrix (:class:`harness.judging.matrix.Evaluator`)
+through the stage engine (:mod:`harness.judging.stages`). Figures are medians over the clips of a set.
 """
 from __future__ import annotations
 
@@ -18,10 +19,12 @@ from pathlib import Path
 from typing import Dict
 
 import numpy as np
+import torch
 
 from harness.signal import audio, synth
-from harness.judging import matrix
+from harness.judging import matrix, stages
 from harness.model.chain import Chain
+from harness.signal import frontend, metrics
 
 #: where Debian's sound packages install their files
 DEBIAN_SOUNDS = Path("/usr/share/sounds")
@@ -200,9 +203,7 @@ def plot_spectrograms(chain: Chain, path: str, sets=None, clips=SPECTROGRAM_CLIP
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import torch
 
-    from harness.signal import frontend, metrics
 
     sets = sets or clip_sets()
     finest = max(zip(metrics.MRSTFT_FFT_SIZES, metrics.MRSTFT_HOP_SIZES, metrics.MRSTFT_WIN_LENGTHS))
@@ -217,9 +218,10 @@ def plot_spectrograms(chain: Chain, path: str, sets=None, clips=SPECTROGRAM_CLIP
     fig, axes = plt.subplots(len(chosen), 3, figsize=(13, 2.8 * len(chosen)), layout="constrained", squeeze=False)
     for row, (name, x) in enumerate(chosen):
         wave = frontend.normalize_waveform(torch.from_numpy(x)[None].float())
-        mel = chain.front_end(wave)
-        renders = [("input", wave), ("vocoder (true mel)", chain.vocoder_out(mel, "hifigan", samples=wave.shape[-1])),
-                   ("Griffin-Lim 32 (true mel)", chain.vocoder_out(mel, "griffin-lim", samples=wave.shape[-1]))]
+        mel = stages.output(chain, "frontend", stages.DEFAULTS["frontend"], wave)
+        renders = [("input", wave)] + [(label, stages.output(chain, "vocoder", name, mel, samples=wave.shape[-1]))
+                                       for label, name in (("vocoder (true mel)", "hifigan"),
+                                                           ("Griffin-Lim 32 (true mel)", "griffin-lim"))]
         for col, (label, y) in enumerate(renders):
             y = y.detach().float()
             spec = metrics.magnitude_spectrogram(y.double(), *finest)[0]

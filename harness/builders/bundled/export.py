@@ -9,6 +9,7 @@ import math
 import os
 from pathlib import Path
 from typing import List, Optional
+import shutil
 
 import torch
 
@@ -69,7 +70,6 @@ def reexport(model_dir: str | os.PathLike, seed: int = 0, scaling_factor: Option
             training["latent_rescale"] = {"from": old, "to": scaling_factor, "how": "harness.builders.bundled.train.rescale_latents "
                                           "(exact change of variables in quant_conv/post_quant_conv)"}
     pipe = tiny.build_pipeline(vae.eval(), vocoder.eval(), seed=seed)
-    import shutil
 
     shutil.rmtree(path)
     tiny.save_pipeline(pipe, path, training)

@@ -13,11 +13,15 @@ from typing import Dict, List, Optional
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from harness.signal import frontend, metrics
 from harness.builders.bundled import tiny
 from harness.builders.bundled.config import TrainConfig
 from harness.builders.bundled.data import random_crops
+from harness.builders.bundled.discriminators import (
+    HifiGanDiscriminator, discriminator_loss, feature_matching_loss, generator_loss,
+)
 
 
 #: magnitude floor of the training losses (``|X| >= 1e-7``): keeps log and sqrt gradients finite
@@ -119,8 +123,6 @@ def _run(name: str, modules: Dict[str, torch.nn.Module], cfg: TrainConfig, out: 
     rates barely depend on it); the checkpoint keeps the count, so a resumed or re-exported run does
     not re-fit. As a guard, the loop also stops at 1.2x the budget. Returns ``(history, wall seconds, steps)``.
     """
-    from tqdm.auto import tqdm
-
     ckpt = _Checkpoint(out / f"{name}.ckpt")
     for m in modules.values():
         m.to(cfg.device)
@@ -255,10 +257,6 @@ def train_vocoder_gan(cfg: TrainConfig, out: Path, data, vocoder, log):
     losses, feature matching (x ``gan_fm_weight``) and log-mel L1 (x ``gan_mel_weight``), on
     ``gan_frames``-frame crops of the wider :func:`harness.signal.synth.vocoder_corpus`.
     """
-    from harness.builders.bundled.discriminators import (
-        HifiGanDiscriminator, discriminator_loss, feature_matching_loss, generator_loss,
-    )
-
     torch.manual_seed(cfg.seed)
     disc = HifiGanDiscriminator()
 

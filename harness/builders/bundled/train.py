@@ -34,7 +34,7 @@ from harness.builders.bundled.data import prepare_data, prepare_gan_data
 from harness.builders.bundled.export import load_trained, export
 from harness.builders.bundled.loops import scaling_factor, train_vae, train_vocoder, train_vocoder_gan
 # the recipe's public names, as `harness.builders.bundled.train.<name>` (the CLI and the tests use them)
-from harness.builders.bundled.config import STAGES  # noqa: F401
+from harness.builders.bundled.config import TRAINING_STAGES
 from harness.builders.bundled.data import (  # noqa: F401
     random_crops, read_data_pack, write_data_pack,
 )
@@ -42,6 +42,9 @@ from harness.builders.bundled.export import (  # noqa: F401
     REAL_SCALING_FACTOR, portable_checkpoints, reexport, rescale_latents,
 )
 from harness.builders.bundled.loops import evaluate_vae, evaluate_vocoder, mrstft_loss  # noqa: F401
+
+#: the training stages' name before they had one apart from the chain's stages
+STAGES = TRAINING_STAGES
 
 
 def main(out: str, model_out: str, cfg: TrainConfig | None = None, export_model: bool = True) -> dict:

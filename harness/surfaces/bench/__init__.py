@@ -34,7 +34,9 @@ SPEEDUPS = (
     ("griffinlim", "torch", "librosa", "Griffin-Lim torch vs librosa"),
     ("batched-vs-naive", "batched", "naive", "harness chain vs naive clip-by-clip"),
 )
-MODEL_STAGES = ("encode", "decode", "vocode")
+#: the model calls of :class:`harness.model.chain.Chain` whose time the benchmark group ``stages`` records
+#: (``Chain.encode``, ``Chain.decode``, ``Chain.vocode``): the model's share of a reconstruction
+MODEL_CALLS = ("encode", "decode", "vocode")
 
 
 # ---------------------------------------------------------------------------
@@ -113,10 +115,10 @@ def overheads(records: Sequence[Dict]) -> List[Tuple[Tuple, float, float]]:
     for r in records:
         if r["group"] != "overhead" or not r["mean"]:
             continue
-        stages = {s["stage"]: s["mean"] for s in records
-                  if s["group"] == "stages" and _key(s) == _key(r) and s["impl"] in ("", "harness", None) and s["mean"]}
-        if all(s in stages for s in MODEL_STAGES):
-            out.append((_key(r), r["mean"], sum(stages[s] for s in MODEL_STAGES)))
+        calls = {s["stage"]: s["mean"] for s in records
+                 if s["group"] == "stages" and _key(s) == _key(r) and s["impl"] in ("", "harness", None) and s["mean"]}
+        if all(c in calls for c in MODEL_CALLS):
+            out.append((_key(r), r["mean"], sum(calls[c] for c in MODEL_CALLS)))
     return out
 
 

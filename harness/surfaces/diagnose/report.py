@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import List, Optional, Sequence
 
 import numpy as np
+import soundfile as sf
 
 from harness.surfaces.diagnose.findings import Diagnosis
+from harness.judging.evidence import mel_figure
 
 #: table columns: (metric key, header, format)
 COLUMNS = (("mel_l1", "mel_l1", "{:.3f}"), ("mel_snr", "mel_snr", "{:.1f}"), ("lsd", "lsd", "{:.1f}"),
@@ -84,8 +86,6 @@ table.summary tr.good td:nth-child(3){color:#2e7d32}"""
 
 def _image(diag: Diagnosis) -> str:
     """The mel figure of one file as a base64 WebP (a third of the PNG's size)."""
-    from harness.judging.evidence import mel_figure
-
     panels = [(title, mel) for title, mel in diag.mels.items()]
     buf = io.BytesIO()
     mel_figure(panels, reference=panels[0][1], path=buf, fmt="webp")
@@ -94,8 +94,6 @@ def _image(diag: Diagnosis) -> str:
 
 def _ogg(x: np.ndarray) -> str:
     """A 16 kHz waveform as base64 Ogg Vorbis (about a tenth of 16-bit WAV; every current browser plays it)."""
-    import soundfile as sf
-
     buf = io.BytesIO()
     sf.write(buf, np.clip(x, -1.0, 1.0), 16000, format="OGG", subtype="VORBIS")
     return base64.b64encode(buf.getvalue()).decode()

@@ -8,10 +8,12 @@ from typing import Dict, List, Optional
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from harness.signal import audio, frontend, metrics
-from harness.signal.griffinlim import griffin_lim_from_mel
-from harness.judging.matrix import REFERENCE, Combination, StageResult, grid_frames, measure
+from harness.judging import thresholds, verdicts
+from harness.judging.matrix import REFERENCE, Combination, grid_frames
+from harness.judging.stages import DEFAULTS, StageResult, compare, measure, output
 from harness.surfaces.diagnose.findings import (
     VAE_OK_NATS, REFERENCE_VAE, REFERENCE_VOCODER, Diagnosis, Finding, check_frontend, check_input,
     check_mel_statistics, load_mel, mel_statistics, silent_fraction,
@@ -20,17 +22,26 @@ from harness.surfaces.diagnose.findings import (
 
 # --- stages --------------------------------------------------------------------------------------
 
+#: the mel-domain figures of a mel row (and of every row of a ``.npy``, which has no audio to compare with)
+MEL_FIGURES = ("mel_l1", "mel_snr")
+#: the figures of a waveform row against the input audio (``mse`` is redundant with ``snr`` once gain-matched)
+WAVE_FIGURES = tuple(name for name in metrics.METRICS if name != "mse")
+#: the clip stage each row measures (:mod:`harness.judging.stages`): the chosen component's rows are keyed by
+#: the stage; the rows beside them run the correct component (``_reference``), the VAE on the chosen
+#: front-end's mel (``vae_frontend``) or the Griffin-Lim vocoder (the phase-free baseline)
+ROW_STAGE = {"frontend": "frontend", "vae": "vae", "vae_reference": "vae", "vae_frontend": "vae",
+             "vocoder": "vocoder", "vocoder_reference": "vocoder", "griffin_lim": "vocoder", "chain": "chain"}
 
-def _mel_metrics(out: torch.Tensor, ref: torch.Tensor, snr: bool = True) -> Dict[str, float]:
-    """Mel-domain ``mel_l1`` (nats) and ``mel_snr`` (dB) of one item, as floats (:func:`harness.signal.metrics.mel_l1`)."""
-    names = ("mel_l1", "mel_snr") if snr else ("mel_l1",)
-    return {n: float(getattr(metrics, n)(mel_estimate=out, mel_reference=ref)[0]) for n in names}
+
+def _floats(figures: Dict[str, np.ndarray]) -> Dict[str, float]:
+    """One item's figures as floats."""
+    return {k: float(v[0]) for k, v in figures.items()}
 
 
-def _stage(label: str, source: str, fn) -> tuple:
-    """Run one stage; ``fn() -> (metrics, mel [frames, 64] or None, wave [samples] or None)``.
+def _row(label: str, source: str, fn) -> tuple:
+    """Run one row; ``fn() -> (metrics, mel [frames, 64] or None, wave [samples] or None)``.
 
-    Any exception is the stage's result, not a crash (:func:`harness.judging.matrix.measure` with every
+    Any exception is the row's result, not a crash (:func:`harness.judging.stages.measure` with every
     ``Exception``): diagnosing user code means its failures are findings.
     """
 
@@ -47,53 +58,56 @@ def _stage(label: str, source: str, fn) -> tuple:
 
 def run_stages(chain, true: torch.Tensor, mel: torch.Tensor, fe_name: str, vae: str, vocoder: str,
                ref_wave: Optional[torch.Tensor], seed: int = 0) -> tuple:
-    """Measure every stage on its own -> ``(stages, mels, waves)`` (the last two keyed by stage label).
+    """Measure every row (:data:`ROW_STAGE`) on its own -> ``(stages, mels, waves)`` (the last two keyed by
+    row label); each runs its component and compares its output through :mod:`harness.judging.stages`.
 
     ``true`` [1, 1, T, 64] is the mel the VAE and vocoder were trained on (the audioldm2 mel of the audio,
     or the user's .npy), ``mel`` the chosen front-end's; ``ref_wave`` [1, 160 T] the normalised input, or
     None for a .npy, whose outputs are then judged by re-analysing their mel against ``true``.
     """
-    fe = frontend.get_frontend("audioldm2")
+    fe = frontend.get_frontend(DEFAULTS["frontend"])
     cpu_true = true.float().cpu()
     n = true.shape[2] * frontend.HOP
 
     def judge(wave):
+        """A waveform row: against the input audio as the whole chain is, or (a .npy) re-analysed against ``true``."""
         wave = wave[:, :n].float().cpu()
-        out_mel = fe(wave)
-        if ref_wave is None:
-            m = _mel_metrics(out_mel, cpu_true)
-        else:  # mse is redundant with snr once gain-matched
-            m = {k: float(v[0]) for k, v in metrics.compute(wave, ref_wave).items() if k != "mse"}
-        return m, out_mel[0, 0].numpy(), wave[0].numpy()
+        m = compare("vocoder", wave, cpu_true, MEL_FIGURES) if ref_wave is None else \
+            compare("chain", wave, ref_wave, WAVE_FIGURES)
+        return _floats(m), fe(wave)[0, 0].numpy(), wave[0].numpy()
 
-    def roundtrip(name, m, snr=True):
-        out = chain.vae_roundtrip(m, name, seed).float().cpu()
-        return _mel_metrics(out, m.float().cpu(), snr), out[0, 0].numpy(), None
+    def roundtrip(name, m, names=MEL_FIGURES):
+        out = output(chain, "vae", name, m, seed=seed).float().cpu()
+        return _floats(compare("vae", out, m.float().cpu(), names)), out[0, 0].numpy(), None
 
-    plan, src = [], "audioldm2 mel" if ref_wave is not None else ".npy mel"
+    def vocode(name, m):
+        return judge(output(chain, "vocoder", name, m))
+
+    rows, src = [], "audioldm2 mel" if ref_wave is not None else ".npy mel"
     if ref_wave is not None:
-        plan.append(("frontend", f"front-end {fe_name}", "audio",
-                     lambda: (_mel_metrics(mel.float().cpu(), cpu_true), mel[0, 0].float().cpu().numpy(), None)))
-    plan.append(("vae", f"VAE round trip {vae}", src, lambda: roundtrip(vae, true)))
+        rows.append(("frontend", f"front-end {fe_name}", "audio",
+                     lambda: (_floats(compare("frontend", mel.float().cpu(), cpu_true, MEL_FIGURES)),
+                              mel[0, 0].float().cpu().numpy(), None)))
+    rows.append(("vae", f"VAE round trip {vae}", src, lambda: roundtrip(vae, true)))
     if vae != REFERENCE_VAE:
-        plan.append(("vae_reference", f"VAE round trip {REFERENCE_VAE} (reference)", src,
+        rows.append(("vae_reference", f"VAE round trip {REFERENCE_VAE} (reference)", src,
                      lambda: roundtrip(REFERENCE_VAE, true)))
-    if ref_wave is not None and fe_name != "audioldm2":
+    if ref_wave is not None and fe_name != DEFAULTS["frontend"]:
         # what the original report measured: the VAE fed the wrong front-end (its own scale: L1 only)
-        plan.append(("vae_frontend", f"VAE round trip {vae} on {fe_name}", f"{fe_name} mel",
-                     lambda: roundtrip(vae, mel, snr=False)))
-    plan.append(("vocoder", f"vocoder {vocoder}", src, lambda: judge(chain.vocoder_out(true, vocoder))))
+        rows.append(("vae_frontend", f"VAE round trip {vae} on {fe_name}", f"{fe_name} mel",
+                     lambda: roundtrip(vae, mel, ("mel_l1",))))
+    rows.append(("vocoder", f"vocoder {vocoder}", src, lambda: vocode(vocoder, true)))
     if vocoder != REFERENCE_VOCODER:
-        plan.append(("vocoder_reference", f"vocoder {REFERENCE_VOCODER} (reference)", src,
-                     lambda: judge(chain.vocoder_out(true, REFERENCE_VOCODER))))
-    plan.append(("griffin_lim", "Griffin-Lim (baseline)", src, lambda: judge(griffin_lim_from_mel(true))))
-    plan.append(("chain", f"full chain {fe_name}-{vae}-{vocoder}" if ref_wave is not None else
+        rows.append(("vocoder_reference", f"vocoder {REFERENCE_VOCODER} (reference)", src,
+                     lambda: vocode(REFERENCE_VOCODER, true)))
+    rows.append(("griffin_lim", "Griffin-Lim (baseline)", src, lambda: vocode("griffin-lim", true)))
+    rows.append(("chain", f"full chain {fe_name}-{vae}-{vocoder}" if ref_wave is not None else
                  f"full chain {vae}-{vocoder}", "audio" if ref_wave is not None else src,
-                 lambda: judge(chain.vocoder_out(chain.vae_roundtrip(mel, vae, seed), vocoder))))
+                 lambda: vocode(vocoder, output(chain, "vae", vae, mel, seed=seed))))
     stages, mels, waves = {}, {}, {}
-    for name, label, source, fn in plan:
-        stages[name], mels[label], wave = _stage(label, source, fn)
-        if name in ("vocoder", "vocoder_reference", "griffin_lim", "chain"):
+    for key, label, source, fn in rows:
+        stages[key], mels[label], wave = _row(label, source, fn)
+        if ROW_STAGE[key] in ("vocoder", "chain"):
             waves[label] = wave
     return stages, mels, waves
 
@@ -105,8 +119,6 @@ def usage_loss(stage: str, stages: Dict[str, dict], combo, thresholds_data: Opti
     """Whether the variant at ``stage`` (``vae`` or ``vocoder``) loses clearly more than the correct call
     of the same model on this file: :func:`harness.judging.thresholds.judge` under the relative policy, with
     the variant's calibrated margins (:func:`harness.judging.verdicts.relative_stage_limits`)."""
-    from harness.judging import thresholds, verdicts
-
     reference = stages.get(f"{stage}_reference", stages[stage])["metrics"]
     if "mel_l1" not in reference or "mel_l1" not in stages[stage]["metrics"]:
         return False
@@ -248,8 +260,6 @@ def diagnose_file(chain, path, frontend_name: str = "audioldm2", vae: str = "sca
 def run_files(chain, files, progress: bool = True, **options) -> List[Diagnosis]:
     """:func:`diagnose_file` on each file; an unusable one becomes ``Diagnosis({"file", "error"})``
     so the others still run."""
-    from tqdm.auto import tqdm
-
     out = []
     for path in tqdm(list(files), desc="diagnose", disable=not progress, unit="file"):
         try:

@@ -1,0 +1,312 @@
+"""The stages: one vocabulary, and the one engine that runs a component at a stage and measures its output.
+
+A *stage* is a step of the chain where one component (a front-end, a VAE variant, a vocoder variant) is
+run and its output compared with a reference, so that a loss of quality is found where it happens. The
+quality matrix (:mod:`harness.judging.matrix`) runs the clip stages of every combination, the golden
+cases run the golden stages of every variant (:func:`golden_stages`), ``harness diagnose`` runs the clip
+stages of one combination beside the correct calls; all of them call :func:`output` to run a component
+and :func:`compare` to measure what came out.
+
+==========  =========  ===================  ==================  ============================================
+stage       component  input                output              compared with
+==========  =========  ===================  ==================  ============================================
+frontend    front-end  waveform             log-mel             AudioLDM2's log-mel, the closer framing
+vae         VAE        a front-end's mel    round-trip mel      its input mel; the correct round trip's mel
+roundtrip   VAE        the golden mel       round-trip mel      the correct round trip of the golden mel
+decode      VAE        pipeline latents     decoded mel         the golden mel (the pipeline's own decode)
+vocoder     vocoder    log-mel              waveform            a mel: its re-analysis; a waveform: itself
+chain       all three  waveform             waveform            the (normalised) input waveform
+==========  =========  ===================  ==================  ============================================
+
+Clip stages (:data:`CLIP_STAGES`) run on any audio; golden stages (:data:`GOLDEN_STAGES`) on the golden
+cases, where the pipeline's own latents, mel and waveform make ``decode`` and ``vocoder`` sample-exact.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from harness.signal import frontend as frontends
+from harness.signal import metrics
+from harness.model import variants
+from harness.model.chain import Chain, LayoutError
+from harness.errors import InputError
+
+#: the chain's components, in order: a combination chooses one of each
+COMPONENTS = ("frontend", "vae", "vocoder")
+#: the stages measured on clips (any audio), in the chain's order
+CLIP_STAGES = COMPONENTS + ("chain",)
+#: the stages measured on golden cases
+GOLDEN_STAGES = ("decode", "vocoder", "frontend", "roundtrip")
+#: the component each stage runs (the whole chain runs all three)
+COMPONENT_AT = {"frontend": "frontend", "vae": "vae", "roundtrip": "vae", "decode": "vae", "vocoder": "vocoder"}
+#: the correct component of each kind: AudioLDM2's own front-end, the ``scaled`` VAE call, its HiFi-GAN
+DEFAULTS = {"frontend": "audioldm2", "vae": "scaled", "vocoder": "hifigan"}
+#: metrics asserted per stage (the first is the key metric used for detection)
+JUDGED = {
+    "frontend": ["mel_l1"], "vae": ["ref_mel_l1", "mel_l1"], "vocoder": ["mel_l1"],
+    "chain": ["mel_l1", "lsd", "mrstft", "mel_snr"],
+    "decode": ["mel_l1"], "roundtrip": ["mel_l1"],
+}
+#: metrics of the chain computed and reported, never asserted: no vocoder reproduces phase
+REPORTED = ["snr", "correlation", "si_sdr"]
+#: metrics that measure a deviation from the reference combination's output, judged (relative policy)
+#: as a share of the reference's own loss in the named metric: a posterior sample strays further from
+#: the mode on a clip the VAE reconstructs poorly
+SHARE_OF = {"ref_mel_l1": "mel_l1"}
+#: the metrics a golden vocoder stage computes against the golden waveform (sample-exact for HiFi-GAN)
+GOLDEN_VOCODER_METRICS = ("snr", "correlation", "mel_l1")
+
+
+# --- results -------------------------------------------------------------------------------------
+
+
+@dataclass
+class StageResult:
+    """Per-clip metrics of one stage (numpy ``[n_clips]`` each), or the error that stopped it.
+
+    Attributes
+    ----------
+    metrics : dict of str -> ndarray [n_clips]
+        Empty when the stage failed or was not measured.
+    error : str or None
+        ``"LayoutError: ..."``: the exception that stopped the stage.
+    """
+
+    metrics: Dict[str, np.ndarray]
+    error: Optional[str] = None
+
+
+#: a stage that was not computed because nothing is asserted there (downstream of a known mistake)
+NOT_MEASURED = StageResult({}, None)
+#: what a stage may raise that is a result, not a harness bug: a layout or value error, torch's shape errors
+STAGE_ERRORS = (LayoutError, ValueError, RuntimeError)
+
+
+def measure(stage: Callable[[], Dict[str, np.ndarray]], errors: Tuple[type, ...] = STAGE_ERRORS) -> StageResult:
+    """Run one stage's measurement ``stage() -> {metric: ndarray [n_clips]}``; an error in ``errors`` becomes
+    the stage's result (a mistaken variant that raises is a finding, not a crash).
+
+    Parameters
+    ----------
+    stage : callable
+        Computes the stage and its metrics.
+    errors : tuple of exception types, default :data:`STAGE_ERRORS`
+        ``harness diagnose`` passes ``(Exception,)``: every failure of user code is a finding there.
+
+    Returns
+    -------
+    StageResult
+    """
+    try:
+        return StageResult(stage())
+    except errors as exc:
+        return StageResult({}, f"{type(exc).__name__}: {exc}")
+
+
+# --- running a component -------------------------------------------------------------------------
+
+
+def component(stage: str, name: str):
+    """The registered component called ``name`` that ``stage`` runs: a front-end, a VAE or a vocoder variant
+    (an :class:`~harness.errors.InputError` lists the known ones)."""
+    return {"frontend": frontends.get_frontend, "vae": variants.get_vae,
+            "vocoder": variants.get_vocoder}[COMPONENT_AT[stage]](name)
+
+
+def output(chain: Chain, stage: str, name: str, x: torch.Tensor, *, seed: int = 0,
+           samples: Optional[int] = None) -> torch.Tensor:
+    """Component ``name`` run at ``stage`` on ``x``: the one place a stage calls the model.
+
+    Parameters
+    ----------
+    chain : Chain
+    stage : str
+        ``frontend`` (``x``: waveform ``[b, samples]``), ``vae`` or ``roundtrip`` (``x``: mel
+        ``[b, 1, T, 64]``), ``decode`` (``x``: pipeline latents ``[b, 8, T/4, 16]``, multiplied by the scaling
+        factor), ``vocoder`` (``x``: mel).
+    name : str
+        A registered front-end, VAE or vocoder variant.
+    seed : int, default 0
+        The VAE's posterior sample, per item (:func:`harness.model.chain.item_generators`).
+    samples : int, optional
+        Vocoder output cropped to this many samples (160 per frame); fewer raise a LayoutError.
+
+    Returns
+    -------
+    Tensor
+        Mel ``[b, 1, T, 64]`` or waveform ``[b, samples]`` on the chain's device.
+
+    Raises
+    ------
+    InputError
+        A vocoder output with NaN/Inf (nothing downstream could be measured on it).
+    """
+    if stage == "frontend":
+        return chain.front_end(x, name)
+    if stage in ("vae", "roundtrip"):
+        return chain.vae_roundtrip(x, name, seed)
+    if stage == "decode":
+        return variants.get_vae(name).decode_latents(chain, x)
+    if stage != "vocoder":
+        raise InputError(f"stage {stage!r} runs no single component; stages: {', '.join(COMPONENT_AT)}")
+    wave = chain.vocoder_out(x, name, samples)
+    if not torch.isfinite(wave).all():
+        raise InputError("vocoder output contains NaN/Inf")
+    return wave
+
+
+# --- comparing an output with its reference ------------------------------------------------------
+
+
+def mel_figures(estimate: torch.Tensor, reference: torch.Tensor, names: Sequence[str] = ("mel_l1",)) -> Dict[str, np.ndarray]:
+    """Per-item mel-domain figures of two log-mels ``[b, 1, T, 64]``: ``mel_l1`` (nats), ``mel_snr`` (dB); numpy ``[b]``."""
+    return {n: metrics.get_metric(n).fn(mel_estimate=estimate, mel_reference=reference).cpu().numpy() for n in names}
+
+
+def framing_mels(wave: torch.Tensor, training_mel: Optional[torch.Tensor] = None) -> List[torch.Tensor]:
+    """The AudioLDM2 log-mels ``[b, 1, T, 64]`` of ``wave`` in both of its framings: training (frame t
+    centred on ``160 t + 80``; ``training_mel`` when already computed) and inference (TacotronSTFT, on
+    ``160 t``). A correct front-end matches one of them."""
+    if training_mel is None:
+        training_mel = frontends.get_frontend(DEFAULTS["frontend"])(wave)
+    return [training_mel, frontends.get_frontend("audioldm2-tacotron")(wave)]
+
+
+def frontend_distance(mel: torch.Tensor, references: Sequence[torch.Tensor]) -> np.ndarray:
+    """Per-item log-mel L1 of a front-end's ``mel`` to the closer of AudioLDM2's framings
+    (:func:`framing_mels`), numpy ``[b]``."""
+    return np.minimum(*[mel_figures(mel, m)["mel_l1"] for m in references])
+
+
+def compare(stage: str, out: torch.Tensor, reference, names: Optional[Sequence[str]] = None) -> Dict[str, np.ndarray]:
+    """The per-item figures of a stage's output ``out`` against its reference, numpy ``[b]`` each.
+
+    Parameters
+    ----------
+    stage : str
+        One of :data:`COMPONENT_AT` or ``chain``.
+    out : Tensor
+        What :func:`output` returned (a mel ``[b, 1, T, 64]`` or a waveform ``[b, samples]``).
+    reference : Tensor or list of Tensor
+        A mel, a waveform, or (front-end) the mels of both framings (:func:`framing_mels`), the closer one
+        counting. A vocoder's waveform compared with a *mel* is re-analysed by the AudioLDM2 front-end
+        first (the clip stage: the vocoder renders the mel it was given); compared with a *waveform* it is
+        measured sample by sample (the golden stage: the pipeline's own vocoder on the same mel). The chain's
+        waveform is lag-aligned and gain-matched to the input for the waveform metrics (:func:`metrics.compute`).
+    names : sequence of str, optional
+        Metrics to compute. Defaults: ``mel_l1`` for mels; :data:`GOLDEN_VOCODER_METRICS` for a vocoder
+        against a waveform; the chain's :data:`JUDGED` and :data:`REPORTED` for the chain.
+
+    Returns
+    -------
+    dict of str -> ndarray [b]
+    """
+    if isinstance(reference, (list, tuple)):
+        return {"mel_l1": frontend_distance(out, reference)}
+    if stage == "chain":  # lag-aligned and gain-matched for the waveform metrics
+        return {k: v.cpu().numpy() for k, v in metrics.compute(out, reference, names or JUDGED["chain"] + REPORTED).items()}
+    if stage == "vocoder" and reference.ndim == 2:  # sample by sample: the same mel went into both
+        return {n: metrics.get_metric(n)(out, reference).cpu().numpy() for n in names or GOLDEN_VOCODER_METRICS}
+    if stage == "vocoder":  # a waveform against the mel it was made from
+        out = frontends.get_frontend(DEFAULTS["frontend"])(out)
+    return mel_figures(out, reference, names or ("mel_l1",))
+
+
+# --- the golden stages ---------------------------------------------------------------------------
+
+#: what each golden stage compares a variant's output with (:func:`golden_stages`)
+GOLDEN_COMPARED_WITH = {
+    "decode": "the golden mel (the pipeline's own decode of its latents)",
+    "roundtrip": "the correct round trip (scaled, the posterior's mode) of the golden mel",
+    "vocoder": "the golden waveform (the pipeline's own vocoder on the golden mel)",
+    "frontend": "the AudioLDM2 front-end of the golden waveform, in the closer of its two framings",
+}
+#: the built-in whose calibrated limits judge a project's own variant at each golden stage, and from whose
+#: ceiling the detection limits of the known mistakes follow: the stage's correct component
+GOLDEN_REFERENCE = {stage: DEFAULTS[COMPONENT_AT[stage]] for stage in GOLDEN_STAGES}
+
+
+@dataclass
+class GoldenInputs:
+    """The golden cases on the chain's device: latents ``[n, 8, T/4, 16]``, mel ``[n, 1, T, 64]``,
+    waveform ``[n, samples]``, and the references computed once (the correct round trip, the framings)."""
+
+    latents: torch.Tensor
+    mel: torch.Tensor
+    wave: torch.Tensor
+    seed: int
+    _references: Dict[str, object] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def of(cls, chain: Chain, case_latents, case_mel, case_audio, seed: int = 0) -> "GoldenInputs":
+        dev = chain.device
+        return cls(torch.from_numpy(np.asarray(case_latents)).to(dev), torch.from_numpy(np.asarray(case_mel))[:, None].to(dev),
+                   torch.from_numpy(np.asarray(case_audio)).to(dev), seed)
+
+    def input(self, stage: str) -> torch.Tensor:
+        """What ``stage`` runs its component on: the latents (decode), the waveform (front-end), else the mel."""
+        return {"decode": self.latents, "frontend": self.wave}.get(stage, self.mel)
+
+    def reference(self, chain: Chain, stage: str):
+        """What ``stage`` compares with (:data:`GOLDEN_COMPARED_WITH`): a mel, a waveform, or (front-end)
+        the mels of both framings."""
+        if stage not in self._references:
+            self._references[stage] = {
+                "decode": lambda: self.mel,
+                "roundtrip": lambda: output(chain, "roundtrip", DEFAULTS["vae"], self.mel, seed=self.seed),
+                "vocoder": lambda: self.wave,
+                "frontend": lambda: framing_mels(self.wave),
+            }[stage]()
+        return self._references[stage]
+
+
+def golden_variant_names(stage: str) -> List[str]:
+    """The registered variants a golden stage runs on."""
+    if stage == "decode":
+        return [v.name for v in variants.list_vaes() if v.has_decode]
+    if stage == "roundtrip":
+        return [v.name for v in variants.list_vaes() if not v.skip]
+    if stage == "vocoder":
+        return [v.name for v in variants.list_vocoders()]
+    return [f.name for f in frontends.list_frontends()]
+
+
+def golden_pair(chain: Chain, inputs: GoldenInputs, stage: str, name: str) -> Tuple[object, object]:
+    """``(output, reference)`` of variant ``name`` at golden ``stage``: what :func:`compare` measures and the
+    evidence of a failure draws."""
+    samples = inputs.wave.shape[-1] if stage == "vocoder" else None
+    out = output(chain, stage, name, inputs.input(stage), seed=inputs.seed, samples=samples)
+    return out, inputs.reference(chain, stage)
+
+
+def golden_result(chain: Chain, inputs: GoldenInputs, stage: str, name: str) -> StageResult:
+    """Variant ``name`` at golden ``stage`` on ``inputs``, measured (:func:`measure`: an error is the result)."""
+    return measure(lambda: compare(stage, *golden_pair(chain, inputs, stage, name)))
+
+
+def golden_stages(chain: Chain, case_latents: np.ndarray, case_mel: np.ndarray, case_audio: np.ndarray,
+                  seed: int = 0, stages: Iterable[str] = GOLDEN_STAGES) -> Dict[str, Dict[str, StageResult]]:
+    """Stage isolation on golden cases (batched over cases).
+
+    Returns ``{stage: {variant_name: StageResult}}``, only the named ``stages``; each stage compares a
+    variant's output with :data:`GOLDEN_COMPARED_WITH`:
+
+    * ``decode``: golden latents -> the variant's decode, vs the golden mel (the pipeline's own decode);
+    * ``roundtrip``: golden mel -> the variant's encode and decode, vs the correct round trip (``scaled``,
+      the posterior's mode) of the same mel;
+    * ``vocoder``: golden mel -> the vocoder, vs the golden waveform (sample-exact for HiFi-GAN, so waveform
+      SNR and correlation are judged there);
+    * ``frontend``: golden waveform -> the front-end, vs the AudioLDM2 front-end of the same waveform (the
+      closer of its two framings, as in the clip matrix).
+
+    The golden mel comes from the pipeline's UNet, far from anything a VAE reproduces or a re-analysis
+    returns; comparing round trips and front-ends with it would measure that distance, not the variant.
+    """
+    inputs = GoldenInputs.of(chain, case_latents, case_mel, case_audio, seed)
+    return {stage: {name: golden_result(chain, inputs, stage, name) for name in golden_variant_names(stage)}
+            for stage in stages}
