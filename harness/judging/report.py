@@ -11,8 +11,8 @@ from tqdm.auto import tqdm
 from harness.model import loading
 from harness import machine
 from harness.judging import matrix, thresholds
-from harness.judging.stages import CLIP_STAGES, JUDGED, StageResult
-from harness.judging.verdicts import FAILING, judge_relative, limits_for_verdict, record_status
+from harness.judging.stages import CLIP_STAGES, StageResult
+from harness.judging.verdicts import FAILING, judge_file_stage, record_status
 from harness.signal.audio import MAX_SECONDS, AudioError, load_audio
 from harness.judging import golden
 from harness.judging.golden import CLIPS_DIR, locate, sha256
@@ -58,7 +58,8 @@ class RecordJudge:
 
     A clip that is one of the golden set's clips (same sha256) is judged against its stored per-clip
     limits (policy ``absolute``); any other clip against the reference combination on the same clip
-    (policy ``relative``, :func:`harness.judging.verdicts.judge_relative`). Every stage record says which.
+    (policy ``relative``); the judging engine chooses (:func:`harness.judging.verdicts.judge_file_stage`).
+    Every stage record says which.
 
     Example::
 
@@ -108,7 +109,6 @@ class RecordJudge:
     def records(self, run, combos, baseline_of: Dict[str, str]) -> List[dict]:
         """One record per clip of ``run`` x combination, combination-major; ``baseline_of`` maps a clip name to
         its stored baseline (:meth:`baseline`)."""
-
         th, records = self.thresholds, []
         for combo in combos:
             res = run.result(combo)
@@ -117,22 +117,10 @@ class RecordJudge:
                 stages, flat, ok_all = {}, {}, True
                 for stage, r in res.items():
                     one = _clip(r, i)
-                    limits = None
-                    why = thresholds.unjudgeable(th, combo.id, stage) if exp[stage] == "detect" else None
-                    if not why and f in baseline_of and exp[stage] != "report":
-                        limits, source = limits_for_verdict(th, combo, stage, exp[stage],
-                                                                       JUDGED[stage][0])
-                    if why:  # e.g. random weights: nothing to judge this mistake by
-                        ok, policy, source = False, "unjudgeable", why
-                    elif limits is not None:
-                        limits = thresholds.select_clips(limits, [self._known.index(baseline_of[f])])
-                        ok, policy = thresholds.judge(one, limits, exp[stage])[0], "absolute"
-                    elif exp[stage] == "pass" and combo.reference(stage) == combo:
-                        # the yardstick of this stage on this file: judging it against itself tells nothing
-                        ok, policy, source = True, "yardstick", None
-                    else:
-                        v = judge_relative(th, combo, stage, one, _clip(run.result(combo.reference(stage))[stage], i))
-                        ok, policy, source, limits = v.ok, v.policy, v.source, v.limits
+                    baseline = self._known.index(baseline_of[f]) if f in baseline_of else None
+                    verdict = judge_file_stage(th, combo, stage, one, baseline,
+                                               lambda: _clip(run.result(combo.reference(stage))[stage], i))
+                    ok, policy, source, limits = verdict.ok, verdict.policy, verdict.source, verdict.limits
                     ok_all &= ok
                     reference = {"absolute": baseline_of.get(f), "relative": combo.reference(stage).id}.get(policy)
                     stages[stage] = {"expected": exp[stage], "ok": bool(ok), "error": r.error, "policy": policy,

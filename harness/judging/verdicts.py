@@ -8,7 +8,7 @@ with them).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Protocol, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Protocol, Sequence, Tuple
 
 import numpy as np
 
@@ -16,7 +16,7 @@ from harness.judging import matrix
 from harness.judging.matrix import Combination
 from harness.judging.stages import JUDGED, SHARE_OF, StageResult
 from harness.judging.thresholds import (
-    _as_list, detect_limit, judge, relative_key, relative_limits, table_key,
+    _as_list, detect_limit, judge, relative_key, relative_limits, select_clips, table_key, unjudgeable,
 )
 
 
@@ -40,8 +40,10 @@ class Verdict:
 
     ok: bool
     rows: list
-    policy: str   # "absolute" (per-clip baseline), "relative" (to the reference on the same clip), "none"
-    source: str   # whose limits or margins judged it
+    #: "absolute" (per-clip baseline), "relative" (to the reference on the same clip), "yardstick" (the
+    #: reference itself, not judged), "unjudgeable" (a known mistake random weights cannot show), "none"
+    policy: str
+    source: Optional[str]   # whose limits or margins judged it (why, when unjudgeable)
     limits: Optional[Dict] = None  # the limits applied
 
 
@@ -133,6 +135,31 @@ def judge_relative(thresholds_data: Dict, combo: Combination, stage: str, result
     limits, source = relative_stage_limits(thresholds_data, combo, stage, expected, key, judged, list(SHARE_OF))
     ok, rows = judge(result, limits, expected, clip_names)
     return Verdict(ok, rows, "relative", source, limits)
+
+
+def judge_file_stage(thresholds_data: Dict, combo: Combination, stage: str, result: StageResult,
+                     baseline: Optional[int], reference: Callable[[], StageResult]) -> Verdict:
+    """Judge one file's figures of ``combo`` at ``stage`` (``result``: one clip), choosing the policy.
+
+    In order: a known mistake the thresholds cannot judge (random weights) is ``unjudgeable``; a file with a
+    stored baseline (``baseline``: its clip index in the thresholds' tables) is judged by that clip's limits
+    (``absolute``); the reference combination at its own stage is the ``yardstick`` the others are judged by
+    (judging it against itself tells nothing); anything else is judged against the reference on the same
+    file (``relative``, :func:`judge_relative`; ``reference()`` gives its figures, computed only then).
+    """
+    expected = combo.verdicts()[stage]
+    why = unjudgeable(thresholds_data, combo.id, stage) if expected == "detect" else None
+    if why:  # e.g. random weights: nothing to judge this mistake by
+        return Verdict(False, [], "unjudgeable", why)
+    if baseline is not None and expected != "report":
+        limits, source = limits_for_verdict(thresholds_data, combo, stage, expected, JUDGED[stage][0])
+        if limits is not None:
+            limits = select_clips(limits, [baseline])
+            ok, rows = judge(result, limits, expected)
+            return Verdict(ok, rows, "absolute", source, limits)
+    if expected == "pass" and combo.reference(stage) == combo:
+        return Verdict(True, [], "yardstick", None)
+    return judge_relative(thresholds_data, combo, stage, result, reference())
 
 
 def _not_calibrated(thresholds: Dict, table_id: str, stage: str, golden_dir: Optional[str],
