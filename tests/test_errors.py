@@ -11,7 +11,7 @@ from harness.model.chain import LayoutError
 from harness.signal.frontend import get_frontend
 from harness.judging.golden import GoldenError
 from harness.model.loading import ModelNotAvailable
-from harness.judging.matrix import StageResult, measure
+from harness.judging.stages import StageResult, measure
 from harness.judging.thresholds import CalibrationError
 
 

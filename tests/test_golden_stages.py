@@ -45,7 +45,7 @@ def test_each_golden_stage_fails_on_a_known_mistake(harness_quality, harness_mat
                                                    stage, mistake, tmp_path):
     """A known mistake's figures, judged by the limits its correct counterpart passes, fail that golden stage;
     its evidence draws the output against what the stage compared it with."""
-    from harness.judging.matrix import GOLDEN_COMPARED_WITH, GOLDEN_REFERENCE
+    from harness.judging.stages import GOLDEN_COMPARED_WITH, GOLDEN_REFERENCE
     from harness.judging.quality import GoldenTarget
 
     result = harness_matrix.golden(harness_chain, golden_set, [stage])[stage][mistake]

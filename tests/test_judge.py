@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from harness.judging import thresholds, verdicts
-from harness.judging.matrix import Combination, StageResult
+from harness.judging.matrix import Combination
+from harness.judging.stages import StageResult
 
 
 def result(**metrics):

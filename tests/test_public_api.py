@@ -50,3 +50,28 @@ def test_the_paths_before_the_layers_name_the_same_modules():
 
     done = subprocess.run([sys.executable, "-m", "harness.cli", "list"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "front-ends:" in done.stdout, done.stderr[-2000:]
+
+
+def test_names_that_moved_into_the_stage_engine_are_the_same_objects_at_their_former_home():
+    from harness.judging import stages
+    from harness.signal import audio
+
+    moved = ["CLIP_STAGES", "GOLDEN_STAGES", "JUDGED", "REPORTED", "SHARE_OF", "DEFAULTS", "StageResult",
+             "NOT_MEASURED", "STAGE_ERRORS", "measure", "framing_mels", "frontend_distance", "GoldenInputs",
+             "golden_pair", "golden_result", "golden_stages", "golden_variant_names", "GOLDEN_COMPARED_WITH",
+             "GOLDEN_REFERENCE"]
+    assert [n for n in moved if getattr(matrix, n) is not getattr(stages, n)] == []
+    assert matrix.grid_frames is audio.grid_frames
+
+
+def test_front_ends_and_vocoders_spell_their_expected_verdict_as_every_component_does():
+    from harness.model import variants
+    from harness.signal import frontend
+
+    with pytest.warns(DeprecationWarning, match=r"VocoderVariant.expected is deprecated since 0\.1: use "
+                                                r"VocoderVariant.expected_at\(stage\)"):
+        assert variants.get_vocoder("hifigan-transposed").expected == "detect"
+    for component, stage in ((frontend.get_frontend("seed-librosa-db"), "frontend"),
+                             (variants.get_vocoder("hifigan-transposed"), "vocoder"),
+                             (variants.get_vae("double-scale"), "roundtrip")):
+        assert component.expected_at(stage) == "detect"

@@ -93,7 +93,7 @@ def grid_samples(path: str) -> int:
     """Samples a file will have at 16 kHz on the frame grid, from its header alone (no audio read);
     :class:`harness.signal.audio.AudioError` if it has none."""
     info = audio.header(path)
-    return matrix.grid_frames(math.ceil(info.frames * audio.SAMPLE_RATE / info.samplerate)) * audio.HOP
+    return audio.grid_frames(math.ceil(info.frames * audio.SAMPLE_RATE / info.samplerate)) * audio.HOP
 
 
 def plan(files: Sequence[str], batch_size: int = BATCH_SIZE) -> Tuple[List[Batch], List[dict]]:

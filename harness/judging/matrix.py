@@ -33,7 +33,7 @@ from typing import Dict, Iterable, List, Optional
 import numpy as np
 import torch
 
-from harness.signal import audio
+from harness.signal.audio import grid_frames  # noqa: F401  (its home before the signal layer had it)
 from harness.signal import frontend as frontends
 from harness import deprecation
 from harness.model import variants
@@ -171,13 +171,6 @@ def is_builtin(stage: str, name: str) -> bool:
     mistake) rather than one a project registered."""
     return name in {"frontend": frontends.BUILTIN_NAMES, "vae": variants.BUILTIN_VAES,
                     "vocoder": variants.BUILTIN_VOCODERS}[stage]
-
-
-def grid_frames(n_samples: int) -> int:
-    """Mel frames a clip of ``n_samples`` is padded to: the smallest multiple of 4 that covers it, and
-    never exactly 64 (= the mel bins), where a transposed ``[b, 64, T]`` mel would pass a shape check."""
-    frames = audio.frames_for(n_samples)
-    return frames + audio.VAE_FACTOR if frames == frontends.N_MELS else frames
 
 
 def combinations(frontends_: Optional[Iterable[str]] = None, vaes: Optional[Iterable[str]] = None,

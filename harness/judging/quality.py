@@ -32,8 +32,8 @@ def on_grid(clips: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
     16-bit resolution of a WAV file (:func:`harness.signal.audio.quantize_16bit`): a project's code that reads or
     writes its audio as 16-bit integers then sees exactly the samples it would, and a clip carries a real
     recording's noise floor instead of float-precision near-silence. A clip of exactly 64 frames gets 4 more,
-    so a transposed mel ``[b, 64, T]`` cannot pass the vocoder's shape check (:func:`harness.judging.matrix.grid_frames`)."""
-    return {name: audio.quantize_16bit(audio.pad_or_crop(x, matrix.grid_frames(len(x)))) for name, x in clips.items()}
+    so a transposed mel ``[b, 64, T]`` cannot pass the vocoder's shape check (:func:`harness.signal.audio.grid_frames`)."""
+    return {name: audio.quantize_16bit(audio.pad_or_crop(x, audio.grid_frames(len(x)))) for name, x in clips.items()}
 
 
 class MatrixRun:

@@ -36,6 +36,7 @@ __all__ = [
     "HOP",
     "VAE_FACTOR",
     "BLOCK",
+    "N_MELS",
     "MIN_SAMPLES",
     "MIN_RATE",
     "MAX_RATE",
@@ -50,6 +51,7 @@ __all__ = [
     "pad_or_crop",
     "quantize_16bit",
     "frames_for",
+    "grid_frames",
     "write_audio",
     "to_tensor",
 ]
@@ -64,6 +66,8 @@ HOP = 160
 VAE_FACTOR = 4
 #: samples per VAE latent step: 640 samples = 40 ms.
 BLOCK = HOP * VAE_FACTOR
+#: mel bands of the front-end's log-mel ``[frames, 64]``
+N_MELS = 64
 #: the front-end's n_fft: anything shorter cannot be framed (64 ms at 16 kHz).
 MIN_SAMPLES = 1024
 #: the longest file (s) a command reads whole (``--max-seconds`` of a command): memory and time grow with the
@@ -464,6 +468,20 @@ def normalize_waveform(waveform):
     # max|x| as max(max x, -min x): no |x| temporary (and aminmax(dim=...) is ~30x slower on CPU)
     peak = x.amax(dim=-1, keepdim=True).maximum(-x.amin(dim=-1, keepdim=True))
     return x.mul_(0.5 / (peak + 1e-8))
+
+
+def grid_frames(n_samples: int) -> int:
+    """Mel frames a clip of ``n_samples`` is padded to: the smallest multiple of 4 that covers it
+    (:func:`frames_for`), and never exactly 64 (= :data:`N_MELS`), where a transposed ``[b, 64, T]`` mel would
+    pass a shape check.
+
+    Examples
+    --------
+    >>> grid_frames(16000), grid_frames(64 * 160)
+    (100, 68)
+    """
+    frames = frames_for(n_samples)
+    return frames + VAE_FACTOR if frames == N_MELS else frames
 
 
 def pad_or_crop(x, frames: Optional[int] = None, multiple: int = VAE_FACTOR, normalize: bool = True) -> np.ndarray:

@@ -19,13 +19,12 @@ import torch
 import torch.nn.functional as F
 
 from harness.signal.audio import (  # noqa: F401  one home for the audio conventions; re-exported
-    HOP, SAMPLE_RATE, normalize_waveform,
+    HOP, N_MELS, SAMPLE_RATE, normalize_waveform,
 )
 from harness import deprecation
 from harness.errors import InputError
 
 N_FFT = 1024
-N_MELS = 64
 FMIN = 0.0
 FMAX = 8000.0
 LOG_FLOOR = 1e-5

@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 
 from harness.signal import audio, frontend, metrics
 from harness.judging import thresholds, verdicts
-from harness.judging.matrix import REFERENCE, Combination, grid_frames
+from harness.judging.matrix import REFERENCE, Combination
 from harness.judging.stages import DEFAULTS, StageResult, compare, measure, output
 from harness.surfaces.diagnose.findings import (
     VAE_OK_NATS, REFERENCE_VAE, REFERENCE_VOCODER, Diagnosis, Finding, check_frontend, check_input,
@@ -210,7 +210,7 @@ def _diagnose_audio(chain, path: str, fe_name: str, vae: str, vocoder: str, seco
     n = max(int(seconds * audio.SAMPLE_RATE), audio.MIN_SAMPLES)
     x = audio.load_audio(path, max_seconds=n / audio.SAMPLE_RATE, truncate=True)[:n]  # reads only what it analyses
 
-    wave = torch.from_numpy(audio.pad_or_crop(x, grid_frames(len(x))))[None]  # normalised, then padded
+    wave = torch.from_numpy(audio.pad_or_crop(x, audio.grid_frames(len(x))))[None]  # normalised, then padded
     in_found, silent = check_input(info, seconds), silent_fraction(x)
     if silent > 0.5:
         in_found.append(Finding("flag" if silent > 0.8 else "info", "silence", f"{100 * silent:.0f}% of 10 ms "
