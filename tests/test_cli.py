@@ -200,3 +200,13 @@ def test_the_cli_offers_every_calibration_scope():
     from harness.surfaces import cli
 
     assert cli.SCOPES == calibration.SCOPES
+
+
+def test_the_cli_names_the_components_and_their_defaults_as_the_stage_engine_does():
+    from harness.judging import stages
+    from harness.surfaces.cli import common
+
+    assert common.COMPONENTS == stages.COMPONENTS and common.DEFAULTS == stages.DEFAULTS
+    parser = cli.build_parser()
+    assert vars(parser.parse_args(["diagnose", "x.wav"]))["vae"] == "scaled"
+    assert parser.parse_args(["matrix", "--vae", "scaled", "--vae", "sample"]).vae == ["scaled", "sample"]

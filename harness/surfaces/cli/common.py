@@ -27,6 +27,25 @@ def add_scope(p: argparse.ArgumentParser, default, default_help: str) -> None:
     p.add_argument("--scope", default=default, choices=SCOPES, help=f"{SCOPE_HELP} (default: {default_help})")
 
 
+#: harness.judging.stages.COMPONENTS and DEFAULTS, spelled out so that `harness --help` imports no torch (a test
+#: keeps them equal): the chain's components, each with its correct default
+COMPONENTS = ("frontend", "vae", "vocoder")
+DEFAULTS = {"frontend": "audioldm2", "vae": "scaled", "vocoder": "hifigan"}
+_COMPONENT_NAMES = {"frontend": "front-end", "vae": "VAE variant", "vocoder": "vocoder variant"}
+
+
+def add_components(p: argparse.ArgumentParser, restrict: bool = False) -> None:
+    """``--frontend``, ``--vae``, ``--vocoder``: the component each stage runs (default: the correct one), or with
+    ``restrict`` a repeatable restriction to the named ones (default: every registered one)."""
+    for component in COMPONENTS:
+        what = _COMPONENT_NAMES[component]
+        if restrict:
+            p.add_argument(f"--{component}", action="append", help=f"restrict to these {what}s (repeatable; "
+                           "default: all)")
+        else:
+            p.add_argument(f"--{component}", default=DEFAULTS[component], help=f"the {what} to run")
+
+
 def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="tiny", help=MODEL_HELP)
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import sys
 
-from harness.surfaces.cli.common import GOLDEN_DIR_HELP, add_model_args, command
+from harness.surfaces.cli.common import GOLDEN_DIR_HELP, add_components, add_model_args, command
 
 
 def add_parser(sub) -> None:
@@ -19,9 +19,7 @@ harness diagnose my_mel.npy --json                   statistics check of a mel y
                  "not be used.")
     add_model_args(p)
     p.add_argument("files", nargs="+", help="audio files, or log-mel .npy files [frames, 64]")
-    p.add_argument("--frontend", default="audioldm2", help="front-end to check")
-    p.add_argument("--vae", default="scaled", help="VAE variant")
-    p.add_argument("--vocoder", default="hifigan", help="vocoder variant")
+    add_components(p)
     p.add_argument("--seconds", type=float, default=10.24, help="analyse at most this many seconds of each file")
     p.add_argument("--out", default="diagnose-report", help="directory of report.html")
     p.add_argument("--json", action="store_true", help="print a JSON list, one object per file")

@@ -5,7 +5,7 @@ import json
 import sys
 from pathlib import Path
 
-from harness.surfaces.cli.common import GOLDEN_DIR_HELP, add_max_seconds, add_model_args, command
+from harness.surfaces.cli.common import GOLDEN_DIR_HELP, add_components, add_max_seconds, add_model_args, command
 
 
 def add_parser(sub) -> None:
@@ -27,9 +27,7 @@ torchrun --standalone --nproc_per_node 4 -m harness matrix --out runs/ds data/  
     p.add_argument("--verbose", "-v", action="store_true", help="after the summary, the full table (a row per "
                    "file x combination, key metric of each stage)")
     p.add_argument("--golden-dir", default=None, help=GOLDEN_DIR_HELP)
-    p.add_argument("--frontend", action="append", help="restrict to these front-ends (repeatable; default: all)")
-    p.add_argument("--vae", action="append", help="restrict to these VAE variants (repeatable; default: all)")
-    p.add_argument("--vocoder", action="append", help="restrict to these vocoder variants (repeatable; default: all)")
+    add_components(p, restrict=True)
     p.add_argument("--out", default=None, metavar="DIR", help="dataset mode: stream the files in batches of one "
                    "length, write DIR/records.jsonl (one record per file x combination, broken combinations measured "
                    "up to their culprit stage), DIR/errors.jsonl and DIR/summary.json; shards across the processes "
