@@ -174,3 +174,29 @@ def test_quality_check_asserts_a_mistakes_chain_only_where_calibration_separated
         check.expected(near, "chain")
     with pytest.raises(pytest.skip.Exception, match="no chain-stage decision"):  # thresholds from before
         QualityCheck({}).expected(near, "chain")
+
+
+# --- the policy of one file's stage -----------------------------------------------------------------------
+
+
+def test_a_file_stage_is_judged_unjudgeable_then_absolute_then_yardstick_then_relative():
+    mistake, correct = Combination("audioldm2", "no-decode-scale", "hifigan"), Combination("audioldm2", "scaled", "hifigan")
+    table = {thresholds.table_key(mistake.id, "vae"): {"unjudgeable": "random weights"},
+             thresholds.table_key(correct.id, "vocoder"): {"mel_l1_max": [0.3, 0.5]}}
+
+    def never():
+        raise AssertionError("the reference was computed where no relative verdict is made")
+
+    v = verdicts.judge_file_stage(table, mistake, "vae", result(mel_l1=[9.0]), 0, never)
+    assert (v.ok, v.policy, v.source) == (False, "unjudgeable", "random weights")
+    v = verdicts.judge_file_stage(table, correct, "vocoder", result(mel_l1=[0.45]), 1, never)  # clip 1's ceiling
+    assert (v.ok, v.policy, v.source, v.limits) == (True, "absolute", correct.id, {"mel_l1_max": [0.5]})
+    v = verdicts.judge_file_stage(table, correct, "vocoder", result(mel_l1=[0.45]), None, never)  # no baseline
+    assert (v.ok, v.policy) == (True, "yardstick")  # the reference at its own stage is what the others are judged by
+    baseline_free = Combination("audioldm2", "scaled", "griffin-lim")  # judged against hifigan on the same file
+    v = verdicts.judge_file_stage(table, baseline_free, "vocoder", result(mel_l1=[0.40]), None,
+                                  lambda: result(mel_l1=[0.40]))
+    assert (v.ok, v.policy, v.source) == (True, "relative", correct.id)  # no margins of its own: the reference's
+    v = verdicts.judge_file_stage(table, baseline_free, "vocoder", result(mel_l1=[2.0]), None,
+                                  lambda: result(mel_l1=[0.40]))
+    assert (v.ok, v.policy) == (False, "relative")

@@ -28,8 +28,8 @@ from pathlib import Path
 
 import torch
 
-from harness.builders.bundled import tiny
 from harness.model.loading import BUNDLED
+from harness.builders.bundled import tiny
 
 VARIANTS = ("audioldm2", "audioldm2-large", "audioldm2-tts", "audioldm")
 #: VitsTokenizer symbols of the TTS member: letters and punctuation, no phonemizer needed

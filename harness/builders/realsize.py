@@ -25,9 +25,9 @@ from typing import Sequence
 
 import torch
 
-from harness.builders.bundled import tiny
-from harness.model.loading import REAL_CONFIGS
 from harness.model.chain import Chain
+from harness.model.loading import REAL_CONFIGS
+from harness.builders.bundled import tiny
 
 VARIANTS = ("audioldm2", "audioldm2-large")
 #: what a well-conditioned random vocoder should output for a typical log-mel (dBFS rms)

@@ -14,13 +14,13 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 from tqdm.auto import tqdm
 
-from harness.judging import golden as golden_mod
 from harness import machine
+from harness.signal import synth
+from harness.judging import golden as golden_mod
 from harness.judging import matrix, thresholds
 from harness.judging.quality import MatrixRun, exact_key, precision
 from harness.judging.stages import GOLDEN_REFERENCE, GOLDEN_STAGES, JUDGED, SHARE_OF, golden_variant_names
 from harness.judging.verdicts import judge_relative, relative_references
-from harness.signal import synth
 
 
 def calibrate_relative(chain, clips: Dict[str, np.ndarray], progress: bool = True) -> Tuple[Dict[str, Dict], List[str]]:

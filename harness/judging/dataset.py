@@ -39,13 +39,13 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from harness.judging import matrix
-from harness.judging.stages import JUDGED
-from harness.signal import audio
 from harness.machine import version
+from harness.signal import audio
+from harness.judging import matrix
 from harness.judging.golden import sha256
 from harness.judging.quality import MatrixRun, precision
 from harness.judging.report import RecordJudge
+from harness.judging.stages import JUDGED
 from harness.judging.verdicts import FAILING
 
 #: files per batch (one length): large enough to keep a GPU busy, small enough that a killed run loses little
@@ -145,7 +145,6 @@ def _barrier(shard: Shard) -> None:
 def init_distributed(shard: Shard, device: str) -> str:
     """Join the launch's process group (NCCL on CUDA, gloo on CPU) and return this process's device:
     ``cuda:<LOCAL_RANK>`` when ``device`` is ``cuda`` or ``auto`` with CUDA present."""
-
     if device in ("auto", "cuda") and torch.cuda.is_available():
         device = f"cuda:{shard.local_rank}" if shard.distributed else "cuda"
     elif device == "auto":

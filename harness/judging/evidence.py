@@ -10,8 +10,8 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
-from harness.signal import audio, frontend, metrics
 from harness import atomic
+from harness.signal import audio, frontend, metrics
 
 
 def mel_figure(panels: Sequence[Tuple[str, Optional[np.ndarray]]], reference: Optional[np.ndarray] = None,

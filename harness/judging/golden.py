@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 import numpy as np
-from tqdm.auto import tqdm
 import soundfile as sf
+from tqdm.auto import tqdm
 
 from harness import atomic
 from harness.errors import GoldenError  # noqa: F401  (imported from here by callers)
@@ -47,7 +47,6 @@ BUNDLED_DIR = Path(__file__).resolve().parents[1] / "goldens"
 DEFAULT_ROOT = Path("golden")
 REQUIRED_KEYS = ["model", "weights_sha256", "versions", "cases", "steps", "guidance_scale", "scheduler",
                  "audio_length_in_s", "device", "dtype", "files", "seed_policy"]
-
 
 
 def locate(model: str, golden_dir=None, root=None, writing: bool = False) -> Path:
@@ -192,7 +191,6 @@ def copy_bundled(model: str, out: str | Path) -> Path:
 
 def _generate_into(out: Path, model: str, source, pipe, device: str, dtype: str, seconds: Optional[float],
                    steps: int, progress: bool) -> None:
-
     # users' clips (``harness golden --clips``) survive a regeneration of the pipeline cases
     previous = json.loads((out / "manifest.json").read_text()) if (out / "manifest.json").exists() else {}
     user_clips = {n: v for n, v in previous.get("user_clips", {}).items() if (out / "clips" / f"{n}.flac").exists()}

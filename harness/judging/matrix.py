@@ -33,12 +33,12 @@ from typing import Dict, Iterable, List, Optional
 import numpy as np
 import torch
 
-from harness.signal.audio import grid_frames  # noqa: F401  (its home before the signal layer had it)
-from harness.signal import frontend as frontends
 from harness import deprecation
+from harness.errors import InputError
+from harness.signal import frontend as frontends
+from harness.signal.audio import grid_frames  # noqa: F401  (its home before the signal layer had it)
 from harness.model import variants
 from harness.model.chain import Chain, LayoutError
-from harness.errors import InputError
 from harness.judging import stages
 # the stage vocabulary and the golden stages lived here before the stage engine had a module of its own
 from harness.judging.stages import (  # noqa: F401
@@ -46,6 +46,7 @@ from harness.judging.stages import (  # noqa: F401
     SHARE_OF, STAGE_ERRORS, GoldenInputs, StageResult, framing_mels, frontend_distance, golden_pair, golden_result,
     golden_stages, golden_variant_names, measure,
 )
+from harness.judging.stages import compare as golden_metrics  # noqa: F401  (its name here before the stage engine)
 
 
 @dataclass(frozen=True)
@@ -237,8 +238,8 @@ class Evaluator:
         depth = CLIP_STAGES.index(upto)
         out = {s: NOT_MEASURED for s in CLIP_STAGES[depth + 1:]}
 
-        def failed(result: StageResult, *stages: str) -> Dict[str, StageResult]:
-            return {**out, **{s: result for s in stages if CLIP_STAGES.index(s) <= depth}}
+        def failed(result: StageResult, *names: str) -> Dict[str, StageResult]:
+            return {**out, **{s: result for s in names if CLIP_STAGES.index(s) <= depth}}
 
         # 1. front-end: the closer of AudioLDM2's two framings
         mel_in = self._frontend(combo.frontend)
@@ -322,6 +323,5 @@ def golden_expected(stage: str, name: str) -> str:
     round trip do not apply to it: it is ``report`` there, and the clip matrix judges it no worse than
     the base by spectral quality.
     """
-    component = {"decode": variants.get_vae, "roundtrip": variants.get_vae, "vocoder": variants.get_vocoder,
-                 "frontend": frontends.get_frontend}[stage](name)
+    component = stages.component(stage, name)
     return "report" if getattr(component, "fine_tuned", False) else component.expected_at(stage)

@@ -1,22 +1,22 @@
 """Measuring the matrix on a golden set and the ``check()`` behind the fixture (calibration: :mod:`harness.judging.calibration`)."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Optional, Sequence, Tuple
-import json
 
 import numpy as np
 
+from harness.signal import audio
 from harness.judging import golden as golden_mod
 from harness.judging import matrix, thresholds, verdicts
+from harness.judging import evidence
 from harness.judging.matrix import Combination
 from harness.judging.stages import (
     CLIP_STAGES, GOLDEN_COMPARED_WITH, GOLDEN_REFERENCE, GOLDEN_STAGES, JUDGED, GoldenInputs, StageResult, golden_pair,
     golden_result, golden_variant_names,
 )
-from harness.signal import audio
-from harness.judging import evidence
 
 #: prefix of the JUnit property names a check records (``harness_stage``, ``harness_value``, ...)
 PREFIX = "harness_"

@@ -8,16 +8,14 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from tqdm.auto import tqdm
 
-from harness.model import loading
 from harness import machine
-from harness.judging import matrix, thresholds
-from harness.judging.stages import CLIP_STAGES, StageResult
-from harness.judging.verdicts import FAILING, judge_file_stage, record_status
 from harness.signal.audio import MAX_SECONDS, AudioError, load_audio
-from harness.judging import golden
+from harness.model import loading
+from harness.judging import golden, matrix, thresholds
 from harness.judging.golden import CLIPS_DIR, locate, sha256
 from harness.judging.quality import MatrixRun, precision
-
+from harness.judging.stages import CLIP_STAGES, StageResult
+from harness.judging.verdicts import FAILING, judge_file_stage, record_status
 
 
 def find_thresholds(source: Optional[loading.ModelSource], golden_dir: Optional[str] = None,

@@ -30,11 +30,11 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from harness.errors import InputError
 from harness.signal import frontend as frontends
 from harness.signal import metrics
 from harness.model import variants
 from harness.model.chain import Chain, LayoutError
-from harness.errors import InputError
 
 #: the chain's components, in order: a combination chooses one of each
 COMPONENTS = ("frontend", "vae", "vocoder")
@@ -111,11 +111,19 @@ def measure(stage: Callable[[], Dict[str, np.ndarray]], errors: Tuple[type, ...]
 # --- running a component -------------------------------------------------------------------------
 
 
+def _known(stage: str, stages: Iterable[str]) -> str:
+    """``stage`` itself, or a KeyError naming the known ones: a misspelt stage is a harness user's bug, not a
+    stage's result (:func:`measure` does not catch it)."""
+    if stage not in stages:
+        raise KeyError(f"stage {stage!r} is not one of: {', '.join(stages)}")
+    return stage
+
+
 def component(stage: str, name: str):
     """The registered component called ``name`` that ``stage`` runs: a front-end, a VAE or a vocoder variant
     (an :class:`~harness.errors.InputError` lists the known ones)."""
     return {"frontend": frontends.get_frontend, "vae": variants.get_vae,
-            "vocoder": variants.get_vocoder}[COMPONENT_AT[stage]](name)
+            "vocoder": variants.get_vocoder}[COMPONENT_AT[_known(stage, COMPONENT_AT)]](name)
 
 
 def output(chain: Chain, stage: str, name: str, x: torch.Tensor, *, seed: int = 0,
@@ -145,15 +153,16 @@ def output(chain: Chain, stage: str, name: str, x: torch.Tensor, *, seed: int = 
     ------
     InputError
         A vocoder output with NaN/Inf (nothing downstream could be measured on it).
+    KeyError
+        ``stage`` runs no single component (``chain``) or is not a stage.
     """
+    _known(stage, COMPONENT_AT)
     if stage == "frontend":
         return chain.front_end(x, name)
     if stage in ("vae", "roundtrip"):
         return chain.vae_roundtrip(x, name, seed)
     if stage == "decode":
         return variants.get_vae(name).decode_latents(chain, x)
-    if stage != "vocoder":
-        raise InputError(f"stage {stage!r} runs no single component; stages: {', '.join(COMPONENT_AT)}")
     wave = chain.vocoder_out(x, name, samples)
     if not torch.isfinite(wave).all():
         raise InputError("vocoder output contains NaN/Inf")
@@ -193,8 +202,8 @@ def compare(stage: str, out: torch.Tensor, reference, names: Optional[Sequence[s
     out : Tensor
         What :func:`output` returned (a mel ``[b, 1, T, 64]`` or a waveform ``[b, samples]``).
     reference : Tensor or list of Tensor
-        A mel, a waveform, or (front-end) the mels of both framings (:func:`framing_mels`), the closer one
-        counting. A vocoder's waveform compared with a *mel* is re-analysed by the AudioLDM2 front-end
+        A mel ``[b, 1, T, 64]``, a waveform ``[b, samples]``, or (front-end) the mels of both framings
+        (:func:`framing_mels`), the closer one counting. A vocoder's waveform compared with a *mel* is re-analysed by the AudioLDM2 front-end
         first (the clip stage: the vocoder renders the mel it was given); compared with a *waveform* it is
         measured sample by sample (the golden stage: the pipeline's own vocoder on the same mel). The chain's
         waveform is lag-aligned and gain-matched to the input for the waveform metrics (:func:`metrics.compute`).
@@ -206,15 +215,20 @@ def compare(stage: str, out: torch.Tensor, reference, names: Optional[Sequence[s
     -------
     dict of str -> ndarray [b]
     """
+    _known(stage, (*COMPONENT_AT, "chain"))
     if isinstance(reference, (list, tuple)):
+        if names is not None and tuple(names) != ("mel_l1",):
+            raise ValueError(f"a front-end is compared with the closer framing by mel_l1 only, not {list(names)}")
         return {"mel_l1": frontend_distance(out, reference)}
     if stage == "chain":  # lag-aligned and gain-matched for the waveform metrics
-        return {k: v.cpu().numpy() for k, v in metrics.compute(out, reference, names or JUDGED["chain"] + REPORTED).items()}
+        return {k: v.cpu().numpy() for k, v in metrics.compute(
+            out, reference, JUDGED["chain"] + REPORTED if names is None else names).items()}
     if stage == "vocoder" and reference.ndim == 2:  # sample by sample: the same mel went into both
-        return {n: metrics.get_metric(n)(out, reference).cpu().numpy() for n in names or GOLDEN_VOCODER_METRICS}
+        return {n: metrics.get_metric(n)(out, reference).cpu().numpy()
+                for n in (GOLDEN_VOCODER_METRICS if names is None else names)}
     if stage == "vocoder":  # a waveform against the mel it was made from
         out = frontends.get_frontend(DEFAULTS["frontend"])(out)
-    return mel_figures(out, reference, names or ("mel_l1",))
+    return mel_figures(out, reference, ("mel_l1",) if names is None else names)
 
 
 # --- the golden stages ---------------------------------------------------------------------------
@@ -266,7 +280,8 @@ class GoldenInputs:
 
 
 def golden_variant_names(stage: str) -> List[str]:
-    """The registered variants a golden stage runs on."""
+    """The registered variants a golden stage runs on (a KeyError for a name not in :data:`GOLDEN_STAGES`)."""
+    _known(stage, GOLDEN_STAGES)
     if stage == "decode":
         return [v.name for v in variants.list_vaes() if v.has_decode]
     if stage == "roundtrip":
@@ -307,6 +322,7 @@ def golden_stages(chain: Chain, case_latents: np.ndarray, case_mel: np.ndarray, 
     The golden mel comes from the pipeline's UNet, far from anything a VAE reproduces or a re-analysis
     returns; comparing round trips and front-ends with it would measure that distance, not the variant.
     """
+    names = {stage: golden_variant_names(stage) for stage in stages}  # a misspelt stage fails here, not per variant
     inputs = GoldenInputs.of(chain, case_latents, case_mel, case_audio, seed)
-    return {stage: {name: golden_result(chain, inputs, stage, name) for name in golden_variant_names(stage)}
-            for stage in stages}
+    return {stage: {name: golden_result(chain, inputs, stage, name) for name in names[stage]}
+            for stage in names}

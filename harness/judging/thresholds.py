@@ -40,9 +40,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from harness import atomic
+from harness.errors import CalibrationError, GoldenError  # noqa: F401  (CalibrationError: imported from here by callers)
 from harness.signal import metrics as metric_defs
-from harness.errors import CalibrationError  # noqa: F401  (imported from here by callers)
-from harness.errors import GoldenError
 
 # The chain is deterministic on CPU (same numbers run to run), so the margins only have to absorb
 # library/BLAS/device differences and equivalent re-implementations; wider margins would hide the

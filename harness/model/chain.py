@@ -20,10 +20,10 @@ from typing import List, Optional, Sequence, Union
 
 import torch
 
-from harness.signal import frontend as frontends
-from harness.model import loading, variants
 from harness.errors import InputError, LayoutError  # noqa: F401  (LayoutError: imported from here by users)
 from harness.machine import keep_freed_memory  # noqa: F401  (imported from here by users)
+from harness.signal import frontend as frontends
+from harness.model import loading, variants
 
 
 def fold_weight_norm(module: torch.nn.Module) -> torch.nn.Module:

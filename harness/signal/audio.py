@@ -90,8 +90,6 @@ class AudioWarning(UserWarning):
     """A usable but suspicious input (e.g. a WAV whose header claims more data than the file holds)."""
 
 
-
-
 def _dbfs(value: float) -> float:
     """Amplitude -> dBFS (``-inf`` for 0)."""
     return 20.0 * math.log10(value) if value > 0 else -math.inf

@@ -18,11 +18,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from harness import deprecation
+from harness.errors import InputError
 from harness.signal.audio import (  # noqa: F401  one home for the audio conventions; re-exported
     HOP, N_MELS, SAMPLE_RATE, normalize_waveform,
 )
-from harness import deprecation
-from harness.errors import InputError
 
 N_FFT = 1024
 FMIN = 0.0

@@ -1,8 +1,8 @@
 """Griffin-Lim from an AudioLDM2 log-mel, batched in torch: the phase-free baseline vocoder."""
 from __future__ import annotations
 
-import torch
 import numpy as np
+import torch
 
 from harness.signal import frontend
 

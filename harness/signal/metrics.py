@@ -32,8 +32,8 @@ from typing import Callable, Dict, Iterable, Literal, Optional, Sequence, Tuple,
 import numpy as np
 import torch
 
-from harness.signal import frontend
 from harness.errors import InputError
+from harness.signal import frontend
 
 ArrayLike = Union[torch.Tensor, np.ndarray, Sequence[float]]
 

@@ -23,8 +23,8 @@ With your front-ends, VAE wrappers and vocoders registered (in ``conftest.py`` o
 
 This repository's own ``tests/`` import them the same way.
 """
-from harness.judging.quality import GoldenTarget
 from harness.judging.metamorphic import check_frontend
+from harness.judging.quality import GoldenTarget
 
 __all__ = ["test_matrix", "test_golden_stage", "test_frontend_invariances",
            "test_every_known_mistake_has_a_detecting_stage"]

@@ -5,7 +5,6 @@ from dataclasses import dataclass, field
 from typing import Dict, List
 
 
-
 @dataclass
 class TrainConfig:
     """Everything that decides the trained weights (stored in ``training.json``)."""

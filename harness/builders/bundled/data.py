@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Dict
 
 import numpy as np
-import torch
 import soundfile as sf
+import torch
 
 from harness.signal import frontend, synth
 from harness.builders.bundled.config import TrainConfig

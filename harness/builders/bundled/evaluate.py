@@ -21,10 +21,9 @@ from typing import Dict
 import numpy as np
 import torch
 
-from harness.signal import audio, synth
-from harness.judging import matrix, stages
+from harness.signal import audio, frontend, metrics, synth
 from harness.model.chain import Chain
-from harness.signal import frontend, metrics
+from harness.judging import matrix, stages
 
 #: where Debian's sound packages install their files
 DEBIAN_SOUNDS = Path("/usr/share/sounds")
@@ -204,7 +203,6 @@ def plot_spectrograms(chain: Chain, path: str, sets=None, clips=SPECTROGRAM_CLIP
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-
     sets = sets or clip_sets()
     finest = max(zip(metrics.MRSTFT_FFT_SIZES, metrics.MRSTFT_HOP_SIZES, metrics.MRSTFT_WIN_LENGTHS))
     chosen = []
@@ -219,11 +217,11 @@ def plot_spectrograms(chain: Chain, path: str, sets=None, clips=SPECTROGRAM_CLIP
     for row, (name, x) in enumerate(chosen):
         wave = frontend.normalize_waveform(torch.from_numpy(x)[None].float())
         mel = stages.output(chain, "frontend", stages.DEFAULTS["frontend"], wave)
-        renders = [("input", wave)] + [(label, stages.output(chain, "vocoder", name, mel, samples=wave.shape[-1]))
-                                       for label, name in (("vocoder (true mel)", "hifigan"),
-                                                           ("Griffin-Lim 32 (true mel)", "griffin-lim"))]
+        renders = [("input", wave)] + [(label, stages.output(chain, "vocoder", variant, mel, samples=wave.shape[-1]))
+                                       for label, variant in (("vocoder (true mel)", "hifigan"),
+                                                              ("Griffin-Lim 32 (true mel)", "griffin-lim"))]
         for col, (label, y) in enumerate(renders):
-            y = y.detach().float()
+            y = y.detach().float().cpu()  # the vocoders answer on the chain's device
             spec = metrics.magnitude_spectrogram(y.double(), *finest)[0]
             score = "" if col == 0 else f", MR-STFT {metrics.mrstft(y, wave).item():.2f}"
             ax = axes[row, col]

@@ -7,9 +7,9 @@ import copy
 import json
 import math
 import os
+import shutil
 from pathlib import Path
 from typing import List, Optional
-import shutil
 
 import torch
 

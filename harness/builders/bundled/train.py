@@ -29,12 +29,11 @@ import torch
 
 from harness.signal import frontend, synth
 from harness.builders.bundled import tiny
-from harness.builders.bundled.config import TrainConfig
+from harness.builders.bundled.config import TRAINING_STAGES, TrainConfig
 from harness.builders.bundled.data import prepare_data, prepare_gan_data
-from harness.builders.bundled.export import load_trained, export
+from harness.builders.bundled.export import export, load_trained
 from harness.builders.bundled.loops import scaling_factor, train_vae, train_vocoder, train_vocoder_gan
 # the recipe's public names, as `harness.builders.bundled.train.<name>` (the CLI and the tests use them)
-from harness.builders.bundled.config import TRAINING_STAGES
 from harness.builders.bundled.data import (  # noqa: F401
     random_crops, read_data_pack, write_data_pack,
 )

@@ -17,6 +17,7 @@ and gate later runs against it with pytest-benchmark's own options::
     pytest tests/test_audioldm2_speed.py --benchmark-enable --benchmark-compare --benchmark-compare-fail=min:25%
 """
 from __future__ import annotations
+
 import torch
 
 from harness.signal import frontend as frontends
@@ -31,7 +32,6 @@ CLIP_SECONDS = 10.24
 def test_bench_variant(benchmark, harness_chain, harness_variant):
     """One variant's stage on one 10.24 s clip: a front-end on the waveform, a VAE variant's round trip or a
     vocoder on the ``audioldm2`` mel."""
-
     kind, name = harness_variant
     chain = harness_chain
     wave = make_clips(1, CLIP_SECONDS).to(chain.device)

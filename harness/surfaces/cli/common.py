@@ -34,16 +34,17 @@ DEFAULTS = {"frontend": "audioldm2", "vae": "scaled", "vocoder": "hifigan"}
 _COMPONENT_NAMES = {"frontend": "front-end", "vae": "VAE variant", "vocoder": "vocoder variant"}
 
 
-def add_components(p: argparse.ArgumentParser, restrict: bool = False) -> None:
-    """``--frontend``, ``--vae``, ``--vocoder``: the component each stage runs (default: the correct one), or with
-    ``restrict`` a repeatable restriction to the named ones (default: every registered one)."""
-    for component in COMPONENTS:
+def add_components(p: argparse.ArgumentParser, restrict: bool = False, components=COMPONENTS) -> None:
+    """``--frontend``, ``--vae``, ``--vocoder`` (or the named ``components``): the component each stage runs
+    (default: the correct one), or with ``restrict`` a repeatable restriction to the named ones (default: every
+    registered one)."""
+    for component in components:
         what = _COMPONENT_NAMES[component]
         if restrict:
             p.add_argument(f"--{component}", action="append", help=f"restrict to these {what}s (repeatable; "
                            "default: all)")
         else:
-            p.add_argument(f"--{component}", default=DEFAULTS[component], help=f"the {what} to run")
+            p.add_argument(f"--{component}", default=DEFAULTS[component], help=f"the {what} to run (see 'harness list')")
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from harness.surfaces.cli.common import CHANNEL_HELP, add_max_seconds, command
+from harness.surfaces.cli.common import CHANNEL_HELP, add_components, add_max_seconds, command
 
 
 def add_parser(sub) -> None:
@@ -14,7 +14,7 @@ harness mel my.wav --out mels/                     mels/my.npy, AudioLDM2's own 
 harness mel *.wav --out mels/ --frames 1024        padded/cropped to 1024 frames (10.24 s)
 harness mel a.mp3 a.ogg --out mels/                same stem: a.mp3.npy and a.ogg.npy""")
     p.add_argument("files", nargs="+", help="audio files")
-    p.add_argument("--frontend", default="audioldm2", help="front-end (see 'harness list')")
+    add_components(p, components=("frontend",))
     p.add_argument("--out", required=True, help="output directory (created)")
     p.add_argument("--frames", type=int, default=None, help="pad/crop to this many frames (default: cover the "
                    "file, rounded up to a multiple of 4)")

@@ -1,7 +1,7 @@
 """``harness reconstruct``: a file through one combination, written as a WAV."""
 from __future__ import annotations
 
-from harness.surfaces.cli.common import CHANNEL_HELP, add_max_seconds, add_model_args, command
+from harness.surfaces.cli.common import CHANNEL_HELP, add_components, add_max_seconds, add_model_args, command
 
 
 def add_parser(sub) -> None:
@@ -11,9 +11,7 @@ harness reconstruct my.wav --out rec.wav
 harness reconstruct my.wav --vae unscaled --vocoder griffin-lim --out rec.wav""")
     p.add_argument("file", help="audio file")
     add_model_args(p)
-    p.add_argument("--frontend", default="audioldm2", help="front-end (see 'harness list')")
-    p.add_argument("--vae", default="scaled", help="VAE variant (see 'harness list')")
-    p.add_argument("--vocoder", default="hifigan", help="vocoder variant (see 'harness list')")
+    add_components(p)
     p.add_argument("--channel", default="first", choices=["first", "mean"], help=CHANNEL_HELP)
     p.add_argument("--seed", type=int, default=0, help="seed of the VAE's latent sampling (variants that sample)")
     p.add_argument("--out", required=True, help="output WAV (16 kHz, the input's length)")

@@ -11,7 +11,7 @@ from typing import Dict, List, NamedTuple, Optional
 import numpy as np
 
 from harness.signal import audio, frontend
-from harness.judging.matrix import REFERENCE
+from harness.judging.stages import DEFAULTS
 
 FLOOR = frontend.LOG_FLOOR_NATS
 #: a 0.5-peak waveform's magnitude mel stays below this in practice (full-scale square wave: 1.8 nats;
@@ -24,9 +24,9 @@ VAE_OK_NATS = 0.5
 CLIP_FRACTION = 0.001
 LOW_PEAK_DBFS = -40.0
 DC_SHARE = 0.1  # a DC offset above this share of the peak is flagged (real recordings stay near 0)
-#: the correct calls a variant is compared with: the reference combination's (:data:`harness.judging.matrix.REFERENCE`)
-REFERENCE_VAE = REFERENCE.vae
-REFERENCE_VOCODER = REFERENCE.vocoder
+#: the correct calls a variant is compared with: the correct VAE and vocoder calls (:data:`harness.judging.stages.DEFAULTS`)
+REFERENCE_VAE = DEFAULTS["vae"]
+REFERENCE_VOCODER = DEFAULTS["vocoder"]
 
 
 class Finding(NamedTuple):

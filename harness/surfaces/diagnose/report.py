@@ -10,8 +10,8 @@ from typing import List, Optional, Sequence
 import numpy as np
 import soundfile as sf
 
-from harness.surfaces.diagnose.findings import Diagnosis
 from harness.judging.evidence import mel_figure
+from harness.surfaces.diagnose.findings import Diagnosis
 
 #: table columns: (metric key, header, format)
 COLUMNS = (("mel_l1", "mel_l1", "{:.3f}"), ("mel_snr", "mel_snr", "{:.1f}"), ("lsd", "lsd", "{:.1f}"),

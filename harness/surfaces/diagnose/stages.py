@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 from harness.signal import audio, frontend, metrics
 from harness.judging import thresholds, verdicts
 from harness.judging.matrix import REFERENCE, Combination
-from harness.judging.stages import DEFAULTS, StageResult, compare, measure, output
+from harness.judging.stages import DEFAULTS, StageResult, compare, measure, mel_figures, output
 from harness.surfaces.diagnose.findings import (
     VAE_OK_NATS, REFERENCE_VAE, REFERENCE_VOCODER, Diagnosis, Finding, check_frontend, check_input,
     check_mel_statistics, load_mel, mel_statistics, silent_fraction,
@@ -72,9 +72,10 @@ def run_stages(chain, true: torch.Tensor, mel: torch.Tensor, fe_name: str, vae: 
     def judge(wave):
         """A waveform row: against the input audio as the whole chain is, or (a .npy) re-analysed against ``true``."""
         wave = wave[:, :n].float().cpu()
-        m = compare("vocoder", wave, cpu_true, MEL_FIGURES) if ref_wave is None else \
+        out_mel = fe(wave)  # the vocoder's output re-analysed: drawn, and (a .npy) what is compared
+        m = mel_figures(out_mel, cpu_true, MEL_FIGURES) if ref_wave is None else \
             compare("chain", wave, ref_wave, WAVE_FIGURES)
-        return _floats(m), fe(wave)[0, 0].numpy(), wave[0].numpy()
+        return _floats(m), out_mel[0, 0].numpy(), wave[0].numpy()
 
     def roundtrip(name, m, names=MEL_FIGURES):
         out = output(chain, "vae", name, m, seed=seed).float().cpu()
@@ -217,10 +218,10 @@ def _diagnose_audio(chain, path: str, fe_name: str, vae: str, vocoder: str, seco
                                 "frames are 60 dB below the peak: mostly silence, so every figure is mostly about "
                                 "how the chain renders silence; trim it to judge the sound itself"))
     with torch.inference_mode():
-        true = frontend.get_frontend("audioldm2")(wave).to(chain.device)
+        true = frontend.get_frontend(DEFAULTS["frontend"])(wave).to(chain.device)
         mel = frontend.get_frontend(fe_name)(wave).to(chain.device)
     true_np, mel_np = true[0, 0].cpu().numpy(), mel[0, 0].cpu().numpy()
-    found = check_frontend(mel_np, true_np) if fe_name != "audioldm2" else \
+    found = check_frontend(mel_np, true_np) if fe_name != DEFAULTS["frontend"] else \
         [f for f in check_mel_statistics(mel_np) if f.severity == "flag"]
     info = {**info, "silent_fraction": silent, "analysed_seconds": len(x) / audio.SAMPLE_RATE}
     checks = {"input": {"kind": "audio", **info, "findings": [f._asdict() for f in in_found]},
@@ -228,13 +229,14 @@ def _diagnose_audio(chain, path: str, fe_name: str, vae: str, vocoder: str, seco
                            "findings": [f._asdict() for f in found]}}
     stages, mels, waves = run_stages(chain, true, mel, fe_name, vae, vocoder, frontend.normalize_waveform(wave), seed)
     waves = {"input": x, **{k: None if w is None else w[: len(x)] for k, w in waves.items()}}
-    if fe_name == "audioldm2":  # its panel would repeat the input's
+    if fe_name == DEFAULTS["frontend"]:  # its panel would repeat the input's
         mels.pop(stages["frontend"]["label"])
     return checks, found, in_found, stages, {"input mel (audioldm2)": true_np, **mels}, waves
 
 
-def diagnose_file(chain, path, frontend_name: str = "audioldm2", vae: str = "scaled", vocoder: str = "hifigan",
-                  seconds: float = 10.24, seed: int = 0, thresholds_data: Optional[dict] = None) -> Diagnosis:
+def diagnose_file(chain, path, frontend_name: str = DEFAULTS["frontend"], vae: str = DEFAULTS["vae"],
+                  vocoder: str = DEFAULTS["vocoder"], seconds: float = 10.24, seed: int = 0,
+                  thresholds_data: Optional[dict] = None) -> Diagnosis:
     """Diagnose one audio file or ``.npy`` log-mel ``[frames, 64]``.
 
     Raises
@@ -242,7 +244,6 @@ def diagnose_file(chain, path, frontend_name: str = "audioldm2", vae: str = "sca
     harness.signal.audio.AudioError
         The file is unusable (unreadable, empty, silent, NaN, too short, absurd rate, wrong mel shape).
     """
-
     path = str(path)
     is_mel = path.lower().endswith(".npy")
     if is_mel:
@@ -250,10 +251,9 @@ def diagnose_file(chain, path, frontend_name: str = "audioldm2", vae: str = "sca
     else:
         checks, found, in_found, stages, mels, waves = _diagnose_audio(chain, path, frontend_name, vae, vocoder,
                                                                         seconds, seed)
+    combo = Combination(DEFAULTS["frontend"] if is_mel else frontend_name, vae, vocoder)
     record = {"file": path, "frontend": None if is_mel else frontend_name, "vae": vae, "vocoder": vocoder,
-              "checks": checks, "stages": stages,
-              "verdict": verdict(found, stages, in_found, Combination(frontend_name if not is_mel else "audioldm2",
-                                                                      vae, vocoder), thresholds_data)}
+              "checks": checks, "stages": stages, "verdict": verdict(found, stages, in_found, combo, thresholds_data)}
     return Diagnosis(_clean(record), mels, waves)
 
 
