@@ -180,7 +180,8 @@ def test_quality_check_asserts_a_mistakes_chain_only_where_calibration_separated
 
 
 def test_a_file_stage_is_judged_unjudgeable_then_absolute_then_yardstick_then_relative():
-    mistake, correct = Combination("audioldm2", "no-decode-scale", "hifigan"), Combination("audioldm2", "scaled", "hifigan")
+    mistake = Combination("audioldm2", "no-decode-scale", "hifigan")
+    correct = Combination("audioldm2", "scaled", "hifigan")
     table = {thresholds.table_key(mistake.id, "vae"): {"unjudgeable": "random weights"},
              thresholds.table_key(correct.id, "vocoder"): {"mel_l1_max": [0.3, 0.5]}}
 

@@ -172,8 +172,10 @@ def output(chain: Chain, stage: str, name: str, x: torch.Tensor, *, seed: int = 
 # --- comparing an output with its reference ------------------------------------------------------
 
 
-def mel_figures(estimate: torch.Tensor, reference: torch.Tensor, names: Sequence[str] = ("mel_l1",)) -> Dict[str, np.ndarray]:
-    """Per-item mel-domain figures of two log-mels ``[b, 1, T, 64]``: ``mel_l1`` (nats), ``mel_snr`` (dB); numpy ``[b]``."""
+def mel_figures(estimate: torch.Tensor, reference: torch.Tensor,
+                names: Sequence[str] = ("mel_l1",)) -> Dict[str, np.ndarray]:
+    """Per-item mel-domain figures of two log-mels ``[b, 1, T, 64]``: ``mel_l1`` (nats), ``mel_snr`` (dB);
+    numpy ``[b]`` each."""
     return {n: metrics.get_metric(n).fn(mel_estimate=estimate, mel_reference=reference).cpu().numpy() for n in names}
 
 
@@ -203,8 +205,9 @@ def compare(stage: str, out: torch.Tensor, reference, names: Optional[Sequence[s
         What :func:`output` returned (a mel ``[b, 1, T, 64]`` or a waveform ``[b, samples]``).
     reference : Tensor or list of Tensor
         A mel ``[b, 1, T, 64]``, a waveform ``[b, samples]``, or (front-end) the mels of both framings
-        (:func:`framing_mels`), the closer one counting. A vocoder's waveform compared with a *mel* is re-analysed by the AudioLDM2 front-end
-        first (the clip stage: the vocoder renders the mel it was given); compared with a *waveform* it is
+        (:func:`framing_mels`), the closer one counting. A vocoder's waveform compared with a *mel* is
+        re-analysed by the AudioLDM2 front-end first (the clip stage: the vocoder renders the mel it was
+        given); compared with a *waveform* it is
         measured sample by sample (the golden stage: the pipeline's own vocoder on the same mel). The chain's
         waveform is lag-aligned and gain-matched to the input for the waveform metrics (:func:`metrics.compute`).
     names : sequence of str, optional
@@ -259,7 +262,8 @@ class GoldenInputs:
     @classmethod
     def of(cls, chain: Chain, case_latents, case_mel, case_audio, seed: int = 0) -> "GoldenInputs":
         dev = chain.device
-        return cls(torch.from_numpy(np.asarray(case_latents)).to(dev), torch.from_numpy(np.asarray(case_mel))[:, None].to(dev),
+        return cls(torch.from_numpy(np.asarray(case_latents)).to(dev),
+                   torch.from_numpy(np.asarray(case_mel))[:, None].to(dev),
                    torch.from_numpy(np.asarray(case_audio)).to(dev), seed)
 
     def input(self, stage: str) -> torch.Tensor:

@@ -44,7 +44,8 @@ def add_components(p: argparse.ArgumentParser, restrict: bool = False, component
             p.add_argument(f"--{component}", action="append", help=f"restrict to these {what}s (repeatable; "
                            "default: all)")
         else:
-            p.add_argument(f"--{component}", default=DEFAULTS[component], help=f"the {what} to run (see 'harness list')")
+            p.add_argument(f"--{component}", default=DEFAULTS[component],
+                           help=f"the {what} to run (see 'harness list')")
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:

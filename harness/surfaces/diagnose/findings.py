@@ -24,7 +24,7 @@ VAE_OK_NATS = 0.5
 CLIP_FRACTION = 0.001
 LOW_PEAK_DBFS = -40.0
 DC_SHARE = 0.1  # a DC offset above this share of the peak is flagged (real recordings stay near 0)
-#: the correct calls a variant is compared with: the correct VAE and vocoder calls (:data:`harness.judging.stages.DEFAULTS`)
+#: the correct calls a variant is compared with (:data:`harness.judging.stages.DEFAULTS`)
 REFERENCE_VAE = DEFAULTS["vae"]
 REFERENCE_VOCODER = DEFAULTS["vocoder"]
 
