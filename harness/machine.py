@@ -80,3 +80,88 @@ def keep_freed_memory() -> bool:
         return False
     m_trim_threshold, m_mmap_max = -1, -4
     return bool(libc.mallopt(m_mmap_max, 0)) and bool(libc.mallopt(m_trim_threshold, -1))
+
+
+def _cpu_jiffies() -> tuple:
+    """``(busy, total)`` jiffies of every CPU together since boot (Linux ``/proc/stat``), or None elsewhere."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return sum(fields[:8]) - idle, sum(fields[:8])
+
+
+def _own_jiffies() -> int:
+    """CPU jiffies this process (every thread: torch's may still spin after a parallel region) has used."""
+    try:
+        with open("/proc/self/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])  # utime + stime
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def busy_cores(seconds: float = 0.25) -> float:
+    """How many of the cores this process may use are kept busy by *other* work, measured over ``seconds``.
+
+    Reads ``/proc/stat`` before and after a sleep, less what this process's own threads used meanwhile.
+    Returns 0.0 where it cannot be measured (not Linux).
+
+    Returns
+    -------
+    float
+        Busy cores, between 0 and ``os.cpu_count()``; a single CPU-bound process elsewhere gives about 1.0.
+    """
+    import time
+
+    before, own = _cpu_jiffies(), _own_jiffies()
+    if before is None:
+        return 0.0
+    time.sleep(seconds)
+    after = _cpu_jiffies()
+    busy, total = after[0] - before[0] - (_own_jiffies() - own), after[1] - before[1]
+    return 0.0 if total <= 0 else max(0.0, (os.cpu_count() or 1) * busy / total)
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity; ``os.cpu_count()`` where affinity is unknown)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def reset_peak_rss() -> bool:
+    """Start a new peak-RSS window (Linux: ``/proc/self/clear_refs``); False where the peak cannot be reset."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss() -> int:
+    """This process's peak resident memory in bytes since :func:`reset_peak_rss` (``VmHWM``), 0 if unknown."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def cpu_name() -> str:
+    """The processor's model name (``/proc/cpuinfo``), else ``platform.processor()``."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

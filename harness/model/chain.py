@@ -14,6 +14,7 @@ front-end               wave ``[b, 160 T]``           mel ``[b, 1, T, 64]``
 """
 from __future__ import annotations
 
+import contextlib
 import weakref
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Union
@@ -101,13 +102,30 @@ def weights_version(module: torch.nn.Module):
         return None
 
 
-def item_generators(batch: int, seed: int, device) -> List[torch.Generator]:
-    """One ``torch.Generator`` per item of a batch, each seeded with ``seed``, on ``device``.
+def item_generators(batch: int, seed: int, device=None) -> List[torch.Generator]:
+    """One CPU ``torch.Generator`` per item of a batch, each seeded with ``seed``, whatever the device.
 
     diffusers' convention for per-item seeding (``latent_dist.sample(generators)``, ``randn_tensor``):
-    item ``i`` draws the same numbers whether it is alone or at any place in any batch.
+    item ``i`` draws the same numbers whether it is alone or at any place in any batch. The generators
+    are CPU ones because CUDA's generator draws other numbers from the same seed: diffusers' ``randn_tensor``
+    draws with a CPU generator on the CPU and moves the noise to the chain's device, so a posterior sample
+    on a GPU starts from the noise it had when the limits were calibrated on a CPU. Code that draws its
+    own noise with them draws on the CPU and moves it (``torch.randn(shape, generator=g).to(device)``).
+
+    Parameters
+    ----------
+    batch : int
+        Items in the batch (one generator each).
+    seed : int
+        The seed of every generator.
+    device : str or torch.device, optional
+        The chain's device. Accepted for callers that pass it; the generators are on the CPU regardless.
+
+    Returns
+    -------
+    list of torch.Generator
     """
-    return [torch.Generator(device=device).manual_seed(seed) for _ in range(batch)]
+    return [torch.Generator(device="cpu").manual_seed(seed) for _ in range(batch)]
 
 
 @dataclass
@@ -137,6 +155,25 @@ class Chain:
         # the VAE's posterior by input mel, and decoded mels by latents and scale: several variants of one
         # stage ask for the same (keyed by the weights' version too: a changed or swapped VAE computes anew)
         self._moments, self._decoded = TensorMemo(), TensorMemo()
+        #: whether encode/decode keep their results for an equal input (off: every call runs the model)
+        self.memoize = True
+
+    @contextlib.contextmanager
+    def no_memo(self):
+        """Within the block every :meth:`encode` and :meth:`decode` runs the VAE, whatever it computed before.
+
+        A benchmark times the model, not a lookup: the memo would answer every round after the first.
+
+        Examples
+        --------
+        >>> with chain.no_memo():                          # doctest: +SKIP
+        ...     chain.decode(latents)                      # the VAE's decoder runs
+        """
+        before, self.memoize = self.memoize, False
+        try:
+            yield self
+        finally:
+            self.memoize = before
 
     @classmethod
     def load(cls, model: str = "tiny", device: str = "cpu", dtype: str = "fp32",
@@ -188,7 +225,7 @@ class Chain:
         mel = self._check_mel(mel, "VAE encode")
         p = next(self.vae.parameters())
         x = mel.to(p.device, p.dtype)
-        weights = weights_version(self.vae)
+        weights = weights_version(self.vae) if self.memoize else None
         dist = self._moments.get(x, weights)
         if dist is None:
             dist = self._moments.put(x.clone(), self.vae.encode(x).latent_dist, weights)
@@ -204,12 +241,14 @@ class Chain:
         p = next(self.vae.parameters())
         scale = self.scaling_factor if scale is None else scale
         x = latents.to(p.device, p.dtype)
-        weights = weights_version(self.vae)
+        weights = weights_version(self.vae) if self.memoize else None
         key = None if weights is None else (weights, scale)
+        if key is None:
+            return self.vae.decode(x / scale).sample.float()
         mel = self._decoded.get(x, key)
         if mel is None:
             mel = self._decoded.put(x.clone(), self.vae.decode(x / scale).sample.float(), key)
-        return mel.clone()
+        return mel.clone()  # the memo's copy stays as computed whatever the caller does with its own
 
     @torch.inference_mode()
     def vocode(self, mel: torch.Tensor) -> torch.Tensor:

@@ -35,6 +35,13 @@ SETTINGS = {
                      "its thresholds before testing (explicit, never silent)"),
     "allow_missing_goldens": (False, "bool", "skip the quality tests of a model without goldens, thresholds or "
                               "weights instead of failing them (a run that tested nothing must not look green)"),
+    "speed_baseline": (None, "string", "the calibrated speed baseline timed benchmarks are gated against "
+                       "(`harness bench --calibrate` writes it), or off. Default: "
+                       "<rootdir>/.benchmarks/speed-baseline.json if it exists, else no gate"),
+    "speed_min_effect": (None, "string", "the smallest slowdown a speed gate fails on, as a fraction (0.10: a tenth "
+                         "more time); default: the one recorded with the baseline"),
+    "speed_threads": (None, "string", "torch threads of timed CPU benchmarks; default: the cores other work "
+                      "leaves free"),
 }
 DTYPES = ("fp32", "bf16", "fp16")
 #: the parameters the plugin gives to tests that ask for them and that nobody else defines
@@ -404,6 +411,62 @@ def harness_thresholds(harness_options, golden_set):
     if refused:
         pytest.fail(refused, pytrace=False)
     return data
+
+
+@pytest.fixture(scope="session")
+def harness_speed_gate(request):
+    """The speed gate of this run (:class:`harness.surfaces.bench.gate.SpeedGate`), or None without a baseline.
+
+    ``--harness-speed-baseline`` (ini ``harness_speed_baseline``), else ``<rootdir>/.benchmarks/speed-baseline.json``
+    when it exists. A baseline named but missing or damaged fails the timed benchmarks, naming the command.
+
+    Example::
+
+        from harness.surfaces.bench.gate import SpeedBaseline, SpeedGate
+
+        def test_gate_is_calibrated(harness_speed_gate: SpeedGate):
+            assert harness_speed_gate is None or harness_speed_gate.baseline.entries
+    """
+    from harness.errors import InputError
+    from harness.surfaces.bench.gate import DEFAULT_BASELINE, SpeedBaseline, SpeedGate
+
+    cfg = request.config
+    path = setting(cfg, "speed_baseline")
+    if path == "off":
+        return None
+    if path is None:
+        default = Path(cfg.rootpath) / DEFAULT_BASELINE
+        if not default.exists():
+            return None
+        path = default
+    elif cfg.inipath and not cfg.getoption("harness_speed_baseline"):
+        path = Path(cfg.inipath).parent / path
+    effect = setting(cfg, "speed_min_effect")
+    try:
+        return SpeedGate(SpeedBaseline.load(path), path, None if effect is None else float(effect))
+    except (InputError, ValueError) as exc:
+        pytest.fail(f"speed gate: {exc}", pytrace=False)
+
+
+@pytest.fixture
+def harness_bench(benchmark, harness_speed_gate, request):
+    """Times a callable with pytest-benchmark beside the reference work, and gates it against the speed baseline
+    (:class:`harness.surfaces.bench.timing.Bench`). A significant slowdown fails the test with the ratio and its
+    interval; the verdict is a JUnit property (``harness_speed_*``) and a row of ``--harness-summary``.
+
+    Example::
+
+        from harness.surfaces.bench.timing import Bench
+
+        def test_my_vocoder_speed(harness_bench: Bench, harness_chain, mel):
+            harness_bench(lambda: harness_chain.vocode(mel), stage="vocoder", impl="mine", batch=1,
+                          clip_seconds=10.24, chain=harness_chain)
+    """
+    from harness.surfaces.bench.timing import Bench
+
+    threads = setting(request.config, "speed_threads")
+    gate = harness_speed_gate if not benchmark.disabled else None
+    return Bench(benchmark, gate, int(threads) if threads else None, request.node.user_properties)
 
 
 @pytest.fixture

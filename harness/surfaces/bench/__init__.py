@@ -8,25 +8,15 @@ batch is done) and, where FLOPs are counted, ``flops`` and ``peak_fraction`` (ac
 the machine's fp32 matmul FLOP/s measured in the same run).
 
 ``harness bench`` prints the newest saved run (``.benchmarks/``) as a table, followed by the
-ratios that matter (torch vs librosa, batched vs naive, harness overhead vs model time);
-``harness bench --run [PYTEST ARGS]`` runs the timed suite, saves it, gates it against the last
-saved run of the same machine (if there is one) and prints the table.
+ratios that matter (torch vs librosa, batched vs naive, harness overhead vs model time). Running,
+calibrating and gating live in :mod:`harness.surfaces.bench.runner` and :mod:`harness.surfaces.bench.gate`.
 """
 from __future__ import annotations
 
-import json
-import platform
-import shlex
-import subprocess
-import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 DEFAULT_STORAGE = ".benchmarks"
-#: a benchmark is a regression when its fastest round is this much slower than the baseline's
-#: (``min``: the least noisy statistic on a shared machine; 25 % slower = throughput down to 80 %)
-COMPARE_FAIL = "min:25%"
-
 # (group, faster-impl, baseline-impl, label): ratio = baseline time / impl time (x times faster)
 SPEEDUPS = (
     ("frontend", "torch", "librosa", "front-end torch vs librosa"),
@@ -190,62 +180,3 @@ def summarize(data: dict, source: str = "") -> str:
     head = f"{source}  {data.get('datetime', '')}  {machine.get('node', '')} {cpu}".strip()
     ratios = format_ratios(recs)
     return head + "\n\n" + format_table(recs) + ("\n\n" + ratios if ratios else "")
-
-
-# ---------------------------------------------------------------------------
-# running the timed suite with a first-run-safe comparison
-# ---------------------------------------------------------------------------
-
-
-def _machine_id() -> str:
-    """pytest-benchmark's storage sub-directory for this interpreter/OS."""
-    return "{}-{}-{}-{}".format(platform.system(), platform.python_implementation(),
-                                ".".join(platform.python_version_tuple()[:2]), platform.architecture()[0])
-
-
-def baseline(storage: str = DEFAULT_STORAGE) -> Optional[Path]:
-    """The newest saved run of this machine (same node name and CPU) to compare against, or None.
-
-    pytest-benchmark's own ``--benchmark-compare`` picks the newest file of the interpreter's
-    directory, whatever host made it, and ``--benchmark-compare-fail`` without a saved run is a usage
-    error: this picks a run of *this* host, so a first run (or a new machine) saves a baseline instead.
-    """
-    node = platform.node()
-    for f in sorted((Path(storage) / _machine_id()).glob("[0-9][0-9][0-9][0-9]_*.json"), reverse=True):
-        try:
-            info = json.loads(f.read_text()).get("machine_info", {})
-        except (OSError, ValueError):
-            continue
-        if info.get("node") == node:
-            return f
-    return None
-
-
-def pytest_command(pytest_args: Sequence[str] = (), storage: str = DEFAULT_STORAGE,
-                   base: Optional[Path] = None) -> List[str]:
-    """The timed, saved (and, with a baseline, gated) pytest command for ``tests/benchmarks``."""
-    cmd = [sys.executable, "-m", "pytest", "--benchmark-enable", "--benchmark-only", "--benchmark-autosave",
-           f"--benchmark-storage=file://{Path(storage).resolve()}", "--benchmark-columns=min,mean,stddev,rounds"]
-    if base is not None:
-        cmd += [f"--benchmark-compare={base.resolve()}", f"--benchmark-compare-fail={COMPARE_FAIL}"]
-    if not any(Path(a.split("::")[0]).exists() for a in pytest_args if not a.startswith("-")):
-        cmd.append("tests/benchmarks")
-    return cmd + list(pytest_args)
-
-
-def run(pytest_args: Sequence[str] = (), storage: str = DEFAULT_STORAGE) -> int:
-    """Run the timed suite (see :func:`pytest_command`), then print the table of the saved run."""
-    base = baseline(storage)
-    cmd = pytest_command(pytest_args, storage, base)
-    print(("comparing with " + str(base) + f" (fail if {COMPARE_FAIL} slower)") if base else
-          "no saved run of this machine yet: this run is saved as the baseline, nothing is gated", flush=True)
-    print("$ " + shlex.join(cmd), flush=True)
-    code = subprocess.call(cmd)
-    try:
-        newest = newest_json(storage)
-    except FileNotFoundError:
-        return code
-    if base is None or newest.resolve() != base.resolve():
-        print()
-        print(summarize(json.loads(newest.read_text()), str(newest)))
-    return code

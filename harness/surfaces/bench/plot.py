@@ -1,24 +1,26 @@
-"""Throughput benchmark plots: the newest run at a glance, and every benchmark's history.
+"""Throughput benchmark plots: the newest run at a glance, and every benchmark's history against its gate.
 
 ``harness bench --plot OUT.png`` draws two panels:
 
 * left, the run (a JSON, or the newest under ``--storage``): one bar per benchmark, seconds of audio
   per second on a log axis, labelled with its configuration and, where FLOPs are counted, the
   fraction of the matmul peak;
-* right, the history: each benchmark's throughput in every saved run of the same host, relative to
-  its first saved run (100 %), with the gate of ``harness bench --run`` (a fastest round 25 % slower,
-  throughput 80 %) drawn as a line: a regression is a line that drops under it.
+* right, the history: each benchmark's time per round in reference units in every saved run
+  (:mod:`harness.surfaces.bench.history`), relative to its baseline's centre (or its first saved run without a
+  baseline), the gate's minimum effect as a line, the calibrated noise band shaded, and each step found
+  (change point) marked: a regression is a line that steps up through the gate.
 """
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Optional
 
 from harness.surfaces import bench
-
-#: the slowdown ``harness bench --run`` fails on (``bench.COMPARE_FAIL``: fastest round 25 % slower)
-GATE = float(bench.COMPARE_FAIL.split(":")[1].rstrip("%")) / 100
+from harness.surfaces.bench import history as bench_history
+from harness.surfaces.bench.gate import DEFAULT_BASELINE, SpeedBaseline
+from harness.errors import InputError
 
 
 def _label(r: Dict) -> str:
@@ -32,29 +34,9 @@ def _label(r: Dict) -> str:
     return " ".join(p for p in parts if p)
 
 
-def history(files: Sequence[Path], node: Optional[str] = None) -> tuple:
-    """The saved runs ``files`` (oldest first), keeping only those made on ``node`` when it is given.
-
-    Returns ``(run datetimes, {benchmark name: [(run index, audio_seconds_per_second), ...]})``.
-    """
-    runs: List[str] = []
-    out: Dict[str, List[tuple]] = {}
-    for f in files:
-        try:
-            data = json.loads(Path(f).read_text())
-        except (OSError, ValueError):
-            continue
-        if node is not None and (data.get("machine_info") or {}).get("node") != node:
-            continue
-        runs.append(str(data.get("datetime", Path(f).stem)))
-        for r in bench.rows(data):
-            if r["audio_seconds_per_second"]:
-                out.setdefault(r["name"], []).append((len(runs) - 1, r["audio_seconds_per_second"]))
-    return runs, out
-
-
-def plot(data: dict, files: Sequence[Path], path: str, node: Optional[str] = None):
-    """Write the two-panel PNG for the run ``data`` and the saved runs ``files``; returns the figure."""
+def plot(data: dict, hist: dict, path: str, baseline: Optional[SpeedBaseline] = None):
+    """Write the two-panel PNG for the run ``data`` and the history ``hist``
+    (:func:`harness.surfaces.bench.history.series`); returns the figure."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -83,26 +65,30 @@ def plot(data: dict, files: Sequence[Path], path: str, node: Optional[str] = Non
     left.set_title(f"run of {data.get('datetime', '?')[:19]}")
     left.legend(handles=[Patch(color=colors[g], label=g) for g in groups], fontsize=7, loc="lower right")
 
-    runs, hist = history(files, node)
-    by_name = {r["name"]: r for r in recs}
+    min_effect = baseline.rule.min_effect if baseline else 0.10
     drawn = 0
-    for name, points in hist.items():
-        if len(points) < 2 or name not in by_name:
-            continue
-        first = points[0][1]
-        xs, ys = [i for i, _ in points], [100 * v / first for _, v in points]
-        right.plot(xs, ys, marker="o", ms=3, lw=1, color=colors[by_name[name]["group"]], alpha=0.7)
-        if ys[-1] < 100 / (1 + GATE):  # name the ones under the gate
-            right.annotate(_label(by_name[name]), (xs[-1], ys[-1]), fontsize=7, color="red",
-                           xytext=(-6, 0), textcoords="offset points", va="center", ha="right")
-        drawn += 1
-    right.axhline(100, color="grey", lw=0.8)
-    right.axhline(100 / (1 + GATE), color="red", lw=1, ls="--", label=f"gate: {100 * GATE:.0f} % slower")
-    right.set_xticks(range(len(runs)), [r[5:16].replace("T", " ") for r in runs], rotation=45, ha="right",
-                     fontsize=7)
-    right.set_ylabel("throughput vs its first saved run (%)")
+    for i, (name, by_threads) in enumerate(sorted(hist.items())):
+        for threads, points in sorted(by_threads.items()):
+            if len(points) < 2:
+                continue
+            entry = (baseline.entries.get(name) or {}).get(threads) if baseline else None
+            center = math.exp(entry.center) if entry else points[0].figure
+            xs, ys = [p.run for p in points], [p.figure / center for p in points]
+            color = plt.get_cmap("tab10")(i % 10)
+            right.plot(xs, ys, marker="o", ms=3, lw=1, color=color, alpha=0.8)
+            if entry and entry.between:
+                band = math.exp(2 * max(entry.between, baseline.rule.floor))
+                right.fill_between(xs, 1 / band, band, color=color, alpha=0.06)
+            for step in bench_history.steps(points, min_effect, entry.between if entry else None):
+                right.axvline(step.at - 0.5, color=color, lw=0.8, ls=":")
+                right.annotate(f"{name.split('::')[-1]} x{step.ratio:.2f}", (step.at, ys[xs.index(step.at)]),
+                               fontsize=7, color=color, xytext=(4, 4), textcoords="offset points")
+            drawn += 1
+    right.axhline(1, color="grey", lw=0.8)
+    right.axhline(1 + min_effect, color="red", lw=1, ls="--", label=f"gate: +{100 * min_effect:.0f} % time, beyond noise")
+    right.set_ylabel("time per round in reference units, relative to the baseline")
     right.set_xlabel("saved run (oldest first)")
-    right.set_title(f"history: {drawn} benchmarks in >= 2 saved runs" + (f" of {node}" if node else ""))
+    right.set_title(f"history: {drawn} series in >= 2 saved runs" + ("" if baseline else " (no baseline: vs first run)"))
     right.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -110,11 +96,14 @@ def plot(data: dict, files: Sequence[Path], path: str, node: Optional[str] = Non
     return fig
 
 
-def plot_storage(path: str, source: Optional[str] = None, storage: str = bench.DEFAULT_STORAGE) -> Path:
-    """``harness bench --plot``: the run ``source`` (or the newest under ``storage``) with the history of
-    the saved runs of the host that made it. Returns the JSON that was plotted."""
+def plot_storage(path: str, source: Optional[str] = None, storage: str = bench.DEFAULT_STORAGE,
+                 baseline: str = DEFAULT_BASELINE) -> Path:
+    """``harness bench --plot``: the run ``source`` (or the newest under ``storage``) with the history of every
+    saved run, relative to the speed baseline ``baseline`` when it exists. Returns the JSON that was plotted."""
     run = bench.newest_json(source or storage)
-    data = json.loads(run.read_text())
-    files = sorted(Path(storage).rglob("[0-9][0-9][0-9][0-9]_*.json")) if Path(storage).is_dir() else []
-    plot(data, files, path, node=(data.get("machine_info") or {}).get("node"))
+    try:
+        base = SpeedBaseline.load(baseline)
+    except InputError:
+        base = None
+    plot(json.loads(run.read_text()), bench_history.series(bench_history.saved_runs(storage)), path, base)
     return run

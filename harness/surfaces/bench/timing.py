@@ -1,20 +1,27 @@
-"""Timing a stage with pytest-benchmark: clips, CUDA synchronisation, FLOP counting, the machine's matmul peak,
-and the ``extra_info`` every benchmark records (:class:`Bench`).
+"""Timing a stage with pytest-benchmark: the rounds, the reference work beside them, the threads the run gets,
+peak memory, CUDA synchronisation, FLOP counting and the machine's matmul peak (:class:`Bench`).
 
-``Bench`` syncs CUDA inside the timed call, counts the model FLOPs once per configuration with
-``FlopCounterMode`` (that run is the warm-up) and records ``stage``, ``impl``, ``model_size``, ``batch``,
-``clip_seconds``, ``device``, ``dtype``, ``threads``, ``flops`` and, when timed, ``audio_seconds_per_second``,
-``realtime_factor`` and ``peak_fraction`` (achieved FLOP/s over the fp32 2048x2048 matmul FLOP/s measured in
-the same run). Under ``--benchmark-disable`` each body runs once, untimed, with no FLOP count.
+``Bench`` runs untimed warm-up rounds, then ``rounds`` timed ones, each preceded by the reference work
+(:mod:`harness.surfaces.bench.reference`); on CPU it times on the cores other work leaves free
+(:func:`bench_threads`); a chain's memo is off in every round, so each round runs the model. It records in
+``extra_info``: ``stage``, ``impl``, ``model_size``, ``batch``, ``clip_seconds``, ``device``, ``dtype``,
+``threads``, ``busy_cores``, the raw and normalised rounds (:class:`Timing`), ``peak_memory_bytes``,
+``audio_seconds_per_second``, ``realtime_factor`` and, where FLOPs are counted, ``flops`` and ``peak_fraction``
+(achieved FLOP/s over the 2048x2048 matmul FLOP/s measured in the same run). Under ``--benchmark-disable`` each
+body runs once, untimed.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
-from typing import Callable, Dict, Optional
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional
 
 import numpy as np
 import torch
+
+from harness import machine
 
 SR = 16000
 SHORT = 1.28   # real-size default clip: 128 frames
@@ -37,19 +44,27 @@ def make_clips(batch: int, seconds: float, seed: int = 0) -> torch.Tensor:
     return torch.from_numpy(np.stack(out).astype(np.float32))
 
 
-def _sync(device) -> None:
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize()
+def sync(device) -> None:
+    """Wait for ``device``'s queued work (CUDA: that very device, not the current one); nothing on CPU."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
-def _best_seconds(fn, device, reps: int = 10, warmup: int = 3) -> float:
+def _best_seconds(fn, device, reps: int = 10, warmup: int = 3, calls: int = 1) -> float:
+    """The fastest of ``reps`` timings of ``calls`` back-to-back calls (per call), after ``warmup`` timings.
+
+    On CUDA each timing queues ``calls`` products before one synchronisation, so a large GPU is timed on its
+    kernels, not on the launch latency of one call."""
     best = float("inf")
     for i in range(warmup + reps):
+        sync(device)
         t0 = time.perf_counter()
-        fn()
-        _sync(device)
+        for _ in range(calls):
+            fn()
+        sync(device)
         if i >= warmup:
-            best = min(best, time.perf_counter() - t0)
+            best = min(best, (time.perf_counter() - t0) / calls)
     return best
 
 
@@ -66,7 +81,8 @@ def matmul_peaks(device: str = "cpu", dtype: torch.dtype = torch.float32) -> Dic
     b = torch.randn(PEAK_N, PEAK_N, generator=gen).to(device, dtype)
     c = torch.empty_like(a)
     flop = 2 * PEAK_N ** 3
-    peaks = {"torch.mm": flop / _best_seconds(lambda: torch.mm(a, b, out=c), device)}
+    cuda = torch.device(device).type == "cuda"
+    peaks = {"torch.mm": flop / _best_seconds(lambda: torch.mm(a, b, out=c), device, calls=20 if cuda else 1)}
     if torch.device(device).type == "cpu" and torch.backends.mkldnn.is_available():
         try:
             am, bm = a.to_mkldnn(), b.to_mkldnn()
@@ -90,50 +106,218 @@ def count_flops(fn: Callable[[], object]) -> int:
     return int(counter.get_total_flops())
 
 
-class Bench:
-    """``bench(fn, stage=..., impl=..., ...)``: time ``fn()`` with pytest-benchmark and fill ``extra_info``."""
+def bench_threads(setting: Optional[int] = None, busy: Optional[float] = None) -> int:
+    """The torch threads a CPU benchmark runs with: ``setting`` when given, else the threads the run really gets.
 
-    def __init__(self, benchmark):
+    torch's threads wait for each other at the end of every parallel operation, so one thread sharing its core
+    with another process holds up all of them: beside one CPU-bound process a 2-thread model call on 2 cores
+    took 1.5-3x its idle time, with wide swings. Timing on the cores left free (measured with
+    :func:`harness.machine.busy_cores`) gives a stable figure; the reference work
+    (:mod:`harness.surfaces.bench.reference`) runs on the same threads, so the normalised figure stays comparable.
+
+    Parameters
+    ----------
+    setting : int, optional
+        A fixed thread count (``--harness-speed-threads``).
+    busy : float, optional
+        Cores busy with other work, if already measured (:func:`harness.machine.busy_cores`).
+
+    Returns
+    -------
+    int
+        Between 1 and the threads torch was started with.
+    """
+    if setting:
+        return int(setting)
+    busy = machine.busy_cores() if busy is None else busy
+    free = machine.usable_cores() - int(round(busy))
+    return max(1, min(STARTED_THREADS, free))
+
+
+#: torch's threads when this module was imported (``OMP_NUM_THREADS`` or the cores): the most a benchmark uses
+STARTED_THREADS = torch.get_num_threads()
+
+
+@dataclass
+class Timing:
+    """What one benchmark measured: its rounds, the reference work beside each, the threads, load and memory.
+
+    Attributes
+    ----------
+    seconds : list of float
+        Wall time of each timed round.
+    reference : list of float
+        Seconds of the reference work around each round (the mean of the runs just before and just after).
+    profile : dict
+        Seconds of each reference kernel (:data:`harness.surfaces.bench.reference.KERNELS`), medians over the run.
+    threads : int
+        torch threads of the timed rounds.
+    busy_cores : float
+        Cores kept busy by other processes just before the benchmark.
+    peak_memory : int
+        Peak memory in bytes while the rounds ran: the process's resident set on CPU (``VmHWM``),
+        ``torch.cuda.max_memory_allocated`` on CUDA; 0 where it cannot be measured.
+    memory_kind : str
+        ``"rss"`` or ``"cuda"``.
+    """
+
+    seconds: List[float]
+    reference: List[float]
+    profile: Dict[str, float]
+    threads: int
+    busy_cores: float
+    peak_memory: int
+    memory_kind: str
+
+    @property
+    def normalised(self) -> List[float]:
+        """Each round's time in reference units (round seconds / reference seconds beside it)."""
+        return [t / r for t, r in zip(self.seconds, self.reference)]
+
+    def as_info(self) -> dict:
+        """The fields a benchmark records in ``extra_info`` (read back by :func:`harness.surfaces.bench.gate.observed`)."""
+        return {"round_seconds": self.seconds, "reference_seconds": self.reference,
+                "normalised_rounds": self.normalised, "normalised": float(np.median(self.normalised)),
+                "reference_profile": self.profile, "threads": self.threads, "busy_cores": round(self.busy_cores, 2),
+                "peak_memory_bytes": self.peak_memory, "memory_kind": self.memory_kind}
+
+
+class Bench:
+    """``bench(fn, stage=..., impl=..., ...)``: time ``fn()`` with pytest-benchmark and fill ``extra_info``.
+
+    Every round is preceded by the reference work (:class:`harness.surfaces.bench.reference.ReferenceWork`) on
+    the same device and threads, so each round also has a figure in reference units (:class:`Timing`). With a
+    ``gate`` (:class:`harness.surfaces.bench.gate.SpeedGate`), the timed benchmark is then judged against its
+    calibrated baseline and fails, naming the benchmark and the slowdown with its interval, when it is
+    significantly slower.
+
+    Parameters
+    ----------
+    benchmark
+        pytest-benchmark's fixture.
+    gate : SpeedGate, optional
+        The calibrated baseline to judge against (``--harness-speed-baseline``).
+    threads : int, optional
+        torch threads of the timed rounds on CPU; default: the cores left free by other work (:func:`bench_threads`).
+    properties : list, optional
+        The test's ``user_properties``: the speed verdict is added as JUnit properties (``harness_speed_*``).
+
+    Examples
+    --------
+    >>> def test_my_vocoder_speed(harness_bench, harness_chain, mel):   # doctest: +SKIP
+    ...     harness_bench(lambda: harness_chain.vocode(mel), stage="vocoder", impl="mine", batch=1,
+    ...                   clip_seconds=10.24, chain=harness_chain)
+    """
+
+    def __init__(self, benchmark, gate=None, threads: Optional[int] = None, properties: Optional[list] = None):
         self.benchmark = benchmark
+        self.gate = gate
+        self.threads = threads
+        self.properties = properties
+        #: what the last timed call measured (None untimed)
+        self.timing: Optional[Timing] = None
 
     @property
     def timed(self) -> bool:
         return not self.benchmark.disabled
 
     def __call__(self, fn: Callable[[], object], *, stage: str, impl: str, batch: int, clip_seconds: float,
-                 model_size: str = "-", device: str = "cpu", dtype: str = "fp32", rounds: int = 3,
-                 flops_key: Optional[tuple] = None, flops: Optional[int] = None, **extra):
-        """``flops_key``: count FLOPs once per key (the counting run doubles as the warm-up);
-        ``flops``: a known count (e.g. of the eager model, for a compiled one)."""
+                 model_size: str = "-", device: str = "cpu", dtype: str = "fp32", rounds: int = 7, warmup: int = 2,
+                 flops_key: Optional[tuple] = None, flops: Optional[int] = None, chain=None, **extra):
+        """Time ``fn()`` for ``rounds`` rounds after ``warmup`` untimed ones.
+
+        ``chain``: the :class:`harness.model.chain.Chain` ``fn`` calls; its memo is off in every round, so each
+        round runs the model (:meth:`~harness.model.chain.Chain.no_memo`). ``flops_key``: count FLOPs once per key;
+        ``flops``: a known count (e.g. of the eager model, for a compiled one).
+        """
+        dev = torch.device(device)
+
         def call():
-            out = fn()
-            _sync(device)
+            with chain.no_memo() if chain is not None else contextlib.nullcontext():
+                out = fn()
+            sync(dev)
             return out
 
-        warmup = 1 if self.timed else 0
-        if self.timed and flops is None and flops_key is not None:
-            if flops_key not in FLOPS_CACHE:
-                FLOPS_CACHE[flops_key] = count_flops(call)
-                warmup = 0
-            flops = FLOPS_CACHE[flops_key]
         info = self.benchmark.extra_info
         info.update(stage=stage, impl=impl, model_size=model_size, batch=batch, clip_seconds=clip_seconds,
-                    device=str(device), dtype=dtype, threads=torch.get_num_threads(), **extra)
-        if flops is not None:
-            info["flops"] = flops
-        out = self.benchmark.pedantic(call, rounds=rounds, iterations=1, warmup_rounds=warmup)
-        if self.benchmark.stats is None:  # --benchmark-disable: ran once for correctness, nothing timed
-            return out
-        mean = self.benchmark.stats.stats.mean
+                    device=str(device), dtype=dtype, **extra)
+        if not self.timed:  # --benchmark-disable: run once for correctness, nothing timed
+            info["threads"] = torch.get_num_threads()
+            return self.benchmark.pedantic(call, rounds=1, iterations=1)
+        if flops is None and flops_key is not None:
+            if flops_key not in FLOPS_CACHE:
+                FLOPS_CACHE[flops_key] = count_flops(call)
+            flops = FLOPS_CACHE[flops_key]
+        before = torch.get_num_threads()
+        busy = machine.busy_cores() if dev.type == "cpu" else 0.0
+        threads = bench_threads(self.threads, busy) if dev.type == "cpu" else before
+        torch.set_num_threads(threads)
+        try:
+            out, self.timing = self._timed(call, dev, _DTYPES.get(dtype, torch.float32), rounds, warmup, threads, busy)
+        finally:
+            torch.set_num_threads(before)
+        info.update(self.timing.as_info())
+        mean = float(np.mean(self.timing.seconds))
         info["audio_seconds_per_second"] = batch * clip_seconds / mean
         info["realtime_factor"] = clip_seconds / mean
         if flops:
-            peak = matmul_peak(str(device), torch.float32 if dtype == "fp32" else _DTYPES[dtype])
-            info["flop_per_second"] = flops / mean
-            info["peak_flop_per_second"] = peak
-            info["peak_by_library"] = matmul_peaks(str(device), torch.float32 if dtype == "fp32" else _DTYPES[dtype])
-            info["peak_fraction"] = flops / mean / peak
+            peaks = matmul_peaks(str(device), torch.float32 if dtype == "fp32" else _DTYPES[dtype])
+            info.update(flops=flops, flop_per_second=flops / mean, peak_flop_per_second=max(peaks.values()),
+                        peak_by_library=peaks, peak_fraction=flops / mean / max(peaks.values()))
+        if self.gate is not None:
+            self._judge()
         return out
+
+    def _timed(self, call, dev, dtype, rounds, warmup, threads, busy):
+        reference = _reference_work(dev, dtype)
+        refs, profiles, peaks = [], [], []
+
+        def setup():  # untimed: the reference work just before the round, and a fresh memory peak
+            refs.append(reference.time())
+            profiles.append(dict(reference.profile))
+            _reset_peak_memory(dev)
+
+        def teardown(*_):
+            peaks.append(_peak_memory(dev))
+
+        out = self.benchmark.pedantic(call, setup=setup, teardown=teardown, rounds=rounds, iterations=1,
+                                      warmup_rounds=warmup)
+        refs.append(reference.time())  # the reference just after the last round
+        seconds = list(self.benchmark.stats.stats.data)
+        beside = [(refs[warmup + i] + refs[warmup + i + 1]) / 2 for i in range(len(seconds))]
+        profile = {k: float(np.median([p[k] for p in profiles[warmup:]])) for k in profiles[-1]}
+        return out, Timing(seconds, beside, profile, threads, busy, max(peaks[warmup:], default=0),
+                           "cuda" if dev.type == "cuda" else "rss")
+
+    def _judge(self) -> None:
+        """Judge the timing against the gate's baseline; a significant slowdown fails the test here."""
+        __tracebackhide__ = True
+        verdict = self.gate.judge(self.benchmark.fullname, self.benchmark.extra_info)
+        self.benchmark.extra_info["speed_verdict"] = verdict.as_info()
+        if self.properties is not None:
+            self.properties.extend(verdict.properties())
+        if verdict.fails:
+            import pytest
+
+            pytest.fail(verdict.message(), pytrace=False)
+
+
+@functools.lru_cache(maxsize=None)
+def _reference_work(device: torch.device, dtype: torch.dtype):
+    from harness.surfaces.bench.reference import ReferenceWork
+
+    return ReferenceWork(device, dtype)
+
+
+def _reset_peak_memory(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+    else:
+        machine.reset_peak_rss()
+
+
+def _peak_memory(dev: torch.device) -> int:
+    return int(torch.cuda.max_memory_allocated(dev)) if dev.type == "cuda" else machine.peak_rss()
 
 
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
