@@ -130,8 +130,41 @@ def _drift(records, top: int) -> List[str]:
     return lines + [""]
 
 
+#: the JUnit property every timed benchmark's speed verdict carries (:meth:`harness.surfaces.bench.gate.SpeedVerdict.properties`)
+SPEED_KEY = "harness_speed_benchmark"
+
+
+def _speed(records) -> List[str]:
+    """The speed verdicts: failures first, then by ratio, one row each (benchmark, baseline, now, ratio, verdict)."""
+    rows = [(n, o, p) for n, o, p in records if SPEED_KEY in p]
+    if not rows:
+        return []
+
+    def order(row):
+        p = row[2]
+        return (row[1] != "failed", -float(p.get("harness_speed_ratio") or 0.0))
+
+    def secs(v):
+        return "-" if v in (None, "") else f"{float(v) * 1000:.4g} ms"
+
+    failed = sum(1 for _, o, _ in rows if o == "failed")
+    lines = [f"## Speed ({len(rows)} benchmarks: {failed} failed)\n",
+             "Time per round against the calibrated baseline, judged in reference units (load that slows every "
+             "kernel alike divides out); the interval is the ratio's at the gate's confidence.\n",
+             "| benchmark | baseline | now | ratio (interval) | verdict |", "|---|---|---|---|---|"]
+    for n, o, p in sorted(rows, key=order):
+        ratio = p.get("harness_speed_ratio")
+        shown = "-" if ratio in (None, "") else (f"{float(ratio):.2f}x ({float(p['harness_speed_low']):.2f}-"
+                                                  f"{float(p['harness_speed_high']):.2f})")
+        lines.append(f"| `{p[SPEED_KEY].split('::')[-1]}` | {secs(p.get('harness_speed_baseline_seconds'))} | "
+                     f"{secs(p.get('harness_speed_seconds'))} | {shown} | "
+                     f"{'**FAILS** ' if o == 'failed' else ''}{p.get('harness_speed_verdict')} |")
+    return lines + [""]
+
+
 def markdown(records: Sequence[Tuple[str, str, Dict[str, object]]]) -> str:
-    """The summary of ``records``: ``(node id, outcome, {harness_* property: value})`` per quality test.
+    """The summary of ``records``: ``(node id, outcome, {harness_* property: value})`` per quality test or timed
+    benchmark (those carry :data:`SPEED_KEY`).
 
     Returns
     -------
@@ -139,13 +172,18 @@ def markdown(records: Sequence[Tuple[str, str, Dict[str, object]]]) -> str:
         Markdown, at most :data:`MAX_BYTES` bytes in UTF-8 whatever the number of records; every failure is
         named in it.
     """
+    speed = [r for r in records if SPEED_KEY in r[2]]
+    records = [r for r in records if SPEED_KEY not in r[2]]
     outcomes = defaultdict(int)
     for _, o, _ in records:
         outcomes[o] += 1
     head = ["# AudioLDM2 reconstruction quality\n",
             f"{len(records)} quality tests: " + ", ".join(f"{c} {o}" for o, c in sorted(outcomes.items())) + "\n"]
+    if not records:
+        head = ["# AudioLDM2 reconstruction speed\n"]
     for level, top in ((0, TOP), (1, TOP), (2, TOP), (2, 0)):
-        text = "\n".join(head + _failures(records, level) + _closest(records, top) + _drift(records, top)) + "\n"
+        quality = (_failures(records, level) + _closest(records, top) + _drift(records, top)) if records else []
+        text = "\n".join(head + _speed(speed) + quality) + "\n"
         if len(text.encode()) <= MAX_BYTES:
             return text
     return text  # every failure listed once: nothing left to summarise

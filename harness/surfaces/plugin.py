@@ -267,7 +267,7 @@ def pytest_sessionfinish(session):
         from harness.surfaces import job_summary
 
         path = job_summary.write(target, job_summary.markdown(_FIGURES))
-        config.get_terminal_writer().line(f"audioldm2-harness: summary of {len(_FIGURES)} quality tests in {path}")
+        config.get_terminal_writer().line(f"audioldm2-harness: summary of {len(_FIGURES)} tests in {path}")
     _FIGURES.clear()
 
 

@@ -14,7 +14,7 @@ with the machine's reference profile, the peak memory and the provenance.
 
 **The verdict** (:meth:`SpeedGate.judge`). With ``r`` the log-ratio of the run's figure to the baseline's centre,
 its standard error combines the calibrated between-run spread (never under :attr:`Rule.floor`, and never
-under the spread pooled over all benchmarks) and the run's own within-run spread over its rounds. A benchmark
+under the spread pooled over the benchmarks of like duration) and the run's own within-run spread over its rounds. A benchmark
 fails when the one-sided lower confidence bound of its slowdown, ``r - z se``, exceeds the minimum effect
 (:attr:`Rule.min_effect`): it is slower beyond noise *and* by more than the user cares about. A run on other
 threads than any calibrated is judged against the nearest, its interval widened by how far the calibrated
@@ -44,6 +44,8 @@ from harness.errors import InputError
 FORMAT = 1
 #: the default baseline file, under pytest-benchmark's storage directory
 DEFAULT_BASELINE = ".benchmarks/speed-baseline.json"
+#: benchmarks whose calls take within this factor of each other pool their between-run spreads
+POOL_FACTOR = 4.0
 #: the command that (re)calibrates a baseline, named in every refusal
 CALIBRATE = "harness bench --calibrate"
 
@@ -188,10 +190,12 @@ class SpeedBaseline:
     rule: Rule = field(default_factory=Rule)
     provenance: Dict[str, object] = field(default_factory=dict)
 
-    @property
-    def pooled_between(self) -> float:
-        """The between-run spread pooled over every benchmark and thread count (root mean square)."""
-        spreads = [e.between for by_threads in self.entries.values() for e in by_threads.values()]
+    def pooled_between(self, seconds: Optional[float] = None) -> float:
+        """The between-run spread pooled (root mean square) over every benchmark and thread count, or over those
+        whose calls take within a factor of :data:`POOL_FACTOR` of ``seconds``: a few calibration runs estimate
+        one benchmark's spread poorly, and benchmarks of like duration share most of their noise."""
+        spreads = [e.between for by_threads in self.entries.values() for e in by_threads.values()
+                   if seconds is None or abs(math.log(max(e.seconds, 1e-9) / max(seconds, 1e-9))) <= math.log(POOL_FACTOR)]
         return math.sqrt(sum(s * s for s in spreads) / len(spreads)) if spreads else 0.0
 
     def thread_drift(self, name: str) -> float:
@@ -380,7 +384,7 @@ class SpeedGate:
             return SpeedVerdict(name, SpeedOutcome.INCOMPARABLE, threads=obs.threads, baseline_threads=threads,
                                 reason=refused, rebaseline=self.rebaseline)
         allowance = 0.0 if threads == obs.threads else self.baseline.thread_drift(name)
-        between = max(entry.between, self.baseline.pooled_between, self.rule.floor)
+        between = max(entry.between, self.baseline.pooled_between(entry.seconds), self.rule.floor)
         se = math.sqrt(between ** 2 + obs.within ** 2)
         r = obs.figure - entry.center
         z = self.rule.z

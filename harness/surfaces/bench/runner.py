@@ -20,7 +20,8 @@ from typing import List, Optional, Sequence
 from harness.surfaces.bench import DEFAULT_STORAGE, newest_json, summarize
 from harness.surfaces.bench.gate import DEFAULT_BASELINE, Rule, fit
 
-#: the suite timed when no test path is given (this repository's benchmarks)
+#: the suite timed when no test path is given and it exists (this repository's benchmarks); elsewhere pytest's own
+#: ``testpaths`` (``--benchmark-only`` skips every test that is not a benchmark)
 DEFAULT_TESTS = "tests/benchmarks"
 
 
@@ -35,7 +36,8 @@ def pytest_command(pytest_args: Sequence[str] = (), storage: str = DEFAULT_STORA
         cmd.append(f"--harness-speed-threads={threads}")
     if json_out is not None:
         cmd.append(f"--benchmark-json={json_out}")
-    if not any(Path(a.split("::")[0]).exists() for a in pytest_args if not a.startswith("-")):
+    if Path(DEFAULT_TESTS).is_dir() and not any(Path(a.split("::")[0]).exists() for a in pytest_args
+                                                if not a.startswith("-")):
         cmd.append(DEFAULT_TESTS)
     return cmd + list(pytest_args)
 
@@ -62,10 +64,11 @@ def calibrate(pytest_args: Sequence[str] = (), runs: int = 3, baseline: str = DE
             cmd = pytest_command([*pytest_args, "-q"], storage, "off", threads, out)
             print(f"calibration run {i}/{len(plan)} on {threads} thread(s): $ {shlex.join(cmd)}", flush=True)
             t0 = time.monotonic()
-            code = subprocess.call(cmd, stdout=subprocess.DEVNULL)
-            if code != 0 or not out.exists():
-                print(f"calibration run {i} failed (pytest exit {code}); no baseline written. Run the command "
-                      "above to see why.", file=sys.stderr)
+            done = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            if done.returncode != 0 or not out.exists():
+                print(done.stdout[-6000:], file=sys.stderr)
+                print(f"calibration run {i} failed (pytest exit {done.returncode}, its output above); no baseline "
+                      "written: a failing suite calibrates nothing.", file=sys.stderr)
                 return 1
             docs.append(json.loads(out.read_text()))
             left = (len(plan) - i) * (time.monotonic() - started) / i
@@ -74,7 +77,7 @@ def calibrate(pytest_args: Sequence[str] = (), runs: int = 3, baseline: str = DE
                             "commit": (docs[-1].get("commit_info") or {}).get("id"),
                             "threads": counts, "runs_per_thread_count": runs})
     path = base.save(baseline)
-    print(f"wrote {path}: {len(base.entries)} benchmarks, between-run spread pooled {base.pooled_between:.3f} "
+    print(f"wrote {path}: {len(base.entries)} benchmarks, between-run spread pooled {base.pooled_between():.3f} "
           f"(log units), rule: fail when the {rule.confidence:.0%} lower bound of a slowdown exceeds "
           f"+{rule.min_effect:.0%}")
     return 0

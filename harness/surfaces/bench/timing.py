@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
+import statistics
 import time
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional
@@ -134,6 +136,10 @@ def bench_threads(setting: Optional[int] = None, busy: Optional[float] = None) -
     return max(1, min(STARTED_THREADS, free))
 
 
+#: the shortest timed round (s): a faster callable is called several times per round
+MIN_ROUND_SECONDS = 0.05
+#: a round is disturbed when the reference work beside it ran this many times slower than its quietest run
+DISTURBED = 1.5
 #: torch's threads when this module was imported (``OMP_NUM_THREADS`` or the cores): the most a benchmark uses
 STARTED_THREADS = torch.get_num_threads()
 
@@ -145,13 +151,17 @@ class Timing:
     Attributes
     ----------
     seconds : list of float
-        Wall time of each timed round.
+        Wall time per call of each timed round.
     reference : list of float
-        Seconds of the reference work around each round (the mean of the runs just before and just after).
+        Seconds of the reference work beside each round (the mean of the runs just before and just after, on the
+        round's threads).
+    round_threads : list of int
+        torch threads of each round.
+    disturbed : list of bool
+        Rounds whose reference work ran more than :data:`DISTURBED` times slower than the quietest reference on
+        the same threads: other work arrived during them. They are named and left out of :attr:`normalised`.
     profile : dict
         Seconds of each reference kernel (:data:`harness.surfaces.bench.reference.KERNELS`), medians over the run.
-    threads : int
-        torch threads of the timed rounds.
     busy_cores : float
         Cores kept busy by other processes just before the benchmark.
     peak_memory : int
@@ -159,27 +169,48 @@ class Timing:
         ``torch.cuda.max_memory_allocated`` on CUDA; 0 where it cannot be measured.
     memory_kind : str
         ``"rss"`` or ``"cuda"``.
+    calls_per_round : int
+        Calls of the benchmarked callable in each round: as many as make a round last
+        :data:`MIN_ROUND_SECONDS` (a millisecond call alone is mostly timer and scheduler jitter).
     """
 
     seconds: List[float]
     reference: List[float]
+    round_threads: List[int]
+    disturbed: List[bool]
     profile: Dict[str, float]
-    threads: int
     busy_cores: float
     peak_memory: int
     memory_kind: str
+    calls_per_round: int = 1
+
+    @property
+    def kept(self) -> List[int]:
+        """Indices of the rounds the figure is made of: the undisturbed ones on the threads most of them had
+        (every round when all were disturbed)."""
+        quiet = [i for i, d in enumerate(self.disturbed) if not d] or list(range(len(self.seconds)))
+        threads = statistics.mode(self.round_threads[i] for i in quiet)
+        return [i for i in quiet if self.round_threads[i] == threads]
+
+    @property
+    def threads(self) -> int:
+        """The threads of the kept rounds."""
+        return self.round_threads[self.kept[0]]
 
     @property
     def normalised(self) -> List[float]:
-        """Each round's time in reference units (round seconds / reference seconds beside it)."""
-        return [t / r for t, r in zip(self.seconds, self.reference)]
+        """Each kept round's time per call in reference units (seconds per call / reference seconds beside it)."""
+        return [self.seconds[i] / self.reference[i] for i in self.kept]
 
     def as_info(self) -> dict:
         """The fields a benchmark records in ``extra_info`` (read back by :func:`harness.surfaces.bench.gate.observed`)."""
-        return {"round_seconds": self.seconds, "reference_seconds": self.reference,
-                "normalised_rounds": self.normalised, "normalised": float(np.median(self.normalised)),
-                "reference_profile": self.profile, "threads": self.threads, "busy_cores": round(self.busy_cores, 2),
-                "peak_memory_bytes": self.peak_memory, "memory_kind": self.memory_kind}
+        return {"round_seconds": [self.seconds[i] for i in self.kept], "all_round_seconds": self.seconds,
+                "reference_seconds": self.reference, "round_threads": self.round_threads,
+                "disturbed_rounds": sum(self.disturbed), "normalised_rounds": self.normalised,
+                "normalised": float(np.median(self.normalised)), "reference_profile": self.profile,
+                "threads": self.threads, "busy_cores": round(self.busy_cores, 2),
+                "peak_memory_bytes": self.peak_memory, "memory_kind": self.memory_kind,
+                "calls_per_round": self.calls_per_round}
 
 
 class Bench:
@@ -224,7 +255,8 @@ class Bench:
     def __call__(self, fn: Callable[[], object], *, stage: str, impl: str, batch: int, clip_seconds: float,
                  model_size: str = "-", device: str = "cpu", dtype: str = "fp32", rounds: int = 7, warmup: int = 2,
                  flops_key: Optional[tuple] = None, flops: Optional[int] = None, chain=None, **extra):
-        """Time ``fn()`` for ``rounds`` rounds after ``warmup`` untimed ones.
+        """Time ``fn()`` for ``rounds`` rounds after ``warmup`` untimed calls (a round calls it as often as makes
+        it last :data:`MIN_ROUND_SECONDS`).
 
         ``chain``: the :class:`harness.model.chain.Chain` ``fn`` calls; its memo is off in every round, so each
         round runs the model (:meth:`~harness.model.chain.Chain.no_memo`). ``flops_key``: count FLOPs once per key;
@@ -270,24 +302,60 @@ class Bench:
 
     def _timed(self, call, dev, dtype, rounds, warmup, threads, busy):
         reference = _reference_work(dev, dtype)
-        refs, profiles, peaks = [], [], []
+        adapt = dev.type == "cpu" and not self.threads  # a fixed thread count is kept whatever happens
+        quietest: Dict[int, float] = {}
 
-        def setup():  # untimed: the reference work just before the round, and a fresh memory peak
-            refs.append(reference.time())
+        def reference_time() -> float:
+            t = reference.time()
+            quietest[threads] = min(quietest.get(threads, t), t)
+            return t
+
+        # 1. warm-up, untimed by pytest-benchmark; the fastest call sets the calls per round
+        fastest = float("inf")
+        for _ in range(max(1, warmup)):
+            reference_time()
+            t0 = time.perf_counter()
+            call()
+            fastest = min(fastest, time.perf_counter() - t0)
+        calls = max(1, math.ceil(MIN_ROUND_SECONDS / max(fastest, 1e-9)))
+
+        def rounds_call():
+            for _ in range(calls):
+                result = call()
+            return result
+
+        # 2. the timed rounds, each preceded by the reference work and a fresh memory peak; when the reference
+        #    shows other work arriving, the rounds after it run on the cores left free
+        refs, profiles, peaks, round_threads = [], [], [], []
+
+        def setup():
+            nonlocal threads
+            t = reference_time()
+            if adapt and threads > 1 and t > DISTURBED * quietest[threads]:
+                fewer = bench_threads(None, machine.busy_cores(0.1))
+                if fewer < threads:
+                    threads = fewer
+                    torch.set_num_threads(threads)
+                    t = reference_time()
+            refs.append(t)
+            round_threads.append(threads)
             profiles.append(dict(reference.profile))
             _reset_peak_memory(dev)
 
         def teardown(*_):
             peaks.append(_peak_memory(dev))
 
-        out = self.benchmark.pedantic(call, setup=setup, teardown=teardown, rounds=rounds, iterations=1,
-                                      warmup_rounds=warmup)
-        refs.append(reference.time())  # the reference just after the last round
-        seconds = list(self.benchmark.stats.stats.data)
-        beside = [(refs[warmup + i] + refs[warmup + i + 1]) / 2 for i in range(len(seconds))]
-        profile = {k: float(np.median([p[k] for p in profiles[warmup:]])) for k in profiles[-1]}
-        return out, Timing(seconds, beside, profile, threads, busy, max(peaks[warmup:], default=0),
-                           "cuda" if dev.type == "cuda" else "rss")
+        out = self.benchmark.pedantic(rounds_call, setup=setup, teardown=teardown, rounds=rounds, iterations=1)
+        refs.append(reference_time())  # the reference just after the last round
+        round_threads.append(threads)
+        # 3. per call, in reference units beside each round, disturbed rounds named
+        seconds = [t / calls for t in self.benchmark.stats.stats.data]
+        beside = [(refs[i] + refs[i + 1]) / 2 if round_threads[i + 1] == round_threads[i] else refs[i]
+                  for i in range(len(seconds))]
+        disturbed = [max(refs[i], beside[i]) > DISTURBED * quietest[round_threads[i]] for i in range(len(seconds))]
+        profile = {k: float(np.median([p[k] for p in profiles])) for k in profiles[-1]}
+        return out, Timing(seconds, beside, round_threads[:-1], disturbed, profile, busy, max(peaks, default=0),
+                           "cuda" if dev.type == "cuda" else "rss", calls)
 
     def _judge(self) -> None:
         """Judge the timing against the gate's baseline; a significant slowdown fails the test here."""
