@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import os
 import platform
+import time
 from importlib import metadata
 
 #: the packages whose versions a calibration records
@@ -114,8 +115,6 @@ def busy_cores(seconds: float = 0.25) -> float:
     float
         Busy cores, between 0 and ``os.cpu_count()``; a single CPU-bound process elsewhere gives about 1.0.
     """
-    import time
-
     before, own = _cpu_jiffies(), _own_jiffies()
     if before is None:
         return 0.0

@@ -1,7 +1,6 @@
-"""`harness bench`: the table and ratios printed from a pytest-benchmark JSON, and the gated run command."""
+"""`harness bench`: the table and ratios printed from a pytest-benchmark JSON, the gated run command, the history."""
 import json
 import os
-import platform
 
 import pytest
 
@@ -83,49 +82,54 @@ def test_cli_without_results_fails_clearly(tmp_path, capsys):
     assert "no pytest-benchmark JSON" in capsys.readouterr().err
 
 
-def test_first_run_saves_then_later_runs_gate(tmp_path):
+def test_the_run_command_gates_only_against_a_calibrated_baseline(tmp_path, monkeypatch):
+    from harness.surfaces.bench import runner
+
+    monkeypatch.chdir(tmp_path)
     storage = tmp_path / ".benchmarks"
-    assert bench.baseline(str(storage)) is None
-    cmd = bench.pytest_command(["-k", "tiny"], str(storage), None)
-    assert "--benchmark-autosave" in cmd and not any(a.startswith("--benchmark-compare") for a in cmd)
-    assert cmd[-3:] == ["tests/benchmarks", "-k", "tiny"]
-    saved = storage / bench._machine_id() / "0001_abc.json"
-    saved.parent.mkdir(parents=True)
-    saved.write_text(json.dumps({"machine_info": {"node": "another-host"}, "benchmarks": []}))
-    assert bench.baseline(str(storage)) is None  # another machine's run is no baseline
-    saved.write_text(json.dumps({"machine_info": {"node": platform.node()}, "benchmarks": []}))
-    assert bench.baseline(str(storage)) == saved
-    cmd = bench.pytest_command([], str(storage), saved)
-    assert f"--benchmark-compare={saved.resolve()}" in cmd
-    assert f"--benchmark-compare-fail={bench.COMPARE_FAIL}" in cmd
+    cmd = runner.pytest_command(["-k", "tiny"], str(storage))
+    assert "--benchmark-autosave" in cmd and "--harness-speed-baseline=off" in cmd
+    assert not any(a.startswith("--benchmark-compare") for a in cmd)  # no fixed percentage anywhere
+    assert cmd[-2:] == ["-k", "tiny"]  # no tests/benchmarks here: pytest's own testpaths
+    (tmp_path / "tests" / "benchmarks").mkdir(parents=True)
+    assert runner.pytest_command(["-k", "tiny"], str(storage), "b.json", threads=1)[-5:] == [
+        "--harness-speed-baseline=b.json", "--harness-speed-threads=1", "tests/benchmarks", "-k", "tiny"]
+    assert runner.thread_counts(2) == [2, 1] and runner.thread_counts(1) == [1]
+
+
+def test_history_of_saved_runs_names_a_step(tmp_path, capsys):
+    """Every saved run kept; a benchmark whose figure stepped up 30 % three runs ago is named with the step."""
+    from tests.test_speed_gate import info
+
+    storage = tmp_path / ".benchmarks" / "Linux"
+    storage.mkdir(parents=True)
+    for i in range(8):
+        rec = info(10.0 * (1.3 if i >= 5 else 1.0), seed=i)
+        doc = {"datetime": f"2026-01-0{i + 1}T00:00:00", "benchmarks": [
+            {"name": "test_b", "fullname": "t.py::test_b", "extra_info": rec, "group": "g",
+             "stats": {"mean": 0.1, "min": 0.1, "rounds": 7}}]}
+        (storage / f"000{i + 1}_run.json").write_text(json.dumps(doc))
+    assert cli.main(["bench", "--storage", str(tmp_path / ".benchmarks"), "--history"]) == 0
+    out = capsys.readouterr().out
+    assert "t.py::test_b [2 thread(s)]: 8 runs" in out and "step x1.29" in out and "at run 5 (2026-01-06" in out
 
 
 def test_plot_run_and_history(doc, tmp_path, capsys):
-    """``harness bench --plot``: the newest run and the history of its host's saved runs, in one PNG."""
+    """``harness bench --plot``: the newest run and every benchmark's history in reference units, in one PNG."""
     from harness.surfaces.bench import plot as bench_plot
+    from tests.test_speed_gate import info
 
     storage = tmp_path / ".benchmarks"
     (storage / "m").mkdir(parents=True)
-    for i, (node, slow) in enumerate([("box", 1.0), ("other", 3.0), ("box", 1.1), ("box", 1.5)]):
+    for i, slow in enumerate([1.0, 1.02, 0.99, 1.5, 1.49, 1.52]):
         run = json.loads(json.dumps(doc))
-        run["machine_info"]["node"] = node
         run["datetime"] = f"2026-01-0{i + 1}T00:00:00"
-        decode = run["benchmarks"][1]
-        decode["stats"]["mean"] *= slow
-        decode["extra_info"]["audio_seconds_per_second"] /= slow
+        run["benchmarks"][1]["extra_info"].update(info(10.0 * slow, seed=i))
         (storage / "m" / f"000{i + 1}_run.json").write_text(json.dumps(run))
-        os.utime(storage / "m" / f"000{i + 1}_run.json", (i + 1, i + 1))
-    files = sorted(storage.rglob("*.json"))
-    runs, hist = bench_plot.history(files, node="box")
-    assert runs == ["2026-01-01T00:00:00", "2026-01-03T00:00:00", "2026-01-04T00:00:00"]  # not the other host's
-    decode = [v for _, v in hist["test_bench_stage[decode-real-10.24s-4]"]]
-    assert [round(decode[0] / v, 2) for v in decode] == [1.0, 1.1, 1.5]
-    assert "test_bench_audioldm2_torch" not in hist  # no throughput recorded, nothing to draw
-
     png = tmp_path / "bench.png"
     assert cli.main(["bench", "--storage", str(storage), "--plot", str(png)]) == 0
     assert f"wrote {png}" in capsys.readouterr().out
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20000
 
     with pytest.raises(ValueError, match="no benchmark with a throughput"):
-        bench_plot.plot({"benchmarks": [_bench("test_x", "stages", 1.0)]}, [], str(tmp_path / "x.png"))
+        bench_plot.plot({"benchmarks": [_bench("test_x", "stages", 1.0)]}, {}, str(tmp_path / "x.png"))

@@ -130,7 +130,8 @@ ENTRY_POINTS = {"harness.surfaces.plugin", "harness.surfaces.cli"} | {
 TORCH_FREE = ENTRY_POINTS | {
     "harness", "harness.errors", "harness.atomic", "harness.machine", "harness.deprecation",
     "harness.signal", "harness.signal.audio", "harness.model", "harness.judging", "harness.judging.golden",
-    "harness.surfaces", "harness.surfaces.job_summary",
+    "harness.surfaces", "harness.surfaces.job_summary", "harness.surfaces.bench", "harness.surfaces.bench.gate",
+    "harness.surfaces.bench.history", "harness.surfaces.bench.runner",
 }
 #: third-party packages imported inside the one function that needs them, each for its reason
 DEFERRED = {

@@ -106,7 +106,8 @@ def test_bench_stage(bench, chains, target, stage, size, seconds, batch):
     device, dtype = target
     fn, shape = stage_call(chains, stage, size, batch, seconds, device, dtype)
     out = bench(fn, stage=stage, impl="harness", model_size=size, batch=batch, clip_seconds=seconds, device=device,
-                dtype=dtype, rounds=ROUNDS[(size, seconds)], flops_key=(stage, size, batch, seconds, device, dtype))
+                dtype=dtype, rounds=ROUNDS[(size, seconds)], flops_key=(stage, size, batch, seconds, device, dtype),
+                chain=chains.get(size, device, dtype))
     assert _shape(out) == shape
     assert torch.isfinite(out).all()
     if stage == "roundtrip":
@@ -191,7 +192,7 @@ def test_bench_batched_vs_naive(bench, chains, target, impl, size, seconds):
     chain = chains.get(size, device, dtype)
     wave = chains.wave(batch, seconds, device)
     kw = dict(stage="roundtrip", impl=impl, model_size=size, batch=batch, clip_seconds=seconds, device=device,
-              dtype=dtype, rounds=ROUNDS[(size, seconds)], flops_key=("roundtrip", impl, size, batch, seconds, device,
+              dtype=dtype, rounds=ROUNDS[(size, seconds)], chain=chain, flops_key=("roundtrip", impl, size, batch, seconds, device,
                                                                        dtype))
     if impl == "batched":
         out = bench(lambda: chain.run(wave, "audioldm2", "scaled", "hifigan").wave_out.cpu(), **kw)
@@ -235,7 +236,7 @@ def test_bench_cpu_compile(bench, chains, target, stage):
     eager, flops = eager_flops(bench, chains, stage, 1, device)
     fn, shape = stage_call(chains, stage, "real", 1, LONG, device, dtype, "compile")
     out = bench(fn, stage=stage, impl="compile", model_size="real", batch=1, clip_seconds=LONG, device=device,
-                dtype=dtype, rounds=3, flops=flops, variant="compile")
+                dtype=dtype, rounds=3, flops=flops, variant="compile", chain=chains.get("real", device, dtype, "compile"))
     assert _shape(out) == shape
     ref = eager()
     torch.testing.assert_close(out, ref, atol=1e-3 * float(ref.abs().max()), rtol=0)
@@ -257,5 +258,5 @@ def test_bench_gpu_variant(bench, chains, variant, stage, batch):
     _, flops = eager_flops(bench, chains, stage, batch, device)
     fn, shape = stage_call(chains, stage, "real", batch, LONG, device, dtype, opt)
     out = bench(fn, stage=stage, impl=variant, model_size="real", batch=batch, clip_seconds=LONG, device=device,
-                dtype=dtype, rounds=5, flops=flops, variant=variant)
+                dtype=dtype, rounds=5, flops=flops, variant=variant, chain=chains.get("real", device, dtype, opt))
     assert _shape(out) == shape

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from harness import machine
+from harness.surfaces.bench.reference import ReferenceWork
 
 SR = 16000
 SHORT = 1.28   # real-size default clip: 128 frames
@@ -371,9 +372,7 @@ class Bench:
 
 
 @functools.lru_cache(maxsize=None)
-def _reference_work(device: torch.device, dtype: torch.dtype):
-    from harness.surfaces.bench.reference import ReferenceWork
-
+def _reference_work(device: torch.device, dtype: torch.dtype) -> ReferenceWork:
     return ReferenceWork(device, dtype)
 
 
