@@ -7,13 +7,18 @@ exception                   also a                 raised when
                                                    arguments (librosa's ``ParameterError``)
 :class:`AudioError`         ``InputError``         an audio file or waveform is unusable; names it
 :class:`LayoutError`        ``InputError``         a tensor reaches a stage in the wrong layout
+:class:`ComponentError`     ``InputError``         a project's component raised a ``TypeError`` on
+                                                   what the harness handed it; names the component
 :class:`ModelNotAvailable`  ``RuntimeError``       weights cannot be had (offline, missing layout)
 :class:`CalibrationError`   ``RuntimeError``       a known mistake cannot be told from the chain
 :class:`GoldenError`        ``AssertionError``     a golden is missing, edited or truncated
+:class:`ResourceError`      ``MemoryError``        the device ran out of memory: the run stops
 ==========================  =====================  ================================================
 
 The second base keeps ``except ValueError`` (and pytest's reading of an ``AssertionError`` as a
-failed check) working for callers that predate the family.
+failed check) working for callers that predate the family. :class:`ResourceError` is deliberately no
+``RuntimeError``: the stages take a ``RuntimeError`` as their result (a mistaken component that
+raises is a finding), and running out of memory says nothing about a component.
 """
 from __future__ import annotations
 
@@ -67,6 +72,94 @@ class AudioError(InputError):
 
 class LayoutError(InputError):
     """A tensor reached a stage in the wrong layout (e.g. ``[b, 64, T]`` into the vocoder)."""
+
+
+class ComponentError(InputError):
+    """A project's component (front-end, VAE or vocoder variant) raised a ``TypeError`` on what the harness
+    handed it: a stage's result naming the component and its input (:func:`component_error` makes it)."""
+
+
+def describe(value) -> str:
+    """How a message names an input: ``"a Tensor [1, 16000] torch.float32 on cuda:0"``, or its type."""
+    shape, dtype, device = (getattr(value, a, None) for a in ("shape", "dtype", "device"))
+    if shape is None:
+        return f"a {type(value).__name__}"
+    return (f"a {type(value).__name__} {list(shape)}" + (f" {dtype}" if dtype is not None else "")
+            + (f" on {device}" if device is not None else ""))
+
+
+def component_error(component: str, exc: TypeError, given) -> ComponentError:
+    """The :class:`ComponentError` a project's component's ``TypeError`` becomes.
+
+    A ``TypeError`` escapes the stages (:data:`harness.judging.stages.STAGE_ERRORS`), so code that cannot read
+    its input (numpy on a GPU tensor: ``can't convert cuda:0 device type tensor to numpy``) would stop the
+    whole run; as a :class:`ComponentError` it is the stage's result and names what raised it.
+
+    Parameters
+    ----------
+    component : str
+        How the message names it: ``"front-end 'ours'"``, ``"vocoder 'ours'"``, ``"VAE variant 'ours' (decode)"``.
+    exc : TypeError
+        What it raised.
+    given : object
+        What it was handed (named by :func:`describe`).
+
+    Returns
+    -------
+    ComponentError
+    """
+    device = getattr(given, "device", None)
+    hint = ""
+    if device is not None and getattr(device, "type", "cpu") != "cpu":
+        hint = ("; a batched component gets its input on the chain's device: call .cpu() before numpy, or "
+                "register it with batched=False to be handed CPU data one clip at a time")
+    return ComponentError(f"{component} raised TypeError: {_one_line(exc)} (it was handed {describe(given)}{hint})")
+
+
+class ResourceError(HarnessError, MemoryError):
+    """The device ran out of memory while a stage ran: an error of the run, never a stage's result.
+
+    An out-of-memory says nothing about the component that was running, so it is neither a failure of a
+    correct component nor the detection of a known mistake (:func:`harness.judging.stages.measure` raises
+    it). The message says where, what was running and what to do.
+    """
+
+
+#: what the allocators say when memory runs out, in the messages of their plain ``RuntimeError`` (CUDA before
+#: torch had ``torch.OutOfMemoryError``, HIP, MPS, the CPU allocator)
+OUT_OF_MEMORY_MESSAGES = ("out of memory", "can't allocate memory", "failed to allocate memory")
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` says that memory ran out: a ``MemoryError``, torch's ``OutOfMemoryError`` (also
+    ``torch.cuda.OutOfMemoryError``), or a ``RuntimeError`` whose message says so."""
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        return True
+    return isinstance(exc, RuntimeError) and any(m in str(exc).lower() for m in OUT_OF_MEMORY_MESSAGES)
+
+
+def out_of_memory(exc: BaseException, running: str) -> ResourceError:
+    """The :class:`ResourceError` an out-of-memory ``exc`` (:func:`is_out_of_memory`) becomes.
+
+    Parameters
+    ----------
+    exc : BaseException
+        What torch (or Python) raised.
+    running : str
+        What was running: ``"vocoder 'hifigan' at stage 'vocoder'"``.
+
+    Returns
+    -------
+    ResourceError
+        ``exc`` itself when it already is one.
+    """
+    if isinstance(exc, ResourceError):
+        return exc
+    first = _one_line(str(exc).split("\n")[0])[:300]
+    return ResourceError(f"out of memory running {running} ({type(exc).__name__}: {first}): this is not a finding "
+                         "about the component; give it fewer or shorter clips at a time, free the device's memory "
+                         "(other processes on the GPU), or run on the CPU (--harness-device cpu, or --device cpu "
+                         "of a command)")
 
 
 class ModelNotAvailable(HarnessError, RuntimeError):

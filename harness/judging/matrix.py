@@ -206,8 +206,12 @@ class Evaluator:
         self.outputs: Dict[str, Dict[str, torch.Tensor]] = {}
 
     def _frontend(self, name):
+        """The front-end's mel of the clips, or the exception it raised (both cached), as :meth:`_vae_out`."""
         if name not in self._fe:
-            self._fe[name] = stages.output(self.chain, "frontend", name, self.wave)
+            try:
+                self._fe[name] = stages.output(self.chain, "frontend", name, self.wave)
+            except (LayoutError, ValueError) as exc:
+                self._fe[name] = exc
         return self._fe[name]
 
     def _vae_out(self, fe, vae):
@@ -243,6 +247,8 @@ class Evaluator:
 
         # 1. front-end: the closer of AudioLDM2's two framings
         mel_in = self._frontend(combo.frontend)
+        if isinstance(mel_in, Exception):  # a front-end that raises stops its combination there: a finding
+            return failed(StageResult({}, f"{type(mel_in).__name__}: {mel_in}"), "frontend", "vae", "vocoder", "chain")
         out["frontend"] = measure(lambda: stages.compare("frontend", mel_in, self.framing_mels))
         if depth < 1 or out["frontend"].error:
             return failed(out["frontend"], "vae", "vocoder", "chain") if out["frontend"].error else out

@@ -30,7 +30,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from harness.errors import InputError
+from harness.errors import InputError, ResourceError, is_out_of_memory, out_of_memory
 from harness.signal import frontend as frontends
 from harness.signal import metrics
 from harness.model import variants
@@ -84,6 +84,7 @@ class StageResult:
 #: a stage that was not computed because nothing is asserted there (downstream of a known mistake)
 NOT_MEASURED = StageResult({}, None)
 #: what a stage may raise that is a result, not a harness bug: a layout or value error, torch's shape errors
+#: (running out of memory, a RuntimeError too, is not one: :func:`measure` raises it as a ResourceError)
 STAGE_ERRORS = (LayoutError, ValueError, RuntimeError)
 
 
@@ -101,10 +102,20 @@ def measure(stage: Callable[[], Dict[str, np.ndarray]], errors: Tuple[type, ...]
     Returns
     -------
     StageResult
+
+    Raises
+    ------
+    harness.errors.ResourceError
+        The stage ran out of memory (``torch.OutOfMemoryError``, an allocator's ``RuntimeError``): that says
+        nothing about the component, so it is never a result (a known mistake would count as detected).
     """
     try:
         return StageResult(stage())
+    except ResourceError:
+        raise
     except errors as exc:
+        if is_out_of_memory(exc):
+            raise out_of_memory(exc, "a stage's measurement") from exc
         return StageResult({}, f"{type(exc).__name__}: {exc}")
 
 
@@ -155,8 +166,22 @@ def output(chain: Chain, stage: str, name: str, x: torch.Tensor, *, seed: int = 
         A vocoder output with NaN/Inf (nothing downstream could be measured on it).
     KeyError
         ``stage`` runs no single component (``chain``) or is not a stage.
+    harness.errors.ResourceError
+        The device ran out of memory running the component (named, with the stage).
     """
     _known(stage, COMPONENT_AT)
+    try:
+        return _output(chain, stage, name, x, seed, samples)
+    except ResourceError:
+        raise
+    except (RuntimeError, MemoryError) as exc:
+        if is_out_of_memory(exc):
+            kind = {"frontend": "front-end", "vocoder": "vocoder"}.get(stage, "VAE variant")
+            raise out_of_memory(exc, f"{kind} {name!r} at stage {stage!r} on {chain.device}") from exc
+        raise
+
+
+def _output(chain: Chain, stage: str, name: str, x: torch.Tensor, seed: int, samples: Optional[int]) -> torch.Tensor:
     if stage == "frontend":
         return chain.front_end(x, name)
     if stage in ("vae", "roundtrip"):

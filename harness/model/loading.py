@@ -160,6 +160,81 @@ def vae_dtype_for(dtype: torch.dtype, vae_config, force_fp16: bool = False) -> t
     return dtype
 
 
+def disable_tf32(device, dtype) -> bool:
+    """Make fp32 on CUDA compute in IEEE fp32: turn TF32 off for cuDNN convolutions and CUDA matmuls.
+
+    torch lets cuDNN run fp32 convolutions in TF32 by default (``torch.backends.cudnn.allow_tf32``), and
+    ``torch.set_float32_matmul_precision("high")`` does the same for matmuls: a 10-bit mantissa, ~1e-3
+    relative error per operation. fp32 limits are calibrated in IEEE fp32 (on a CPU, or on a GPU after
+    this call) and travel across machines (:func:`harness.judging.thresholds.check_kernel_path`), so a
+    run in TF32 would judge correct chains by limits it cannot meet. The flags are process-wide;
+    bf16 and fp16 runs leave them alone (their limits belong to one kernel path anyway).
+
+    Parameters
+    ----------
+    device : str or torch.device
+        Where the chain computes; only a CUDA device changes anything.
+    dtype : str or torch.dtype
+        The chain's precision (``fp32``, ``bf16``, ``fp16`` or a torch dtype); only fp32 changes anything.
+
+    Returns
+    -------
+    bool
+        True when the flags were set (a CUDA device in fp32), False when nothing was changed.
+    """
+    if torch.device(device).type != "cuda" or resolve_dtype(dtype) != torch.float32:
+        return False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    return True
+
+
+def _floating_to(value, dtype: torch.dtype):
+    """``value`` in ``dtype`` when it is a floating tensor of another dtype; anything else as it is."""
+    if isinstance(value, torch.Tensor) and value.is_floating_point() and value.dtype != dtype:
+        return value.to(dtype)
+    return value
+
+
+def cast_inputs(module: torch.nn.Module):
+    """Cast the floating tensors passed to ``module`` positionally to the dtype of its weights, on each call.
+
+    The dtype is read at call time, so a later ``module.to(...)`` is followed. Returns the hook's handle
+    (``handle.remove()`` undoes it).
+    """
+    def pre_hook(mod, args):
+        dtype = next(mod.parameters()).dtype
+        return tuple(_floating_to(a, dtype) for a in args)
+
+    return module.register_forward_pre_hook(pre_hook)
+
+
+def cast_at_boundaries(pipe) -> list:
+    """Hand each component of an AudioLDM(2) pipeline its input in its own dtype: latents in the VAE's, the
+    mel in the vocoder's.
+
+    Under fp16 the VAE stays fp32 (:func:`vae_dtype_for`) while the UNet hands it fp16 latents and the
+    vocoder is fp16: without the casts the pipeline stops at the VAE's first convolution (``Input type
+    (c10::Half) and bias type (float) should be the same``) and again at the vocoder. The casts sit where
+    the data enters each component, on every path of ``vae.decode`` (``post_quant_conv`` when the VAE has
+    one, then ``decoder``; tiled and sliced decoding included) and on the vocoder; in a pipeline whose
+    components share one dtype they change nothing.
+
+    Parameters
+    ----------
+    pipe : diffusers.AudioLDM2Pipeline or diffusers.AudioLDMPipeline
+        Any pipeline with ``vae`` and ``vocoder`` components.
+
+    Returns
+    -------
+    list of torch.utils.hooks.RemovableHandle
+        The hooks' handles (``handle.remove()`` undoes each).
+    """
+    entries = [m for m in (getattr(pipe.vae, "post_quant_conv", None), pipe.vae.decoder, pipe.vocoder)
+               if m is not None]
+    return [cast_inputs(m) for m in entries]
+
+
 def quiet_libraries() -> None:
     """Silence diffusers/transformers info chatter and progress bars (errors still surface)."""
     import diffusers
@@ -179,6 +254,7 @@ def load_components(source: ModelSource, device="cpu", dtype="fp32", force_vae_f
     quiet_libraries()
 
     dev, dt = resolve_device(device), resolve_dtype(dtype)
+    disable_tf32(dev, dt)
     try:
         vae = AutoencoderKL.from_pretrained(source.path, subfolder="vae")
         vocoder = SpeechT5HifiGan.from_pretrained(source.path, subfolder="vocoder")
@@ -194,7 +270,9 @@ def load_pipeline(source: ModelSource, device="cpu", dtype="fp32"):
     """Load the full text-to-audio pipeline of ``source`` (AudioLDM2, or AudioLDM v1 by its model_index).
 
     cvssp/audioldm2 stores its language model as ``GPT2Model``, which current transformers cannot
-    generate with (diffusers issue #12630); it is loaded as ``GPT2LMHeadModel`` instead.
+    generate with (diffusers issue #12630); it is loaded as ``GPT2LMHeadModel`` instead, in ``dtype`` like the
+    rest. Under fp16 the VAE stays fp32 (:func:`vae_dtype_for`) and :func:`cast_at_boundaries` hands it
+    and the vocoder their inputs in their own dtypes; in fp32 on CUDA TF32 is turned off (:func:`disable_tf32`).
     """
     import diffusers
 
@@ -206,11 +284,13 @@ def load_pipeline(source: ModelSource, device="cpu", dtype="fp32"):
         raise ModelNotAvailable(f"{source.spec}: pipeline class {cls_name!r} is not in diffusers "
                                 f"{diffusers.__version__}")
     kwargs = {}
+    dt = resolve_dtype(dtype)
     if "language_model" in index:
         from transformers import GPT2LMHeadModel
 
-        kwargs["language_model"] = GPT2LMHeadModel.from_pretrained(source.path, subfolder="language_model")
-    dt = resolve_dtype(dtype)
+        # a component given to from_pretrained is used as it is, not converted to its torch_dtype: a language
+        # model left in fp32 hands fp32 embeddings to an fp16/bf16 UNet
+        kwargs["language_model"] = GPT2LMHeadModel.from_pretrained(source.path, subfolder="language_model").to(dt)
     try:
         pipe = cls.from_pretrained(source.path, torch_dtype=dt, **kwargs)
     except (OSError, ValueError) as exc:
@@ -218,5 +298,8 @@ def load_pipeline(source: ModelSource, device="cpu", dtype="fp32"):
                                 f"({str(exc).splitlines()[0]}); golden generation needs every component") from None
     if dt == torch.float16:
         pipe.vae.to(vae_dtype_for(dt, pipe.vae.config))
+    cast_at_boundaries(pipe)
     pipe.set_progress_bar_config(disable=True)
-    return pipe.to(resolve_device(device))
+    dev = resolve_device(device)
+    disable_tf32(dev, dt)
+    return pipe.to(dev)

@@ -18,7 +18,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 import torch
 
 from harness import deprecation
-from harness.errors import InputError
+from harness.errors import InputError, component_error
 from harness.signal.griffinlim import griffin_lim_from_mel
 
 
@@ -45,10 +45,11 @@ class VaeVariant:
     custom : callable, optional
         ``custom(chain, mel, generator) -> mel``: a user's own round trip, replacing the above (no
         decode-only path: the golden decode stage does not run on it; prefer ``encode_fn``/``decode_fn``).
-        ``generator`` is a list of ``torch.Generator``, one per item of ``mel``, each seeded alike
+        ``generator`` is a list of CPU ``torch.Generator``, one per item of ``mel``, each seeded alike
         (:func:`harness.model.chain.item_generators`); diffusers' ``latent_dist.sample(generator)`` takes
         it as it is, and a variant that draws its own noise item by item keeps each clip's result
-        independent of its batch.
+        independent of its batch (draw on the CPU and move the noise: ``torch.randn(shape, generator=g)
+        .to(mel.device)``, the same numbers on every device).
     expected : dict
         Verdict per stage, ``"pass"`` or ``"detect"``; stages not listed are ``pass``.
     fine_tuned : bool
@@ -84,7 +85,10 @@ class VaeVariant:
         if self.skip:
             return mel
         if self.custom is not None:
-            return self.custom(chain, mel, generator)
+            try:
+                return self.custom(chain, mel, generator)
+            except TypeError as exc:  # a project's round trip: its stage's result, not a crash of the run
+                raise component_error(f"VAE variant {self.name!r} (custom round trip)", exc, mel) from exc
         if self.decode_fn is not None:
             with torch.inference_mode():
                 z = (self._call(self.encode_fn, chain, mel, "encode", 1) if self.encode_fn is not None else
@@ -112,7 +116,11 @@ class VaeVariant:
         """A project's encode/decode on ``x`` (in the VAE's dtype and device); its result as a float32 tensor
         on the chain's device, a decoded mel as ``[b, 1, T, 64]``."""
         p = next(chain.vae.parameters())
-        out = fn(chain, x.to(p.device, p.dtype))
+        x = x.to(p.device, p.dtype)
+        try:
+            out = fn(chain, x)
+        except TypeError as exc:  # only a project's variant has these functions: its stage's result, not a crash
+            raise component_error(f"VAE variant {self.name!r} ({what})", exc, x) from exc
         out = torch.as_tensor(getattr(out, "sample", out)).to(chain.device).float()
         if what == "decode":
             if out.ndim == 3:
@@ -129,8 +137,11 @@ class VocoderVariant:
 
     ``fn(chain, mel)`` may return a tensor or a numpy array, ``[b, samples]`` or ``[b, 1, samples]``, at
     least ``160 T`` samples (longer is cropped); with ``batched=False`` it takes one mel ``[1, 1, T, 64]``
-    at a time. ``fine_tuned``: other weights than the pipeline's vocoder, judged no worse than the base by
-    spectral quality (the clip matrix) instead of sample-exactly against the golden waveform.
+    at a time, on the CPU whatever the chain's device (numpy reads it; :meth:`Chain.vocode
+    <harness.model.chain.Chain.vocode>` moves it to the vocoder's device). A ``TypeError`` it raises is its
+    stage's result (:class:`~harness.errors.ComponentError`), naming it. ``fine_tuned``: other weights than
+    the pipeline's vocoder, judged no worse than the base by spectral quality (the clip matrix) instead of
+    sample-exactly against the golden waveform.
     """
 
     name: str
@@ -149,8 +160,20 @@ class VocoderVariant:
 
     def __call__(self, chain, mel: torch.Tensor) -> torch.Tensor:
         if self.batched:
-            return self._wave(self.fn(chain, mel), mel.shape[0], chain.device)
-        return torch.cat([self._wave(self.fn(chain, m[None]), 1, chain.device) for m in mel])
+            return self._wave(self._run(chain, mel), mel.shape[0], chain.device)
+        # one mel at a time is how numpy code is written, and numpy cannot read a GPU tensor: each mel is
+        # handed over on the CPU and its waveform goes back to the chain's device
+        return torch.cat([self._wave(self._run(chain, m[None]), 1, chain.device) for m in mel.cpu()])
+
+    def _run(self, chain, mel: torch.Tensor):
+        """``fn(chain, mel)``; a ``TypeError`` of a project's vocoder becomes a :class:`~harness.errors.ComponentError`
+        naming it (a stage's result), while one of the harness's own vocoders is a bug and stays one."""
+        try:
+            return self.fn(chain, mel)
+        except TypeError as exc:
+            if getattr(self.fn, "__module__", None) == __name__:
+                raise
+            raise component_error(f"vocoder {self.name!r}", exc, mel) from exc
 
     def _wave(self, out, batch: int, device) -> torch.Tensor:
         out = torch.as_tensor(out).to(device).float()
@@ -231,7 +254,8 @@ def register_vocoder(name: str, *, correct: bool = True, description: str = "", 
 
     ``fine_tuned=True`` for a vocoder with weights of its own: judged no worse than the base by spectral
     quality in the clip matrix instead of sample-exactly against the golden waveform (a refactor of the
-    pipeline's own vocoder keeps the default, and the exact check).
+    pipeline's own vocoder keeps the default, and the exact check). ``batched=False``: ``fn`` takes one mel
+    ``[1, 1, T, 64]`` at a time, handed over on the CPU (numpy code reads it as it is).
 
     Examples
     --------

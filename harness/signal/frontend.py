@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from harness import deprecation
-from harness.errors import InputError
+from harness.errors import InputError, component_error
 from harness.signal.audio import (  # noqa: F401  one home for the audio conventions; re-exported
     HOP, N_MELS, SAMPLE_RATE, normalize_waveform,
 )
@@ -45,7 +45,7 @@ class Frontend:
     fn : callable
         ``fn(waveform [batch, samples] float tensor) -> [batch, 1, frames, 64]`` (or ``[batch, frames, 64]``),
         a tensor or a numpy array; with ``batched=False``, ``fn(waveform [samples]) -> [frames, 64]``,
-        called clip by clip.
+        called clip by clip with a CPU tensor (``np.asarray`` reads it) whatever the chain's device.
     correct : bool
         True if the output is what AudioLDM2's VAE and vocoder were trained on.
     description : str
@@ -63,8 +63,20 @@ class Frontend:
     def __call__(self, waveform: torch.Tensor) -> torch.Tensor:
         x = valid_waveforms(waveform, "front-end input", min_samples=N_FFT)
         if self.batched:
-            return self._mel(self.fn(x), x.shape[0], x.device)
-        return torch.cat([self._mel(self.fn(row), 1, x.device) for row in x])
+            return self._mel(self._run(x), x.shape[0], x.device)
+        # clip by clip is how numpy/librosa code is written, and numpy cannot read a GPU tensor: each clip is
+        # handed over on the CPU and its mel goes back to the batch's device
+        return torch.cat([self._mel(self._run(row), 1, x.device) for row in x.cpu()])
+
+    def _run(self, x: torch.Tensor):
+        """``fn(x)``; a ``TypeError`` of a project's front-end becomes a :class:`~harness.errors.ComponentError`
+        naming it (a stage's result), while one of the harness's own front-ends is a bug and stays one."""
+        try:
+            return self.fn(x)
+        except TypeError as exc:
+            if getattr(self.fn, "__module__", None) == __name__:
+                raise
+            raise component_error(f"front-end {self.name!r}", exc, x) from exc
 
     def _mel(self, out, batch: int, device) -> torch.Tensor:
         """A front-end's output as a tensor ``[batch, 1, frames, 64]`` on ``device`` (numpy arrays and
@@ -103,7 +115,9 @@ def register_frontend(name: str, *, correct: bool = True, description: str = "",
     description : str
     batched : bool, default True
         False: the function takes one clip ``[samples]`` and returns ``[frames, 64]``, as code written
-        around librosa often does; the harness calls it clip by clip. Either way it may return numpy.
+        around librosa often does; the harness calls it clip by clip, with the clip on the CPU (a batched
+        front-end gets the batch on the chain's device). Either way it may return numpy; a ``TypeError``
+        it raises is its stage's result (:class:`~harness.errors.ComponentError`), naming it.
 
     Examples
     --------

@@ -158,7 +158,7 @@ register_vae(VaeVariant("slip-encode-scale", encode_scale=lambda s: s * 0.98,
 def _posterior_sample(chain, mel, generators, temperature):
     dist = chain.vae.encode(mel).latent_dist
     noise = torch.stack([torch.randn(dist.mean.shape[1:], generator=g, device=g.device) for g in generators])
-    z = (dist.mean + temperature * dist.std * noise.to(dist.mean.dtype)) * chain.scaling_factor
+    z = (dist.mean + temperature * dist.std * noise.to(dist.mean.device, dist.mean.dtype)) * chain.scaling_factor
     return chain.vae.decode(z / chain.scaling_factor).sample
 
 
