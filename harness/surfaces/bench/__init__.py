@@ -13,6 +13,7 @@ calibrating and gating live in :mod:`harness.surfaces.bench.runner` and :mod:`ha
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -34,16 +35,26 @@ MODEL_CALLS = ("encode", "decode", "vocode")
 # ---------------------------------------------------------------------------
 
 
+def is_run(path: Path) -> bool:
+    """Whether ``path`` holds a pytest-benchmark run (not, say, a speed baseline kept beside the runs)."""
+    try:
+        return isinstance(json.loads(Path(path).read_text()).get("benchmarks"), list)
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def newest_json(path: Optional[str] = None) -> Path:
-    """The JSON file ``path``, or the newest ``*.json`` under the directory ``path`` (default ``.benchmarks``)."""
+    """The JSON file ``path``, or the newest pytest-benchmark run under the directory ``path`` (default
+    ``.benchmarks``)."""
     p = Path(path or DEFAULT_STORAGE)
     if p.is_file():
         return p
     files = sorted(p.rglob("*.json"), key=lambda f: f.stat().st_mtime) if p.is_dir() else []
-    if not files:
+    newest = next((f for f in reversed(files) if is_run(f)), None)
+    if newest is None:
         raise FileNotFoundError(f"{p}: no pytest-benchmark JSON found (run `harness bench --run` or "
                                 "`pytest tests/benchmarks --benchmark-enable --benchmark-autosave` first)")
-    return files[-1]
+    return newest
 
 
 def _impl_from_name(name: str) -> str:

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-from harness.surfaces.bench.gate import observed
+from harness.surfaces.bench import is_run
+from harness.surfaces.bench.gate import SpeedBaseline, observed
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ def saved_runs(storage) -> List[Path]:
         except (OSError, ValueError):
             return ""
 
-    return sorted((f for f in files if f.name != "speed-baseline.json"), key=lambda f: (when(f), f.stat().st_mtime))
+    return sorted((f for f in files if is_run(f)), key=lambda f: (when(f), f.stat().st_mtime))
 
 
 def series(files: Sequence[Path]) -> Dict[str, Dict[int, List[Point]]]:
@@ -71,7 +72,7 @@ def series(files: Sequence[Path]) -> Dict[str, Dict[int, List[Point]]]:
 
 
 def change_points(values: Sequence[float], min_effect: float = 0.10, spread: Optional[float] = None,
-                  z: float = 3.0, min_size: int = 2) -> List[tuple]:
+                  z: float = 3.0, min_size: int = 1) -> List[tuple]:
     """Steps in a series of positive figures, by binary segmentation on their logarithms.
 
     Parameters
@@ -139,13 +140,23 @@ def steps(points: Sequence[Point], min_effect: float = 0.10, spread: Optional[fl
             for k, ratio in change_points([p.figure for p in points], min_effect, spread)]
 
 
-def format_history(hist: Dict[str, Dict[int, List[Point]]], min_effect: float = 0.10,
-                   spreads: Optional[Dict[str, float]] = None) -> str:
-    """One line per benchmark and thread count: runs, first and last figure, and every step found."""
+def spread(baseline: Optional[SpeedBaseline], name: str, threads: int) -> Optional[float]:
+    """The spread the gate judges ``name`` on ``threads`` with (its between-run spread, the pooled one of like
+    benchmarks, the rule's floor: the largest), or None without a baseline entry."""
+    entry = (baseline.entries.get(name) or {}).get(threads) if baseline else None
+    if entry is None:
+        return None
+    return max(entry.between, baseline.pooled_between(entry.seconds), baseline.rule.floor)
+
+
+def format_history(hist: Dict[str, Dict[int, List[Point]]], baseline: Optional[SpeedBaseline] = None) -> str:
+    """One line per benchmark and thread count: runs, first and last figure, and every step found (judged with the
+    baseline's spreads and minimum effect when there is one)."""
+    min_effect = baseline.rule.min_effect if baseline else 0.10
     lines = []
     for name in sorted(hist):
         for threads, points in sorted(hist[name].items()):
-            found = steps(points, min_effect, (spreads or {}).get(name))
+            found = steps(points, min_effect, spread(baseline, name, threads))
             text = "; ".join(f"step x{s.ratio:.2f} at run {s.at} ({s.when[:19]})" for s in found) or "no step"
             lines.append(f"{name} [{threads} thread(s)]: {len(points)} runs, {points[0].figure:.4g} -> "
                          f"{points[-1].figure:.4g} reference units; {text}")

@@ -2,13 +2,13 @@
 
 ``harness bench --plot OUT.png`` draws two panels:
 
-* left, the run (a JSON, or the newest under ``--storage``): one bar per benchmark, seconds of audio
+* below, the run (a JSON, or the newest under ``--storage``): one bar per benchmark, seconds of audio
   per second on a log axis, labelled with its configuration and, where FLOPs are counted, the
   fraction of the matmul peak;
-* right, the history: each benchmark's time per round in reference units in every saved run
+* above, the history: each benchmark's time per round in reference units in every saved run
   (:mod:`harness.surfaces.bench.history`), relative to its baseline's centre (or its first saved run without a
   baseline), the gate's minimum effect as a line, the calibrated noise band shaded, and each step found
-  (change point) marked: a regression is a line that steps up through the gate.
+  (change point) marked, the series without a step in grey: a regression is a line that steps up through the gate.
 """
 from __future__ import annotations
 
@@ -49,8 +49,8 @@ def plot(data: dict, hist: dict, path: str, baseline: Optional[SpeedBaseline] = 
         raise ValueError("no benchmark with a throughput in this run (was it made with --benchmark-disable?)")
     groups = sorted({r["group"] for r in recs})
     colors = {g: plt.get_cmap("tab10")(i % 10) for i, g in enumerate(groups)}
-    fig, (left, right) = plt.subplots(1, 2, figsize=(16, max(4.0, 0.28 * len(recs) + 1.5)),
-                                      gridspec_kw={"width_ratios": [3, 2]})
+    fig, (right, left) = plt.subplots(2, 1, figsize=(14, 6.5 + 0.22 * len(recs)),
+                                      gridspec_kw={"height_ratios": [5, 1.5 + 0.22 * len(recs)]})
 
     y = list(range(len(recs)))
     left.barh(y, [r["audio_seconds_per_second"] for r in recs], color=[colors[r["group"]] for r in recs])
@@ -63,33 +63,41 @@ def plot(data: dict, hist: dict, path: str, baseline: Optional[SpeedBaseline] = 
             left.text(r["audio_seconds_per_second"], yi, f" {100 * r['peak_fraction']:.0f}% peak", va="center",
                       fontsize=7)
     left.set_title(f"run of {data.get('datetime', '?')[:19]}")
-    left.legend(handles=[Patch(color=colors[g], label=g) for g in groups], fontsize=7, loc="lower right")
+    if any(groups):
+        left.legend(handles=[Patch(color=colors[g], label=g) for g in groups if g], fontsize=7, loc="lower right")
 
     min_effect = baseline.rule.min_effect if baseline else 0.10
-    drawn = 0
-    for i, (name, by_threads) in enumerate(sorted(hist.items())):
+    drawn, stepped = 0, 0
+    for name, by_threads in sorted(hist.items()):
         for threads, points in sorted(by_threads.items()):
             if len(points) < 2:
                 continue
             entry = (baseline.entries.get(name) or {}).get(threads) if baseline else None
             center = math.exp(entry.center) if entry else points[0].figure
             xs, ys = [p.run for p in points], [p.figure / center for p in points]
-            color = plt.get_cmap("tab10")(i % 10)
-            right.plot(xs, ys, marker="o", ms=3, lw=1, color=color, alpha=0.8)
-            if entry and entry.between:
-                band = math.exp(2 * max(entry.between, baseline.rule.floor))
-                right.fill_between(xs, 1 / band, band, color=color, alpha=0.06)
-            for step in bench_history.steps(points, min_effect, entry.between if entry else None):
-                right.axvline(step.at - 0.5, color=color, lw=0.8, ls=":")
-                right.annotate(f"{name.split('::')[-1]} x{step.ratio:.2f}", (step.at, ys[xs.index(step.at)]),
-                               fontsize=7, color=color, xytext=(4, 4), textcoords="offset points")
+            found = bench_history.steps(points, min_effect, bench_history.spread(baseline, name, threads))
             drawn += 1
+            if not found:  # quiet series in grey: the eye goes to the ones that stepped
+                right.plot(xs, ys, marker=".", ms=3, lw=0.6, color="grey", alpha=0.35)
+                continue
+            color = plt.get_cmap("tab10")(stepped % 10)
+            stepped += 1
+            label = f"{name.split('::')[-1]} ({threads} thread{'s' if threads > 1 else ''})"
+            right.plot(xs, ys, marker="o", ms=4, lw=1.4, color=color, label=label)
+            if entry:
+                band = math.exp(2 * bench_history.spread(baseline, name, threads))
+                right.fill_between(xs, 1 / band, band, color=color, alpha=0.08)
+            for step in found:
+                right.axvline(step.at - 0.5, color=color, lw=0.8, ls=":")
+                right.annotate(f"x{step.ratio:.2f}", (step.at, ys[xs.index(step.at)]), fontsize=8, color=color,
+                               xytext=(4, 4), textcoords="offset points")
     right.axhline(1, color="grey", lw=0.8)
     right.axhline(1 + min_effect, color="red", lw=1, ls="--", label=f"gate: +{100 * min_effect:.0f} % time, beyond noise")
     right.set_ylabel("time per round in reference units, relative to the baseline")
     right.set_xlabel("saved run (oldest first)")
-    right.set_title(f"history: {drawn} series in >= 2 saved runs" + ("" if baseline else " (no baseline: vs first run)"))
-    right.legend(fontsize=7)
+    right.set_title(f"history: {drawn} series in >= 2 saved runs, {stepped} with a step (grey: none)"
+                    + ("" if baseline else " (no baseline: vs first run)"))
+    right.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

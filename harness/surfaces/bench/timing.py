@@ -17,13 +17,16 @@ import functools
 import math
 import statistics
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 
 from harness import machine
+from harness.surfaces.bench.gate import SpeedOutcome
 from harness.surfaces.bench.reference import ReferenceWork
 
 SR = 16000
@@ -286,7 +289,11 @@ class Bench:
         threads = bench_threads(self.threads, busy) if dev.type == "cpu" else before
         torch.set_num_threads(threads)
         try:
-            out, self.timing = self._timed(call, dev, _DTYPES.get(dtype, torch.float32), rounds, warmup, threads, busy)
+            # numpy's BLAS (a project's numpy code, librosa) on the same threads as torch: its threads wait for
+            # each other beside other work just as torch's do
+            with threadpool_limits(limits=threads, user_api="blas") if dev.type == "cpu" else contextlib.nullcontext():
+                out, self.timing = self._timed(call, dev, _DTYPES.get(dtype, torch.float32), rounds, warmup, threads,
+                                               busy)
         finally:
             torch.set_num_threads(before)
         info.update(self.timing.as_info())
@@ -337,6 +344,7 @@ class Bench:
                 if fewer < threads:
                     threads = fewer
                     torch.set_num_threads(threads)
+                    threadpool_limits(limits=threads, user_api="blas")  # undone with the limits of __call__
                     t = reference_time()
             refs.append(t)
             round_threads.append(threads)
@@ -369,6 +377,13 @@ class Bench:
             import pytest
 
             pytest.fail(verdict.message(), pytrace=False)
+        if verdict.outcome in (SpeedOutcome.INCOMPARABLE, SpeedOutcome.NEW):  # not judged: said, not hidden
+            warnings.warn(SpeedGateWarning(f"{verdict.benchmark} not judged: {verdict.reason}"
+                                           + (f"; re-baseline: {verdict.rebaseline}" if verdict.rebaseline else "")))
+
+
+class SpeedGateWarning(UserWarning):
+    """A timed benchmark the speed gate could not judge (not in the baseline, or another device or machine)."""
 
 
 @functools.lru_cache(maxsize=None)

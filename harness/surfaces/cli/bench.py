@@ -61,7 +61,14 @@ def run(args) -> int:
     if args.history:
         from harness.surfaces.bench import history
 
-        print(history.format_history(history.series(history.saved_runs(args.storage))))
+        from harness.errors import InputError
+        from harness.surfaces.bench.gate import SpeedBaseline
+
+        try:
+            baseline = SpeedBaseline.load(args.baseline)
+        except InputError:
+            baseline = None
+        print(history.format_history(history.series(history.saved_runs(args.storage)), baseline))
     else:
         path = bench.newest_json(args.path or args.storage)
         print(bench.summarize(json.loads(path.read_text()), str(path)))
