@@ -51,3 +51,12 @@ def test_the_cpu_job_runs_green_in_a_fresh_project(pytester):
     cases = list(ET.parse(pytester.path / "reports" / "junit.xml").getroot().iter("testcase"))
     quality = [c for c in cases if c.get("name").startswith(("test_matrix[", "test_golden_stage["))]
     assert quality and all(any(p.get("name") == "harness_verdict" for p in c.iter("property")) for c in quality)
+
+
+def test_the_jobs_install_the_project_with_the_pinned_constraints():
+    """The README asks CI to install with ``-c constraints.txt``; the workflow's installs of the project do."""
+    for name, job in workflow()["jobs"].items():
+        installs = [line for s in job["steps"] for line in s.get("run", "").splitlines() if "pip install" in line
+                    and "-e " in line]
+        assert installs, f"{name}: no install of the project"
+        assert all("-c constraints.txt" in line for line in installs), (name, installs)
