@@ -164,3 +164,88 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def physical_cores() -> int:
+    """Physical cores of this machine (distinct ``(physical id, core id)`` in Linux ``/proc/cpuinfo``): the number
+    torch starts with as its default intra-op threads; ``os.cpu_count()`` where that cannot be read."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            text = f.read()
+    except OSError:
+        return os.cpu_count() or 1
+    cores, socket = set(), "0"
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "physical id":
+            socket = value.strip()
+        elif key.strip() == "core id":
+            cores.add((socket, value.strip()))
+    return len(cores) or os.cpu_count() or 1
+
+
+def threads_beside_other_work(default: int, usable: int, busy: float, workers: int = 1) -> tuple:
+    """Torch threads for figures measured while other work may share the CPU, and why.
+
+    Parameters
+    ----------
+    default : int
+        Torch's default threads (the most ever chosen: more than it would pick by itself never helps).
+    usable : int
+        Cores this process may run on (:func:`usable_cores`).
+    busy : float
+        Cores kept busy by other work (:func:`busy_cores`); ignored with ``workers`` > 1, where the busy cores
+        are mostly the sibling workers, already counted by the share.
+    workers : int
+        Processes of one pytest-xdist run sharing the cores.
+
+    Returns
+    -------
+    tuple of (int, str)
+        The threads, between 1 and ``default``, and a sentence saying how they were chosen.
+    """
+    if workers > 1:
+        share = max(1, usable // workers)
+        return min(default, share), f"{usable} usable cores shared by {workers} pytest-xdist workers"
+    # a core counts as free when less than half of it is taken: one CPU-bound process elsewhere takes a whole core
+    free = max(1, int(usable - busy + 0.5))
+    why = (f"{busy:.1f} of {usable} usable cores busy with other work" if busy >= 0.5 else
+           f"{usable} usable cores, none busy with other work")
+    return max(1, min(default, free)), why
+
+
+_THREADS_CHOSEN: list = []
+
+
+def use_free_cores() -> str:
+    """Set torch's CPU threads to the cores other work leaves free, once per process; say what was chosen.
+
+    Measures :func:`busy_cores` once (a quarter of a second) and applies :func:`threads_beside_other_work`. An
+    explicit choice is kept: ``OMP_NUM_THREADS`` or ``MKL_NUM_THREADS`` set, or torch's threads already set to
+    something other than its default (``torch.set_num_threads`` by the user), are left as they are. Later calls
+    return the first call's sentence without measuring again, so every figure of a process is made with the same
+    threads.
+
+    Returns
+    -------
+    str
+        ``"torch threads: N (<why>)"``.
+    """
+    if _THREADS_CHOSEN:
+        return _THREADS_CHOSEN[0]
+    import torch
+
+    current = torch.get_num_threads()
+    env = [k for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS") if os.environ.get(k)]
+    if env:
+        line = f"torch threads: {current} (kept: {env[0]}={os.environ[env[0]]} set)"
+    elif current != physical_cores():
+        line = f"torch threads: {current} (kept: set before the harness started; torch's default is {physical_cores()})"
+    else:
+        workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1)
+        threads, why = threads_beside_other_work(current, usable_cores(), 0.0 if workers > 1 else busy_cores(),
+                                                 workers)
+        torch.set_num_threads(threads)
+        line = f"torch threads: {threads} ({why}; torch's default {current})"
+    _THREADS_CHOSEN.append(line)
+    return line

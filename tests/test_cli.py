@@ -51,7 +51,8 @@ def test_bad_input_one_line(tmp_path, capsys, content, reason):
         path.write_bytes(content)
     assert cli.main(["mel", str(path), "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "bad.wav" in err[0] and reason in err[0]
+    # one line names the file and its reason; the last says that nothing was written
+    assert len(err) == 2 and "bad.wav" in err[0] and reason in err[0] and "nothing written" in err[1]
 
 
 def test_silent_and_short(tmp_path, capsys):
@@ -210,3 +211,44 @@ def test_the_cli_names_the_components_and_their_defaults_as_the_stage_engine_doe
     parser = cli.build_parser()
     assert vars(parser.parse_args(["diagnose", "x.wav"]))["vae"] == "scaled"
     assert parser.parse_args(["matrix", "--vae", "scaled", "--vae", "sample"]).vae == ["scaled", "sample"]
+
+
+def _unusable_paths(root):
+    """Every kind of path a command must skip, named with its reason: ``{path: reason}``."""
+    (root / "empty").mkdir()
+    (root / "notes").mkdir()
+    (root / "notes" / "readme.txt").write_text("no audio here")
+    (root / "broken").mkdir()
+    for i in range(3):
+        (root / "broken" / f"b{i}.wav").write_bytes(b"not audio")
+    return {str(root / "empty"): "empty directory", str(root / "notes"): "directory without a usable file",
+            str(root / "missing.wav"): "file not found", str(root / "broken"): "none of its 3 file(s) could be used",
+            str(root / "broken" / "b0.wav"): "not a readable audio file"}
+
+
+@pytest.mark.parametrize("command", [["matrix"], ["diagnose", "--out", "{out}"], ["mel", "--out", "{out}"]])
+def test_nothing_evaluated_exits_2_and_names_every_path_with_its_reason(tmp_path, capsys, command):
+    bad = _unusable_paths(tmp_path)
+    argv = [a.format(out=tmp_path / "out") for a in command]
+    for paths in ([str(tmp_path / "empty")], [p for p in bad if not p.endswith("b0.wav")]):
+        assert cli.main(argv + paths) == 2, paths
+        err = capsys.readouterr().err.strip().splitlines()
+        for path, reason in bad.items():
+            if path in paths or (path.endswith("b0.wav") and len(paths) > 1):
+                assert any(path in line and reason in line for line in err), (path, reason, err)
+        assert err[-1].startswith("harness: error: nothing ") and "no usable file" in err[-1], err
+
+
+def test_a_path_skipped_beside_usable_files_is_named_and_fails_the_command(clip, tmp_path, capsys):
+    empty = tmp_path / "new-data"
+    empty.mkdir()
+    assert cli.main(["mel", str(clip), str(empty), "--out", str(tmp_path / "mels")]) == 2
+    assert (tmp_path / "mels" / "music.npy").exists()
+    assert f"{empty}: empty directory" in capsys.readouterr().err
+
+
+def test_the_directory_suffixes_are_the_golden_readers():
+    from harness.judging import golden
+    from harness.surfaces.cli import common
+
+    assert common.AUDIO_SUFFIXES == golden.AUDIO_SUFFIXES

@@ -4,7 +4,10 @@ from __future__ import annotations
 import json
 import sys
 
-from harness.surfaces.cli.common import GOLDEN_DIR_HELP, add_components, add_model_args, command
+from harness.surfaces.cli.common import (
+    AUDIO_SUFFIXES, GOLDEN_DIR_HELP, Inputs, add_components, add_model_args, command, report_nothing_evaluated,
+    use_threads,
+)
 
 
 def add_parser(sub) -> None:
@@ -16,15 +19,17 @@ harness diagnose my_mel.npy --json                   statistics check of a mel y
                  description="Run the chain stage by stage on your files (or .npy mels) and name the stage that "
                  "loses the most, with the likely cause. Exit status: 0 nothing you can fix; 1 a usage mistake is "
                  "blamed (front-end, VAE or vocoder call), with --strict also a weak model stage; 2 an input could "
-                 "not be used.")
+                 "not be used (every path given and not diagnosed is named with its reason; nothing diagnosed is "
+                 "always 2).")
     add_model_args(p)
-    p.add_argument("files", nargs="+", help="audio files, or log-mel .npy files [frames, 64]")
+    p.add_argument("files", nargs="+", help="audio files, or log-mel .npy files [frames, 64], or directories of them")
     add_components(p)
     p.add_argument("--seconds", type=float, default=10.24, help="analyse at most this many seconds of each file")
     p.add_argument("--out", default="diagnose-report", help="directory of report.html")
     p.add_argument("--json", action="store_true", help="print a JSON list, one object per file")
     p.add_argument("--golden-dir", default=None, help=GOLDEN_DIR_HELP + "; its relative margins judge a variant "
                    "against the correct call")
+    p.add_argument("--verbose", "-v", action="store_true", help="also say how many torch threads were chosen")
     p.add_argument("--strict", action="store_true", help="also exit 1 when the model itself, called correctly, "
                    "is blamed (default: exit 1 only for a usage mistake: front-end, VAE or vocoder call)")
     p.set_defaults(fn=run)
@@ -42,17 +47,21 @@ def run(args) -> int:
     for get, name in ((frontend.get_frontend, args.frontend), (variants.get_vae, args.vae),
                       (variants.get_vocoder, args.vocoder)):
         get(name)
+    inputs = Inputs(args.files, AUDIO_SUFFIXES + (".npy",))
     unusable = {}
-    for path in args.files:
+    for path in inputs.files:
         try:
             diagnose.load_mel(path) if str(path).lower().endswith(".npy") else \
                 audio.load_audio(path, max_seconds=max(args.seconds, 0.1), truncate=True)
         except ValueError as exc:  # AudioError, or a mel of the wrong shape
             unusable[path] = str(exc) if isinstance(exc, audio.AudioError) else f"{path}: {exc}"
-    if len(unusable) == len(args.files):
-        for e in unusable.values():
-            print(f"harness: error: {e}", file=sys.stderr)
-        return 2
+    files = [f for f in inputs.files if f not in unusable]
+    # every path given and not diagnosed is named: missing paths and empty directories, each unreadable file, a
+    # directory none of whose files could be used
+    skipped = inputs.skipped + list(unusable.values()) + inputs.unused_directories(unusable)
+    if not files:
+        return report_nothing_evaluated(skipped, "diagnosed")
+    use_threads("harness diagnose", args.device, args.verbose)
     chain = Chain.load(args.model, args.device, args.dtype)
     try:  # the relative margins judge usage mistakes; without them, the reference's own margin does
         from harness.judging import report, thresholds
@@ -60,11 +69,11 @@ def run(args) -> int:
         margins = thresholds.load(report.find_thresholds(chain.source, args.golden_dir, args.dtype))
     except FileNotFoundError:
         margins = {}
-    diags = diagnose.run_files(chain, args.files, progress=not args.json and len(args.files) > 1,
+    diags = diagnose.run_files(chain, files, progress=not args.json and len(files) > 1,
                                frontend_name=args.frontend, vae=args.vae, vocoder=args.vocoder, seconds=args.seconds,
                                thresholds_data=margins)
     path = diagnose_report.write_html(diags, args.out, model=args.model)
-    errors = [d.record["error"] for d in diags if "error" in d.record]
+    errors = skipped + [d.record["error"] for d in diags if "error" in d.record]
     if args.json:
         print(json.dumps([d.record for d in diags], indent=1))
     else:

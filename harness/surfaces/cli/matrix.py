@@ -5,7 +5,10 @@ import json
 import sys
 from pathlib import Path
 
-from harness.surfaces.cli.common import GOLDEN_DIR_HELP, add_components, add_max_seconds, add_model_args, command
+from harness.surfaces.cli.common import (
+    AUDIO_SUFFIXES, GOLDEN_DIR_HELP, Inputs, add_components, add_max_seconds, add_model_args, command,
+    report_nothing_evaluated,
+)
 
 
 def add_parser(sub) -> None:
@@ -20,7 +23,8 @@ torchrun --standalone --nproc_per_node 4 -m harness matrix --out runs/ds data/  
                  description="Evaluate every front-end x VAE x vocoder combination on your files (default: the "
                  "shipped clips). Exit status: 0 all correct combinations pass and every known mistake is detected "
                  "or not separable on your clips; 1 a correct combination fails or a mistake is missed on a golden "
-                 "clip; 2 only unusable files.")
+                 "clip; 2 nothing evaluated (every path given missing, an empty directory, without an audio file, or "
+                 "unreadable: each is named), or some files unusable.")
     add_model_args(p)
     p.add_argument("files", nargs="*", help="audio files or directories (default: the shipped reference clips)")
     p.add_argument("--json", action="store_true", help="print one JSON record per file x combination")
@@ -42,21 +46,36 @@ def run(args) -> int:
     """``harness matrix``: every combination on user files (or a dataset with ``--out``), judged."""
     from harness.judging import report, verdicts
     from harness.model.chain import Chain
+    from harness.surfaces.cli.common import use_threads
 
     if args.out:
         return _matrix_dataset(args)
+    inputs = Inputs(args.files, AUDIO_SUFFIXES) if args.files else None
+    if inputs is not None and not inputs.files:  # before the model loads: a wrong data path fails in a second
+        if args.json:
+            print("[]")
+        else:
+            print("verdict: NOTHING EVALUATED (no usable file)")
+        return report_nothing_evaluated(inputs.skipped, "evaluated")
+    use_threads("harness matrix", args.device, args.verbose)
     chain = Chain.load(args.model, args.device, args.dtype)
-    records, errors = report.matrix_records(chain, args.files, golden_dir=args.golden_dir,
+    records, errors = report.matrix_records(chain, inputs.files if inputs else [], golden_dir=args.golden_dir,
                                             frontends_=args.frontend, vaes=args.vae, vocoders=args.vocoder,
                                             progress=not args.json, max_seconds=args.max_seconds)
+    # every path given and not evaluated is named: missing paths and empty directories first, then each unreadable
+    # file, then a directory all of whose files were unreadable
+    unread = errors  # one line per file that could not be read: what the summary counts as unusable files
+    errors = (inputs.skipped if inputs else []) + errors + (inputs.unused_directories(errors) if inputs else [])
     for e in errors:
         print(f"harness: error: {e}", file=sys.stderr)
     if args.json:
         print(json.dumps(records, indent=1))
     else:
-        print(report.matrix_summary(records, errors))
+        print(report.matrix_summary(records, unread))
         if args.verbose:
             print("\n" + report.matrix_table(records))
+    if not records:  # nothing evaluated is never a pass
+        return report_nothing_evaluated([], "evaluated")
     if any(r["status"] in verdicts.FAILING for r in records):
         return 1
     return 2 if errors else 0
@@ -64,15 +83,18 @@ def run(args) -> int:
 
 def _matrix_dataset(args) -> int:
     """``harness matrix --out DIR``: sharded over a torchrun launch, resumable (:mod:`harness.judging.dataset`)."""
-    from harness.judging import dataset, golden, matrix, report
+    from harness.judging import dataset, matrix, report
     from harness.model.chain import Chain
 
     shard = dataset.shard_from_env()
     device = dataset.init_distributed(shard, args.device)
     chain = Chain.load(args.model, device, args.dtype)
-    files = [str(f) for f in golden.audio_files(args.files or report.default_files())]
-    if not files:
-        raise ValueError(f"no audio files in {' '.join(args.files)} (looked for {', '.join(golden.AUDIO_SUFFIXES)})")
+    inputs = Inputs(args.files or report.default_files(), AUDIO_SUFFIXES)
+    for line in inputs.skipped:
+        print(f"harness: error: {line}", file=sys.stderr)
+    if not inputs.files:
+        return report_nothing_evaluated([], "evaluated")
+    files = inputs.files
     summary = dataset.evaluate(chain, files, args.out, args.golden_dir,
                                matrix.combinations(args.frontend, args.vae, args.vocoder), args.batch_size, shard,
                                progress=not args.json, max_seconds=args.max_seconds)
@@ -81,4 +103,4 @@ def _matrix_dataset(args) -> int:
     print(json.dumps(summary, indent=1) if args.json else dataset.summary_text(summary, Path(args.out)))
     if summary["failing_records"]:
         return 1
-    return 2 if summary["unusable_files"] else 0
+    return 2 if summary["unusable_files"] or inputs.skipped else 0
