@@ -33,10 +33,16 @@ def test_workers_share_the_cores(monkeypatch):
 
     import torch
 
+    from harness import machine
+
     before = torch.get_num_threads()
     monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "2")
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(machine, "_THREADS_CHOSEN", [])  # a fresh worker process: nothing decided yet
     config = SimpleNamespace(option=SimpleNamespace(dist="load", numprocesses=2))
     try:
+        torch.set_num_threads(machine.physical_cores())  # torch's default, as a fresh worker has it
         plugin._share_cores_among_xdist_workers()
         plugin._group_quality_tests(config)
         assert torch.get_num_threads() == max(1, (os.cpu_count() or 1) // 2)

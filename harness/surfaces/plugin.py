@@ -105,13 +105,23 @@ def _group_quality_tests(config) -> None:
 
 
 def _share_cores_among_xdist_workers() -> None:
-    """On a pytest-xdist worker that runs quality tests: torch threads = cores / workers (two workers of two
-    threads each on two cores thrash)."""
-    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
-    if workers:
-        import torch
+    """Torch threads of this process's quality tests, decided once (:func:`harness.machine.use_free_cores`): the
+    cores other work leaves free, on a pytest-xdist worker its share of the cores (two workers of two threads each
+    on two cores thrash); ``OMP_NUM_THREADS`` or the project's own ``torch.set_num_threads`` are kept. Said in the
+    terminal summary under ``-v``."""
+    from harness import machine
 
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(workers)))
+    machine.use_free_cores()
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Under ``-v``: the torch threads the quality tests ran with (:func:`_share_cores_among_xdist_workers`), at the
+    end, where fixture output is not swallowed by capturing."""
+    import sys
+
+    machine = sys.modules.get("harness.machine")
+    if terminalreporter.config.option.verbose > 0 and machine is not None and machine._THREADS_CHOSEN:
+        terminalreporter.write_line(f"audioldm2-harness: {machine._THREADS_CHOSEN[0]}")
 
 
 def _claimed(metafunc, name: str) -> bool:
@@ -135,7 +145,6 @@ def pytest_generate_tests(metafunc):
     from harness.signal import frontend as frontends
 
     entry_points.load_entry_points()
-    _share_cores_among_xdist_workers()
     if "combination" in wanted and "clip_stage" in wanted:
         pairs = matrix.clip_stage_names(chain_detections(metafunc.config))
         metafunc.parametrize(("combination", "clip_stage"), pairs, ids=[f"{c.id}:{s}" for c, s in pairs])
@@ -323,7 +332,8 @@ def harness_chain(harness_options):
     from harness.model.loading import ModelNotAvailable
     from harness.machine import keep_freed_memory
 
-    _share_cores_among_xdist_workers()
+    if str(harness_options["device"]) in ("cpu", "auto"):
+        _share_cores_among_xdist_workers()
     try:
         chain = Chain.load(harness_options["model"], harness_options["device"], harness_options["dtype"])
     except ModelNotAvailable as exc:
