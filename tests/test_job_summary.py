@@ -94,3 +94,81 @@ def test_the_summary_stays_under_a_mebibyte_and_keeps_every_own_stage_failure():
 def test_an_all_green_run_says_so():
     text = job_summary.markdown([_record(1, False, False)])
     assert "None: every quality test passed" in text and "Closest to their limits" in text
+
+
+def _passing(name: str, metric: str, value: float, limit: float, bound: str, baseline=None):
+    room = (limit - value) if bound == "max" else (value - limit)
+    used = None if baseline is None else round(100.0 * (value - baseline) / (limit - baseline), 1)
+    fig = {"metric": metric, "clip": "clip:speech", "value": value, "limit": limit, "bound": bound,
+           "headroom_pct": round(100.0 * room / abs(limit), 2), "baseline": baseline, "margin_used_pct": used,
+           "ok": True}
+    return (f"test_quality.py::test_matrix[{name}]", "passed",
+            {"harness_combination": name, "harness_stage": "chain", "harness_verdict": "pass",
+             "harness_figures": json.dumps([fig])})
+
+
+def test_a_failure_reads_as_the_condition_that_holds_with_its_margin():
+    ceiling = _record(1, True, False)
+    floor_fig = {"metric": "mel_snr", "clip": "clip:noise", "value": 16.7, "limit": 22.2, "bound": "min",
+                 "headroom_pct": -24.8, "baseline": 24.7, "margin_used_pct": 320.0, "ok": False}
+    floor = ("t::floor", "failed", {**ceiling[2], "harness_combination": "floor-combo",
+                                    "harness_figures": json.dumps([floor_fig])})
+    text = job_summary.markdown([ceiling, floor])
+    assert "mel_l1 1.5 > limit 1 (over by 0.5) on `clip:1`" in text
+    assert "mel_snr 16.7 < floor 22.2 (under by 5.5) on `clip:noise`" in text
+    assert "<= 1 on" not in text and ">= 22.2 on" not in text  # never the condition that failed
+
+
+def test_the_closest_figures_are_the_tight_ones_tightest_first():
+    records = [_passing(f"roomy{i}", "mel_l1", 0.1, 1.0, "max") for i in range(5)]  # 90 % headroom: not shown
+    records += [_passing(f"tight{i}", "mel_l1", 1.0 - 0.01 * i, 1.0, "max", baseline=0.5) for i in range(1, 21)]
+    records.append(_passing("snr", "mel_snr", 26.24, 25.24, "min", baseline=26.24))  # 4 % headroom
+    text = job_summary.markdown(records)
+    section = text.split("## Closest to their limits")[1].split("## Drift")[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    assert "roomy" not in section and len(rows) == job_summary.TOP
+    shown = [float(re.search(r"\(([-\d.]+) %\) \|", r).group(1)) for r in rows]
+    assert shown == sorted(shown) and shown[0] == 1.0
+    assert "(15 of 21)" in section
+    assert "`snr`" in section and "0 % (at calibration)" in section and "-0 %" not in section
+    assert "| 98 % |" in section  # tight1: 0.99 from a baseline of 0.5 towards 1.0
+
+
+def test_margin_used_never_reads_minus_zero_and_better_than_calibration_says_so():
+    assert job_summary._used({"margin_used_pct": -0.2}) == "0 % (at calibration)"
+    assert job_summary._used({"margin_used_pct": -40.0}) == "0 % (better than calibration)"
+    assert job_summary._used({"margin_used_pct": 64.4}) == "64 %"
+
+
+def test_the_header_counts_every_harness_test_as_pytest_does(pytester):
+    pytester.makepyfile(test_counts="""
+        import pytest
+
+        def test_options(harness_options):
+            assert harness_options["model"]
+
+        def test_skipped(harness_options):
+            pytest.skip("no figures, still a harness test")
+
+        def test_fails(harness_options):
+            assert False
+
+        @pytest.mark.parametrize("harness_frontend", ["mine"])
+        def test_param(harness_frontend):
+            pass
+
+        def test_not_ours():
+            pass
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--harness-summary=summary.md")
+    result.assert_outcomes(passed=3, failed=1, skipped=1)
+    text = (pytester.path / "summary.md").read_text()
+    assert "4 harness tests: 1 failed, 2 passed, 1 skipped\n" in text, text
+
+
+def test_changed_dependencies_are_said_once():
+    rec = _record(1, True, False)
+    rec[2]["harness_drift"] = "diffusers 0.42.1 -> 0.43.0"
+    text = job_summary.markdown([rec, (rec[0] + "b", "failed", dict(rec[2]))])
+    assert text.count("Dependencies changed since the goldens:** diffusers 0.42.1 -> 0.43.0") == 1
+    assert "Dependencies changed" not in job_summary.markdown([_record(1, True, False)])

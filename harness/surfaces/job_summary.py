@@ -32,13 +32,27 @@ def _figures(props: Dict[str, object]) -> List[dict]:
     return json.loads(props.get("harness_figures", "[]"))
 
 
+#: how a failed figure compares with its limit (the condition that holds, not the one that failed) and what the limit
+#: is called, per bound: a ceiling (max), a floor (min), what a known mistake must reach to be detected (detect_*)
+_BREACH = {"max": (">", "limit"), "min": ("<", "floor"), "detect_max": (">", "needed to detect"),
+           "detect_min": ("<", "needed to detect")}
+
+
+def _breach(f: dict) -> str:
+    """A failed figure as the condition that holds: ``mel_l1 0.9315 > limit 0.01 (over by 0.9215) on `clip```."""
+    op, name = _BREACH.get(f["bound"], ("vs", "limit"))
+    gap = abs(f["value"] - f["limit"])
+    how = ("over" if op == ">" else "under") if not f["bound"].startswith("detect") else "short"
+    clip = f" on `{f['clip']}`" if f.get("clip") else ""
+    return f"{f['metric']} {f['value']:.4g} {op} {name} {f['limit']:.4g} ({how} by {gap:.3g}){clip}"
+
+
 def _failure_line(nodeid: str, props: Dict[str, object]) -> str:
     figs = [f for f in _figures(props) if not f["ok"]]
     if props.get("harness_error"):
         what = f"error: {str(props['harness_error'])[:120]}"
     elif figs:
-        what = "; ".join(f"{f['metric']} {f['value']:.4g} {'<=' if f['bound'] in ('max', 'detect_max') else '>='} "
-                         f"{f['limit']:.4g} on `{f['clip']}`" for f in figs)
+        what = "; ".join(_breach(f) for f in figs)
     else:
         what = "see the test's output"
     evidence = f" — evidence `{props['harness_evidence']}`" if props.get("harness_evidence") else ""
@@ -70,7 +84,7 @@ def _failures(records: Sequence[Tuple[str, str, Dict]], level: int) -> List[str]
             lines += [f"- at stage '{stage}' ({len(names)}): " + ", ".join(names) for stage, names in stages.items()]
             lines.append("\nEvidence: `<report dir>/<combination>-<stage>/`.\n")
         elif own:
-            lines += ["| combination | stage | verdict | value vs limit |", "|---|---|---|---|"]
+            lines += ["| combination | stage | verdict | what failed |", "|---|---|---|---|"]
             lines += [_failure_line(n, p) for n, p in own]
             lines.append("")
         if after:
@@ -89,24 +103,47 @@ def _failures(records: Sequence[Tuple[str, str, Dict]], level: int) -> List[str]
     return lines
 
 
+#: a passing figure with less headroom than this (in % of its limit) is shown among those closest to their limits
+TIGHT_PCT = 25.0
+
+
+def _used(f: dict) -> str:
+    """The calibrated margin a figure has used, said as what it means: the band between calibration's value on the
+    same clip (0 %) and the limit (100 %). A figure at calibration's value has used none of it, however narrow the
+    band (its headroom says how narrow); one better than calibration's value has used none either."""
+    used = f.get("margin_used_pct")
+    if used is None:
+        return "-"
+    if abs(used) < 0.5:  # round-off either side of calibration's value: not -0 %
+        return "0 % (at calibration)"
+    return f"{used:.0f} %" if used > 0 else "0 % (better than calibration)"
+
+
 def _closest(records, top: int) -> List[str]:
-    """The passing figures with the least room: by the share of the calibrated margin they have used up
-    (0 % at calibration's value, 100 % at the limit), else by headroom in % of the limit."""
+    """The passing figures with the least headroom (room before the verdict flips, in % of the limit), tightest
+    first: only those under :data:`TIGHT_PCT`, at most ``top`` of them."""
+    if top <= 0:  # the last resort of a summary over its size limit: failures only
+        return []
     rows = []
     for _, o, p in records:
         for f in _figures(p) if o == "passed" else []:
-            used = f.get("margin_used_pct")
-            rows.append((-(used if used is not None else 100.0 - f["headroom_pct"]), p, f))
-    if not rows:
-        return []
+            if f.get("headroom_pct") is not None and f["headroom_pct"] < TIGHT_PCT:
+                rows.append((f["headroom_pct"], p, f))
     rows.sort(key=lambda r: r[0])
+    if not rows:
+        return ["## Closest to their limits\n", f"No passing figure is within {TIGHT_PCT:.0f} % of its limit.\n"]
     lines = ["## Closest to their limits\n",
-             "| combination | stage | metric | clip | value | limit | margin used | headroom |",
+             f"Passing figures within {TIGHT_PCT:.0f} % of their limit, tightest first"
+             + (f" ({min(top, len(rows))} of {len(rows)})" if len(rows) > top else "") + ". Headroom: the room left "
+             "before the verdict flips, in the metric's units and in % of the limit; margin used: how far the figure has moved from "
+             "calibration's value on the same clip (0 %) towards the limit (100 %).\n",
+             "| combination | stage | metric | clip | value | limit | headroom | margin used |",
              "|---|---|---|---|---|---|---|---|"]
     for _, p, f in rows[:top]:
-        used = "-" if f.get("margin_used_pct") is None else f"{f['margin_used_pct']:.0f} %"
+        op = "<=" if f["bound"] in ("max", "detect_max") else ">="
         lines.append(f"| `{p['harness_combination']}` | {p['harness_stage']} | {f['metric']} | `{f['clip']}` | "
-                     f"{f['value']:.4g} | {f['limit']:.4g} | {used} | {f['headroom_pct']:.1f} % |")
+                     f"{f['value']:.4g} | {op} {f['limit']:.4g} | {abs(f['limit'] - f['value']):.3g} "
+                     f"({f['headroom_pct']:.1f} %) | {_used(f)} |")
     return lines + [""]
 
 
@@ -162,9 +199,35 @@ def _speed(records) -> List[str]:
     return lines + [""]
 
 
-def markdown(records: Sequence[Tuple[str, str, Dict[str, object]]]) -> str:
+#: pytest's order of the outcomes in its summary line
+_ORDER = ("failed", "passed", "skipped", "deselected", "xfailed", "xpassed", "error")
+
+
+def _counts(counts: Dict[str, int]) -> str:
+    known = [o for o in _ORDER if counts.get(o)] + sorted(o for o in counts if o not in _ORDER and counts[o])
+    return ", ".join(f"{counts[o]} {o}" for o in known) or "none ran"
+
+
+def _dependencies(records) -> List[str]:
+    """The ``harness_drift`` properties (packages whose versions changed since the goldens were made), once each."""
+    changed = sorted({str(p["harness_drift"]) for _, _, p in records if p.get("harness_drift")})
+    return [f"**Dependencies changed since the goldens:** {'; '.join(changed)}. A failure may come from them rather "
+            "than from your code: compare with the versions the goldens were made with before re-calibrating.\n"] \
+        if changed else []
+
+
+def markdown(records: Sequence[Tuple[str, str, Dict[str, object]]], counts: Dict[str, int] = None) -> str:
     """The summary of ``records``: ``(node id, outcome, {harness_* property: value})`` per quality test or timed
     benchmark (those carry :data:`SPEED_KEY`).
+
+    Parameters
+    ----------
+    records : sequence of tuple
+        The tests that recorded figures.
+    counts : dict, optional
+        ``{outcome: number}`` of every harness test as pytest's summary line counts them (``failed``, ``passed``,
+        ``skipped``, ``error``, ...), those without figures included; the header says them. Without it the header
+        counts ``records``.
 
     Returns
     -------
@@ -173,16 +236,20 @@ def markdown(records: Sequence[Tuple[str, str, Dict[str, object]]]) -> str:
         named in it.
     """
     speed = [r for r in records if SPEED_KEY in r[2]]
-    records = [r for r in records if SPEED_KEY not in r[2]]
-    outcomes = defaultdict(int)
-    for _, o, _ in records:
-        outcomes[o] += 1
-    head = ["# AudioLDM2 reconstruction quality\n",
-            f"{len(records)} quality tests: " + ", ".join(f"{c} {o}" for o, c in sorted(outcomes.items())) + "\n"]
-    if not records:
-        head = ["# AudioLDM2 reconstruction speed\n"]
+    quality_records = [r for r in records if SPEED_KEY not in r[2]]
+    if counts is None:
+        own = defaultdict(int)
+        for _, o, _ in quality_records:
+            own[o] += 1
+        line = f"{len(quality_records)} quality tests: {_counts(own)}\n" if quality_records else None
+    else:
+        line = f"{sum(counts.values())} harness tests: {_counts(counts)}\n"
+    title = "# AudioLDM2 reconstruction quality\n" if quality_records or not speed else \
+        "# AudioLDM2 reconstruction speed\n"
+    head = [title] + ([line] if line else []) + _dependencies(records)
     for level, top in ((0, TOP), (1, TOP), (2, TOP), (2, 0)):
-        quality = (_failures(records, level) + _closest(records, top) + _drift(records, top)) if records else []
+        quality = (_failures(quality_records, level) + _closest(quality_records, top) + _drift(quality_records, top)) \
+            if quality_records else []
         text = "\n".join(head + _speed(speed) + quality) + "\n"
         if len(text.encode()) <= MAX_BYTES:
             return text

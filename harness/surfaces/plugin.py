@@ -257,15 +257,46 @@ def pytest_xdist_make_scheduler(config, log):
     return HarnessGroupScheduling(config, log)
 
 
+#: the plugin's fixtures: a test that uses one (or a parameter of :data:`PARAMETERS`) is a harness test, counted in
+#: ``--harness-summary``'s header whether or not it recorded figures
+FIXTURES = ("harness_options", "harness_chain", "golden_set", "harness_matrix", "harness_thresholds",
+            "harness_quality", "harness_bench", "harness_speed_gate")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Mark the reports of harness tests (``report.harness_test``): an attribute of the report, so it reaches the
+    pytest-xdist controller with it, where :func:`pytest_runtest_logreport` counts the outcomes."""
+    outcome = yield
+    names = set(getattr(item, "fixturenames", ()))
+    if names & set(FIXTURES + PARAMETERS):
+        outcome.get_result().harness_test = True
+
+
 def pytest_runtest_logreport(report):
-    """Keep the figures of every quality test (its ``harness_*`` JUnit properties) for ``--harness-summary``;
-    under pytest-xdist they arrive here, on the controller, with each report."""
+    """Keep the figures of every quality test (its ``harness_*`` JUnit properties) and the outcome of every harness
+    test, as pytest's terminal summary counts it, for ``--harness-summary``; under pytest-xdist they arrive here, on
+    the controller, with each report."""
     if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
         if any(k.startswith(PROPERTY_PREFIX) for k, _ in report.user_properties):
             _FIGURES.append((report.nodeid, report.outcome, dict(report.user_properties)))
+    if getattr(report, "harness_test", False) and _CONFIG:
+        # the category pytest's own summary line counts the report under ("" for a setup or teardown that passed)
+        category = _CONFIG[0].hook.pytest_report_teststatus(report=report, config=_CONFIG[0])[0]
+        if category:
+            _OUTCOMES[category] = _OUTCOMES.get(category, 0) + 1
 
 
 _FIGURES: list = []
+_OUTCOMES: dict = {}
+_CONFIG: list = []
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionstart(session):
+    """Keep the config for :func:`pytest_runtest_logreport`, which pytest calls without it."""
+    _CONFIG[:] = [session.config]
+    _OUTCOMES.clear()
 
 
 def pytest_sessionfinish(session):
@@ -275,9 +306,12 @@ def pytest_sessionfinish(session):
     if target:
         from harness.surfaces import job_summary
 
-        path = job_summary.write(target, job_summary.markdown(_FIGURES))
-        config.get_terminal_writer().line(f"audioldm2-harness: summary of {len(_FIGURES)} tests in {path}")
+        text = job_summary.markdown(_FIGURES, counts=dict(_OUTCOMES))
+        path = job_summary.write(target, text)
+        config.get_terminal_writer().line(f"audioldm2-harness: summary of {sum(_OUTCOMES.values())} harness tests "
+                                          f"in {path}")
     _FIGURES.clear()
+    _OUTCOMES.clear()
 
 
 @pytest.fixture(scope="session")
