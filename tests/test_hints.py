@@ -133,6 +133,8 @@ def test_arrays_that_cannot_be_compared_are_refused_by_name():
         hint("vocoder", _wave(), _mel())
     with pytest.raises(ValueError, match="output holds NaN"):
         hint("frontend", np.full((10, 64), np.nan), _mel(frames=10))
+    with pytest.raises(ValueError, match="unknown stage 'mel'"):
+        hint("mel", _mel(), _mel())
     with pytest.raises(ValueError, match="reference: expected a mel"):
         hint("frontend", _mel(), np.zeros((2, 3, 4, 5)))
 
@@ -157,6 +159,13 @@ SLIP_KINDS = {
     "slip-noise": ("vocoder", Kind.NOISE), "slip-truncated": ("vocoder", Kind.LENGTH),
     "slip-clipping": ("vocoder", Kind.CLIPPING), "slip-resample-8k": ("vocoder", Kind.BAND_LOSS),
     "slip-gain": ("vocoder", Kind.GAIN),
+}
+#: the matrix's known mistakes (harness list), each at its golden stage
+KNOWN_MISTAKE_KINDS = {
+    "power-mel": ("frontend", Kind.AFFINE), "log10-mel": ("frontend", Kind.AFFINE),
+    "seed-librosa-db": ("frontend", Kind.AFFINE), "htk-mel": ("frontend", Kind.SLOPE),
+    "no-decode-scale": ("decode", Kind.SCALE), "double-scale": ("decode", Kind.SCALE),
+    "unscaled": ("decode", Kind.SCALE), "no-encode-scale": ("roundtrip", Kind.SCALE),
 }
 
 #: run in a child process: importing the slips registers them, which must not reach this run's matrix
@@ -187,27 +196,34 @@ found = {}
 for name, stage in json.loads(sys.argv[4]).items():
     with torch.inference_mode():
         out, ref = pair[stage](name)
-    found[name] = [hint(stage, o, r).kind.value for o, r in zip(out.float().numpy(), ref.float().numpy())]
+    found[name] = [(h.kind.value, h.sentence) for h in
+                   (hint(stage, o, r) for o, r in zip(out.float().numpy(), ref.float().numpy()))]
 print("HINTS " + json.dumps(found))
 """
 
 
-def test_every_slip_is_named_by_its_hint(harness_options, tmp_path):
-    """Each slip's output at its golden stage against the correct call's: the hint names the slip's kind on every
-    golden case (the hit rate is printed; all of them is what this test holds)."""
+def test_every_slip_and_known_mistake_is_named_by_its_hint(harness_options, tmp_path):
+    """Each slip's (and each known mistake's) output at its golden stage against the correct call's: the hint names
+    its kind on every golden case. The hit rates are printed; all of them is what this test holds."""
     golden = harness_options["golden_dir"].resolve()
     if not (golden / "manifest.json").exists():
         pytest.skip(f"no goldens in {golden}")
     script = tmp_path / "slip_hints.py"
     script.write_text(SLIP_SCRIPT)
     variants = pathlib.Path(__file__).parent / "user_variants"
-    stages_of = {name: stage for name, (stage, _) in SLIP_KINDS.items()}
+    expected = {**SLIP_KINDS, **KNOWN_MISTAKE_KINDS}
     run = subprocess.run([sys.executable, str(script), str(variants), str(golden), harness_options["model"],
-                          json.dumps(stages_of)], capture_output=True, text=True, timeout=600)
+                          json.dumps({name: stage for name, (stage, _) in expected.items()})],
+                         capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     found = json.loads(run.stdout.split("HINTS ", 1)[1])
-    missed = {name: kinds for name, kinds in found.items() if set(kinds) != {SLIP_KINDS[name][1].value}}
-    hits = len(found) - len(missed)
-    print(f"slip hints: {hits}/{len(SLIP_KINDS)} slips named on every golden case")
-    assert set(found) == set(SLIP_KINDS)
-    assert not missed, {n: (SLIP_KINDS[n][1].value, k) for n, k in missed.items()}
+    assert set(found) == set(expected)
+    missed = {name: [k for k, _ in hints] for name, hints in found.items()
+              if {k for k, _ in hints} != {expected[name][1].value}}
+    for group, names in (("slips", SLIP_KINDS), ("known mistakes", KNOWN_MISTAKE_KINDS)):
+        print(f"hints name {len([n for n in names if n not in missed])}/{len(names)} {group} on every golden case")
+    assert not missed, {n: (expected[n][1].value, k) for n, k in missed.items()}
+    # the fitted slope names the convention
+    assert all("power mel" in sentence for _, sentence in found["power-mel"])
+    assert all("log10 instead of ln" in sentence for _, sentence in found["log10-mel"])
+    assert all("HTK" in sentence for _, sentence in found["htk-mel"])
