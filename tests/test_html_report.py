@@ -43,7 +43,8 @@ def records(tmp_path):
                "harness_figures": json.dumps(figures), "harness_evidence": str(ev),
                "harness_culprit": "vocoder 'ours-vocoder' (registered by this project)",
                "harness_fix": "fix vocoder 'ours-vocoder' <clipped>",
-               html_report.DEPENDENCIES_KEY: json.dumps({"torch": ["2.12.0", "2.13.0"]})}
+               html_report.DEPENDENCIES_KEY: "torch 2.12.0 -> 2.13.0 (goldens, thresholds); numpy 2.2.6 -> 2.3.1 "
+                                                "(goldens)"}
     passing = {"harness_combination": "audioldm2-scaled-hifigan", "harness_stage": "vocoder", "harness_verdict": "pass",
                "harness_metric": "mel_l1", "harness_value": 0.2, "harness_limit": 0.35}
     return [(PASSING, "passed", passing), (FAILING, "failed", failing)]
@@ -60,7 +61,8 @@ def test_the_page_holds_the_failure_first_with_its_audio_figure_and_table(record
     assert text.index("<b>golden</b>") < text.index("<b>input</b>") < text.index("<b>yours</b>")
     # the dependencies block, then the failure, then the stage table with the failing row first
     assert text.index("Dependencies changed") < text.index("Failures (1)") < text.index("Stages (2)")
-    assert "2.12.0 -&gt; 2.13.0" in text and "&lt;clipped&gt;" in text  # escaped, never raw HTML
+    assert "<code>torch</code></td><td>2.12.0 -&gt; 2.13.0 (goldens, thresholds)" in text
+    assert "<code>numpy</code>" in text and "&lt;clipped&gt;" in text  # escaped, never raw HTML
     table = text[text.index("Stages (2)"):]
     assert table.index("audioldm2-scaled-ours-vocoder") < table.index("audioldm2-scaled-hifigan<")
     assert "clip:tone" in text and "&le; 0.35" in text

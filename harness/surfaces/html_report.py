@@ -40,9 +40,9 @@ from harness import atomic
 MAX_BYTES = 20 * 1024 * 1024
 #: bytes of audio embedded in the page (before base64); more is copied beside it and linked
 AUDIO_BUDGET = 12 * 1024 * 1024
-#: the record property naming what the run's dependencies changed: a JSON object ``{package: [old, new]}``
-#: or ``{package: "old -> new"}``, or plain text
-DEPENDENCIES_KEY = "harness_dependencies_changed"
+#: the record property naming the dependencies installed at other versions than the goldens or thresholds were
+#: made with (:func:`harness.judging.quality.dependency_drift`): ``"torch 2.12.0 -> 2.13.0 (goldens); ..."``
+DEPENDENCIES_KEY = "harness_drift"
 #: the record property of a fix hint (:mod:`harness.judging.hints`), shown under the fix when present
 HINT_KEY = "harness_hint"
 #: where linked (not embedded) audio and images are copied, under the report's directory
@@ -121,7 +121,8 @@ def write(directory, records: Iterable[Record], *, max_bytes: int = MAX_BYTES,
     directory.mkdir(parents=True, exist_ok=True)
     # audio may take half the page at most (base64 makes 4 bytes of 3), whatever budget is asked
     media = _Media(directory, min(audio_budget, (max_bytes // 2) * 3 // 4))
-    failed = [r for r in records if r[1] == "failed"]
+    # a culprit's own failures before those that follow from them (fix the first, the others may go)
+    failed = sorted((r for r in records if r[1] == "failed"), key=lambda r: bool(r[2].get("harness_follows_from")))
     body = [f"<h1>{_e(title)}</h1>", _summary(records)]
     body += _dependencies(records)
     body.append(f"<h2>Failures ({len(failed)})</h2>")
@@ -166,27 +167,22 @@ def _summary(records: Sequence[Record]) -> str:
 
 
 def _dependencies(records: Sequence[Record]) -> List[str]:
-    """The dependencies block: every distinct change any record names, once."""
+    """The dependencies block: every changed package any record names (``"<package> <old> -> <new> (<made
+    with>)"`` entries joined by ``"; "``), once."""
     changes: Dict[str, str] = {}
-    texts: List[str] = []
     for _, _, props in records:
-        value = props.get(DEPENDENCIES_KEY)
-        if not value:
-            continue
-        parsed = _json(value)
-        if isinstance(parsed, dict):
-            for package, change in parsed.items():
-                changes[str(package)] = (" -> ".join(map(str, change)) if isinstance(change, (list, tuple))
-                                         else str(change))
-        elif str(value) not in texts:
-            texts.append(str(value))
-    if not changes and not texts:
+        for entry in str(props.get(DEPENDENCIES_KEY) or "").split(";"):
+            package, _, change = entry.strip().partition(" ")
+            if package:
+                changes[entry.strip()] = change
+    if not changes:
         return []
-    rows = "".join(f"<tr><td><code>{_e(p)}</code></td><td>{_e(c)}</td></tr>" for p, c in sorted(changes.items()))
-    table = f"<table><tr><th>package</th><th>change</th></tr>{rows}</table>" if rows else ""
-    extra = "".join(f"<p>{_e(t)}</p>" for t in texts)
-    return ["<div class=\"deps\"><h2>Dependencies changed</h2><p>Figures may move because these changed since "
-            f"the limits were calibrated, not because of the code under test.</p>{table}{extra}</div>"]
+    rows = "".join(f"<tr><td><code>{_e(entry.partition(' ')[0])}</code></td><td>{_e(change)}</td></tr>"
+                   for entry, change in sorted(changes.items()))
+    return ["<div class=\"deps\"><h2>Dependencies changed</h2><p>These packages are installed at other versions "
+            "than the goldens or the thresholds were made with: a failure may come from them rather than from your "
+            "code. Compare with the recorded versions before re-calibrating.</p>"
+            f"<table><tr><th>package</th><th>version (made with)</th></tr>{rows}</table></div>"]
 
 
 def _json(value):
