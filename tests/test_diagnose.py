@@ -136,7 +136,7 @@ def test_bad_files_give_one_line_each_and_keep_the_others(capsys, tmp_path):
         assert any(name in ln and reason in ln for ln in lines), (name, lines)
     good = [r for r in records if "error" not in r]
     assert [Path(r["file"]).name for r in good] == ["music.flac"] and good[0]["verdict"]["stage"]
-    assert len(records) == len(expected) + 1
+    assert len(records) == len(expected)  # missing.wav, a path that does not exist, is named on stderr only
     page = (tmp_path / "rep" / "report.html").read_text()
     assert "music.flac" in page and "oddrate.wav" in page and "<audio" in page
 
@@ -183,7 +183,8 @@ def test_unusable_inputs_fail_before_the_model_loads(capsys, tmp_path, monkeypat
     monkeypatch.setattr(Chain, "load", no_model)
     (tmp_path / "bad.wav").write_bytes(b"RIFF nothing")
     code, _, err = run(capsys, tmp_path / "bad.wav", tmp_path / "missing.flac", "--out", tmp_path / "rep")
-    assert code == 2 and err.count("harness: error: ") == 2 and "missing.flac" in err
+    assert code == 2 and err.count("harness: error: ") == 3 and "missing.flac" in err
+    assert err.strip().splitlines()[-1] == "harness: error: nothing diagnosed: no usable file among the paths given"
 
 
 def test_a_low_rate_input_is_flagged_with_the_lost_band(capsys, tmp_path):
@@ -255,3 +256,31 @@ def test_mel_figure_has_no_overlapping_text_and_no_empty_panel(rows):
         assert len(first.get_lines()) == sum(m is not None for _, m in panels) and not first.get_images()
     finally:
         plt.close(fig)
+
+
+@pytest.mark.parametrize("name", sorted(CLIPS))
+def test_the_shipped_clips_do_not_read_as_a_failure(capsys, tmp_path, name):
+    """A new user's first diagnose, on the package's own clip with its own small model: no red verdict, the
+    figures shown, and what the bundled model is said plainly."""
+    code, out, _ = run(capsys, CLIPS[name], "--out", tmp_path / "rep")
+    assert code == 0
+    assert "undertrained" not in out and "mismatched" not in out and "\nverdict [vocoder]" not in out
+    last = out.strip().splitlines()[-2]  # the verdict or note line, before "wrote ..."
+    assert last.startswith(("note [", "verdict [none]")), last
+    if last.startswith("note ["):
+        assert "bundled 'tiny' model" in last and "absolute quality is limited" in last and "nats" in last
+    page = (tmp_path / "rep" / "report.html").read_text()
+    assert "class='verdict bad'" not in page and "<tr class='bad'>" not in page
+
+
+def test_a_weak_stage_of_another_model_still_reads_as_one():
+    from harness.surfaces.diagnose import stages as dstages
+
+    stages = {"frontend": {"metrics": {"mel_l1": 0.0}}, "vae": {"metrics": {"mel_l1": 0.2}},
+              "vocoder": {"metrics": {"mel_l1": 0.59}}, "griffin_lim": {"metrics": {"mel_l1": 0.14}},
+              "chain": {"metrics": {"mel_l1": 0.6}}}
+    theirs = dstages.verdict([], stages)
+    ours = dstages.verdict([], stages, bundled="tiny")
+    assert theirs["kind"] == ours["kind"] == "model" and "tone" not in theirs and ours["tone"] == "note"
+    assert "undertrained or mismatched vocoder weights" in theirs["message"]
+    assert "undertrained" not in ours["message"] and "0.45 more than the Griffin-Lim baseline" in ours["message"]

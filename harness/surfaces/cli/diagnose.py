@@ -55,12 +55,10 @@ def run(args) -> int:
                 audio.load_audio(path, max_seconds=max(args.seconds, 0.1), truncate=True)
         except ValueError as exc:  # AudioError, or a mel of the wrong shape
             unusable[path] = str(exc) if isinstance(exc, audio.AudioError) else f"{path}: {exc}"
-    files = [f for f in inputs.files if f not in unusable]
-    # every path given and not diagnosed is named: missing paths and empty directories, each unreadable file, a
-    # directory none of whose files could be used
-    skipped = inputs.skipped + list(unusable.values()) + inputs.unused_directories(unusable)
-    if not files:
-        return report_nothing_evaluated(skipped, "diagnosed")
+    if len(unusable) == len(inputs.files):  # before the model loads: a wrong data path fails in a second
+        return report_nothing_evaluated(inputs.skipped + list(unusable.values())
+                                        + inputs.unused_directories(unusable), "diagnosed")
+    files = inputs.files  # the unusable ones too: each gets its section in the report, with its error
     use_threads("harness diagnose", args.device, args.verbose)
     chain = Chain.load(args.model, args.device, args.dtype)
     try:  # the relative margins judge usage mistakes; without them, the reference's own margin does
@@ -73,7 +71,10 @@ def run(args) -> int:
                                frontend_name=args.frontend, vae=args.vae, vocoder=args.vocoder, seconds=args.seconds,
                                thresholds_data=margins)
     path = diagnose_report.write_html(diags, args.out, model=args.model)
-    errors = skipped + [d.record["error"] for d in diags if "error" in d.record]
+    # every path given and not diagnosed is named: missing paths and empty directories, each unusable file, a
+    # directory none of whose files could be used
+    bad = [d.record["error"] for d in diags if "error" in d.record]
+    errors = inputs.skipped + bad + inputs.unused_directories(bad)
     if args.json:
         print(json.dumps([d.record for d in diags], indent=1))
     else:

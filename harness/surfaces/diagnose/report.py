@@ -67,7 +67,9 @@ def format_table(record: dict) -> str:
         lines.append("  ".join(c.ljust(w) if i < 2 or i == len(r) - 1 else c.rjust(w)
                                for i, (c, w) in enumerate(zip(r, widths))).rstrip())
     lines.append(f"({UNITS})")
-    lines.append(f"verdict [{record['verdict']['stage']}]: {record['verdict']['message']}")
+    v = record["verdict"]
+    # a note (the bundled model's own limits) is not a verdict against the user's code: it is not called one
+    lines.append(f"{'note' if v.get('tone') == 'note' else 'verdict'} [{v['stage']}]: {v['message']}")
     return "\n".join(lines)
 
 
@@ -77,7 +79,7 @@ CSS = """body{font-family:system-ui,sans-serif;margin:1.5em;color:#222;max-width
 h1{font-size:1.4em}h2{font-size:1.15em;border-top:1px solid #ccc;padding-top:.8em}
 table{border-collapse:collapse;font-size:.85em}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}
 td:first-child,td:nth-child(2),th{text-align:left}.err{color:#b00;text-align:left}
-.verdict{padding:.5em .8em;border-radius:4px;background:#e8f5e9}.verdict.bad{background:#fdecea}
+.verdict{padding:.5em .8em;border-radius:4px;background:#e8f5e9}.verdict.bad{background:#fdecea}.verdict.note{background:#eef1f5}
 .flag{color:#b00}.info{color:#555}img{max-width:100%;border:1px solid #eee}
 .players{display:flex;flex-wrap:wrap;gap:1em}.players figure{margin:0}figcaption{font-size:.8em}
 table.summary td.msg{text-align:left;max-width:60em}table.summary tr.bad td:nth-child(3){color:#b00;font-weight:bold}
@@ -123,11 +125,17 @@ def _summary(diags: Sequence[Diagnosis]) -> str:
     e = html.escape
     rows = summary_rows(diags)
     out = ["<table class='summary'><tr>" + "".join(f"<th>{e(h)}</th>" for h in rows[0]) + "</tr>"]
-    for i, row in enumerate(rows[1:]):
-        bad = row[2] != "none"
-        out.append(f"<tr class='{'bad' if bad else 'good'}'><td><a href='#{_anchor(i)}'>{e(Path(row[0]).name)}</a>"
+    for i, (row, d) in enumerate(zip(rows[1:], diags)):
+        tone = "error" if "error" in d.record else _tone(d.record["verdict"]).strip()
+        out.append(f"<tr class='{'good' if not tone else 'note' if tone == 'note' else 'bad'}'><td><a href='#{_anchor(i)}'>{e(Path(row[0]).name)}</a>"
                    "</td>" + "".join(f"<td>{e(v)}</td>" for v in row[1:5]) + f"<td class='msg'>{e(row[5])}</td></tr>")
     return "\n".join(out) + "</table>"
+
+
+def _tone(v: dict) -> str:
+    """The verdict's CSS class suffix: green when nothing stands out, neutral for a note about the bundled model,
+    red for a finding."""
+    return "" if v["stage"] == "none" else " note" if v.get("tone") == "note" else " bad"
 
 
 def _section(diag: Diagnosis, index: int) -> str:
@@ -138,7 +146,7 @@ def _section(diag: Diagnosis, index: int) -> str:
     c = r["checks"]
     out = [f"{head}<p>front-end <b>{e(r['frontend'] or 'n/a (.npy mel)')}</b>, VAE <b>{e(r['vae'])}</b>, "
            f"vocoder <b>{e(r['vocoder'])}</b></p>",
-           f"<p class='verdict{'' if r['verdict']['stage'] == 'none' else ' bad'}'><b>verdict "
+           f"<p class='verdict{_tone(r['verdict'])}'><b>{'note' if r['verdict'].get('tone') == 'note' else 'verdict'} "
            f"[{e(r['verdict']['stage'])}]</b>: {e(r['verdict']['message'])}</p>",
            f"<p>input: {e(_input_line(c['input']))}<br>front-end mel: {e(_stats(c['frontend']['stats']))}"
            + (f"<br>expected (audioldm2 mel of this audio): {e(_stats(c['frontend']['reference']))}"
