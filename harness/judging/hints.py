@@ -54,7 +54,7 @@ Wiring it into a failure, one failing item ``i`` of a batch (a mel ``[b, 1, T, 6
     from harness.judging.hints import hint
 
     found = hint(stage, out[i].cpu().numpy(), reference[i].cpu().numpy())
-    message += f"\nlikely cause: {found.sentence}"
+    message = f"{message} (likely cause: {found.sentence})"
     properties.append(("harness_hint", found.sentence))   # shown by harness.surfaces.html_report
 """
 from __future__ import annotations
