@@ -68,6 +68,16 @@ def test_the_page_holds_the_failure_first_with_its_audio_figure_and_table(record
     assert "clip:tone" in text and "&le; 0.35" in text
 
 
+def test_several_failures_are_listed_first_with_links_the_culprits_own_before_its_consequences(records, tmp_path):
+    failing = records[1]
+    after = ("tests/test_quality.py::test_matrix[audioldm2-scaled-ours-vocoder:chain]", "failed",
+             {**failing[2], "harness_stage": "chain", "harness_follows_from": "vocoder"})
+    text = html_report.write(tmp_path, [after, failing]).read_text()
+    assert '<li><a href="#failure-0">audioldm2-scaled-ours-vocoder</a> at vocoder</li>' in text
+    assert text.index('id="failure-0"') < text.index("[audioldm2-scaled-ours-vocoder:vocoder]</h3>") \
+        < text.index('id="failure-1"') < text.index("[audioldm2-scaled-ours-vocoder:chain]</h3>")
+
+
 def test_a_run_without_failures_or_dependency_changes_says_so(records, tmp_path):
     text = html_report.write(tmp_path, records[:1]).read_text()
     assert "Failures (0)" in text and "None: every quality test passed" in text

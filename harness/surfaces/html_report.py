@@ -126,7 +126,12 @@ def write(directory, records: Iterable[Record], *, max_bytes: int = MAX_BYTES,
     body = [f"<h1>{_e(title)}</h1>", _summary(records)]
     body += _dependencies(records)
     body.append(f"<h2>Failures ({len(failed)})</h2>")
-    body += [_failure(r, media) for r in failed] or ["<p>None: every quality test passed or was skipped.</p>"]
+    if len(failed) > 1:  # a long page: the failures at a glance, each a link to its section
+        body.append("<ol>" + "".join(f"<li><a href=\"#failure-{i}\">{_e(r[2].get('harness_combination', r[0]))}</a> "
+                                     f"at {_e(r[2].get('harness_stage', '?'))}</li>" for i, r in enumerate(failed))
+                    + "</ol>")
+    body += [_failure(r, media, i) for i, r in enumerate(failed)] or \
+        ["<p>None: every quality test passed or was skipped.</p>"]
     body += _stage_table(records)
     # the page without its images (its audio embedded, a note of linked files allowed for)
     without_images = len(_page(title, body, media.notes()).encode()) + 4096
@@ -206,14 +211,15 @@ def _num(value) -> str:
         return _e(value) if value is not None else ""
 
 
-def _failure(record: Record, media: "_Media") -> str:
+def _failure(record: Record, media: "_Media", index: int) -> str:
     nodeid, _, p = record
     rows = [("combination", p.get("harness_combination")), ("stage", p.get("harness_stage")),
             ("verdict", p.get("harness_verdict")), ("limits from", p.get("harness_limits_from")),
             ("culprit", p.get("harness_culprit")), ("follows from", p.get("harness_follows_from")),
             ("error", p.get("harness_error")), ("evidence", p.get("harness_evidence"))]
-    facts = "".join(f"<tr><th>{k}</th><td>{_e(v)}</td></tr>" for k, v in rows if v not in (None, ""))
-    parts = [f"<div class=\"failure\"><h3>{_e(nodeid)}</h3><table>{facts}</table>"]
+    facts = "".join(f"<tr><th>{k}</th><td class=\"{_e(v) if k == 'verdict' else ''}\">{_e(v)}</td></tr>"
+                    for k, v in rows if v not in (None, ""))
+    parts = [f"<div class=\"failure\" id=\"failure-{index}\"><h3>{_e(nodeid)}</h3><table>{facts}</table>"]
     if p.get("harness_fix"):
         parts.append(f"<div class=\"fix\"><b>Fix:</b> {_e(p['harness_fix'])}</div>")
     if p.get(HINT_KEY):
