@@ -14,6 +14,8 @@ from harness.signal import audio
 from harness.signal.frontend import audioldm2
 from harness.surfaces import html_report
 
+pytest_plugins = ["pytester"]
+
 SR = 16000
 FAILING = "tests/test_quality.py::test_matrix[audioldm2-scaled-ours-vocoder:vocoder]"
 PASSING = "tests/test_quality.py::test_matrix[audioldm2-scaled-hifigan:vocoder]"
@@ -135,3 +137,36 @@ def test_the_page_renders_and_its_players_read_their_audio_in_chromium(records, 
     background = np.median(pixels.reshape(-1, 3), axis=0)
     drawn = np.abs(pixels - background).sum(axis=-1) > 0.1
     assert drawn.mean() > 0.05 and len(np.unique((pixels[drawn] * 8).astype(int), axis=0)) > 20
+
+
+
+def _junit_records(path):
+    """``(node id, outcome, {property: value})`` per test case of a JUnit XML file, as the plugin's records are."""
+    from xml.etree import ElementTree
+
+    records = []
+    for case in ElementTree.parse(path).iter("testcase"):
+        outcome = ("failed" if case.find("failure") is not None or case.find("error") is not None
+                   else "skipped" if case.find("skipped") is not None else "passed")
+        props = {p.get("name"): p.get("value") for p in case.iter("property")}
+        records.append((f"{case.get('classname')}::{case.get('name')}", outcome, props))
+    return records
+
+
+def test_a_real_failing_run_makes_a_page_with_its_evidence(pytester, harness_options):
+    """A slip (a vocoder at half the level) through the shipped suite: its JUnit properties are the records, its
+    evidence directory holds the golden and output WAVs the page embeds."""
+    from user_project import run_shipped_suite
+
+    reports = pytester.path / "reports"
+    xml = pytester.path / "junit.xml"
+    _, outcomes = run_shipped_suite(pytester, harness_options, "slips", ["test_golden_stage[vocoder-slip-gain]"],
+                                    "--harness-report-dir", str(reports), f"--junitxml={xml}")
+    assert set(outcomes.values()) == {"FAILED"}, outcomes
+    records = [r for r in _junit_records(xml) if r[2].get("harness_stage")]
+    page = html_report.write(pytester.path / "html", records)
+    text = page.read_text()
+    assert "Failures (1)" in text and "slip-gain" in text
+    assert len(re.findall(r'<audio controls[^>]*src="data:audio/wav;base64,', text)) >= 2  # golden, yours
+    assert "<b>golden</b>" in text and "<b>yours</b>" in text
+    assert re.search(r'<img [^>]*src="data:image/png;base64,', text)

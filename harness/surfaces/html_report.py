@@ -168,7 +168,8 @@ def _summary(records: Sequence[Record]) -> str:
     for _, outcome, _ in records:
         counts[outcome] = counts.get(outcome, 0) + 1
     parts = ", ".join(f"{n} {o}" for o, n in sorted(counts.items(), key=lambda kv: kv[0] != "failed"))
-    return f"<p class=\"summary\">{len(records)} tests: {_e(parts) or 'none'}</p>"
+    noun = "test" if len(records) == 1 else "tests"
+    return f"<p class=\"summary\">{len(records)} {noun}: {_e(parts) or 'none'}</p>"
 
 
 def _dependencies(records: Sequence[Record]) -> List[str]:
