@@ -43,9 +43,11 @@ True
 
 The stages are those of :mod:`harness.judging.stages`. The front-end stage and the golden ``decode`` and
 ``roundtrip`` stages compare mels ``[frames, 64]``; the golden ``vocoder`` stage compares waveforms
-``[samples]`` at 16 kHz. The clip ``vocoder`` and ``chain`` stages compare a waveform with a mel or with the
-input, through a vocoder that never reproduces the phase: give :func:`hint` the AudioLDM2 mels of both there
-(``harness.signal.frontend.audioldm2``), never a waveform and a mel. At the VAE stages (``vae``, ``roundtrip``,
+``[samples]`` at 16 kHz. The clip ``vocoder`` and ``chain`` stages judge a waveform against a mel or against the
+input, through a vocoder that never reproduces the input's phase: for a hint at the vocoder stage, compare the
+output with HiFi-GAN's on the same mel (it reproduces its own output sample for sample, as the golden stage
+does); at the chain stage, give :func:`hint` the AudioLDM2 mels of the output and of the correct combination's
+output (``harness.signal.frontend.audioldm2``). Never a waveform and a mel. At the VAE stages (``vae``, ``roundtrip``,
 ``decode``) a difference that follows the reference is a scaling factor and one that does not is a random
 sample; elsewhere the mel shapes above are looked for.
 
