@@ -273,6 +273,14 @@ def pytest_runtest_makereport(item, call):
         outcome.get_result().harness_test = True
 
 
+def pytest_runtest_setup(item):
+    """Before a harness test on a CPU, its process's torch threads (:func:`_share_cores_among_xdist_workers`, decided
+    once): a test that takes only a parameter (``combination``) and none of the fixtures runs the model too."""
+    if set(getattr(item, "fixturenames", ())) & set(FIXTURES + PARAMETERS) and \
+            str(setting(item.config, "device")) in ("cpu", "auto"):
+        _share_cores_among_xdist_workers()
+
+
 def pytest_runtest_logreport(report):
     """Keep the figures of every quality test (its ``harness_*`` JUnit properties) and the outcome of every harness
     test, as pytest's terminal summary counts it, for ``--harness-summary``; under pytest-xdist they arrive here, on
