@@ -204,6 +204,14 @@ class Evaluator:
         self._fe: Dict[str, torch.Tensor] = {}
         self._vae: Dict[tuple, object] = {}
         self.outputs: Dict[str, Dict[str, torch.Tensor]] = {}
+        self._vocoder_errors: Dict[str, Exception] = {}
+
+    def failure(self, combo: Combination) -> Optional[tuple]:
+        """``(stage, exception)`` of the first stage of ``combo`` whose component raised or returned what the stage
+        refused (:class:`harness.judging.stages.StageOutputError` carries the output as it came), else None."""
+        found = [("frontend", self._fe.get(combo.frontend)), ("vae", self._vae.get((combo.frontend, combo.vae))),
+                 ("vocoder", self._vocoder_errors.get(combo.id))]
+        return next(((stage, exc) for stage, exc in found if isinstance(exc, Exception)), None)
 
     def _frontend(self, name):
         """The front-end's mel of the clips, or the exception it raised (both cached), as :meth:`_vae_out`."""
@@ -275,7 +283,11 @@ class Evaluator:
         kept = {}
 
         def vocoder_metrics():
-            kept["wave_out"] = wave_out = self._wave_out(combo, mel_out)
+            try:
+                kept["wave_out"] = wave_out = self._wave_out(combo, mel_out)
+            except (LayoutError, ValueError) as exc:  # kept for the evidence: what the vocoder returned, as it came
+                self._vocoder_errors[combo.id] = exc
+                raise
             return stages.compare("vocoder", wave_out, mel_out)
 
         out["vocoder"] = measure(vocoder_metrics)

@@ -4,18 +4,20 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from harness import machine
 from harness.signal import audio
+from harness.signal import metrics as metric_defs
 from harness.judging import golden as golden_mod
 from harness.judging import matrix, thresholds, verdicts
 from harness.judging import evidence
 from harness.judging.matrix import Combination
 from harness.judging.stages import (
-    CLIP_STAGES, GOLDEN_COMPARED_WITH, GOLDEN_REFERENCE, GOLDEN_STAGES, JUDGED, GoldenInputs, StageResult, golden_pair,
-    golden_result, golden_variant_names,
+    CLIP_STAGES, COMPONENTS, DEFAULTS, GOLDEN_COMPARED_WITH, GOLDEN_REFERENCE, GOLDEN_STAGES, JUDGED, GoldenInputs,
+    StageResult, golden_pair, golden_result, golden_variant_names,
 )
 
 #: prefix of the JUnit property names a check records (``harness_stage``, ``harness_value``, ...)
@@ -93,10 +95,12 @@ class MatrixRun:
         mel PNG of each clip named in ``clips`` (default: every clip) into ``directory``; the figure's
         differences are taken against the mel the failing comparison used: the stage's ``"input"``, or the
         ``"correct call"``'s output (a VAE variant judged by its distance to the correct round trip)."""
-        def write(directory: Path, clips: Optional[Sequence[str]] = None, against: str = "input") -> None:
+        def write(directory: Path, clips: Optional[Sequence[str]] = None, against: str = "input") -> Optional[str]:
             self.result(combo)
+            failures = [f for f in (e.failure(combo) for e in self.evaluators) if f is not None]
             for e in self.evaluators:
                 o = e.outputs.get(combo.id, {})
+                failed = e.failure(combo)
                 for i, name in enumerate(e.names):
                     if clips is not None and name not in clips:
                         continue
@@ -105,8 +109,18 @@ class MatrixRun:
                         not isinstance(o["mel_out"], Exception) else None
                     correct = o.get("mel_correct")
                     correct = None if correct is None or against != "correct call" else correct[i, 0].cpu().numpy()
+                    failure = None if failed is None else \
+                        (failed[0], f"{type(failed[1]).__name__}: {failed[1]}",
+                         _item(getattr(failed[1], "output", None), i, len(e.names)))
                     evidence.write_evidence(directory, name.replace(":", "-"), e.reference_wave[i].cpu().numpy(),
-                                            wave_out, e.reference_mel[i, 0].cpu().numpy(), mel_out, correct)
+                                            wave_out, e.reference_mel[i, 0].cpu().numpy(), mel_out, correct, failure)
+            if not failures:
+                return None
+            stage, exc = failures[0]
+            if getattr(exc, "output", None) is None:
+                return f"input WAV, mel figure of the input: the {stage} stage raised before returning an output"
+            return (f"input WAV, mel figure of the input and of the {stage} stage's output as it came "
+                    "(its shape or values refused)")
         return write
 
     def golden_evidence(self, chain, gset, stage: str, name: str):
@@ -114,15 +128,24 @@ class MatrixRun:
         ``clips``, the mel figure of variant ``name``'s output at golden ``stage`` against what that stage
         compares it with (and the WAVs where the stage has audio); it returns what it wrote."""
         def write(directory: Path, clips: Optional[Sequence[str]] = None, against: Optional[str] = None) -> str:
+            inputs = self._golden_inputs(chain, gset)
+            error = None
             try:
-                output, reference = golden_pair(chain, self._golden_inputs(chain, gset), stage, name)
-            except Exception as exc:  # the stage raised: the failure's table already carries the error
-                return f"no figure: the stage raised {type(exc).__name__}"
+                output, reference = golden_pair(chain, inputs, stage, name)
+            except Exception as exc:  # noqa: BLE001  the stage raised: draw what the component returned, if anything
+                error = f"{type(exc).__name__}: {exc}"
+                output = getattr(exc, "output", None)
+                try:
+                    reference = inputs.reference(chain, stage)
+                except Exception:  # noqa: BLE001  the figure then says there is no reference
+                    reference = None
+            n = len(gset.cases)
             for i, case in enumerate(gset.cases):
                 if clips is None or f"golden:{case.name}" in clips:
-                    evidence.write_golden_evidence(directory, f"golden-{case.name}", stage, output[i], reference, i,
-                                                   case.audio)
-            return evidence.golden_description(stage, GOLDEN_COMPARED_WITH[stage])
+                    evidence.write_golden_evidence(directory, f"golden-{case.name}", stage, _item(output, i, n),
+                                                   reference, i, case.audio, error, inputs.input(stage)[i])
+            return evidence.golden_description(stage, GOLDEN_COMPARED_WITH[stage], error is not None,
+                                               output is not None)
         return write
 
     def golden(self, chain, gset, stages: Sequence[str] = GOLDEN_STAGES,
@@ -148,6 +171,19 @@ class MatrixRun:
         return self._inputs
 
 
+def _item(output, i: int, n: int):
+    """Item ``i`` of a component's output for a batch of ``n``, as it came: the whole output when it has no
+    batch of ``n`` to index (a wrong shape is evidence too)."""
+    if output is None:
+        return None
+    if isinstance(output, (list, tuple)) and len(output) == n:
+        return output[i]
+    shape = getattr(output, "shape", None)
+    if shape is not None and len(shape) > 1 and shape[0] == n:
+        return output[i]
+    return output
+
+
 def golden_arrays(gset: golden_mod.GoldenSet):
     """The golden cases stacked: latents ``[n, 8, T/4, 16]``, mels ``[n, T, 64]``, waveforms ``[n, samples]``."""
     return (np.stack([c.latents for c in gset.cases]), np.stack([c.mel for c in gset.cases]),
@@ -163,6 +199,56 @@ def precision(chain) -> str:
 def exact_key(chain) -> str:
     """``device-dtype`` of the chain (``cpu-fp32``, ``cuda-bf16``): the key of the sample-exact floors."""
     return f"{chain.device.type}-{precision(chain)}"
+
+
+#: the dependencies whose change since the goldens or the thresholds a failure names: each can move a figure
+DRIFT_PACKAGES = ("torch", "diffusers", "transformers", "librosa", "numpy")
+
+
+def _parse_versions(recorded) -> Dict[str, str]:
+    """``{package: version}`` of a provenance record: a manifest's dict, or a thresholds file's
+    ``"torch==2.13.0 diffusers==0.42.1 ..."`` line."""
+    if isinstance(recorded, dict):
+        return {str(k): str(v) for k, v in recorded.items()}
+    if isinstance(recorded, str):
+        return dict(part.split("==", 1) for part in recorded.split() if "==" in part)
+    return {}
+
+
+def dependency_drift(thresholds_meta: Optional[Dict], manifest: Optional[Dict],
+                     installed: Optional[Dict[str, str]] = None) -> List[str]:
+    """The dependencies installed now at other versions than the goldens or the thresholds were made with.
+
+    Parameters
+    ----------
+    thresholds_meta : dict, optional
+        The thresholds file's ``[meta]`` table (its ``versions`` line).
+    manifest : dict, optional
+        The goldens' ``manifest.json`` (its ``versions`` dict).
+    installed : dict, optional
+        ``{package: version}`` installed now (default: :func:`harness.machine.version` of each).
+
+    Returns
+    -------
+    list of str
+        One entry per changed package of :data:`DRIFT_PACKAGES`, ``"diffusers 0.41.0 -> 0.42.1 (goldens)"``,
+        ``(goldens, thresholds)`` when both recorded the same old version; empty when nothing changed or
+        nothing was recorded.
+    """
+    if installed is None:
+        installed = {p: machine.version(p) for p in DRIFT_PACKAGES}
+    records = (("goldens", _parse_versions((manifest or {}).get("versions"))),
+               ("thresholds", _parse_versions((thresholds_meta or {}).get("versions"))))
+    out = []
+    for package in DRIFT_PACKAGES:
+        now = installed.get(package)
+        changed: Dict[str, List[str]] = {}
+        for source, recorded in records:
+            if package in recorded and now is not None and recorded[package] != now:
+                changed.setdefault(recorded[package], []).append(source)
+        for before, sources in changed.items():
+            out.append(f"{package} {before} -> {now} ({', '.join(sources)})")
+    return out
 
 
 #: what the component judged at each stage is called in messages
@@ -206,6 +292,21 @@ class QualityCheck:
         self.report_dir = Path(report_dir) if report_dir else None
         self.allow_missing = allow_missing
         self.properties = properties if properties is not None else []
+        self._drift: Optional[List[str]] = None
+
+    @property
+    def drift(self) -> List[str]:
+        """The dependencies changed since the goldens or the thresholds (:func:`dependency_drift`), read once."""
+        if self._drift is None:
+            manifest = None
+            path = Path(self.golden_dir) / "manifest.json" if self.golden_dir is not None else None
+            if path is not None and path.is_file():
+                try:
+                    manifest = json.loads(path.read_text())
+                except (OSError, ValueError):  # a damaged manifest fails the integrity test, which names it
+                    manifest = None
+            self._drift = dependency_drift(self.thresholds.get("meta"), manifest)
+        return self._drift
 
     def limits(self, combo, stage: str, expected: str):
         """The limits ``combo`` is judged by at ``stage`` for verdict ``expected``
@@ -274,10 +375,19 @@ class QualityCheck:
         if ok:
             self.properties.extend(record.items())
             return
-        table = format_table(rows, stage)
+        if result.error is not None or not judged:
+            table = format_table(rows if result.error is None else
+                                 [("error", "the stage raised (below)", "-", rows[0][3] if rows else "FAIL")], stage)
+        else:
+            table = format_table([figure_row(f) for f in judged], stage)
+        if result.error is not None:  # whole, below the table: a table cell would cut it
+            table += f"\nerror: {result.error}"
         failing = sorted({f.clip for f in judged if not f.ok and f.clip})
         cause = self._cause(combo, stage, upstream, clip_names) if expected == "pass" else None
         culprit = self.culprit(combo, cause or stage)
+        upstream_slip = None if cause else upstream_difference(combo, stage, upstream, clip_names)
+        if upstream_slip:
+            culprit = f"{upstream_slip[0]}, likely; not {culprit}: {upstream_slip[1]}"
         where = ""
         if self.report_dir is not None and evidence is not None:
             d = self.report_dir / f"{combo.id}-{stage}"
@@ -286,21 +396,37 @@ class QualityCheck:
             # trip is drawn against that, not against its input (the VAE's own loss would hide the slip)
             against = "correct call" if any(not f.ok and f.metric.startswith("ref_") for f in judged) else "input"
             compared = "the correct call's output" if against == "correct call" else "the input"
-            what = evidence(d, failing or None, against) or \
-                f"input and output WAVs, mel figure with the difference from {compared}"
-            where = f"\nevidence: {d} ({what})"
+            try:
+                # a stage that raised fails alike on every clip: the first clip's evidence shows it (a figure per
+                # clip would cost a second each and show the same thing)
+                chosen = failing or (clip_names[:1] if result.error is not None and clip_names else None)
+                what = evidence(d, chosen, against) or \
+                    f"input and output WAVs, mel figure with the difference from {compared}"
+            except Exception as exc:  # noqa: BLE001  the failure is the finding: evidence that cannot be drawn
+                what = f"evidence incomplete: drawing it raised {type(exc).__name__}: {exc}"  # must not hide it
+            where = f"\nevidence: {d} ({what}" + (f"; of {chosen[0]}, the error being the same on every clip)"
+                                                     if chosen and not failing else ")")
             record[PREFIX + "evidence"] = str(d)
         fix = self.fix(combo, stage, expected, cause)
+        if upstream_slip:
+            fix = (f"fix: {upstream_slip[0]} first: its output should match the built-in's on the same input (an "
+                   "exact rewrite does, to float round-off); this stage should then pass")
+            record[PREFIX + "likely_culprit"] = upstream_slip[0]
         record.update({PREFIX + "culprit": culprit, PREFIX + "fix": fix})
         if cause:
             record[PREFIX + "follows_from"] = cause
+        drift = ""
+        if self.drift:
+            record[PREFIX + "drift"] = "; ".join(self.drift)
+            drift = ("\ndependencies changed since the goldens or thresholds were made: " + "; ".join(self.drift)
+                     + " (a figure may have moved with them: check the change before changing code)")
         self.properties.extend(record.items())
         what = "lost quality" if expected == "pass" else "was NOT detected (a known mistake now passes)"
         because = (f"\nthis follows from the failure of {combo.id} at stage '{cause}' (culprit: {culprit}): "
                    "fix that first" if cause else f"\nculprit: {culprit}")
         clips = f"\nclip: {', '.join(failing)}" if failing else ""
         raise AssertionError(f"{combo.id} {what} at stage '{stage}' (limits from {source}):\n{table}{clips}"
-                             f"{because}{where}\n{fix}")
+                             f"{because}{where}\n{fix}{drift}")
 
     def _record(self, combo, stage, expected, ok, result, judged, source, clip_names) -> Dict[str, object]:
         """The JUnit properties of one check: the verdict, the tightest figure, every figure as JSON."""
@@ -319,7 +445,7 @@ class QualityCheck:
         record = {PREFIX + "combination": combo.id, PREFIX + "stage": stage, PREFIX + "expected": expected,
                   PREFIX + "verdict": _verdict(expected, ok, result.error), PREFIX + "limits_from": source}
         if result.error is not None:
-            record[PREFIX + "error"] = result.error[:200]
+            record[PREFIX + "error"] = result.error
         if rows:
             tight = min(rows, key=lambda r: r["headroom_pct"])
             record.update({PREFIX + k: tight[k] for k in ("metric", "clip", "value", "limit", "headroom_pct")})
@@ -335,6 +461,8 @@ class QualityCheck:
             return None
         verdicts = combo.verdicts()
         for before in CLIP_STAGES[: CLIP_STAGES.index(stage)]:
+            if before in upstream and verdicts[before] == "pass" and upstream[before].error is not None:
+                return before  # the stage that raised: every stage after it carries its error
             if before not in upstream or verdicts[before] != "pass" or not upstream[before].metrics:
                 continue
             limits, _ = self.limits(combo, before, "pass")
@@ -379,6 +507,62 @@ class QualityCheck:
                 f"--golden-dir={self.golden_dir}")
 
 
+#: how far (nats, log-mel L1 on some clip) a project's component may stray from the built-in it replaces, on the
+#: same input, and still count as the same output: an exact rewrite (channels-last, multiplying by 1/s, float64)
+#: moves it by float round-off (~1e-6), a scaling factor 0.2 % off by ~1e-3
+SAME_OUTPUT_NATS = 1e-4
+#: the figure of each clip stage that measures a component's distance to the built-in it replaces, on the same
+#: input: the VAE's to the correct round trip, a front-end's to AudioLDM2's (closer framing)
+DISTANCE_TO_BUILTIN = {"frontend": "mel_l1", "vae": "ref_mel_l1"}
+
+
+def upstream_difference(combo, stage: str, upstream: Optional[Dict[str, StageResult]],
+                        clip_names) -> Optional[Tuple[str, str]]:
+    """A project's component before ``stage`` whose own output differs from the built-in it replaces, measured.
+
+    A failure at a stage whose component is the harness's own, downstream of a project's variant that passed
+    its own stage, is most likely the variant's: the built-in's limits were calibrated on the correct
+    component's output, and the variant's output differs from it (by less than its own stage's limits). The
+    difference is measured on the same input, never assumed: an exact rewrite stays within
+    :data:`SAME_OUTPUT_NATS` and is not named.
+
+    Parameters
+    ----------
+    combo : Combination or GoldenTarget
+    stage : str
+        The failing stage.
+    upstream : dict, optional
+        The combination's stage results (:meth:`MatrixRun.result`).
+    clip_names : list of str, optional
+
+    Returns
+    -------
+    (str, str) or None
+        ``(the variant, named as a culprit; why, with the measured difference)``, or None.
+    """
+    if not upstream or not isinstance(combo, Combination) or stage not in CLIP_STAGES:
+        return None
+    if stage in COMPONENTS and not matrix.is_builtin(stage, getattr(combo, stage)):
+        return None  # the failing stage's own component is the project's: it is the culprit named already
+    for before in CLIP_STAGES[: CLIP_STAGES.index(stage)]:
+        name = getattr(combo, before)
+        metric = DISTANCE_TO_BUILTIN.get(before)
+        result = upstream.get(before)
+        if matrix.is_builtin(before, name) or metric is None or result is None or metric not in result.metrics:
+            continue
+        values = np.asarray(result.metrics[metric], dtype=float)
+        if not len(values) or not np.nanmax(values) > SAME_OUTPUT_NATS:
+            continue
+        i = int(np.nanargmax(values))
+        clip = f" on {clip_names[i]}" if clip_names and len(clip_names) == len(values) else ""
+        builtin = DEFAULTS[before]
+        what = (f"its output differs from that of the built-in {builtin!r} on the same input by {values[i]:.4g} "
+                f"nats ({metric}{clip}; an exact rewrite differs by less than {SAME_OUTPUT_NATS:g} nats), and the "
+                f"{stage} stage's limits were calibrated on the built-in's output")
+        return f"{COMPONENT_KIND[before]} {name!r} (registered by this project)", what
+    return None
+
+
 @dataclass(frozen=True)
 class GoldenTarget:
     """A golden stage of one variant, keyed like a combination (``golden-vocoder-hifigan``): judged by the engine
@@ -401,8 +585,38 @@ class GoldenTarget:
         return [self.sibling(stage)]
 
 
+def figure_row(f) -> Tuple[str, str, str, str]:
+    """``(metric [clip], value, limit, verdict)`` of one judged figure (:class:`harness.judging.thresholds.Figure`)
+    for a failure's table. A failing figure says how it failed, with the direction and the margin
+    (``FAIL: 0.1643 > limit 0.1458 (12.7 % over)``), never the condition it failed as if it held."""
+    label = f.metric if f.clip is None else f"{f.metric} [{f.clip}]"
+    unit = metric_unit(f.metric)
+    name = {"max": "limit", "min": "floor", "detect_min": "detection limit", "detect_max": "detection limit"}[f.bound]
+    limit = f"{name} {f.limit:.4g}{unit} ({'at most' if f.bound in ('max', 'detect_max') else 'at least'})"
+    if f.ok:
+        return label, f"{f.value:.4g}{unit}", limit, f"ok ({abs(f.headroom_pct):.1f} % to spare)"
+    if not np.isfinite(f.value):
+        return label, f"{f.value}", limit, f"FAIL: {f.value} is not a number the limit can judge"
+    above = f.bound in ("max", "detect_max")
+    margin = abs(f.value - f.limit)
+    share = f"{100.0 * margin / abs(f.limit):.1f} % {'over' if above else 'under'}" if f.limit else \
+        f"{margin:.4g}{unit} {'over' if above else 'under'}"
+    if unit.strip() == "dB":  # a percentage of a dB figure means nothing: the margin in dB
+        share = f"{margin:.2f} dB {'over' if above else 'under'}"
+    return (label, f"{f.value:.4g}{unit}", limit,
+            f"FAIL: {f.value:.4g}{unit} {'>' if above else '<'} {name} {f.limit:.4g}{unit} ({share})")
+
+
+def metric_unit(name: str) -> str:
+    """`` dB`` / `` nats`` / ``""``: the unit a table writes after a figure of metric ``name``."""
+    unit = metric_defs.METRICS[name].unit if name in metric_defs.METRICS else \
+        metric_defs.METRICS[name[4:]].unit if name.startswith("ref_") and name[4:] in metric_defs.METRICS else ""
+    return f" {unit}" if unit in ("dB", "nats") else ""
+
+
 def format_table(rows, stage: str) -> str:
-    """A failure's table: ``(metric, worst value, threshold, verdict)`` rows, aligned, under the stage name."""
+    """A failure's table: ``(metric, worst value, threshold, verdict)`` rows, aligned, under the stage name.
+    Cells are never cut: a long message goes below the table (the caller's ``error:`` line)."""
     head = ("metric", "worst value", "threshold", "verdict")
     rows = [head] + [tuple(str(x) for x in r) for r in rows]
     widths = [max(len(r[i]) for r in rows) for i in range(4)]

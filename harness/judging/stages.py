@@ -24,17 +24,18 @@ cases, where the pipeline's own latents, mel and waveform make ``decode`` and ``
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
-from harness.errors import InputError, ResourceError, is_out_of_memory, out_of_memory
+from harness.errors import HarnessError, InputError, ResourceError, describe, is_out_of_memory, out_of_memory
 from harness.signal import frontend as frontends
 from harness.signal import metrics
 from harness.model import variants
-from harness.model.chain import Chain, LayoutError
+from harness.model.chain import Chain, LayoutError, item_generators
 
 #: the chain's components, in order: a combination chooses one of each
 COMPONENTS = ("frontend", "vae", "vocoder")
@@ -162,8 +163,10 @@ def output(chain: Chain, stage: str, name: str, x: torch.Tensor, *, seed: int = 
 
     Raises
     ------
-    InputError
-        A vocoder output with NaN/Inf (nothing downstream could be measured on it).
+    StageOutputError
+        A project's component raised, or a component returned what the stage cannot measure (another shape or
+        frame count, a non-float dtype, NaN/Inf, a tuple or list): the message names the component and says
+        what came back; the exception carries the output as it came for the evidence. A LayoutError.
     KeyError
         ``stage`` runs no single component (``chain``) or is not a stage.
     harness.errors.ResourceError
@@ -181,17 +184,151 @@ def output(chain: Chain, stage: str, name: str, x: torch.Tensor, *, seed: int = 
         raise
 
 
-def _output(chain: Chain, stage: str, name: str, x: torch.Tensor, seed: int, samples: Optional[int]) -> torch.Tensor:
+class StageOutputError(LayoutError):
+    """A component's output a stage cannot measure (a wrong shape, dtype or type, NaN), or an exception a
+    project's component raised: the stage's result, never a crash of the run.
+
+    Attributes
+    ----------
+    output : object or None
+        What the component returned, as it came (None when it raised before returning): the evidence of a
+        failure draws it whatever its shape.
+    returned_by : str
+        Which call returned ``output``: ``front-end``, ``encode``, ``decode``, ``round trip`` or ``vocoder``.
+    """
+
+    def __init__(self, message: str, output=None, returned_by: str = ""):
+        super().__init__(message)
+        self.output, self.returned_by = output, returned_by
+
+    def __reduce__(self):  # pytest-xdist and multiprocessing pickle exceptions
+        return (type(self), (str(self), None, self.returned_by))
+
+
+#: how a message names the component each stage runs
+KIND = {"frontend": "front-end", "vae": "VAE variant", "roundtrip": "VAE variant", "decode": "VAE variant",
+        "vocoder": "vocoder"}
+
+
+def is_builtin(stage: str, name: str) -> bool:
+    """Whether ``name`` is one of the harness's own components at ``stage`` (a clip or golden stage)."""
+    kind = COMPONENT_AT[_known(stage, COMPONENT_AT)]
+    return name in {"frontend": frontends.BUILTIN_NAMES, "vae": variants.BUILTIN_VAES,
+                    "vocoder": variants.BUILTIN_VOCODERS}[kind]
+
+
+#: what :func:`_recording` holds for a call that has not returned
+_RAISED = object()
+
+
+def _recording(fn: Callable, label: str, seen: list) -> Callable:
+    """``fn`` that also appends ``(label, what it returned)`` to ``seen``: the output as it came, before the
+    harness converts it, for the evidence of a failure."""
+    @functools.wraps(fn)
+    def call(*args):
+        seen.append((label, _RAISED))  # replaced by the output once it returns: the last entry says who raised
+        seen[-1] = (label, fn(*args))
+        return seen[-1][1]
+    return call
+
+
+def _recorded(stage: str, name: str, seen: list):
+    """Component ``name`` of ``stage`` with its project functions recording their outputs into ``seen``."""
+    comp = component(stage, name)
+    if COMPONENT_AT[stage] == "vae":
+        fields = {"encode_fn": "encode", "decode_fn": "decode", "custom": "round trip"}
+        repl = {f: _recording(getattr(comp, f), label, seen) for f, label in fields.items()
+                if getattr(comp, f) is not None}
+        return dataclasses.replace(comp, **repl) if repl else comp
+    return dataclasses.replace(comp, fn=_recording(comp.fn, KIND[stage], seen))
+
+
+def _run(chain: Chain, stage: str, comp, x: torch.Tensor, seed: int) -> torch.Tensor:
     if stage == "frontend":
-        return chain.front_end(x, name)
+        with torch.inference_mode():
+            return comp(x.to(chain.device)).float()
     if stage in ("vae", "roundtrip"):
-        return chain.vae_roundtrip(x, name, seed)
+        return comp.roundtrip(chain, x, item_generators(x.shape[0], seed, chain.device))
     if stage == "decode":
-        return variants.get_vae(name).decode_latents(chain, x)
-    wave = chain.vocoder_out(x, name, samples)
-    if not torch.isfinite(wave).all():
-        raise InputError("vocoder output contains NaN/Inf")
-    return wave
+        return comp.decode_latents(chain, x)
+    return comp(chain, x)
+
+
+def _output(chain: Chain, stage: str, name: str, x: torch.Tensor, seed: int, samples: Optional[int]) -> torch.Tensor:
+    builtin = is_builtin(stage, name)
+    seen: list = []
+    # a project's component is run with its functions recording what they return, so that a failure's
+    # evidence shows the output as it came, whatever its shape
+    comp = component(stage, name) if builtin else _recorded(stage, name, seen)
+    what = f"{KIND[stage]} {name!r}"
+    try:
+        out = _run(chain, stage, comp, x, seed)
+    except ResourceError:
+        raise
+    except Exception as exc:
+        # the harness's own component raising is a bug of the harness and stays one; anything a project's
+        # component raises, or returns that cannot be read, is its stage's result, naming it
+        if builtin or is_out_of_memory(exc):
+            raise
+        label, raw = seen[-1] if seen else (KIND[stage], _RAISED)
+        if raw is _RAISED:
+            raw = None
+            message = str(exc) if isinstance(exc, HarnessError) else \
+                f"{what}: its {label} raised {type(exc).__name__}: {' '.join(str(exc).split())}"
+        elif isinstance(exc, HarnessError):  # the harness's reading of it refused it: say what came back
+            message = f"{exc} (its {label} returned {describe(raw)})"
+        else:
+            message = (f"{what}: its {label} returned {describe(raw)}, which the harness could not read "
+                       f"({type(exc).__name__}: {' '.join(str(exc).split())})")
+        raise StageOutputError(message, raw, label) from exc
+    raw = seen[-1][1] if seen else out
+    return _checked(chain, stage, what, x, out, raw, samples)
+
+
+def _dtype_name(raw) -> Optional[str]:
+    """The dtype of what a component returned, where it is not a real floating-point one."""
+    dtype = getattr(raw, "dtype", None)
+    if isinstance(dtype, torch.dtype):
+        return None if dtype.is_floating_point else str(dtype)
+    if dtype is not None and np.dtype(dtype).kind != "f":
+        return str(dtype)
+    return None
+
+
+def _checked(chain: Chain, stage: str, what: str, x: torch.Tensor, out: torch.Tensor, raw,
+             samples: Optional[int]) -> torch.Tensor:
+    """``out`` if the stage can measure it, else a :class:`StageOutputError` saying what came back, what was
+    expected and why, carrying ``raw`` (the output as the component returned it)."""
+    def refuse(reason: str):
+        raise StageOutputError(f"{what} returned {describe(raw)}: {reason}", raw, KIND[stage])
+
+    bad_dtype = _dtype_name(raw)
+    if bad_dtype is not None:
+        refuse(f"dtype {bad_dtype}, expected real floating-point values (float32)")
+    if stage == "vocoder":
+        if samples is not None and out.shape[-1] < samples:
+            refuse(f"{out.shape[-1]} samples for {x.shape[-2]} frames, fewer than the {samples} of the input "
+                   f"({frontends.HOP} per frame; {out.shape[-1] / max(x.shape[-2], 1):g} per frame came back)")
+        if not torch.isfinite(out).all():
+            refuse("the waveform contains NaN or Inf")
+        return out if samples is None else out[:, :samples]
+    b = x.shape[0]
+    frames = (x.shape[-1] // frontends.HOP if stage == "frontend" else
+              x.shape[2] * chain.vae_factor if stage == "decode" else x.shape[2])
+    expected = (b, 1, frames, frontends.N_MELS)
+    if tuple(out.shape) != expected:
+        if stage == "frontend":
+            why = (f"AudioLDM2's front-end gives {frames} frames for {x.shape[-1]} samples "
+                   f"(one frame per {frontends.HOP} samples: hop length {frontends.HOP})")
+        elif stage == "decode":
+            why = f"the pipeline's decode gives {frames} frames for {x.shape[2]} latent frames"
+        else:
+            why = f"a round trip gives back the {frames} frames of its input mel"
+        refuse(f"shape {tuple(out.shape)}, expected a log-mel {expected}: {why}")
+    if not torch.isfinite(out).all():
+        n = int((~torch.isfinite(out)).sum())
+        refuse(f"the log-mel contains NaN or Inf ({n} of {out.numel()} values)")
+    return out
 
 
 # --- comparing an output with its reference ------------------------------------------------------

@@ -128,7 +128,7 @@ def judge_relative(thresholds_data: Dict, combo: Combination, stage: str, result
     if expected == "report":
         return Verdict(True, [], "none", "")
     if reference.error is not None and result.error is None:
-        return Verdict(expected == "pass", [("reference failed", reference.error[:90], "-", "not judged")],
+        return Verdict(expected == "pass", [("reference failed", reference.error, "-", "not judged")],
                        "none", combo.reference(stage).id)
     judged = relative_references(stage, reference)
     key = next(name for name in JUDGED[stage] if name in judged)
