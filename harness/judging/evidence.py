@@ -78,6 +78,9 @@ def mel_figure(panels: Sequence[Tuple[str, object]], reference: Optional[np.ndar
         if mel is reference:
             _spectra(ax2, panels)
             continue
+        if mel.shape != reference.shape and title.startswith("input:"):  # a stage's input is not compared
+            ax2.set_axis_off()
+            continue
         if mel.shape != reference.shape:
             # a mel of another shape has no difference to draw: the figure says so, and shows the mel as it came
             ax2.text(0.5, 0.5, _wrap(f"shape {mel.shape} differs from {reference_name}'s {reference.shape}: "
@@ -118,6 +121,12 @@ def _wrap(text: str, width: int) -> str:
     return "\n".join(textwrap.wrap(text, width)) or text
 
 
+def _short(description: str) -> str:
+    """``a Tensor [1, 256, 64] torch.float32 on cpu`` -> ``Tensor [1, 256, 64] float32``: a figure title's length."""
+    words = description.removeprefix("a ").replace("torch.", "")
+    return words.split(" on ")[0]
+
+
 def as_panel(x) -> Tuple[object, str]:
     """What a component returned, as a 2-D array a figure can draw, and how it came.
 
@@ -134,7 +143,7 @@ def as_panel(x) -> Tuple[object, str]:
         other; complex values as magnitudes; a 1-D output as one row), or a string saying why nothing can be
         drawn; and a description of ``x`` as it came (``a Tensor [1, 1, 161, 64] torch.float32 on cpu``).
     """
-    how = describe(x)
+    how = _short(describe(x))
     if isinstance(x, (tuple, list)) and x and not isinstance(x[0], (int, float)):
         inner, _ = as_panel(x[0])
         return inner, f"{how} of {len(x)}, the first drawn"
@@ -158,8 +167,10 @@ def as_panel(x) -> Tuple[object, str]:
 
 def _spectra(ax, panels) -> None:
     """Mean log-mel per bin of every panel: where a stage loses a band or shifts the level."""
+    first = panels[0][1]
+    bins = first.shape[-1] if isinstance(first, np.ndarray) and first.ndim == 2 else None  # spectra of like bins
     for k, (title, mel) in enumerate(panels):
-        if isinstance(mel, np.ndarray) and mel.ndim == 2:
+        if isinstance(mel, np.ndarray) and mel.ndim == 2 and mel.shape[-1] == bins:
             ax.plot(mel.mean(axis=0), lw=1.6 if k == 0 else 0.9, label=title[:32])
     ax.set_title("mean spectrum of each row (nats per mel bin)", loc="left", fontsize=9)
     ax.set_xlabel("mel bin", fontsize=8)
@@ -195,7 +206,7 @@ def write_evidence(directory: Path, name: str, wave_in: np.ndarray, wave_out: Op
                     raw.detach().float().cpu() if hasattr(raw, "detach") else raw, dtype=np.float32).reshape(-1)))
             except Exception:  # noqa: BLE001  an output that is no waveform: the figure says what it was
                 pass
-            panels.append((f"vocoder output as returned ({describe(raw)}), analysed", _mel_of_wave(raw)))
+            panels.append((f"vocoder output as returned ({_short(describe(raw))}), analysed", _mel_of_wave(raw)))
         else:
             drawn, how = as_panel(raw)
             panels.append((f"{kind} output as returned: {how}", drawn))
@@ -281,15 +292,17 @@ def write_golden_evidence(directory: Path, name: str, stage: str, output, refere
     panels = [(ref_name[0].upper() + ref_name[1:] if not ref_name.startswith("the ") else ref_name[4:], ref_panel)]
     if output is None:
         if stage_input is not None:
-            inp = _mel_of_wave(stage_input) if stage == "frontend" else \
-                as_panel(stage_input.reshape(stage_input.shape[-3] * stage_input.shape[-1], -1).T
-                         if stage == "decode" and stage_input.ndim >= 3 else stage_input)[0]
+            if stage == "frontend":
+                inp = _mel_of_wave(stage_input)
+            elif stage == "decode" and stage_input.ndim == 3:  # latents [8, T/4, 16]: a row per latent frame
+                inp = as_panel(stage_input.permute(1, 0, 2).reshape(stage_input.shape[1], -1))[0]
+            else:
+                inp = as_panel(stage_input)[0]
             panels.append((GOLDEN_INPUT_NAME[stage], inp))
         panels.append(("output", f"the stage raised before returning an output: {error or 'an error'}"))
     else:
-        shape = f", shape {tuple(out_panel.shape)} drawn" if isinstance(out_panel, np.ndarray) else ""
-        title = "output, analysed" if stage == "vocoder" else "output as returned"
-        panels.append((f"{title}: {how}{shape}" if stage != "vocoder" else title, out_panel))
+        title = f"output as returned: {how}" if stage != "vocoder" else f"output ({_short(how)}), analysed"
+        panels.append((title, out_panel))
     mel_figure(panels, reference=ref_mel if isinstance(ref_mel, np.ndarray) else None,
                path=directory / f"{name}-mel.png", reference_name=ref_name)
 
