@@ -271,12 +271,16 @@ def _output(chain: Chain, stage: str, name: str, x: torch.Tensor, seed: int, sam
         if builtin or is_out_of_memory(exc):
             raise
         label, raw = seen[-1] if seen else (KIND[stage], _RAISED)
-        if raw is _RAISED:
-            raw = None
-            message = str(exc) if isinstance(exc, HarnessError) else \
-                f"{what}: its {label} raised {type(exc).__name__}: {' '.join(str(exc).split())}"
-        elif isinstance(exc, HarnessError):  # the harness's reading of it refused it: say what came back
-            message = f"{exc} (its {label} returned {describe(raw)})"
+        raw = None if raw is _RAISED else raw
+        if isinstance(exc, HarnessError):
+            # already the stage's result, of its own type (a ComponentError names what raised): it says what came
+            # back where the harness's reading of the output refused it, and carries that output for the evidence
+            if raw is not None and type(exc).__str__ is Exception.__str__ and len(exc.args) == 1:
+                exc.args = (f"{exc} (its {label} returned {describe(raw)})",)
+            exc.output, exc.returned_by = raw, label
+            raise
+        if raw is None:
+            message = f"{what}: its {label} raised {type(exc).__name__}: {' '.join(str(exc).split())}"
         else:
             message = (f"{what}: its {label} returned {describe(raw)}, which the harness could not read "
                        f"({type(exc).__name__}: {' '.join(str(exc).split())})")
