@@ -140,7 +140,10 @@ def test_margin_used_never_reads_minus_zero_and_better_than_calibration_says_so(
     assert job_summary._used({"margin_used_pct": 64.4}) == "64 %"
 
 
-def test_the_header_counts_every_harness_test_as_pytest_does(pytester):
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["one-process", "xdist"])
+def test_the_header_counts_every_harness_test_as_pytest_does(pytester, xdist):
+    if xdist:
+        pytest.importorskip("xdist")
     pytester.makepyfile(test_counts="""
         import pytest
 
@@ -160,7 +163,7 @@ def test_the_header_counts_every_harness_test_as_pytest_does(pytester):
         def test_not_ours():
             pass
     """)
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--harness-summary=summary.md")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--harness-summary=summary.md", *xdist)
     result.assert_outcomes(passed=3, failed=1, skipped=1)
     text = (pytester.path / "summary.md").read_text()
     assert "4 harness tests: 1 failed, 2 passed, 1 skipped\n" in text, text
