@@ -175,3 +175,14 @@ def test_changed_dependencies_are_said_once():
     text = job_summary.markdown([rec, (rec[0] + "b", "failed", dict(rec[2]))])
     assert text.count("Dependencies changed since the goldens:** diffusers 0.42.1 -> 0.43.0") == 1
     assert "Dependencies changed" not in job_summary.markdown([_record(1, True, False)])
+
+
+def test_each_failure_is_shown_with_its_own_fix():
+    one, two = _record(1, True, False), _record(8, True, False)  # the same culprit (ours1), two different fixes
+    two[2]["harness_fix"] = "fix: divide by the scaling factor once"
+    text = job_summary.markdown([one, two])
+    rows = [line for line in text.splitlines() if line.startswith("| `ours") and "| FAIL |" in line]
+    assert len(rows) == 2 and rows[0].endswith("| fix: 'ours' (registered by this project) ... |")
+    assert rows[1].endswith("| fix: divide by the scaling factor once |")
+    same = job_summary.markdown([one, _record(8, True, False)])
+    assert same.count("> fix: 'ours' (registered by this project) ...") == 1  # one fix: said once, above the rows

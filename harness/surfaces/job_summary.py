@@ -76,13 +76,18 @@ def _failures(records: Sequence[Tuple[str, str, Dict]], level: int) -> List[str]
         after = [(n, p) for n, p in items if p.get("harness_follows_from")]
         lines.append(f"### Culprit: {culprit} — {len(own)} failure(s) at its own stage, {len(after)} downstream\n")
         fixes = sorted({str(p.get("harness_fix")) for _, p in own if p.get("harness_fix")})
-        lines += [f"> {f}\n" for f in fixes]
+        if len(fixes) == 1 or level >= 2:  # one fix for the group: said once, above its rows
+            lines += [f"> {f}\n" for f in fixes]
         if own and level >= 2:
             stages = defaultdict(list)
             for _, p in own:
                 stages[p.get("harness_stage")].append(f"`{p.get('harness_combination')}`")
             lines += [f"- at stage '{stage}' ({len(names)}): " + ", ".join(names) for stage, names in stages.items()]
             lines.append("\nEvidence: `<report dir>/<combination>-<stage>/`.\n")
+        elif own and len(fixes) > 1:  # several fixes in one group: each row says its own
+            lines += ["| combination | stage | verdict | what failed | fix |", "|---|---|---|---|---|"]
+            lines += [_failure_line(n, p)[:-1] + f"| {str(p.get('harness_fix') or '-')} |" for n, p in own]
+            lines.append("")
         elif own:
             lines += ["| combination | stage | verdict | what failed |", "|---|---|---|---|"]
             lines += [_failure_line(n, p) for n, p in own]
