@@ -88,3 +88,16 @@ def test_an_exact_rewrite_upstream_is_not_named():
     # nor is anything named when the failing stage's own component is the project's
     mine = Combination("audioldm2", "ours-vae", "ours-vocoder")
     assert upstream_difference(mine, "vocoder", stage_results([0.0032, 0.001]), CLIPS) is None
+
+
+def test_the_matrix_table_prints_each_error_whole_below_it():
+    from harness.judging import report
+
+    error = "LayoutError: vocoder 'ours-short' returned 32768 samples for 256 frames, fewer than the 40960 " \
+            "of the input (160 per frame; 128 per frame came back) THE END"
+    record = {"file": "a.wav", "frontend": "audioldm2", "vae": "scaled", "vocoder": "ours-short", "expected": "pass",
+              "status": "FAIL", "metrics": {"frontend.mel_l1": 0.0},
+              "stages": {"frontend": {}, "vae": {}, "vocoder": {"error": error}, "chain": {"error": error}}}
+    text = report.matrix_table([record, dict(record, file="b.wav")])
+    assert text.endswith(f"\n[1] {error}") and text.count(error) == 1, text
+    assert "LayoutError [1]" in text.splitlines()[1]

@@ -177,10 +177,12 @@ def _clip(result: "StageResult", i: int) -> "StageResult":
 
 def matrix_table(records: List[dict]) -> str:
     """A fixed-width table: file, combination, expected, ok, and the key metric of each stage (units in
-    the header; a stage that stopped shows its error's type, one not measured ``-``)."""
+    the header; a stage that stopped shows its error's type and a note number, one not measured ``-``), then each
+    error whole below the table under its note number (a table cell would cut it)."""
     head = ["file", "combination", "expected", "status", "frontend mel_l1 (nats)", "vae mel_l1 (nats)",
             "vocoder mel_l1 (nats)", "chain mel_l1 (nats)", "chain lsd (dB)", "chain mrstft"]
     rows = [head]
+    notes: Dict[str, int] = {}  # each distinct error once, numbered in order of appearance
     for r in records:
         m = r["metrics"]
 
@@ -188,13 +190,18 @@ def matrix_table(records: List[dict]) -> str:
             stage = r["stages"].get(key.split(".")[0], {})
             if key in m:
                 return f"{m[key]:.3f}"
-            return (stage.get("error") or "-").split(":")[0]
+            error = stage.get("error")
+            if not error:
+                return "-"
+            number = notes.setdefault(error, len(notes) + 1)
+            return f"{error.split(':')[0]} [{number}]"
 
         rows.append([Path(r["file"]).name, f"{r['frontend']}-{r['vae']}-{r['vocoder']}", r["expected"],
                      r["status"], cell("frontend.mel_l1"), cell("vae.mel_l1"),
                      cell("vocoder.mel_l1"), cell("chain.mel_l1"), cell("chain.lsd"), cell("chain.mrstft")])
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(head))]
-    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(row, widths)) for row in rows)
+    table = "\n".join("  ".join(str(c).ljust(w) for c, w in zip(row, widths)) for row in rows)
+    return table + "".join(f"\n[{n}] {error}" for error, n in notes.items())
 
 
 def matrix_summary(records: List[dict], errors: Sequence[str] = ()) -> str:
