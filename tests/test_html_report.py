@@ -170,3 +170,18 @@ def test_a_real_failing_run_makes_a_page_with_its_evidence(pytester, harness_opt
     assert len(re.findall(r'<audio controls[^>]*src="data:audio/wav;base64,', text)) >= 2  # golden, yours
     assert "<b>golden</b>" in text and "<b>yours</b>" in text
     assert re.search(r'<img [^>]*src="data:image/png;base64,', text)
+
+
+def test_the_plugin_writes_the_page_and_links_it_from_the_summary(pytester, harness_options):
+    """``--harness-html=DIR``: the page of a failing run written by the plugin itself, linked from the summary."""
+    from user_project import run_shipped_suite
+
+    summary = pytester.path / "summary.md"
+    _, outcomes = run_shipped_suite(pytester, harness_options, "slips", ["test_golden_stage[vocoder-slip-gain]"],
+                                    "--harness-report-dir", str(pytester.path / "reports"),
+                                    f"--harness-html={pytester.path / 'html'}", f"--harness-summary={summary}")
+    assert set(outcomes.values()) == {"FAILED"}, outcomes
+    page = pytester.path / "html" / "index.html"
+    text = page.read_text()
+    assert "slip-gain" in text and re.search(r'<audio controls[^>]*src="data:audio/wav;base64,', text)
+    assert f"`{page}`" in summary.read_text()

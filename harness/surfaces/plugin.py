@@ -31,6 +31,8 @@ SETTINGS = {
     "report_dir": ("reports", "string", "where failing quality tests write evidence (WAVs and mel figures)"),
     "summary": (None, "string", "write a Markdown summary of the quality tests to this file (failures first, "
                 "figures closest to their limits, drift against the calibration), e.g. \"$GITHUB_STEP_SUMMARY\""),
+    "html": (None, "string", "write a self-contained HTML page of the run into this directory (failures first, "
+             "with golden and output audio players and mel figures), linked from --harness-summary"),
     "regen_golden": (False, "bool", "regenerate the goldens of the model with the full pipeline and re-calibrate "
                      "its thresholds before testing (explicit, never silent)"),
     "allow_missing_goldens": (False, "bool", "skip the quality tests of a model without goldens, thresholds or "
@@ -308,13 +310,23 @@ def pytest_sessionstart(session):
 
 
 def pytest_sessionfinish(session):
-    """Write ``--harness-summary`` (on the controller only, under pytest-xdist)."""
+    """Write ``--harness-html`` and ``--harness-summary`` (on the controller only, under pytest-xdist)."""
     config = session.config
-    target = None if hasattr(config, "workerinput") else setting(config, "summary")
+    controller = not hasattr(config, "workerinput")
+    page = None
+    html = setting(config, "html") if controller else None
+    if html and _FIGURES:
+        from harness.surfaces import html_report
+
+        page = html_report.write(html, _FIGURES)
+        config.get_terminal_writer().line(f"audioldm2-harness: report of the run in {page}")
+    target = setting(config, "summary") if controller else None
     if target:
         from harness.surfaces import job_summary
 
         text = job_summary.markdown(_FIGURES, counts=dict(_OUTCOMES))
+        if page is not None:  # the page to listen to, beside the table to read
+            text = text.replace("\n", f"\n\nThe run's page, with audio players and mel figures: `{page}`\n", 1)
         path = job_summary.write(target, text)
         config.get_terminal_writer().line(f"audioldm2-harness: summary of {sum(_OUTCOMES.values())} harness tests "
                                           f"in {path}")
