@@ -13,7 +13,7 @@ from harness.signal import audio
 from harness.signal import metrics as metric_defs
 from harness.judging import golden as golden_mod
 from harness.judging import matrix, thresholds, verdicts
-from harness.judging import evidence
+from harness.judging import evidence, hints
 from harness.judging.matrix import Combination
 from harness.judging.stages import (
     CLIP_STAGES, COMPONENTS, DEFAULTS, GOLDEN_COMPARED_WITH, GOLDEN_REFERENCE, GOLDEN_STAGES, JUDGED, GoldenInputs,
@@ -140,10 +140,11 @@ class MatrixRun:
                 except Exception:  # noqa: BLE001  the figure then says there is no reference
                     reference = None
             n = len(gset.cases)
-            for i, case in enumerate(gset.cases):
-                if clips is None or f"golden:{case.name}" in clips:
-                    evidence.write_golden_evidence(directory, f"golden-{case.name}", stage, _item(output, i, n),
-                                                   reference, i, case.audio, error, inputs.input(stage)[i])
+            chosen = [i for i, case in enumerate(gset.cases) if clips is None or f"golden:{case.name}" in clips]
+            for i in chosen:
+                evidence.write_golden_evidence(directory, f"golden-{gset.cases[i].name}", stage, _item(output, i, n),
+                                               reference, i, gset.cases[i].audio, error, inputs.input(stage)[i])
+            write.hint = _golden_hint(stage, output, reference, chosen[0], n) if error is None and chosen else None
             return evidence.golden_description(stage, GOLDEN_COMPARED_WITH[stage], error is not None,
                                                output is not None)
         return write
@@ -169,6 +170,26 @@ class MatrixRun:
             self._golden_set, self._inputs = gset, GoldenInputs.of(chain, *golden_arrays(gset), self.seed)
             self._golden = {}
         return self._inputs
+
+
+def _golden_hint(stage: str, output, reference, i: int, n: int) -> Optional[hints.Hint]:
+    """What the difference of golden case ``i``'s output from its reference looks like (:func:`hints.hint`); for a
+    front-end against the closer of AudioLDM2's two framings, as it is judged. None where no hint can be told."""
+    def as_array(x):
+        return x.detach().float().cpu().numpy() if hasattr(x, "detach") else np.asarray(x, dtype=np.float32)
+
+    out = _item(output, i, n)
+    if not hasattr(out, "shape"):  # a tuple, a list: the stage's own check names it
+        return None
+    out = as_array(out)
+    refs = reference if stage == "frontend" else [reference]
+    candidates = [as_array(r[i]) for r in refs]
+    same = [r for r in candidates if r.shape == out.shape] or candidates
+    ref = min(same, key=lambda r: float(np.abs(out - r).mean()) if r.shape == out.shape else np.inf)
+    try:
+        return hints.hint(stage, out, ref)
+    except ValueError:  # arrays the hints cannot compare (the stage's own check names the problem)
+        return None
 
 
 def _item(output, i: int, n: int):
@@ -408,6 +429,10 @@ class QualityCheck:
                                                      if chosen and not failing else ")")
             record[PREFIX + "evidence"] = str(d)
         fix = self.fix(combo, stage, expected, cause)
+        hint = getattr(evidence, "hint", None)
+        if hint is not None and not cause and not upstream_slip and hint.kind not in (hints.Kind.NONE, hints.Kind.OTHER):
+            fix = f"{fix}\nwhat the difference looks like: {hint.sentence}"
+            record[PREFIX + "hint"] = hint.sentence
         if upstream_slip:
             fix = (f"fix: {upstream_slip[0]} first: its output should match the built-in's on the same input (an "
                    "exact rewrite does, to float round-off); this stage should then pass")
