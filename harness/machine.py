@@ -222,7 +222,8 @@ def use_free_cores() -> str:
 
     Measures :func:`busy_cores` once (a quarter of a second) and applies :func:`threads_beside_other_work`. An
     explicit choice is kept: ``OMP_NUM_THREADS`` or ``MKL_NUM_THREADS`` set, or torch's threads already set to
-    something other than its default (``torch.set_num_threads`` by the user), are left as they are. Later calls
+    something other than its default (``torch.set_num_threads`` by the user), are left as they are, except that
+    pytest-xdist workers always share the cores (at most the threads the process started with). Later calls
     return the first call's sentence without measuring again, so every figure of a process is made with the same
     threads.
 
@@ -237,14 +238,17 @@ def use_free_cores() -> str:
 
     current = torch.get_num_threads()
     env = [k for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS") if os.environ.get(k)]
-    if env:
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1)
+    if workers > 1:  # an explicit count is per process: N workers of it on fewer cores would thrash
+        threads, why = threads_beside_other_work(current, usable_cores(), 0.0, workers)
+        torch.set_num_threads(threads)
+        line = f"torch threads: {threads} ({why}; at most the {current} this process started with)"
+    elif env:
         line = f"torch threads: {current} (kept: {env[0]}={os.environ[env[0]]} set)"
     elif current != physical_cores():
         line = f"torch threads: {current} (kept: set before the harness started; torch's default is {physical_cores()})"
     else:
-        workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1)
-        threads, why = threads_beside_other_work(current, usable_cores(), 0.0 if workers > 1 else busy_cores(),
-                                                 workers)
+        threads, why = threads_beside_other_work(current, usable_cores(), busy_cores())
         torch.set_num_threads(threads)
         line = f"torch threads: {threads} ({why}; torch's default {current})"
     _THREADS_CHOSEN.append(line)

@@ -112,13 +112,17 @@ def assert_matches_seed(ours: np.ndarray, ref: np.ndarray) -> None:
     """seed-librosa-db (dB/20, max 0, floor -4) vs the librosa expression.
 
     float32 rounding is relative to the loudest bin, so values near the top_db floor (-80 dB, -4)
-    are the least precise: measured max 1.9e-5 above -3 and 1.2e-4 overall on random signals.
+    are the least precise: measured max 1.9e-5 above -3 and 1.2e-4 overall on random signals in a fresh
+    process, but up to 2.4e-4 above -3, 1.02e-3 overall and a mean of 1.37e-5 on derandomized signals in a
+    process whose earlier imports had moved its allocations (the float32 kernels MKL picks depend on the
+    operands' alignment). Bounds with a factor ~2 to spare over both; the float64 path is held to 1e-9
+    (``assert_exact``).
     """
     assert ours.shape == ref.shape
     diff = np.abs(ours - ref)
-    assert diff[ref > -3.0].max() < 1e-4
-    assert diff.max() < 1e-3
-    assert diff.mean() < 1e-5
+    assert diff[ref > -3.0].max() < 5e-4
+    assert diff.max() < 3e-3
+    assert diff.mean() < 3e-5
 
 
 # ---------------------------------------------------------------------------
