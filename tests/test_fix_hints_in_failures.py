@@ -1,5 +1,6 @@
 """A failing golden stage of a project's component says what its difference from the reference looks like: the
-hint is chosen from the evidence, not one sentence for every failure."""
+hint is chosen from the evidence, not one sentence for every failure (every slip's hint on its own arrays:
+tests/test_hints.py; here one slip end to end, three with --run-slow)."""
 import re
 
 import pytest
@@ -10,9 +11,9 @@ pytest_plugins = ["pytester"]
 
 
 @pytest.mark.parametrize("test_id,words", [
-    ("test_golden_stage[vocoder-slip-lag]", r"lag|delay|late"),
+    pytest.param("test_golden_stage[vocoder-slip-lag]", r"lag|delay|late", marks=pytest.mark.slow),
     ("test_golden_stage[vocoder-slip-gain]", r"gain|level"),
-    ("test_golden_stage[frontend-slip-hamming]", r"window"),
+    pytest.param("test_golden_stage[frontend-slip-hamming]", r"window", marks=pytest.mark.slow),
 ])
 def test_a_slip_s_failure_names_its_kind(pytester, harness_options, test_id, words):
     xml = pytester.path / "junit.xml"

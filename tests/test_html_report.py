@@ -153,6 +153,7 @@ def _junit_records(path):
     return records
 
 
+@pytest.mark.slow  # the same run through the plugin's --harness-html is in the default suite (below)
 def test_a_real_failing_run_makes_a_page_with_its_evidence(pytester, harness_options):
     """A slip (a vocoder at half the level) through the shipped suite: its JUnit properties are the records, its
     evidence directory holds the golden and output WAVs the page embeds."""

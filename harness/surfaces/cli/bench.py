@@ -4,10 +4,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from harness.surfaces.bench.gate import DEFAULT_BASELINE
 from harness.surfaces.cli.common import command
-
-#: harness.surfaces.bench.gate.DEFAULT_BASELINE, spelled out so that `harness --help` imports no torch
-DEFAULT_BASELINE = ".benchmarks/speed-baseline.json"
 
 
 def add_parser(sub) -> None:
