@@ -337,7 +337,7 @@ class SpeedVerdict:
 
     def as_info(self) -> dict:
         """The verdict as saved in the benchmark's ``extra_info``."""
-        return {k: v for k, v in dict(self.properties()).items()}
+        return dict(self.properties())
 
 
 class SpeedGate:

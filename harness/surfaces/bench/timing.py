@@ -136,8 +136,7 @@ def bench_threads(setting: Optional[int] = None, busy: Optional[float] = None) -
     if setting:
         return int(setting)
     busy = machine.busy_cores() if busy is None else busy
-    free = machine.usable_cores() - int(round(busy))
-    return max(1, min(STARTED_THREADS, free))
+    return machine.threads_beside_other_work(STARTED_THREADS, machine.usable_cores(), busy)[0]
 
 
 #: the shortest timed round (s): a faster callable is called several times per round
