@@ -10,6 +10,8 @@ exception                   also a                 raised when
 :class:`ComponentError`     ``InputError``         a project's component raised a ``TypeError`` on
                                                    what the harness handed it; names the component
 :class:`ModelNotAvailable`  ``RuntimeError``       weights cannot be had (offline, missing layout)
+:class:`IncompatibleModel`  ``ValueError``         a model's configs disagree with what the harness
+                                                   judges (mel bins, hop, latent channels); names both
 :class:`CalibrationError`   ``RuntimeError``       a known mistake cannot be told from the chain
 :class:`GoldenError`        ``AssertionError``     a golden is missing, edited or truncated
 :class:`ResourceError`      ``MemoryError``        the device ran out of memory: the run stops
@@ -164,6 +166,12 @@ def out_of_memory(exc: BaseException, running: str) -> ResourceError:
 
 class ModelNotAvailable(HarnessError, RuntimeError):
     """The requested weights cannot be had (offline, missing directory, incomplete layout)."""
+
+
+class IncompatibleModel(HarnessError, ValueError):
+    """A model whose configs the harness cannot judge (:func:`harness.model.settings.check_settings`): another mel
+    count, hop or sample rate than the front-end's, or latents its VAE cannot take. Raised before any weight is
+    loaded; the message names the numbers that disagree and the config files they come from."""
 
 
 class CalibrationError(HarnessError, RuntimeError):

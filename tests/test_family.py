@@ -8,6 +8,7 @@ import pytest
 from harness.judging import calibration, golden, quality
 from harness.builders import family
 from harness.model import loading
+from harness.errors import ModelNotAvailable
 from harness.surfaces import suite
 from harness.model.chain import Chain
 from harness.judging.matrix import golden_stage_names
@@ -19,12 +20,15 @@ def built(tmp_path_factory):
     return {v: family.build_tiny(v, root / v) for v in family.VARIANTS if v != "audioldm2"}
 
 
-@pytest.mark.parametrize("variant", ["audioldm2-large", "audioldm2-tts", "audioldm"])
+@pytest.mark.parametrize("variant", ["audioldm2-large", "audioldm2-tts", "audioldm", "musicldm"])
 def test_member_goes_through_goldens_and_the_golden_stage_tests(built, tmp_path, variant):
     model = str(built[variant])
     gdir = golden.generate(model, tmp_path / "golden", steps=5, progress=False)  # fewer steps: same code path
     manifest = golden.check(gdir)
-    assert manifest["pipeline"] == ("AudioLDMPipeline" if variant == "audioldm" else "AudioLDM2Pipeline")
+    assert manifest["pipeline"] == {"audioldm": "AudioLDMPipeline", "musicldm": "MusicLDMPipeline"}.get(
+        variant, "AudioLDM2Pipeline")
+    assert manifest["settings"]["scaling_factor"] == pytest.approx(
+        family.MUSICLDM_SCALING_FACTOR if variant == "musicldm" else Chain.load("tiny").scaling_factor)
     assert ("transcription" in manifest) == (variant == "audioldm2-tts")
     chain = Chain.load(model)
     path = calibration.calibrate(chain, gdir, progress=False, scope="golden")
@@ -66,5 +70,5 @@ def test_loading_by_hub_id_from_an_offline_cache(built, tmp_path, monkeypatch):
     assert chain.scaling_factor == pytest.approx(Chain.load("tiny").scaling_factor)
     pipe = loading.load_pipeline(source)
     assert type(pipe).__name__ == "AudioLDMPipeline"
-    with pytest.raises(loading.ModelNotAvailable, match="not in the local cache and HF_HUB_OFFLINE"):
+    with pytest.raises(ModelNotAvailable, match="not in the local cache and HF_HUB_OFFLINE"):
         loading.resolve_model("cvssp/not-cached")

@@ -12,11 +12,14 @@ variant            what is built (real class, tiny width)
                    (cvssp/audioldm2-speech-*): the golden cases carry a transcription
 ``audioldm``       AudioLDM v1 ``AudioLDMPipeline``: ``ClapTextModelWithProjection`` +
                    ``UNet2DConditionModel`` conditioned by class embedding (cvssp/audioldm-s-full-v2)
+``musicldm``       ``MusicLDMPipeline``: a ``ClapModel`` whose text embedding is the plain
+                   ``UNet2DConditionModel``'s class label (ucsd-reach/musicldm); its VAE's latents
+                   re-parametrised to MusicLDM's scaling factor (:data:`MUSICLDM_SCALING_FACTOR`)
 =================  =========================================================================
 
 Usage::
 
-    from harness import family
+    from harness.builders import family
     family.build_tiny("audioldm", "/tmp/audioldm-tiny")      # then: harness golden --model /tmp/audioldm-tiny
 """
 from __future__ import annotations
@@ -31,7 +34,9 @@ import torch
 from harness.model.loading import BUNDLED
 from harness.builders.bundled import tiny
 
-VARIANTS = ("audioldm2", "audioldm2-large", "audioldm2-tts", "audioldm")
+VARIANTS = ("audioldm2", "audioldm2-large", "audioldm2-tts", "audioldm", "musicldm")
+#: ucsd-reach/musicldm's ``vae/config.json`` scaling factor
+MUSICLDM_SCALING_FACTOR = 1.0753
 #: VitsTokenizer symbols of the TTS member: letters and punctuation, no phonemizer needed
 VITS_SYMBOLS = ["<pad>", "<unk>", " "] + list("abcdefghijklmnopqrstuvwxyz.,!?'-")
 #: the id diffusers writes at the end of a VITS phoneme sequence (pipeline_audioldm2.encode_prompt)
@@ -65,6 +70,8 @@ def build_tiny(variant: str, out_dir: str | os.PathLike, seed: int = 0) -> Path:
     vocoder = SpeechT5HifiGan.from_pretrained(BUNDLED["tiny"], subfolder="vocoder")
     if variant == "audioldm":
         pipe = _audioldm_v1(vae, vocoder, seed)
+    elif variant == "musicldm":
+        pipe = _musicldm(vae, vocoder, seed)
     elif variant == "audioldm2-tts":
         pipe = _audioldm2_tts(vae, vocoder, seed)
     else:
@@ -96,6 +103,29 @@ def _audioldm_v1(vae, vocoder, seed: int):
         max_position_embeddings=80))
     return AudioLDMPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
                             scheduler=DDIMScheduler(**tiny.SCHEDULER), vocoder=vocoder)
+
+
+def _musicldm(vae, vocoder, seed: int):
+    # as in diffusers' MusicLDM pipeline tests: the CLAP text embedding enters the UNet as a class embedding
+    # concatenated to the time embedding; the VAE is the bundled one with its latents rescaled (the pipeline's
+    # latents times MusicLDM's factor are the bundled latents times its own: every correct chain is unchanged)
+    from diffusers import MusicLDMPipeline, UNet2DConditionModel
+
+    from harness.builders.bundled.export import rescale_latents
+
+    base = tiny.build_pipeline(vae, vocoder, seed)
+    rescale_latents(vae, float(vae.config.scaling_factor), MUSICLDM_SCALING_FACTOR)
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(
+        block_out_channels=(16, 32), layers_per_block=1, sample_size=tiny.UNET_SAMPLE_SIZE,
+        in_channels=vae.config.latent_channels, out_channels=vae.config.latent_channels,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=(16, 32), norm_num_groups=8, attention_head_dim=4,
+        class_embed_type="simple_projection", projection_class_embeddings_input_dim=16, class_embeddings_concat=True,
+    )
+    return MusicLDMPipeline(vae=vae, text_encoder=base.text_encoder, tokenizer=base.tokenizer,
+                            feature_extractor=base.feature_extractor, unet=unet, scheduler=base.scheduler,
+                            vocoder=vocoder)
 
 
 def _vits_tokenizer():

@@ -27,7 +27,7 @@ import soundfile as sf
 from tqdm.auto import tqdm
 
 from harness import atomic
-from harness.errors import GoldenError  # noqa: F401  (imported from here by callers)
+from harness.errors import AudioError, GoldenError
 from harness.signal import audio
 
 PROMPTS = [
@@ -147,7 +147,7 @@ def _check_case(name: str, latents: np.ndarray, wave: np.ndarray) -> None:
                           "keep the VAE in fp32 (force_upcast) or generate in fp32/bf16")
     try:
         audio.check_waveform(wave, name=f"golden case {name!r}")
-    except audio.AudioError as exc:
+    except AudioError as exc:
         raise GoldenError(f"{exc}. A vocoder with random weights is near-silent: build random real-size models "
                           "with `harness build-real-size`, which conditions them") from None
 
@@ -155,7 +155,9 @@ def _check_case(name: str, latents: np.ndarray, wave: np.ndarray) -> None:
 def generate(model: str, out: str | Path, device: str = "cpu", dtype: str = "fp32",
              seconds: Optional[float] = None, steps: int = STEPS, progress: bool = True,
              finish: Optional[Callable[[Path], None]] = None) -> Path:
-    """Run the full ``AudioLDM2Pipeline`` on :data:`PROMPTS` and write the golden set to ``out``.
+    """Run the model's full pipeline (AudioLDM2, AudioLDM or MusicLDM) on :data:`PROMPTS` and write the golden set
+    to ``out``; the settings its configs imply (:class:`harness.model.settings.ModelSettings`: sample rate, hop, mel
+    bins, scaling factor, ...) are recorded in the manifest's ``settings``.
 
     The new set is built beside ``out`` and replaces it whole once it is complete, checked and
     ``finish(new_set_dir)`` (e.g. calibration) has succeeded (:func:`harness.atomic.replacing`): killed or
@@ -217,7 +219,7 @@ def _generate_into(out: Path, model: str, source, pipe, device: str, dtype: str,
     manifest = {
         "model": model, "model_kind": source.kind, "model_path": str(source.path) if source.kind != "bundled" else
         "harness/models/" + model, "weights_sha256": source.weights_hash(("vae", "vocoder", "unet")),
-        "pipeline": type(pipe).__name__, "versions": versions(), "cases": cases, "clips": clips,
+        "pipeline": type(pipe).__name__, "settings": source.settings.as_dict(), "versions": versions(), "cases": cases, "clips": clips,
         "steps": steps, "guidance_scale": GUIDANCE, "scheduler": type(pipe.scheduler).__name__,
         "audio_length_in_s": seconds, "device": str(device), "dtype": dtype,
         "seed_policy": "torch.Generator('cpu').manual_seed(case seed), num_waveforms_per_prompt=1",
@@ -260,14 +262,14 @@ def add_clips(root: str | Path, paths, channel: str = "first",
     clips then get per-clip regression ceilings and ``pytest`` runs the matrix on them.
 
     Returns the names added (``user-<stem>``, numbered on a collision). Raises
-    :class:`harness.signal.audio.AudioError` naming the first unusable file, before anything is written. Like
+    :class:`harness.errors.AudioError` naming the first unusable file, before anything is written. Like
     :func:`generate`, the set is replaced whole once the new one is checked and ``finish(new_set_dir)``
     succeeded.
     """
     check(root)
     loaded = [(p, audio.load_audio(p, channel=channel, max_seconds=audio.MAX_SECONDS)) for p in audio_files(paths)]
     if not loaded:
-        raise audio.AudioError(None, "no audio files found", f"looked in {', '.join(map(str, paths))}")
+        raise AudioError(None, "no audio files found", f"looked in {', '.join(map(str, paths))}")
     with atomic.replacing(root) as stage:
         names = _add_clips_into(stage, loaded)
         check(stage)

@@ -9,7 +9,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from harness import machine
-from harness.signal.audio import MAX_SECONDS, AudioError, load_audio
+from harness.errors import AudioError
+from harness.signal.audio import MAX_SECONDS, load_audio
 from harness.model import loading
 from harness.judging import golden, matrix, thresholds
 from harness.judging.golden import CLIPS_DIR, locate, sha256
@@ -99,9 +100,9 @@ class RecordJudge:
     def require_scope(self, without_baseline: bool) -> None:
         """Refuse (ValueError naming the command) when the thresholds cannot judge these files."""
         if self.scope == "golden" or (self.scope != "all" and without_baseline):
-            what = ("it holds no matrix limits, so no file" if self.scope == "golden" else
-                    "it holds no relative margins, so audio without a stored baseline")
-            raise ValueError(f"{self.path} was calibrated with --scope {self.scope}: {what} can be judged; run "
+            what = ("it holds no matrix limits, so no file can be judged" if self.scope == "golden" else
+                    "it holds no relative margins, so audio without a stored baseline cannot be judged")
+            raise ValueError(f"{self.path} was calibrated with --scope {self.scope}: {what}; run "
                              "`harness thresholds --calibrate --scope all` (with the --dtype of this run)")
 
     def records(self, run, combos, baseline_of: Dict[str, str]) -> List[dict]:

@@ -14,7 +14,8 @@ from typing import Optional
 
 import torch
 
-from harness.errors import ModelNotAvailable  # noqa: F401  (imported from here by callers)
+from harness.errors import ModelNotAvailable
+from harness.model.settings import ModelSettings, check_settings, read_settings
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # the package data sits beside the layers
 BUNDLED = {"tiny": PACKAGE_DIR / "models" / "tiny"}
@@ -55,6 +56,11 @@ class ModelSource:
         except ValueError:
             return False
 
+    @property
+    def settings(self) -> ModelSettings:
+        """What the model's configs say about its chain (:func:`harness.model.settings.read_settings`)."""
+        return read_settings(self.path)
+
     def weights_hash(self, subfolders=("vae", "vocoder")) -> str:
         """sha256 over the weight files of ``subfolders`` (names and bytes, sorted)."""
         h = hashlib.sha256()
@@ -77,13 +83,25 @@ def model_slug(spec: str) -> str:
     return spec.strip("/").replace("/", "--")
 
 
-def resolve_model(spec: str, subfolders=("vae", "vocoder")) -> ModelSource:
-    """Turn ``tiny``, a local directory or a hub id into a local directory.
+def resolve_model(spec: str, subfolders=("vae", "vocoder"), local_only: bool = False) -> ModelSource:
+    """Turn ``tiny``, a local directory or a hub id into a local directory, and check the model's configs.
 
     A hub id is looked up in the local Hugging Face cache first, then downloaded (only the
-    ``subfolders`` asked for) with short timeouts. Without network or cache this raises
-    :class:`ModelNotAvailable` within seconds, with what to do instead.
+    ``subfolders`` asked for, and the UNet's config) with short timeouts. Without network or cache this
+    raises :class:`ModelNotAvailable` within seconds, with what to do instead; so does a hub id that is not in
+    the cache with ``local_only`` (no download tried).
+
+    Before returning, the model check (:mod:`harness.model.settings`) reads the configs: a model whose
+    vocoder, VAE or UNet disagree with what the harness judges raises :class:`~harness.errors.IncompatibleModel`
+    naming the numbers and files, before any weight is loaded. With ``"unet"`` among ``subfolders`` (golden
+    generation) the pipeline class must be one the harness runs.
     """
+    source = _locate(spec, subfolders, local_only)
+    check_settings(source.settings, spec, pipeline_needed="unet" in subfolders)
+    return source
+
+
+def _locate(spec: str, subfolders, local_only: bool) -> ModelSource:
     if spec in BUNDLED:
         path = BUNDLED[spec]
         if not (path / "model_index.json").exists():
@@ -102,19 +120,21 @@ def resolve_model(spec: str, subfolders=("vae", "vocoder")) -> ModelSource:
     if spec.count("/") != 1 or spec.startswith((".", "/")):
         raise ModelNotAvailable(f"{spec!r} is neither a bundled model ({', '.join(BUNDLED)}), an existing "
                                 "directory, nor a hub id like 'cvssp/audioldm2'")
-    return ModelSource(spec, _from_hub(spec, subfolders), "hub")
+    return ModelSource(spec, _from_hub(spec, subfolders, local_only), "hub")
 
 
-def _from_hub(repo_id: str, subfolders) -> Path:
+def _from_hub(repo_id: str, subfolders, local_only: bool = False) -> Path:
     from huggingface_hub import snapshot_download
 
-    patterns = ["model_index.json"] + [f"{s}/*" for s in subfolders]
+    patterns = ["model_index.json", "unet/config.json"] + [f"{s}/*" for s in subfolders]
     try:
         return Path(snapshot_download(repo_id, allow_patterns=patterns, local_files_only=True))
     except Exception:
         pass
     hint = (f"download it where you have network (hf download {repo_id} --local-dir DIR) and pass "
             f"--model DIR, or populate the Hugging Face cache (HF_HOME)")
+    if local_only:
+        raise ModelNotAvailable(f"weights of {repo_id!r} are not in the local cache: {hint}")
     if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false"):
         raise ModelNotAvailable(f"weights of {repo_id!r} are not in the local cache and HF_HUB_OFFLINE is set: {hint}")
     old = {k: os.environ.get(k) for k in ("HF_HUB_ETAG_TIMEOUT", "HF_HUB_DOWNLOAD_TIMEOUT")}
@@ -266,8 +286,31 @@ def load_components(source: ModelSource, device="cpu", dtype="fp32", force_vae_f
     return vae, vocoder
 
 
+def text_features_as_tensor(text_encoder) -> None:
+    """Make ``text_encoder.get_text_features`` return the projected text embedding as a tensor, as
+    ``MusicLDMPipeline`` expects.
+
+    diffusers keeps ``MusicLDMPipeline`` (deprecated, no fixes) calling ``ClapModel.get_text_features(...).to(...)``;
+    transformers 5 returns a ``BaseModelOutputWithPooling`` whose ``pooler_output`` holds that embedding, and the
+    pipeline stops with ``AttributeError: 'BaseModelOutputWithPooling' object has no attribute 'to'``. An older
+    transformers that returns the tensor itself is left as it is.
+
+    Parameters
+    ----------
+    text_encoder : transformers.ClapModel
+        The pipeline's text encoder; changed in place (an instance attribute, the class is untouched).
+    """
+    method = text_encoder.get_text_features
+
+    def get_text_features(*args, **kwargs):
+        out = method(*args, **kwargs)
+        return out if isinstance(out, torch.Tensor) else out.pooler_output
+
+    text_encoder.get_text_features = get_text_features
+
+
 def load_pipeline(source: ModelSource, device="cpu", dtype="fp32"):
-    """Load the full text-to-audio pipeline of ``source`` (AudioLDM2, or AudioLDM v1 by its model_index).
+    """Load the full text-to-audio pipeline of ``source`` (AudioLDM2, AudioLDM v1 or MusicLDM by its model_index).
 
     cvssp/audioldm2 stores its language model as ``GPT2Model``, which current transformers cannot
     generate with (diffusers issue #12630); it is loaded as ``GPT2LMHeadModel`` instead, in ``dtype`` like the
@@ -298,6 +341,8 @@ def load_pipeline(source: ModelSource, device="cpu", dtype="fp32"):
                                 f"({str(exc).splitlines()[0]}); golden generation needs every component") from None
     if dt == torch.float16:
         pipe.vae.to(vae_dtype_for(dt, pipe.vae.config))
+    if cls_name == "MusicLDMPipeline":
+        text_features_as_tensor(pipe.text_encoder)
     cast_at_boundaries(pipe)
     pipe.set_progress_bar_config(disable=True)
     dev = resolve_device(device)

@@ -96,6 +96,26 @@ def pytest_configure(config):
             f"PATH for a test path when it chooses its rootdir (now {config.rootpath}); or set harness_golden_dir "
             "in your ini file"), stacklevel=2)
     _group_quality_tests(config)
+    _check_model(config)
+
+
+def _check_model(config) -> None:
+    """A model the harness cannot judge (:mod:`harness.model.settings`: another mel count, hop or sample rate, latents
+    its VAE cannot take) stops the run at once with the model check's one line, not once per test. Only a bundled
+    model, a directory or a hub id in the local cache is read here; a model not available yet is left to the
+    tests, whose message says what to do."""
+    model = setting(config, "model")
+    if model == SETTINGS["model"][0]:
+        return  # the bundled model: checked by the harness's own tests, and no torch import for a guest run
+    from harness.errors import IncompatibleModel, ModelNotAvailable
+    from harness.model import loading
+
+    try:
+        loading.resolve_model(model, local_only=True)
+    except IncompatibleModel as exc:
+        raise pytest.UsageError(f"audioldm2-harness: {exc}") from None
+    except ModelNotAvailable:
+        pass
 
 
 def _group_quality_tests(config) -> None:
@@ -382,9 +402,9 @@ def harness_chain(harness_options):
             mel = torch.zeros(1, 1, 8, 64)
             assert harness_chain.vocode(mel).shape == (1, 1280)
     """
-    from harness.model.chain import Chain
-    from harness.model.loading import ModelNotAvailable
+    from harness.errors import ModelNotAvailable
     from harness.machine import keep_freed_memory
+    from harness.model.chain import Chain
 
     if str(harness_options["device"]) in ("cpu", "auto"):
         _share_cores_among_xdist_workers()
