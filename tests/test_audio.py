@@ -16,10 +16,11 @@ import soundfile as sf
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from harness.errors import AudioError
 from harness.signal import audio
 from harness.signal.audio import (
-    BLOCK, HOP, MIN_SAMPLES, SAMPLE_RATE, AudioError, AudioWarning, check_waveform, frames_for, load_audio,
-    load_info, pad_or_crop, to_tensor, write_audio,
+    BLOCK, HOP, MIN_SAMPLES, SAMPLE_RATE, AudioWarning, check_waveform, frames_for, load_audio, load_info,
+    pad_or_crop, to_tensor, write_audio,
 )
 
 

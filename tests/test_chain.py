@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from harness.errors import LayoutError, ModelNotAvailable
 from harness.model import loading, variants
 from harness.builders import realsize
-from harness.model.chain import Chain, LayoutError
+from harness.model.chain import Chain
 
 
 def test_real_size_shapes():
@@ -34,7 +35,7 @@ def test_hub_id_offline_fails_fast_and_clearly(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HOME", str(tmp_path))
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     t0 = time.time()
-    with pytest.raises(loading.ModelNotAvailable, match="not available offline.*--model DIR"):
+    with pytest.raises(ModelNotAvailable, match="not available offline.*--model DIR"):
         Chain.load("cvssp/audioldm2")
     assert time.time() - t0 < 30
 
@@ -42,19 +43,19 @@ def test_hub_id_offline_fails_fast_and_clearly(monkeypatch, tmp_path):
 def test_hub_offline_env(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HOME", str(tmp_path))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(loading.ModelNotAvailable, match="HF_HUB_OFFLINE"):
+    with pytest.raises(ModelNotAvailable, match="HF_HUB_OFFLINE"):
         loading.resolve_model("cvssp/audioldm-s-full-v2")
 
 
 @pytest.mark.parametrize("spec,match", [("no/such/dir/x", "neither"), ("pyproject.toml", "is a file")])
 def test_bad_model_specs(spec, match):
-    with pytest.raises(loading.ModelNotAvailable, match=match):
+    with pytest.raises(ModelNotAvailable, match=match):
         loading.resolve_model(spec)
 
 
 def test_local_directory_missing_parts(tmp_path):
     (tmp_path / "vae").mkdir()
-    with pytest.raises(loading.ModelNotAvailable, match="vocoder/config.json"):
+    with pytest.raises(ModelNotAvailable, match="vocoder/config.json"):
         loading.resolve_model(str(tmp_path))
 
 

@@ -2,13 +2,14 @@
 import pytest
 
 from harness.judging import matrix, quality, thresholds
+from harness.judging.stages import NOT_MEASURED
 
 REPORT_CHAIN = matrix.Combination("seed-librosa-db", "scaled", "hifigan")  # the original report's chain
 
 
 def test_a_judged_only_run_stops_at_the_culprit_unless_a_later_stage_is_named(harness_chain, golden_set):
     run = quality.MatrixRun(harness_chain, golden_set, judged_only=True)
-    assert run.result(REPORT_CHAIN)["chain"] == run.result(REPORT_CHAIN)["vae"] == matrix.NOT_MEASURED
+    assert run.result(REPORT_CHAIN)["chain"] == run.result(REPORT_CHAIN)["vae"] == NOT_MEASURED
     named = run.result(REPORT_CHAIN, upto="chain")
     assert named["chain"].error is None and len(named["chain"].metrics["mel_l1"]) == len(run.clip_names)
     assert run.result(REPORT_CHAIN)["chain"] is named["chain"]  # cached: the deeper result is kept

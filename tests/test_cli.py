@@ -198,9 +198,9 @@ def test_every_command_and_option_is_documented_with_valid_examples():
 
 def test_the_cli_offers_every_calibration_scope():
     from harness.judging import calibration
-    from harness.surfaces import cli
+    from harness.surfaces.cli import common
 
-    assert cli.SCOPES == calibration.SCOPES
+    assert common.SCOPES == calibration.SCOPES
 
 
 def test_the_cli_names_the_components_and_their_defaults_as_the_stage_engine_does():

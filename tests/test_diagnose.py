@@ -11,7 +11,8 @@ import soundfile as sf
 import torch
 
 from harness.signal import audio, frontend
-from harness.surfaces import cli, diagnose
+from harness.surfaces import cli
+from harness.surfaces.diagnose.findings import check_mel_statistics
 from harness.judging import report
 from harness.model.chain import Chain
 
@@ -89,7 +90,7 @@ def test_statistics_flag_every_known_frontend_mistake(clip):
     flags = {}
     for fe in frontend.list_frontends():
         mel = fe(wave)[0, 0].numpy()
-        flags[fe.name] = [f.code for f in diagnose.check_mel_statistics(mel) if f.severity == "flag"]
+        flags[fe.name] = [f.code for f in check_mel_statistics(mel) if f.severity == "flag"]
     assert flags["audioldm2"] == [] and flags["audioldm2-tacotron"] == []
     assert flags["seed-librosa-db"] == ["power-to-db"]
     assert flags["log10-mel"] == ["log10"]

@@ -5,14 +5,11 @@ import pytest
 import torch
 
 from harness import errors
+from harness.errors import AudioError, CalibrationError, GoldenError, LayoutError, ModelNotAvailable
 from harness.signal import metrics
-from harness.signal.audio import AudioError, check_waveform
-from harness.model.chain import LayoutError
+from harness.signal.audio import check_waveform
 from harness.signal.frontend import get_frontend
-from harness.judging.golden import GoldenError
-from harness.model.loading import ModelNotAvailable
 from harness.judging.stages import StageResult, measure
-from harness.judging.thresholds import CalibrationError
 
 
 def test_every_harness_exception_is_one_family():

@@ -20,9 +20,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.signal.frontend import (
-    LOG_FLOOR_NATS, get_frontend, list_frontends, log_mel, mel_to_magnitude, normalize_waveform,
-)
+from harness.signal.audio import normalize_waveform
+from harness.signal.frontend import LOG_FLOOR_NATS, get_frontend, list_frontends, log_mel, mel_to_magnitude
 from harness.signal.synth import have_espeak, iter_reference_clips
 
 SR = 16000
@@ -356,8 +355,6 @@ def test_registry_flags():
     assert not names["seed-librosa-db"].correct
     assert names["audioldm2"].expected_at("frontend") == "pass"
     assert names["power-mel"].expected_at("frontend") == "detect"
-    with pytest.warns(DeprecationWarning, match=r"Frontend.expected is deprecated.*expected_at\(stage\)"):
-        assert names["power-mel"].expected == "detect"  # the former spelling, for one minor version
     with pytest.raises(ValueError, match="unknown front-end 'nope'; known: .*audioldm2"):
         get_frontend("nope")
 

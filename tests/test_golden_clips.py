@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from harness.signal import audio
+from harness.errors import AudioError
 from harness.judging import calibration, golden, quality
 
 
@@ -48,7 +48,7 @@ def test_a_bad_clip_writes_nothing(golden_copy, tmp_path):
     before = (golden_copy / "manifest.json").read_text()
     sf.write(tmp_path / "ok.wav", tone(1.0), 16000)
     sf.write(tmp_path / "silent.wav", np.zeros(16000, np.float32), 16000)
-    with pytest.raises(audio.AudioError, match="silent.wav"):
+    with pytest.raises(AudioError, match="silent.wav"):
         golden.add_clips(golden_copy, [tmp_path / "ok.wav", tmp_path / "silent.wav"])
     assert (golden_copy / "manifest.json").read_text() == before
     assert not list((golden_copy / "clips").glob("user-*"))

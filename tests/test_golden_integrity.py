@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from harness.judging import golden
+from harness.errors import GoldenError
 
 
 def test_manifest_has_provenance(golden_set):
@@ -42,7 +43,7 @@ def test_edited_array_is_named(golden_copy):
     arr = np.load(path)
     arr[0, 0] += 0.01
     np.save(path, arr)
-    with pytest.raises(golden.GoldenError, match=f"{path.name}.*sha256"):
+    with pytest.raises(GoldenError, match=f"{path.name}.*sha256"):
         golden.check(golden_copy)
 
 
@@ -50,14 +51,14 @@ def test_truncated_audio_is_named(golden_copy):
     path = _first(golden_copy, "audio.wav")
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(golden.GoldenError, match=f"{path.name}.*truncated"):
+    with pytest.raises(GoldenError, match=f"{path.name}.*truncated"):
         golden.check(golden_copy)
 
 
 def test_missing_file_is_named(golden_copy):
     path = _first(golden_copy, "latents.npy")
     path.unlink()
-    with pytest.raises(golden.GoldenError, match="latents.npy.*missing"):
+    with pytest.raises(GoldenError, match="latents.npy.*missing"):
         golden.check(golden_copy)
 
 
@@ -66,13 +67,13 @@ def test_incomplete_manifest(golden_copy):
     m = json.loads(mpath.read_text())
     del m["weights_sha256"]
     mpath.write_text(json.dumps(m))
-    with pytest.raises(golden.GoldenError, match="incomplete.*weights_sha256"):
+    with pytest.raises(GoldenError, match="incomplete.*weights_sha256"):
         golden.check(golden_copy)
 
 
 def test_corrupt_manifest(golden_copy):
     (golden_copy / "manifest.json").write_text("{not json")
-    with pytest.raises(golden.GoldenError, match="not valid JSON"):
+    with pytest.raises(GoldenError, match="not valid JSON"):
         golden.check(golden_copy)
 
 
@@ -83,6 +84,6 @@ def test_thresholds_of_other_weights_are_refused(golden_copy, golden_set):
     data = thresholds.load(golden_copy / "thresholds.toml")
     thresholds.check_weights(data, golden_set.manifest, golden_copy / "thresholds.toml")  # the shipped pair agrees
     data["meta"]["weights_sha256"] = "0" * 64
-    with pytest.raises(golden.GoldenError, match="thresholds.toml: calibrated on weights 000000000000.*"
-                                                 "harness thresholds --calibrate --model"):
+    with pytest.raises(GoldenError, match="thresholds.toml: calibrated on weights 000000000000.*"
+                                          "harness thresholds --calibrate --model"):
         thresholds.check_weights(data, golden_set.manifest, golden_copy / "thresholds.toml")

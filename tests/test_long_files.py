@@ -10,6 +10,7 @@ import pytest
 import soundfile as sf
 
 from harness.signal import audio
+from harness.errors import AudioError
 
 RATE = 44100
 
@@ -58,7 +59,7 @@ def test_commands_that_read_a_file_whole_refuse_it_unread(hour_wav, tmp_path, co
 
 
 def test_load_audio_refuses_from_the_header_or_reads_the_start(hour_wav):
-    with pytest.raises(audio.AudioError, match="3600 s long"):
+    with pytest.raises(AudioError, match="3600 s long"):
         audio.load_audio(hour_wav, max_seconds=60)
     x = audio.load_audio(hour_wav, max_seconds=10.24, truncate=True)
     assert abs(len(x) - 10.24 * audio.SAMPLE_RATE) <= 2

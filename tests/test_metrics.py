@@ -9,9 +9,10 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
-from harness.signal import frontend, metrics as M
+from harness.signal import metrics as M
+from harness.signal.audio import SAMPLE_RATE
 
-SR = frontend.SAMPLE_RATE
+SR = SAMPLE_RATE
 N = SR  # 1 s signals
 FAST = settings(max_examples=20, deadline=None)
 seeds = st.integers(min_value=0, max_value=2**32 - 1)

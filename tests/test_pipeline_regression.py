@@ -3,6 +3,7 @@ import pytest
 
 from harness.judging import golden as golden_mod
 from harness.model import loading
+from harness.errors import ModelNotAvailable
 from harness.signal import metrics
 from harness.judging import thresholds
 from harness.judging.quality import exact_key
@@ -13,7 +14,7 @@ def pipeline(harness_options, harness_chain):
     try:
         source = loading.resolve_model(harness_options["model"], subfolders=("vae", "vocoder", "unet"))
         return loading.load_pipeline(source, harness_options["device"], harness_options["dtype"])
-    except loading.ModelNotAvailable as exc:
+    except ModelNotAvailable as exc:
         pytest.skip(f"full pipeline not available: {exc}")
 
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from harness.judging import stages
-from harness.signal import audio, frontend
+from harness.signal import audio
 from harness.surfaces.diagnose import stages as diagnose_stages
 
 
@@ -24,7 +24,7 @@ def test_the_vocabulary_names_each_stage_once_with_its_component():
 def wave():
     t = np.arange(audio.grid_frames(8000) * audio.HOP) / audio.SAMPLE_RATE
     x = (0.3 * np.sin(2 * np.pi * 440 * t) + 0.05 * np.sin(2 * np.pi * 1700 * t)).astype(np.float32)
-    return frontend.normalize_waveform(torch.from_numpy(x)[None])
+    return audio.normalize_waveform(torch.from_numpy(x)[None])
 
 
 def test_each_stage_runs_its_component_with_the_documented_shapes(harness_chain, wave):

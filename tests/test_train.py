@@ -5,20 +5,22 @@ import numpy as np
 import pytest
 import torch
 
-from harness.builders.bundled import train
+from harness.builders.bundled import loops, tiny, train
+from harness.builders.bundled.config import TrainConfig
+from harness.builders.bundled.data import prepare_data, random_crops, read_data_pack, write_data_pack
 
 
 def test_a_few_steps_reduce_the_loss(tmp_path):
     torch.manual_seed(0)
-    cfg = train.TrainConfig(n_speech=0, n_synth=3, n_heldout_speech=0, n_heldout_synth=1, vae_batch=4,
-                            vae_frames=32, vocoder_batch=2, vocoder_frames=16, warmup=1)
-    data = train.prepare_data(cfg, tmp_path)
-    vae = train.tiny.build_vae(0)
+    cfg = TrainConfig(n_speech=0, n_synth=3, n_heldout_speech=0, n_heldout_synth=1, vae_batch=4,
+                      vae_frames=32, vocoder_batch=2, vocoder_frames=16, warmup=1)
+    data = prepare_data(cfg, tmp_path)
+    vae = tiny.build_vae(0)
     opt = torch.optim.AdamW(vae.parameters(), lr=2e-3)
     losses = []
     for step in range(25):
         rng = np.random.default_rng([0, 0])  # the same batch each step: its loss must fall
-        mel, _ = train.random_crops(data["train"], rng, cfg.vae_batch, cfg.vae_frames)
+        mel, _ = random_crops(data["train"], rng, cfg.vae_batch, cfg.vae_frames)
         rec = vae.decode(vae.encode(mel[:, None]).latent_dist.mode()).sample
         loss = (rec - mel[:, None]).abs().mean()
         opt.zero_grad()
@@ -29,9 +31,9 @@ def test_a_few_steps_reduce_the_loss(tmp_path):
 
 
 def test_recipe_resumes_and_exports(tmp_path):
-    cfg = train.TrainConfig(n_speech=0, n_synth=3, n_heldout_speech=0, n_heldout_synth=1, vae_steps=2,
-                            vocoder_steps=2, gan_steps=2, n_gan_clips=3, eval_every=2, vae_batch=2, vae_frames=32,
-                            vocoder_batch=1, vocoder_frames=16, gan_batch=1, gan_frames=16, warmup=1)
+    cfg = TrainConfig(n_speech=0, n_synth=3, n_heldout_speech=0, n_heldout_synth=1, vae_steps=2,
+                      vocoder_steps=2, gan_steps=2, n_gan_clips=3, eval_every=2, vae_batch=2, vae_frames=32,
+                      vocoder_batch=1, vocoder_frames=16, gan_batch=1, gan_frames=16, warmup=1)
     result = train.main(str(tmp_path / "run"), str(tmp_path / "model"), cfg)
     assert (tmp_path / "model" / "vae" / "config.json").exists()
     assert json.loads((tmp_path / "model" / "training.json").read_text())["scaling_factor"] > 0
@@ -48,12 +50,12 @@ def test_the_adversarial_stage_starts_from_a_trained_pipeline(tmp_path):
     the HiFi-GAN stage trains, and the exported vocoder differs from the one it started from."""
     from transformers import SpeechT5HifiGan
 
-    first = train.TrainConfig(n_speech=0, n_synth=3, n_heldout_speech=0, n_heldout_synth=1, vae_steps=2,
-                              vocoder_steps=2, gan_steps=0, n_gan_clips=3, eval_every=2, vae_batch=2,
-                              vae_frames=32, vocoder_batch=1, vocoder_frames=16, warmup=1)
+    first = TrainConfig(n_speech=0, n_synth=3, n_heldout_speech=0, n_heldout_synth=1, vae_steps=2,
+                        vocoder_steps=2, gan_steps=0, n_gan_clips=3, eval_every=2, vae_batch=2,
+                        vae_frames=32, vocoder_batch=1, vocoder_frames=16, warmup=1)
     train.main(str(tmp_path / "run1"), str(tmp_path / "model1"), first)
-    cfg = train.TrainConfig(**{**first.__dict__, "gan_steps": 2, "gan_batch": 1, "gan_frames": 16,
-                               "init_from": str(tmp_path / "model1")})
+    cfg = TrainConfig(**{**first.__dict__, "gan_steps": 2, "gan_batch": 1, "gan_frames": 16,
+                         "init_from": str(tmp_path / "model1")})
     result = train.main(str(tmp_path / "run2"), str(tmp_path / "model2"), cfg)
     assert result["taken_from"]["path"] == str(tmp_path / "model1")
     assert result["taken_from"]["parts"] == ["vae", "vocoder"]
@@ -90,8 +92,8 @@ def test_rescale_latents_is_an_exact_change_of_variables():
 
     import torch
 
-    from harness.builders.bundled import tiny
-    from harness.builders.bundled.train import REAL_SCALING_FACTOR, rescale_latents
+    from harness.builders.bundled.export import rescale_latents
+    from harness.builders.bundled.loops import REAL_SCALING_FACTOR
 
     torch.manual_seed(0)
     vae = tiny.build_vae(0).eval()
@@ -158,11 +160,11 @@ SMALL = dict(n_speech=0, n_synth=3, n_heldout_speech=0, n_heldout_synth=1, vae_s
 
 def test_a_data_pack_carries_the_corpus_as_flac(tmp_path):
     """``write_data_pack`` / ``read_data_pack``: the same clips, 16-bit accurate, mels recomputed from them."""
-    cfg = train.TrainConfig(**SMALL)
-    data = train.prepare_data(cfg, tmp_path)
-    path = train.write_data_pack(data, tmp_path / "pack.npz")
+    cfg = TrainConfig(**SMALL)
+    data = prepare_data(cfg, tmp_path)
+    path = write_data_pack(data, tmp_path / "pack.npz")
     assert path.stat().st_size < 0.5 * (tmp_path / "data.npz").stat().st_size
-    back = train.prepare_data(train.TrainConfig(**SMALL, data_pack=str(path)), tmp_path / "elsewhere")
+    back = prepare_data(TrainConfig(**SMALL, data_pack=str(path)), tmp_path / "elsewhere")
     assert set(back) == {"train", "heldout"}
     for name in back:
         np.testing.assert_array_equal(back[name]["offsets"], data[name]["offsets"])
@@ -171,27 +173,25 @@ def test_a_data_pack_carries_the_corpus_as_flac(tmp_path):
         assert np.abs(back[name]["mel"] - data[name]["mel"]).mean() < 0.05  # nats; the floor bins move most
     missing = tmp_path / "none.npz"
     with pytest.raises(FileNotFoundError, match="--write-pack"):
-        train.read_data_pack(missing)
+        read_data_pack(missing)
 
 
 def test_a_stage_fitted_to_minutes_sets_its_steps_from_its_pace(tmp_path, monkeypatch):
     """``vocoder_minutes``: the step count comes from the first steps' pace, is recorded, and a re-run
     (resume) keeps it instead of fitting again."""
-    from harness.builders.bundled import loops
-
     ticks = iter(range(10 ** 9))
     monkeypatch.setattr(loops, "_clock", lambda: next(ticks) * 0.01)  # a clock the test controls: 10 ms a reading
     monkeypatch.setattr(loops, "PACE_WARMUP", 1)
     monkeypatch.setattr(loops, "PACE_STEPS", 4)
     settings = {**SMALL, "vocoder_steps": 10 ** 6, "vocoder_minutes": 0.006, "eval_every": 50, "stages": "vocoder"}
-    result = train.main(str(tmp_path / "run"), str(tmp_path / "model"), train.TrainConfig(**settings),
+    result = train.main(str(tmp_path / "run"), str(tmp_path / "model"), TrainConfig(**settings),
                         export_model=False)
     fitted = result["config"]["vocoder_steps"]
     assert loops.PACE_WARMUP + loops.PACE_STEPS < fitted < 30  # 0.36 s at a few 10-ms readings per step
     assert result["vocoder_history"][-1]["step"] == fitted
     log = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert [r["fitted"]["steps"] for r in log if "fitted" in r] == [fitted]
-    again = train.main(str(tmp_path / "run"), str(tmp_path / "model"), train.TrainConfig(**settings),
+    again = train.main(str(tmp_path / "run"), str(tmp_path / "model"), TrainConfig(**settings),
                        export_model=False)
     assert again["vocoder_history"] == result["vocoder_history"]
 
@@ -207,7 +207,7 @@ def test_a_run_trained_without_export_is_exported_from_its_portable_checkpoints(
     tiny_dir = str(loading.resolve_model("tiny").path)
     arch = {"upsample_rates": [8, 4, 5], "upsample_kernel_sizes": [16, 8, 10], "resblock_kernel_sizes": [3, 7],
             "resblock_dilation_sizes": [[1, 3, 5], [1, 3, 5]]}
-    cfg = train.TrainConfig(**{**SMALL, "stages": "vocoder,gan", "vocoder_width": 32, "vocoder_arch": arch})
+    cfg = TrainConfig(**{**SMALL, "stages": "vocoder,gan", "vocoder_width": 32, "vocoder_arch": arch})
     with pytest.raises(ValueError, match="init_from"):
         train.main(str(tmp_path / "run"), str(tmp_path / "model"), cfg)
     trained = train.main(str(tmp_path / "run"), str(tmp_path / "unused"), cfg, export_model=False)
@@ -230,18 +230,18 @@ def test_unknown_stages_and_settings_are_refused_clearly(tmp_path):
     from harness.surfaces import cli
 
     with pytest.raises(ValueError, match="unknown training stage"):
-        train.TrainConfig(stages="vocoder,hifigan").stage_list()
-    assert train.TrainConfig(init_from="x").stage_list() == ["gan"]
+        TrainConfig(stages="vocoder,hifigan").stage_list()
+    assert TrainConfig(init_from="x").stage_list() == ["gan"]
     with pytest.raises(SystemExit, match="no such setting"):
         cli.main(["train", "--out", str(tmp_path), "--set", "vocoder_wdth=192"])
     with pytest.raises(ValueError, match="not the hop of 160"):
-        train.tiny.build_vocoder(arch={"upsample_rates": [8, 4, 4]})
+        tiny.build_vocoder(arch={"upsample_rates": [8, 4, 4]})
 
 
 def test_the_mrstft_log_magnitude_term_has_its_own_weight():
     """With the log-magnitude term off, a half-level copy costs exactly its spectral convergence, 0.5."""
     target = torch.randn(2, 4096, generator=torch.Generator().manual_seed(0))
     ffts = [256, 1024]
-    assert train.mrstft_loss(0.5 * target, target, ffts, w_log_mag=0.0).item() == pytest.approx(0.5, abs=1e-5)
-    with_log = train.mrstft_loss(0.5 * target, target, ffts).item()
+    assert loops.mrstft_loss(0.5 * target, target, ffts, w_log_mag=0.0).item() == pytest.approx(0.5, abs=1e-5)
+    with_log = loops.mrstft_loss(0.5 * target, target, ffts).item()
     assert with_log == pytest.approx(0.5 + np.log(2), abs=1e-4)  # + |ln 0.5| in every bin

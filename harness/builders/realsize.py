@@ -13,7 +13,7 @@ variance, as training would.
 
 Usage::
 
-    from harness import realsize
+    from harness.builders import realsize
     realsize.build("/tmp/audioldm2-real")              # about 1.1 B parameters, 4.3 GB of safetensors
 """
 from __future__ import annotations

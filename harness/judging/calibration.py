@@ -15,6 +15,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from harness import machine
+from harness.errors import CalibrationError
 from harness.signal import synth
 from harness.judging import golden as golden_mod
 from harness.judging import matrix, thresholds
@@ -201,7 +202,7 @@ def calibrate(chain, golden_dir: str | Path, out: Optional[str | Path] = None, p
         if relative_clips is None:
             if not synth.have_espeak():
                 # without speech the set is another one, and the margins would silently describe other audio
-                raise thresholds.CalibrationError(
+                raise CalibrationError(
                     "calibration --scope all speaks its speech clips with espeak-ng, which is not installed "
                     "(Debian/Ubuntu: apt-get install espeak-ng); or calibrate --scope absolute")
             relative_clips = dict(synth.judging_set("calibration", progress=progress))
@@ -218,8 +219,8 @@ def calibrate(chain, golden_dir: str | Path, out: Optional[str | Path] = None, p
     path = Path(out or Path(golden_dir) / thresholds.file_name(meta["dtype"]))
     thresholds.write(path, tables, meta)
     if problems:
-        raise thresholds.CalibrationError("calibration found problems (also written to [meta].problems):\n  "
-                                          + "\n  ".join(problems))
+        raise CalibrationError("calibration found problems (also written to [meta].problems):\n  "
+                               + "\n  ".join(problems))
     return path
 
 

@@ -40,6 +40,7 @@ import torch
 from tqdm.auto import tqdm
 
 from harness.machine import version
+from harness.errors import AudioError
 from harness.signal import audio
 from harness.judging import matrix
 from harness.judging.golden import sha256
@@ -91,7 +92,7 @@ class Shard:
 
 def grid_samples(path: str) -> int:
     """Samples a file will have at 16 kHz on the frame grid, from its header alone (no audio read);
-    :class:`harness.signal.audio.AudioError` if it has none."""
+    :class:`harness.errors.AudioError` if it has none."""
     info = audio.header(path)
     return audio.grid_frames(math.ceil(info.frames * audio.SAMPLE_RATE / info.samplerate)) * audio.HOP
 
@@ -103,7 +104,7 @@ def plan(files: Sequence[str], batch_size: int = BATCH_SIZE) -> Tuple[List[Batch
     for f in files:
         try:
             lengths.append((grid_samples(f), f))
-        except audio.AudioError as exc:
+        except AudioError as exc:
             errors.append({"file": f, "error": str(exc)})
     lengths.sort()
     batches: List[Batch] = []

@@ -33,20 +33,13 @@ from typing import Dict, Iterable, List, Optional
 import numpy as np
 import torch
 
-from harness import deprecation
-from harness.errors import InputError
+from harness.errors import InputError, LayoutError
 from harness.signal import frontend as frontends
-from harness.signal.audio import grid_frames  # noqa: F401  (its home before the signal layer had it)
+from harness.signal.audio import normalize_waveform
 from harness.model import variants
-from harness.model.chain import Chain, LayoutError
+from harness.model.chain import Chain
 from harness.judging import stages
-# the stage vocabulary and the golden stages lived here before the stage engine had a module of its own
-from harness.judging.stages import (  # noqa: F401
-    CLIP_STAGES, DEFAULTS, GOLDEN_COMPARED_WITH, GOLDEN_REFERENCE, GOLDEN_STAGES, JUDGED, NOT_MEASURED, REPORTED,
-    SHARE_OF, STAGE_ERRORS, GoldenInputs, StageResult, framing_mels, frontend_distance, golden_pair, golden_result,
-    golden_stages, golden_variant_names, measure,
-)
-from harness.judging.stages import compare as golden_metrics  # noqa: F401  (its name here before the stage engine)
+from harness.judging.stages import CLIP_STAGES, DEFAULTS, NOT_MEASURED, StageResult, golden_variant_names, measure
 
 
 @dataclass(frozen=True)
@@ -135,9 +128,6 @@ class Combination:
         ``audioldm2-no-decode-scale-hifigan``), the harness's own components (correct or mistaken) kept."""
         return dataclasses.replace(self, **{s: DEFAULTS[s] for s in self.user_components()})
 
-    # renamed: the variants' ``expected`` is another thing (one verdict, or a VAE variant's per-golden-stage dict)
-    expected = deprecation.renamed_method("verdicts", "expected", since="0.1")
-
     def siblings(self, stage: str) -> List["Combination"]:
         """The combinations whose limits judge ``stage`` when this one has no thresholds of its own: its
         :meth:`sibling`, and for a project's own front-end the same with each correct built-in front-end.
@@ -198,7 +188,7 @@ class Evaluator:
             raise InputError(f"clips must share one length, got {sorted(lengths)}; group them by length")
         self.chain, self.names, self.seed = chain, list(clips), seed
         self.wave = torch.from_numpy(np.stack([clips[n] for n in self.names])).to(chain.device)
-        self.reference_wave = frontends.normalize_waveform(self.wave)
+        self.reference_wave = normalize_waveform(self.wave)
         self.reference_mel = frontends.get_frontend(DEFAULTS["frontend"])(self.wave)
         self.framing_mels = stages.framing_mels(self.wave, self.reference_mel)
         self._fe: Dict[str, torch.Tensor] = {}

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from harness.signal import frontend as frontends
+from harness.signal.audio import HOP, SAMPLE_RATE
 from harness.signal import metrics
 
 #: mean absolute log-mel difference (nats) two mels may differ by and still count as the same: float
@@ -29,7 +30,7 @@ EXAMPLES = 8
 def _clip(seed: int, n: int) -> torch.Tensor:
     """A reproducible clip of ``n`` samples: a chord with vibrato over noise, peak 0.4 ([1, n] float32)."""
     rng = np.random.default_rng(seed)
-    t = np.arange(n) / frontends.SAMPLE_RATE
+    t = np.arange(n) / SAMPLE_RATE
     f0 = rng.uniform(110, 440)
     x = sum(np.sin(2 * np.pi * f0 * k * t * (1 + 0.01 * np.sin(2 * np.pi * 5 * t))) / k for k in (1, 2, 3, 5))
     x = x + 0.05 * rng.standard_normal(n)
@@ -51,7 +52,7 @@ def check_frontend(name: str, examples: int = EXAMPLES) -> None:
     from hypothesis import strategies as st
 
     fe = frontends.get_frontend(name)
-    grid = frontends.HOP * 4
+    grid = HOP * 4
     config = settings(max_examples=examples, deadline=None, derandomize=True, database=None,
                       suppress_health_check=list(HealthCheck))
 

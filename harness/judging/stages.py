@@ -31,11 +31,12 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from harness.errors import HarnessError, InputError, ResourceError, describe, is_out_of_memory, out_of_memory
+from harness.errors import HarnessError, LayoutError, ResourceError, describe, is_out_of_memory, out_of_memory
 from harness.signal import frontend as frontends
+from harness.signal.audio import HOP, N_MELS
 from harness.signal import metrics
 from harness.model import variants
-from harness.model.chain import Chain, LayoutError, item_generators
+from harness.model.chain import Chain, item_generators
 
 #: the chain's components, in order: a combination chooses one of each
 COMPONENTS = ("frontend", "vae", "vocoder")
@@ -312,18 +313,18 @@ def _checked(chain: Chain, stage: str, what: str, x: torch.Tensor, out: torch.Te
     if stage == "vocoder":
         if samples is not None and out.shape[-1] < samples:
             refuse(f"{out.shape[-1]} samples for {x.shape[-2]} frames, fewer than the {samples} of the input "
-                   f"({frontends.HOP} per frame; {out.shape[-1] / max(x.shape[-2], 1):g} per frame came back)")
+                   f"({HOP} per frame; {out.shape[-1] / max(x.shape[-2], 1):g} per frame came back)")
         if not torch.isfinite(out).all():
             refuse("the waveform contains NaN or Inf")
         return out if samples is None else out[:, :samples]
     b = x.shape[0]
-    frames = (x.shape[-1] // frontends.HOP if stage == "frontend" else
+    frames = (x.shape[-1] // HOP if stage == "frontend" else
               x.shape[2] * chain.vae_factor if stage == "decode" else x.shape[2])
-    expected = (b, 1, frames, frontends.N_MELS)
+    expected = (b, 1, frames, N_MELS)
     if tuple(out.shape) != expected:
         if stage == "frontend":
             why = (f"AudioLDM2's front-end gives {frames} frames for {x.shape[-1]} samples "
-                   f"(one frame per {frontends.HOP} samples: hop length {frontends.HOP})")
+                   f"(one frame per {HOP} samples: hop length {HOP})")
         elif stage == "decode":
             why = f"the pipeline's decode gives {frames} frames for {x.shape[2]} latent frames"
         else:

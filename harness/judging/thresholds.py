@@ -40,7 +40,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from harness import atomic
-from harness.errors import CalibrationError, GoldenError  # noqa: F401  (CalibrationError: imported from here)
+from harness.errors import GoldenError
 from harness.signal import metrics as metric_defs
 
 # The chain is deterministic on CPU (same numbers run to run), so the margins only have to absorb

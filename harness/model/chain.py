@@ -21,9 +21,10 @@ from typing import List, Optional, Sequence, Union
 
 import torch
 
-from harness.errors import InputError, LayoutError  # noqa: F401  (LayoutError: imported from here by users)
-from harness.machine import keep_freed_memory  # noqa: F401  (imported from here by users)
+from harness.errors import InputError, LayoutError
+from harness.machine import keep_freed_memory
 from harness.signal import frontend as frontends
+from harness.signal.audio import HOP
 from harness.model import loading, variants
 
 
@@ -265,7 +266,7 @@ class Chain:
             raise LayoutError(f"vocoder: expected a log-mel [batch, frames, {self.n_mels}], got {tuple(mel.shape)}{hint}")
         p = next(self.vocoder.parameters())
         wave = self.vocoder(mel.to(p.device, p.dtype))
-        return wave[:, : mel.shape[1] * frontends.HOP].float()
+        return wave[:, : mel.shape[1] * HOP].float()
 
     def optimize(self, channels_last: bool = False, compile: bool = False, cpu_allocator: bool = True) -> "Chain":
         """Inference speed-ups, in place; returns ``self``.

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from importlib.metadata import entry_points
 
-from harness.signal.frontend import register_frontend  # noqa: F401  (re-exported)
-from harness.model.variants import VaeVariant, register_vae, register_vocoder  # noqa: F401
 
 ENTRY_POINT_GROUP = "audioldm2_harness.variants"
 _loaded = False

@@ -17,7 +17,6 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 
-from harness import deprecation
 from harness.errors import InputError, component_error
 from harness.signal.griffinlim import griffin_lim_from_mel
 
@@ -155,8 +154,6 @@ class VocoderVariant:
         """The verdict expected at ``stage``, as every component spells it: ``pass`` for a correct vocoder
         variant, ``detect`` for a known mistake (a vocoder variant has one verdict at every stage)."""
         return "pass" if self.correct else "detect"
-
-    expected = deprecation.replaced_property("expected", "expected_at(stage)", "0.1", lambda self: self.expected_at())
 
     def __call__(self, chain, mel: torch.Tensor) -> torch.Tensor:
         if self.batched:

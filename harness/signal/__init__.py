@@ -6,5 +6,5 @@ its framings, and the known mistakes); :mod:`.metrics` compares waveforms and me
 the phase-free vocoder baseline; :mod:`.synth` makes speech, music, effects and the judging sets by code.
 
 It imports only the package's foundation (:mod:`harness.errors`, :mod:`harness.atomic`,
-:mod:`harness.machine`, :mod:`harness.deprecation`), numpy, torch and librosa: no model, no judging.
+:mod:`harness.machine`), numpy, torch and librosa: no model, no judging.
 """

@@ -27,10 +27,9 @@ import numpy as np
 import soundfile as sf
 
 from harness import atomic
-from harness.errors import AudioError, _one_line  # noqa: F401  (AudioError: imported from here by users)
+from harness.errors import AudioError, _one_line
 
 __all__ = [
-    "AudioError",
     "AudioWarning",
     "SAMPLE_RATE",
     "HOP",

@@ -18,11 +18,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from harness import deprecation
 from harness.errors import InputError, component_error
-from harness.signal.audio import (  # noqa: F401  one home for the audio conventions; re-exported
-    HOP, N_MELS, SAMPLE_RATE, normalize_waveform,
-)
+from harness.signal.audio import HOP, N_MELS, SAMPLE_RATE, normalize_waveform
 
 N_FFT = 1024
 FMIN = 0.0
@@ -97,8 +94,6 @@ class Frontend:
         """The verdict expected at ``stage``, as every component spells it: ``"pass"`` for a correct front-end,
         ``"detect"`` for a known mistake (a front-end has one verdict at every stage)."""
         return "pass" if self.correct else "detect"
-
-    expected = deprecation.replaced_property("expected", "expected_at(stage)", "0.1", lambda self: self.expected_at())
 
 
 _REGISTRY: Dict[str, Frontend] = {}

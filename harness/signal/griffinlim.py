@@ -5,11 +5,12 @@ import numpy as np
 import torch
 
 from harness.signal import frontend
+from harness.signal.audio import HOP
 
 #: the audioldm2 framing centres frame t on sample 160 t + 80; torch's ``center=True`` on 160 t.
-_SHIFT = frontend.HOP // 2
+_SHIFT = HOP // 2
 #: frames overlapping one hop: ceil(1024 / 160)
-_OVERLAP = -(-frontend.N_FFT // frontend.HOP)
+_OVERLAP = -(-frontend.N_FFT // HOP)
 
 
 class _Stft:
@@ -25,7 +26,7 @@ class _Stft:
     """
 
     def __init__(self, n: int, device, dtype):
-        self.n, self.hop, self.n_fft = n, frontend.HOP, frontend.N_FFT
+        self.n, self.hop, self.n_fft = n, HOP, frontend.N_FFT
         self.frames = n // self.hop + 1
         self.window = frontend.hann_window(device, dtype)
         self._buffer = None
@@ -130,7 +131,7 @@ def griffin_lim(magnitude: torch.Tensor, n_iter: int = 32, momentum: float = 0.9
     ~25 % slower per clip). On a GPU the batch runs at once.
     """
     b, _, frames = magnitude.shape
-    n = frames * frontend.HOP
+    n = frames * HOP
     # one extra frame so that center=True framing covers exactly n samples
     mag = torch.cat([magnitude, magnitude[..., -1:]], dim=-1)
     phase = phase_draws(magnitude, seed).to(mag.device) * (2 * torch.pi)
@@ -152,7 +153,7 @@ def librosa_griffin_lim(magnitude: torch.Tensor, n_iter: int = 32, momentum: flo
     """
     import librosa
 
-    n = magnitude.shape[-1] * frontend.HOP
+    n = magnitude.shape[-1] * HOP
     mag = torch.cat([magnitude, magnitude[..., -1:]], dim=-1).cpu().numpy()  # float32 stays float32: a fair timing
     # librosa draws its initial phases as 2 pi random(): hand it the harness's draws instead
     draws = phase_draws(magnitude.cpu(), seed).double().numpy()
@@ -168,7 +169,7 @@ def librosa_griffin_lim(magnitude: torch.Tensor, n_iter: int = 32, momentum: flo
 
     out = []
     for m, u in zip(mag, draws):
-        y = librosa.griffinlim(m, n_iter=n_iter, hop_length=frontend.HOP, win_length=frontend.N_FFT,
+        y = librosa.griffinlim(m, n_iter=n_iter, hop_length=HOP, win_length=frontend.N_FFT,
                                n_fft=frontend.N_FFT, window="hann", center=True, momentum=momentum, init="random",
                                random_state=Given(u), length=n)
         out.append(np.pad(y, (_SHIFT, 0))[:n])

@@ -6,10 +6,7 @@ import functools
 
 import torch
 
-from harness.surfaces.bench.timing import (  # noqa: F401  (re-exported)
-    FLOPS_CACHE, LONG, SHORT, SR, Bench, count_flops, make_clips, matmul_peak, matmul_peaks,
-)
-from harness.surfaces.bench.timing import _DTYPES
+from harness.surfaces.bench.timing import make_clips
 
 
 class Chains:

@@ -1,13 +1,14 @@
 """Fixtures of the throughput benchmarks; the helpers are in ``benchutil.py``."""
 import pytest
 
-from benchutil import Bench, Chains
+from benchutil import Chains
+from harness.surfaces.bench.timing import Bench
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _allocator():
     """Every benchmark (librosa's too) runs with freed memory kept for reuse, as ``Chain.optimize()`` sets it."""
-    from harness.model.chain import keep_freed_memory
+    from harness.machine import keep_freed_memory
 
     keep_freed_memory()
 

@@ -25,10 +25,11 @@ import contextlib
 import pytest
 import torch
 
-from benchutil import FLOPS_CACHE, LONG, SHORT, count_flops
 from harness.signal import metrics
 from harness.surfaces import plugin
-from harness.signal.frontend import HOP, get_frontend
+from harness.signal.audio import HOP
+from harness.signal.frontend import get_frontend
+from harness.surfaces.bench.timing import FLOPS_CACHE, LONG, SHORT, count_flops
 
 CASES = [
     pytest.param("tiny", LONG, id="tiny-10.24s"),

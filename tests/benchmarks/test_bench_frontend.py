@@ -23,9 +23,9 @@ import numpy as np
 import pytest
 import torch
 
-from benchutil import make_clips
-
-from harness.signal.frontend import HOP, N_FFT, get_frontend, hann_window, normalize_waveform, reflect_pad
+from harness.signal.audio import HOP, normalize_waveform
+from harness.signal.frontend import N_FFT, get_frontend, hann_window, reflect_pad
+from harness.surfaces.bench.timing import make_clips
 
 SR = 16000
 N_CLIPS = 8

@@ -15,10 +15,11 @@ import numpy as np
 import pytest
 import torch
 
-from benchutil import LONG
 from harness.signal import metrics
-from harness.signal.frontend import normalize_waveform, stft_magnitude
+from harness.signal.audio import normalize_waveform
+from harness.signal.frontend import stft_magnitude
 from harness.signal.griffinlim import griffin_lim, librosa_griffin_lim
+from harness.surfaces.bench.timing import LONG
 
 N_ITER = 32
 _QUALITY = {}

@@ -8,7 +8,8 @@ import os
 import torch
 
 from harness import register_frontend, register_vae, register_vocoder
-from harness.signal.frontend import PAD, audioldm2, hann_window, log_mel, normalize_waveform, reflect_pad
+from harness.signal.audio import normalize_waveform
+from harness.signal.frontend import PAD, audioldm2, hann_window, log_mel, reflect_pad
 
 #: how each malformed output is made from a correct one, and what the failure must say about it
 MANGLE = {

@@ -2,7 +2,8 @@
 import torch
 
 from harness import VaeVariant, register_frontend, register_vae, register_vocoder
-from harness.signal.frontend import log_mel, normalize_waveform, stft_magnitude
+from harness.signal.audio import normalize_waveform
+from harness.signal.frontend import log_mel, stft_magnitude
 
 
 @register_frontend("user-float64", description="a user's re-implementation in float64")

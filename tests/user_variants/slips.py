@@ -3,9 +3,8 @@ rewrites (none may fail). Registered by tests/test_user_slips.py in a pytester p
 import torch
 
 from harness import VaeVariant, register_frontend, register_vae, register_vocoder
-from harness.signal.frontend import (
-    PAD, audioldm2, hann_window, log_mel, mel_basis, normalize_waveform, reflect_pad, stft_magnitude,
-)
+from harness.signal.audio import normalize_waveform
+from harness.signal.frontend import PAD, audioldm2, hann_window, log_mel, mel_basis, reflect_pad, stft_magnitude
 
 # --- slips ---------------------------------------------------------------------------------------
 

@@ -13,14 +13,15 @@ import soundfile as sf
 import torch
 
 from harness.signal import frontend, synth
+from harness.signal.audio import HOP, SAMPLE_RATE, normalize_waveform
 from harness.builders.bundled.config import TrainConfig
 
 
 def _clips_to_arrays(clips) -> Dict[str, np.ndarray]:
     waves, mels, offsets, moffsets, descs = [], [], [0], [0], []
     for x, desc in clips:
-        n = (len(x) // (4 * frontend.HOP)) * 4 * frontend.HOP
-        w = frontend.normalize_waveform(torch.from_numpy(x[:n])[None])
+        n = (len(x) // (4 * HOP)) * 4 * HOP
+        w = normalize_waveform(torch.from_numpy(x[:n])[None])
         m = frontend.log_mel(frontend.stft_magnitude(w))[0, 0]
         waves.append(w[0].numpy())
         mels.append(m.numpy())
@@ -85,7 +86,7 @@ def write_data_pack(data: Dict[str, Dict[str, np.ndarray]], path: str | os.PathL
     for name, d in data.items():
         pcm = np.clip(np.round(d["wave"] * _PCM_SCALE), -32768, 32767).astype(np.int16)
         buf = io.BytesIO()
-        sf.write(buf, pcm, frontend.SAMPLE_RATE, format="FLAC", subtype="PCM_16")
+        sf.write(buf, pcm, SAMPLE_RATE, format="FLAC", subtype="PCM_16")
         arrays[f"{name}_flac"] = np.frombuffer(buf.getvalue(), np.uint8)
         arrays[f"{name}_offsets"] = d["offsets"]
         arrays[f"{name}_desc"] = d["desc"]
@@ -122,5 +123,5 @@ def random_crops(data, rng: np.random.Generator, batch: int, frames: int, device
     for c in clips:
         t0 = int(rng.integers(0, lengths[c] - frames + 1))
         mels.append(data["mel"][mo[c] + t0: mo[c] + t0 + frames])
-        waves.append(data["wave"][wo[c] + t0 * frontend.HOP: wo[c] + (t0 + frames) * frontend.HOP])
+        waves.append(data["wave"][wo[c] + t0 * HOP: wo[c] + (t0 + frames) * HOP])
     return torch.from_numpy(np.stack(mels)).to(device), torch.from_numpy(np.stack(waves)).to(device)

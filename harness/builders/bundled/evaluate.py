@@ -21,7 +21,8 @@ from typing import Dict
 import numpy as np
 import torch
 
-from harness.signal import audio, frontend, metrics, synth
+from harness.errors import AudioError
+from harness.signal import audio, metrics, synth
 from harness.model.chain import Chain
 from harness.judging import matrix, stages
 
@@ -47,7 +48,7 @@ def clip_sets(n_speech: int = 8, n_synth: int = 8, seed: int = 1) -> Dict[str, D
         if path.suffix.lower() in AUDIO_SUFFIXES:
             try:
                 real[str(path.relative_to(DEBIAN_SOUNDS))] = audio.pad_or_crop(audio.load_audio(path), FRAMES)
-            except audio.AudioError:  # e.g. too short: a held-out figure needs a usable clip
+            except AudioError:  # e.g. too short: a held-out figure needs a usable clip
                 continue
     if real:
         sets["debian-sounds"] = real
@@ -215,7 +216,7 @@ def plot_spectrograms(chain: Chain, path: str, sets=None, clips=SPECTROGRAM_CLIP
         raise ValueError(f"none of the clips {list(clips)} is in the sets {list(sets)}")
     fig, axes = plt.subplots(len(chosen), 3, figsize=(13, 2.8 * len(chosen)), layout="constrained", squeeze=False)
     for row, (name, x) in enumerate(chosen):
-        wave = frontend.normalize_waveform(torch.from_numpy(x)[None].float())
+        wave = audio.normalize_waveform(torch.from_numpy(x)[None].float())
         mel = stages.output(chain, "frontend", stages.DEFAULTS["frontend"], wave)
         renders = [("input", wave)] + [(label, stages.output(chain, "vocoder", variant, mel, samples=wave.shape[-1]))
                                        for label, variant in (("vocoder (true mel)", "hifigan"),
@@ -226,7 +227,7 @@ def plot_spectrograms(chain: Chain, path: str, sets=None, clips=SPECTROGRAM_CLIP
             score = "" if col == 0 else f", MR-STFT {metrics.mrstft(y, wave).item():.2f}"
             ax = axes[row, col]
             ax.imshow(20 * torch.log10(spec + 1e-6).numpy(), origin="lower", aspect="auto", vmin=-80, vmax=40,
-                      cmap="magma", extent=(0, y.shape[-1] / frontend.SAMPLE_RATE, 0, frontend.SAMPLE_RATE / 2000))
+                      cmap="magma", extent=(0, y.shape[-1] / audio.SAMPLE_RATE, 0, audio.SAMPLE_RATE / 2000))
             ax.set_title(f"{name[:38]}\n{label}: RMS {y.pow(2).mean().sqrt().item():.3f}{score}", fontsize=9)
             ax.set(xlabel="s" if row == len(chosen) - 1 else None, ylabel="kHz" if col == 0 else None)
     fig.savefig(path, dpi=80)

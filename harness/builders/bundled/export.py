@@ -67,8 +67,9 @@ def reexport(model_dir: str | os.PathLike, seed: int = 0, scaling_factor: Option
         old = float(vae.config.scaling_factor)
         rescale_latents(vae, old, scaling_factor)
         if training is not None:
-            training["latent_rescale"] = {"from": old, "to": scaling_factor, "how": "harness.builders.bundled.train.rescale_latents "
-                                          "(exact change of variables in quant_conv/post_quant_conv)"}
+            training["latent_rescale"] = {"from": old, "to": scaling_factor,
+                                          "how": "harness.builders.bundled.export.rescale_latents "
+                                                 "(exact change of variables in quant_conv/post_quant_conv)"}
     pipe = tiny.build_pipeline(vae.eval(), vocoder.eval(), seed=seed)
 
     shutil.rmtree(path)

@@ -16,6 +16,7 @@ import torch
 from tqdm.auto import tqdm
 
 from harness.signal import frontend, metrics
+from harness.signal.audio import HOP
 from harness.builders.bundled import tiny
 from harness.builders.bundled.config import TrainConfig
 from harness.builders.bundled.data import random_crops
@@ -83,7 +84,7 @@ def evaluate_vocoder(vocoder, data) -> Dict[str, float]:
     mo = data["mel_offsets"]
     for i in range(len(mo) - 1):
         m = torch.from_numpy(data["mel"][mo[i]:mo[i + 1]]).to(next(vocoder.parameters()).device)
-        wav = vocoder(m[None])[:, : m.shape[0] * frontend.HOP]
+        wav = vocoder(m[None])[:, : m.shape[0] * HOP]
         rec = frontend.get_frontend("audioldm2")(wav)[0, 0]
         errs.append((rec - m).abs().mean().item())
     vocoder.train()
@@ -253,7 +254,7 @@ def train_vocoder(cfg: TrainConfig, out: Path, data, log):
 def train_vocoder_gan(cfg: TrainConfig, out: Path, data, vocoder, log):
     """Stage 3: HiFi-GAN's adversarial training of the stage-2 generator.
 
-    Multi-period + multi-scale discriminators (:mod:`harness.discriminators`), least-squares GAN
+    Multi-period + multi-scale discriminators (:mod:`harness.builders.bundled.discriminators`), least-squares GAN
     losses, feature matching (x ``gan_fm_weight``) and log-mel L1 (x ``gan_mel_weight``), on
     ``gan_frames``-frame crops of the wider :func:`harness.signal.synth.vocoder_corpus`.
     """

@@ -15,7 +15,7 @@ vocoder = log-mel L1 + multi-resolution STFT (spectral convergence + log-magnitu
 Both use AdamW with a warm-up and cosine decay.
 
 The recipe by concern: :mod:`.config` (settings, stages), :mod:`.data` (the corpus), :mod:`.loops` (losses and
-training loops), :mod:`.export` (the pipeline it writes). Their public names are re-exported here.
+training loops), :mod:`.export` (the pipeline it writes); this module runs them.
 """
 from __future__ import annotations
 
@@ -27,23 +27,13 @@ from pathlib import Path
 
 import torch
 
-from harness.signal import frontend, synth
+from harness.signal import synth
+from harness.signal.audio import SAMPLE_RATE
 from harness.builders.bundled import tiny
-from harness.builders.bundled.config import TRAINING_STAGES, TrainConfig
+from harness.builders.bundled.config import TrainConfig
 from harness.builders.bundled.data import prepare_data, prepare_gan_data
 from harness.builders.bundled.export import export, load_trained
 from harness.builders.bundled.loops import scaling_factor, train_vae, train_vocoder, train_vocoder_gan
-# the recipe's public names, as `harness.builders.bundled.train.<name>` (the CLI and the tests use them)
-from harness.builders.bundled.data import (  # noqa: F401
-    random_crops, read_data_pack, write_data_pack,
-)
-from harness.builders.bundled.export import (  # noqa: F401
-    REAL_SCALING_FACTOR, portable_checkpoints, reexport, rescale_latents,
-)
-from harness.builders.bundled.loops import evaluate_vae, evaluate_vocoder, mrstft_loss  # noqa: F401
-
-#: the training stages' name before they had one apart from the chain's stages
-STAGES = TRAINING_STAGES
 
 
 def main(out: str, model_out: str, cfg: TrainConfig | None = None, export_model: bool = True) -> dict:
@@ -128,8 +118,8 @@ def main(out: str, model_out: str, cfg: TrainConfig | None = None, export_model:
             "heldout": f"{cfg.n_heldout_speech} utterances in other languages/voices "
                        f"({', '.join(synth.HELDOUT_LANGS)}; {', '.join(synth.HELDOUT_VARIANTS)}) + "
                        f"{cfg.n_heldout_synth} synth clips, seed {cfg.heldout_seed}",
-            "train_seconds": round(len(data["train"]["wave"]) / frontend.SAMPLE_RATE, 1),
-            **({"gan_seconds": round(len(data["gan"]["wave"]) / frontend.SAMPLE_RATE, 1)} if "gan" in data else {}),
+            "train_seconds": round(len(data["train"]["wave"]) / SAMPLE_RATE, 1),
+            **({"gan_seconds": round(len(data["gan"]["wave"]) / SAMPLE_RATE, 1)} if "gan" in data else {}),
             **({"pack": f"{cfg.data_pack} (16-bit FLAC of the corpus above; mels recomputed)"} if cfg.data_pack else {}),
         },
         "scaling_factor": scale,

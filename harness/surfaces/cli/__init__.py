@@ -14,7 +14,7 @@ from harness import machine
 from harness.surfaces.cli import (
     bench, build_real_size, diagnose, evaluate, golden, listing, matrix, mel, reconstruct, thresholds, train,
 )
-from harness.surfaces.cli.common import SCOPES, HelpFormatter  # noqa: F401  (SCOPES: read by tests and docs)
+from harness.surfaces.cli.common import HelpFormatter
 
 #: the commands, in the order a user needs them: your own audio; goldens and thresholds; speed and the bundled model
 COMMANDS = [matrix, diagnose, mel, reconstruct, golden, thresholds, listing, build_real_size, bench, evaluate, train]

@@ -37,8 +37,10 @@ harness diagnose my_mel.npy --json                   statistics check of a mel y
 
 def run(args) -> int:
     """``harness diagnose``: which stage loses the quality, per file; text and HTML report."""
+    from harness.errors import AudioError
     from harness.signal import audio, frontend
-    from harness.surfaces import diagnose
+    from harness.surfaces.diagnose.findings import load_mel
+    from harness.surfaces.diagnose.stages import run_files
     from harness.model import variants
     from harness.surfaces.diagnose import report as diagnose_report
     from harness.model.chain import Chain
@@ -51,10 +53,10 @@ def run(args) -> int:
     unusable = {}
     for path in inputs.files:
         try:
-            diagnose.load_mel(path) if str(path).lower().endswith(".npy") else \
+            load_mel(path) if str(path).lower().endswith(".npy") else \
                 audio.load_audio(path, max_seconds=max(args.seconds, 0.1), truncate=True)
         except ValueError as exc:  # AudioError, or a mel of the wrong shape
-            unusable[path] = str(exc) if isinstance(exc, audio.AudioError) else f"{path}: {exc}"
+            unusable[path] = str(exc) if isinstance(exc, AudioError) else f"{path}: {exc}"
     if len(unusable) == len(inputs.files):  # before the model loads: a wrong data path fails in a second
         return report_nothing_evaluated(inputs.skipped + list(unusable.values())
                                         + inputs.unused_directories(unusable), "diagnosed")
@@ -67,9 +69,9 @@ def run(args) -> int:
         margins = thresholds.load(report.find_thresholds(chain.source, args.golden_dir, args.dtype))
     except FileNotFoundError:
         margins = {}
-    diags = diagnose.run_files(chain, files, progress=not args.json and len(files) > 1,
-                               frontend_name=args.frontend, vae=args.vae, vocoder=args.vocoder, seconds=args.seconds,
-                               thresholds_data=margins)
+    diags = run_files(chain, files, progress=not args.json and len(files) > 1,
+                      frontend_name=args.frontend, vae=args.vae, vocoder=args.vocoder, seconds=args.seconds,
+                      thresholds_data=margins)
     path = diagnose_report.write_html(diags, args.out, model=args.model)
     # every path given and not diagnosed is named: missing paths and empty directories, each unusable file, a
     # directory none of whose files could be used

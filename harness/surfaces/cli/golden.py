@@ -32,7 +32,8 @@ harness golden --clips my_clips/ take1.wav          add your own clips to the go
 def run(args) -> int:
     """``harness golden``: a model's goldens (the shipped copy of a bundled model, else its full pipeline's),
     calibrated, written whole or not at all."""
-    from harness.judging import calibration, golden, thresholds
+    from harness.errors import CalibrationError
+    from harness.judging import calibration, golden
     from harness.model import loading
     from harness.model.chain import Chain
 
@@ -64,7 +65,7 @@ def run(args) -> int:
         else:
             golden.generate(args.model, out, args.device, args.dtype, seconds=args.seconds, steps=args.steps,
                             finish=finish)
-    except thresholds.CalibrationError as exc:
+    except CalibrationError as exc:
         print(f"harness: calibration problems (the previous goldens in {out} are kept):\n{exc}", file=sys.stderr)
         return 1
     manifest = golden.check(out)

@@ -34,6 +34,7 @@ def run(args) -> int:
     import numpy as np
     import torch
 
+    from harness.errors import AudioError
     from harness.signal import audio, frontend
 
     fe = frontend.get_frontend(args.frontend)
@@ -63,7 +64,7 @@ def run(args) -> int:
             x = audio.pad_or_crop(x.astype(np.float64), args.frames)
             # float64 arithmetic: the written mel is exact to ~1e-9 nats, not to float32 FFT round-off
             mel = fe(torch.from_numpy(x)[None])[0, 0].numpy().astype(np.float32)
-        except (audio.AudioError, ValueError) as exc:
+        except (AudioError, ValueError) as exc:
             print(f"harness: error: {exc}", file=sys.stderr)
             failed += 1
             unusable.append(path)

@@ -28,6 +28,7 @@ harness thresholds --validate /usr/share/sounds     false-alarm and miss rates, 
 def run(args) -> int:
     """``harness thresholds``: calibrate, show or validate the thresholds."""
     from harness import atomic
+    from harness.errors import CalibrationError
     from harness.judging import calibration, golden, thresholds
     from harness.model.chain import Chain
 
@@ -42,7 +43,7 @@ def run(args) -> int:
     try:
         with atomic.locked(golden_dir):  # one calibration of a directory at a time; the file is replaced atomically
             path = calibration.calibrate(chain, golden_dir, scope=args.scope)
-    except thresholds.CalibrationError as exc:
+    except CalibrationError as exc:
         print(f"harness: calibration problems:\n{exc}", file=sys.stderr)
         return 1
     print(f"wrote {path}")

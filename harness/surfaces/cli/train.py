@@ -65,14 +65,17 @@ def run(args) -> int:
     import json
 
     from harness.builders.bundled import train
+    from harness.builders.bundled.config import TrainConfig
+    from harness.builders.bundled.data import prepare_data, prepare_gan_data, write_data_pack
+    from harness.builders.bundled.export import portable_checkpoints, reexport
 
     if args.model_out is None:
         if args.export_only:
             raise SystemExit("harness train --export-only: name the pipeline to rebuild with --model-out DIR")
         args.model_out = str(Path(args.out) / "model")
     if args.export_only:
-        seed = train.TrainConfig.seed if args.seed is None else args.seed
-        print(f"re-exported {train.reexport(args.model_out, seed, args.scaling_factor)}")
+        seed = TrainConfig.seed if args.seed is None else args.seed
+        print(f"re-exported {reexport(args.model_out, seed, args.scaling_factor)}")
         return 0
     if args.curves:
         from harness.builders.bundled import evaluate
@@ -81,10 +84,10 @@ def run(args) -> int:
         print(f"wrote {evaluate.plot_runs(runs, args.curves)}")
         return 0
     if args.portable:
-        for path in train.portable_checkpoints(args.out, args.portable):
+        for path in portable_checkpoints(args.out, args.portable):
             print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
         return 0
-    fields = {f.name: f for f in dataclasses.fields(train.TrainConfig)}
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
     given = json.loads(Path(args.config).read_text()) if args.config else {}
     for item in args.set or []:
         key, _, value = item.partition("=")
@@ -94,18 +97,18 @@ def run(args) -> int:
         given[key] = json.loads(value) if not isinstance(default, str) else value
     # the options named like a TrainConfig field (--vocoder-steps, --device, ...) set it when given
     given.update({k: v for k, v in vars(args).items() if k in fields and v is not None})
-    cfg = train.TrainConfig(**given)
+    cfg = TrainConfig(**given)
     if args.smoke:
-        cfg = train.TrainConfig(n_speech=2, n_synth=4, n_heldout_speech=1, n_heldout_synth=1, vae_steps=4,
-                                vocoder_steps=4, gan_steps=2, n_gan_clips=4, eval_every=2, vae_batch=2,
-                                vocoder_batch=2, gan_batch=1, warmup=1, init_from=args.init_from or "")
+        cfg = TrainConfig(n_speech=2, n_synth=4, n_heldout_speech=1, n_heldout_synth=1, vae_steps=4,
+                          vocoder_steps=4, gan_steps=2, n_gan_clips=4, eval_every=2, vae_batch=2,
+                          vocoder_batch=2, gan_batch=1, warmup=1, init_from=args.init_from or "")
     if args.write_pack:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-        data = train.prepare_data(dataclasses.replace(cfg, data_pack=""), out)
+        data = prepare_data(dataclasses.replace(cfg, data_pack=""), out)
         if args.pack_gan:
-            data["gan"] = train.prepare_gan_data(cfg, out)
-        path = train.write_data_pack(data, args.write_pack)
+            data["gan"] = prepare_gan_data(cfg, out)
+        path = write_data_pack(data, args.write_pack)
         print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB): sets {', '.join(data)}")
         return 0
     result = train.main(args.out, args.model_out, cfg, export_model=not args.no_export)

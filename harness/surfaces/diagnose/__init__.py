@@ -8,18 +8,5 @@ too (statistics, VAE round trip, vocoder). The HTML report is in :mod:`harness.s
 Three modules, each importing only the layers below the surfaces (signal, model, judging) and the ones
 before it here: :mod:`~harness.surfaces.diagnose.findings` (input and mel-statistics checks, the record),
 :mod:`~harness.surfaces.diagnose.stages` (the stages and the verdict), :mod:`~harness.surfaces.diagnose.report` (the HTML
-page). Their public names are re-exported here.
+page). Each public name is imported from the module that defines it.
 """
-from harness.surfaces.diagnose.findings import (
-    CLIP_FRACTION, DC_SHARE, FLOOR, LOW_PEAK_DBFS, MAX_MEAN, MAX_NATS, REFERENCE_VAE, REFERENCE_VOCODER,
-    VAE_OK_NATS, Diagnosis, Finding, check_frontend, check_input, check_mel_statistics, compare_with_reference,
-    load_mel, mel_statistics, silent_fraction,
-)
-from harness.surfaces.diagnose.stages import (  # noqa: F401
-    diagnose_file, run_files, run_stages, usage_loss, verdict,
-)
-
-__all__ = ["CLIP_FRACTION", "DC_SHARE", "FLOOR", "LOW_PEAK_DBFS", "MAX_MEAN", "MAX_NATS", "REFERENCE_VAE",
-           "REFERENCE_VOCODER", "VAE_OK_NATS", "Diagnosis", "Finding", "check_frontend", "check_input",
-           "check_mel_statistics", "compare_with_reference", "load_mel", "mel_statistics", "silent_fraction",
-           "diagnose_file", "run_files", "run_stages", "usage_loss", "verdict"]

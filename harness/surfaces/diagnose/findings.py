@@ -10,6 +10,7 @@ from typing import Dict, List, NamedTuple, Optional
 
 import numpy as np
 
+from harness.errors import AudioError
 from harness.signal import audio, frontend
 from harness.judging.stages import DEFAULTS
 
@@ -181,28 +182,28 @@ def silent_fraction(x: np.ndarray) -> float:
 def load_mel(path: str) -> tuple:
     """A user's log-mel ``.npy`` -> ``([frames, 64] float32, findings)``; :class:`AudioError` if unusable."""
     if not os.path.isfile(path):
-        raise audio.AudioError(path, "file not found")
+        raise AudioError(path, "file not found")
     with open(path, "rb") as fh:  # np.load's own error for a non-.npy file talks about pickles
         if fh.read(6) != b"\x93NUMPY":
-            raise audio.AudioError(path, "not a .npy file (no NPY header)", "save it with numpy.save")
+            raise AudioError(path, "not a .npy file (no NPY header)", "save it with numpy.save")
     try:
         mel = np.asarray(np.load(path, allow_pickle=False))
     except (OSError, ValueError) as exc:
-        raise audio.AudioError(path, f"not a readable .npy array ({type(exc).__name__}: {exc})") from exc
+        raise AudioError(path, f"not a readable .npy array ({type(exc).__name__}: {exc})") from exc
     while mel.ndim > 2 and mel.shape[0] == 1:  # [1, 1, T, 64] as fed to the VAE
         mel = mel[0]
     found = []
-    if mel.ndim == 2 and mel.shape[0] == frontend.N_MELS and mel.shape[1] != frontend.N_MELS:
+    if mel.ndim == 2 and mel.shape[0] == audio.N_MELS and mel.shape[1] != audio.N_MELS:
         found.append(Finding("flag", "transposed", f"shape {mel.shape} looks transposed: a log-mel is [frames, 64] "
                              "(the vocoder wants [batch, frames, 64]); analysed as its transpose"))
         mel = mel.T
-    if mel.ndim != 2 or mel.shape[1] != frontend.N_MELS or not np.issubdtype(mel.dtype, np.number):
-        raise audio.AudioError(path, f"expected a log-mel [frames, 64] (or [64, frames]), got shape {mel.shape} "
-                               f"dtype {mel.dtype}", "save it with `harness mel`")
+    if mel.ndim != 2 or mel.shape[1] != audio.N_MELS or not np.issubdtype(mel.dtype, np.number):
+        raise AudioError(path, f"expected a log-mel [frames, 64] (or [64, frames]), got shape {mel.shape} "
+                         f"dtype {mel.dtype}", "save it with `harness mel`")
     if mel.shape[0] < audio.VAE_FACTOR:
-        raise audio.AudioError(path, f"too short: {mel.shape[0]} frames; at least {audio.VAE_FACTOR} are needed")
+        raise AudioError(path, f"too short: {mel.shape[0]} frames; at least {audio.VAE_FACTOR} are needed")
     if not np.isfinite(mel).all():
-        raise audio.AudioError(path, f"{int(np.count_nonzero(~np.isfinite(mel)))} NaN/Inf values in the log-mel")
+        raise AudioError(path, f"{int(np.count_nonzero(~np.isfinite(mel)))} NaN/Inf values in the log-mel")
     keep = mel.shape[0] // audio.VAE_FACTOR * audio.VAE_FACTOR
     if keep != mel.shape[0]:
         found.append(Finding("info", "cropped", f"{mel.shape[0]} frames cropped to {keep} (a multiple of 4)"))

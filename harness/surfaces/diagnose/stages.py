@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from harness.errors import AudioError
 from harness.signal import audio, frontend, metrics
 from harness.judging import thresholds, verdicts
 from harness.judging.matrix import REFERENCE, Combination
@@ -67,7 +68,7 @@ def run_stages(chain, true: torch.Tensor, mel: torch.Tensor, fe_name: str, vae: 
     """
     fe = frontend.get_frontend(DEFAULTS["frontend"])
     cpu_true = true.float().cpu()
-    n = true.shape[2] * frontend.HOP
+    n = true.shape[2] * audio.HOP
 
     def judge(wave):
         """A waveform row: against the input audio as the whole chain is, or (a .npy) re-analysed against ``true``."""
@@ -241,7 +242,7 @@ def _diagnose_audio(chain, path: str, fe_name: str, vae: str, vocoder: str, seco
     checks = {"input": {"kind": "audio", **info, "findings": [f._asdict() for f in in_found]},
               "frontend": {"stats": mel_statistics(mel_np), "reference": mel_statistics(true_np),
                            "findings": [f._asdict() for f in found]}}
-    stages, mels, waves = run_stages(chain, true, mel, fe_name, vae, vocoder, frontend.normalize_waveform(wave), seed)
+    stages, mels, waves = run_stages(chain, true, mel, fe_name, vae, vocoder, audio.normalize_waveform(wave), seed)
     waves = {"input": x, **{k: None if w is None else w[: len(x)] for k, w in waves.items()}}
     if fe_name == DEFAULTS["frontend"]:  # its panel would repeat the input's
         mels.pop(stages["frontend"]["label"])
@@ -261,7 +262,7 @@ def diagnose_file(chain, path, frontend_name: str = DEFAULTS["frontend"], vae: s
 
     Raises
     ------
-    harness.signal.audio.AudioError
+    harness.errors.AudioError
         The file is unusable (unreadable, empty, silent, NaN, too short, absurd rate, wrong mel shape).
     """
     path = str(path)
@@ -286,6 +287,6 @@ def run_files(chain, files, progress: bool = True, **options) -> List[Diagnosis]
         try:
             out.append(diagnose_file(chain, path, **options))
         except ValueError as exc:  # AudioError, or a front-end refusing the input
-            msg = str(exc) if isinstance(exc, audio.AudioError) else f"{path}: {exc}"
+            msg = str(exc) if isinstance(exc, AudioError) else f"{path}: {exc}"
             out.append(Diagnosis({"file": str(path), "error": msg}))
     return out
