@@ -33,6 +33,7 @@ import torch
 
 from harness.model.loading import BUNDLED
 from harness.builders.bundled import tiny
+from harness.builders.bundled.export import rescale_latents
 
 VARIANTS = ("audioldm2", "audioldm2-large", "audioldm2-tts", "audioldm", "musicldm")
 #: ucsd-reach/musicldm's ``vae/config.json`` scaling factor
@@ -110,8 +111,6 @@ def _musicldm(vae, vocoder, seed: int):
     # concatenated to the time embedding; the VAE is the bundled one with its latents rescaled (the pipeline's
     # latents times MusicLDM's factor are the bundled latents times its own: every correct chain is unchanged)
     from diffusers import MusicLDMPipeline, UNet2DConditionModel
-
-    from harness.builders.bundled.export import rescale_latents
 
     base = tiny.build_pipeline(vae, vocoder, seed)
     rescale_latents(vae, float(vae.config.scaling_factor), MUSICLDM_SCALING_FACTOR)

@@ -290,7 +290,7 @@ def text_features_as_tensor(text_encoder) -> None:
     """Make ``text_encoder.get_text_features`` return the projected text embedding as a tensor, as
     ``MusicLDMPipeline`` expects.
 
-    diffusers keeps ``MusicLDMPipeline`` (deprecated, no fixes) calling ``ClapModel.get_text_features(...).to(...)``;
+    diffusers keeps ``MusicLDMPipeline`` (no longer maintained there) calling ``ClapModel.get_text_features(...).to(...)``;
     transformers 5 returns a ``BaseModelOutputWithPooling`` whose ``pooler_output`` holds that embedding, and the
     pipeline stops with ``AttributeError: 'BaseModelOutputWithPooling' object has no attribute 'to'``. An older
     transformers that returns the tensor itself is left as it is.
