@@ -186,14 +186,14 @@ def calibrate(chain, golden_dir: str | Path, out: Optional[str | Path] = None, p
                     entry["correlation_min"] = [thresholds.EXACT_CORRELATION[precision(chain)]] * len(r.metrics["snr"])
                 if stage == "decode":  # deterministic: only float noise (and the precision's own error) is allowed
                     entry["mel_l1_max"] = thresholds.exact_limits(r.metrics["mel_l1"])
-            tables[thresholds.table_key(f"golden-{stage}-{name}", stage)] = entry
+            tables[thresholds.table_key(thresholds.golden_target_id(stage, name), stage)] = entry
     for stage, by_name in gres.items():
         for name, r in by_name.items():
-            entry = tables[thresholds.table_key(f"golden-{stage}-{name}", stage)]
+            entry = tables[thresholds.table_key(thresholds.golden_target_id(stage, name), stage)]
             if entry["expected"] != "detect":
                 continue
             ref = GOLDEN_REFERENCE[stage]
-            lim = thresholds.detect_limit(tables[thresholds.table_key(f"golden-{stage}-{ref}", stage)], "mel_l1")
+            lim = thresholds.detect_limit(tables[thresholds.table_key(thresholds.golden_target_id(stage, ref), stage)], "mel_l1")
             entry.update(lim)
             if r.error is None and not thresholds.judge(r, lim, "detect")[0]:
                 _not_detected(entry, random_weights, problems, f"golden {stage} {name}: known mistake NOT "

@@ -598,8 +598,8 @@ class GoldenTarget:
 
     @property
     def id(self) -> str:
-        """``golden-<stage>-<variant>``: the threshold table's name."""
-        return f"golden-{self.stage}-{self.name}"
+        """``golden-<stage>-<variant>`` (:func:`harness.judging.thresholds.golden_target_id`)."""
+        return thresholds.golden_target_id(self.stage, self.name)
 
     def sibling(self, stage: str) -> "GoldenTarget":
         """The reference variant of this golden stage (judged when this one has no table)."""

@@ -442,6 +442,12 @@ def table_key(combo_id: str, stage: str) -> str:
     return f"{combo_id}:{stage}"
 
 
+def golden_target_id(stage: str, name: str) -> str:
+    """The id a golden stage of one variant is tabled under, like a combination's: ``golden-<stage>-<variant>``
+    (its table is then ``table_key(golden_target_id(stage, name), stage)``)."""
+    return f"golden-{stage}-{name}"
+
+
 def write(path: str | Path, tables: Dict[str, Dict], meta: Dict) -> Path:
     """Write calibrated ``tables`` with ``meta`` (provenance) and the policy constants to ``path``; returns it."""
     header = ("Quality thresholds of the reconstruction chain. Written by `harness thresholds --calibrate`;\n"

@@ -16,7 +16,7 @@ from harness.judging import matrix
 from harness.judging.matrix import Combination
 from harness.judging.stages import JUDGED, SHARE_OF, StageResult
 from harness.judging.thresholds import (
-    _as_list, detect_limit, judge, relative_key, relative_limits, select_clips, table_key, unjudgeable,
+    _as_list, detect_limit, golden_target_id, judge, relative_key, relative_limits, select_clips, table_key, unjudgeable,
 )
 
 
@@ -179,7 +179,7 @@ def golden_expected_verdict(thresholds: Dict, stage: str, name: str,
     and why it is not judged at all (else None): a known mistake where the thresholds hold the correct variants
     only."""
     verdict = matrix.golden_expected(stage, name)
-    why = _not_calibrated(thresholds, f"golden-{stage}-{name}", stage, golden_dir) if verdict == "detect" else None
+    why = _not_calibrated(thresholds, golden_target_id(stage, name), stage, golden_dir) if verdict == "detect" else None
     return verdict, why
 
 
