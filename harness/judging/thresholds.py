@@ -34,6 +34,7 @@ import datetime
 import json
 import math
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -245,6 +246,66 @@ def _as_list(v) -> list:
     return list(v) if isinstance(v, (list, tuple, np.ndarray)) else [v]
 
 
+class Bound(str, Enum):
+    """How a limit bounds its metric; the suffix of its field name in a table (``mel_l1_max``, ``snr_min``,
+    ``mel_l1_detect_min``). ``max``/``min``: a correct stage's ceiling / floor; ``detect_min``/``detect_max``:
+    what a known mistake must reach."""
+
+    MAX = "max"
+    MIN = "min"
+    DETECT_MIN = "detect_min"
+    DETECT_MAX = "detect_max"
+
+    def __str__(self) -> str:  # printed and formatted as the field suffix, as before it was typed
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
+    @property
+    def sign(self) -> str:
+        """``<=`` or ``>=``: how a value must compare with a limit of this bound."""
+        return "<=" if self in (Bound.MAX, Bound.DETECT_MAX) else ">="
+
+    @property
+    def detects(self) -> bool:
+        """A known mistake's detection limit (not a correct stage's)."""
+        return self in (Bound.DETECT_MIN, Bound.DETECT_MAX)
+
+
+#: fields that end like a limit but are not one (the chain detection's measured separation)
+NOT_LIMITS = frozenset({"detect_ratio_min"})
+
+
+def parse_limit(key: str) -> Optional[Tuple[str, Bound]]:
+    """``(metric, bound)`` of a limit field of a threshold table, or None for any other field.
+
+    ``"mel_l1_max"`` -> ``("mel_l1", Bound.MAX)``; ``"mel_l1_detect_min"`` -> ``("mel_l1", Bound.DETECT_MIN)``;
+    ``"measured_mel_l1"``, ``"expected"``, ``"mel_l1_ratio"``, ``"detect_ratio_min"`` -> None.
+    """
+    if key in NOT_LIMITS or key.startswith("measured_"):
+        return None
+    for bound in (Bound.DETECT_MIN, Bound.DETECT_MAX, Bound.MAX, Bound.MIN):
+        if key.endswith("_" + bound.value):
+            return key[: -len(bound.value) - 1], bound
+    return None
+
+
+def limit_field(metric: str, bound: Bound) -> str:
+    """The field name of a limit: ``limit_field("mel_l1", Bound.MAX) == "mel_l1_max"``."""
+    return f"{metric}_{Bound(bound).value}"
+
+
+def limits_of(entry: Dict, detection: bool = True) -> Dict[str, list]:
+    """The limit fields of a threshold table (:func:`parse_limit`); without ``detection``, a correct stage's only."""
+    out = {}
+    for key, value in entry.items():
+        parsed = parse_limit(key)
+        if parsed is not None and (detection or not parsed[1].detects):
+            out[key] = value
+    return out
+
+
 def _broadcast(limit, kind: str, n: int) -> np.ndarray:
     """Per-clip limits apply clip by clip; on other clips (a user's files) the most demanding general
     limit applies: the loosest ceiling/floor a correct clip needed, the strictest detection margin."""
@@ -259,22 +320,22 @@ def _broadcast(limit, kind: str, n: int) -> np.ndarray:
 class Figure:
     """One judged metric of one stage: its value on the clip closest to (or first over) its limit.
 
-    ``bound`` is ``max`` / ``min`` (a correct stage's ceiling / floor) or ``detect_min`` / ``detect_max``
-    (what a known mistake must reach). ``headroom_pct`` is the room left before the verdict flips, in %
-    of the limit: 30 means 30 % to spare, a negative value a breach.
+    ``bound`` (:class:`Bound`) is ``max`` / ``min`` (a correct stage's ceiling / floor) or ``detect_min`` /
+    ``detect_max`` (what a known mistake must reach). ``headroom_pct`` is the room left before the verdict
+    flips, in % of the limit: 30 means 30 % to spare, a negative value a breach.
     """
 
     metric: str
     clip: Optional[str]
     value: float
     limit: float
-    bound: str
+    bound: Bound
     ok: bool
 
     @property
     def sign(self) -> str:
         """``<=`` or ``>=``: how the value must compare with the limit."""
-        return "<=" if self.bound in ("max", "detect_max") else ">="
+        return Bound(self.bound).sign
 
     @property
     def headroom_pct(self) -> float:
@@ -308,15 +369,15 @@ def figures(stage_result, limits: Dict[str, list], clip_names: Optional[List[str
     """
     out = []
     for key, limit in limits.items():
-        name, _, kind = key.rpartition("_")
-        if name.endswith("_detect"):
-            name, kind = name[: -len("_detect")], "detect_" + kind
-        if name not in stage_result.metrics:
+        parsed = parse_limit(key)
+        if parsed is None or parsed[0] not in stage_result.metrics:
             continue
+        name, kind = parsed
         v = np.asarray(stage_result.metrics[name], dtype=float)
-        lim = _broadcast(limit, kind, len(v))
-        bad = ~(v <= lim) if kind in ("max", "detect_max") else ~(v >= lim)
-        i = int(np.argmax(bad)) if bad.any() else int(np.argmax(v - lim if kind in ("max", "detect_max") else lim - v))
+        lim = _broadcast(limit, kind.value, len(v))
+        below = kind.sign == "<="
+        bad = ~(v <= lim) if below else ~(v >= lim)
+        i = int(np.argmax(bad)) if bad.any() else int(np.argmax(v - lim if below else lim - v))
         clip = clip_names[i] if clip_names is not None and len(clip_names) == len(v) else None
         out.append(Figure(name, clip, float(v[i]), float(lim[i]), kind, bool(not bad.any() and np.all(np.isfinite(v)))))
     return out
@@ -388,8 +449,12 @@ def file_name(dtype: str = "fp32") -> str:
     return "thresholds.toml" if dtype in ("fp32", "float32") else f"thresholds-{dtype}.toml"
 
 
+#: the thresholds file's format (``[meta] format``; a file without it is format 1): docs/thresholds-format.md
+FORMAT = 1
+
+
 def load(path: str | Path) -> Dict[str, Dict]:
-    """Read a thresholds file (``tomllib``)."""
+    """Read a thresholds file (``tomllib``); a file of a newer :data:`FORMAT` is refused (:class:`GoldenError`)."""
     try:
         import tomllib
     except ModuleNotFoundError:  # Python < 3.11
@@ -398,7 +463,13 @@ def load(path: str | Path) -> Dict[str, Dict]:
     if not path.exists():
         raise FileNotFoundError(f"{path}: no thresholds; run `harness thresholds --calibrate --golden-dir "
                                 f"{path.parent}`")
-    return tomllib.loads(path.read_text())
+    data = tomllib.loads(path.read_text())
+    written = data.get("meta", {}).get("format", 1)
+    if not isinstance(written, int) or written > FORMAT:
+        raise GoldenError(f"{path}: thresholds format {written!r}, but this harness reads format {FORMAT} and "
+                          f"older: upgrade audioldm2-harness, or re-calibrate with `harness thresholds --calibrate "
+                          f"--golden-dir {path.parent}`")
+    return data
 
 
 def check_weights(data: Dict[str, Dict], manifest: Dict, path: str | Path) -> None:
@@ -489,10 +560,11 @@ def summary_table(data: Dict[str, Dict]) -> str:
         else:
             value = "-"
         limit = ""
-        for k in ("mel_l1_max", "mel_l1_detect_min"):
+        for bound in (Bound.MAX, Bound.DETECT_MIN):
+            k = limit_field("mel_l1", bound)
             if k in entry:
                 lim = np.asarray(_as_list(entry[k]), dtype=float)
-                limit = f"{'<=' if k.endswith('max') else '>='} {lim.min():.3f}..{lim.max():.3f}"
+                limit = f"{bound.sign} {lim.min():.3f}..{lim.max():.3f}"
         lines.append(f"{key:58s} {entry['expected']:8s} {value:>28s}  {limit}")
     return "\n".join(lines)
 

@@ -1,6 +1,6 @@
 """The judging engine: which limits judge a combination or golden target, the reference figure on audio
 without a baseline, the verdict each is expected to reach, a record's status and the false-alarm and miss
-rates. pytest (:class:`harness.judging.quality.QualityCheck`), ``harness matrix`` and datasets
+rates. pytest (:class:`harness.judging.quality.QualityJudge`), ``harness matrix`` and datasets
 (:mod:`harness.judging.report`), ``harness diagnose`` and calibration all call it; the limits themselves are
 data (:mod:`harness.judging.thresholds`, whose :func:`~harness.judging.thresholds.judge` compares figures
 with them).
@@ -16,7 +16,7 @@ from harness.judging import matrix
 from harness.judging.matrix import Combination
 from harness.judging.stages import JUDGED, SHARE_OF, StageResult
 from harness.judging.thresholds import (
-    _as_list, detect_limit, golden_target_id, judge, relative_key, relative_limits, select_clips, table_key, unjudgeable,
+    Bound, _as_list, detect_limit, golden_target_id, judge, limits_of, parse_limit, relative_key, relative_limits, select_clips, table_key, unjudgeable,
 )
 
 
@@ -55,17 +55,16 @@ def limits_for(thresholds: Dict, combo: Judged, stage: str) -> Tuple[Optional[Di
     """
     own = thresholds.get(table_key(combo.id, stage))
     if own is not None:
-        return {k: v for k, v in own.items() if k.endswith(("_max", "_min"))}, combo.id
+        return limits_of(own), combo.id
     sibs = [s for s in combo.siblings(stage) if table_key(s.id, stage) in thresholds]
     if not sibs:
         return None, combo.sibling(stage).id
-    limits = {k: v for k, v in thresholds[table_key(sibs[0].id, stage)].items()
-              if k.endswith(("_max", "_min")) and "_detect_" not in k}
+    limits = limits_of(thresholds[table_key(sibs[0].id, stage)], detection=False)
     for other in sibs[1:]:
         table = thresholds[table_key(other.id, stage)]
         for k, v in limits.items():
             if k in table:
-                loosest = np.maximum if k.endswith("_max") else np.minimum
+                loosest = np.maximum if parse_limit(k)[1] is Bound.MAX else np.minimum
                 limits[k] = [float(x) for x in loosest(np.asarray(_as_list(v), float), np.asarray(_as_list(table[k]), float))]
     return limits, " / ".join(s.id for s in sibs)
 
