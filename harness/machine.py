@@ -14,8 +14,6 @@ import platform
 import time
 from importlib import metadata
 
-#: the packages whose versions a calibration records
-PACKAGES = ("audioldm2-harness", "torch", "diffusers", "transformers", "numpy", "librosa")
 #: CPU flags that select oneDNN's low-precision kernels
 CPU_FLAGS = ("avx512_bf16", "amx_bf16", "amx_tile", "avx512_fp16", "amx_fp16")
 
@@ -26,12 +24,6 @@ def version(package: str = "audioldm2-harness") -> str:
         return metadata.version(package)
     except metadata.PackageNotFoundError:
         return "-"
-
-
-def versions() -> str:
-    """``"torch==2.13.0 diffusers==0.42.1 ..."``: the installed versions of :data:`PACKAGES` (``-`` for one
-    that is not installed), as one line for a provenance record."""
-    return " ".join(f"{name}=={version(name)}" for name in PACKAGES)
 
 
 def _cpu_flags() -> list:

@@ -2,6 +2,7 @@
 fraction of the time; the known mistakes then skip, naming the wider calibration, instead of failing."""
 import pytest
 
+from harness import vocabulary
 from harness.judging import calibration, golden, matrix, stages, thresholds
 from harness.model.chain import Chain
 from harness.judging.quality import QualityCheck
@@ -17,9 +18,10 @@ def test_the_reference_scope_calibrates_the_correct_combinations_and_skips_the_m
     correct = [c for c in combos if c.culprit() is None]
     assert 0 < len(correct) < len(combos) / 5
     assert all(thresholds.table_key(c.id, "chain") in data for c in correct)
-    assert not any(thresholds.table_key(c.id, s) in data for c in combos if c.culprit() for s in stages.CLIP_STAGES)
+    assert not any(thresholds.table_key(c.id, s) in data
+                   for c in combos if c.culprit() for s in vocabulary.CLIP_STAGES)
     # the golden stages of the correct variants, none of the known mistakes'
-    pairs = [(s, n) for s in stages.GOLDEN_STAGES for n in stages.golden_variant_names(s)]
+    pairs = [(s, n) for s in vocabulary.GOLDEN_STAGES for n in stages.golden_variant_names(s)]
     assert all((thresholds.table_key(f"golden-{s}-{n}", s) in data) == (matrix.golden_expected(s, n) != "detect")
                for s, n in pairs)
     check = QualityCheck(data, golden_dir=out)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from harness import errors
+from harness import errors, vocabulary
 from harness.judging import golden, matrix, quality, stages, thresholds
 from harness.model import loading, variants
 from harness.model.chain import Chain, item_generators
@@ -214,7 +214,8 @@ def test_a_type_error_of_a_project_component_is_its_stage_result_naming_it(harne
     # in the clip matrix too: a front-end that raises stops its combination at the front-end, as a finding
     found = matrix.Evaluator(harness_chain, {"tone": tone[0].numpy()}).run(
         matrix.Combination("numpy-batch", "scaled", "hifigan"))
-    assert {s: r.error.split(":")[0] for s, r in found.items()} == dict.fromkeys(stages.CLIP_STAGES, "ComponentError")
+    assert {s: r.error.split(":")[0] for s, r in found.items()} == dict.fromkeys(vocabulary.CLIP_STAGES,
+                                                                                "ComponentError")
     assert thresholds.judge(found["frontend"], {}, "detect")[0]
 
 

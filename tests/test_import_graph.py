@@ -78,7 +78,7 @@ def test_no_import_circles():
 #: modules sit at the top of the package; every other module lives in its layer's subpackage. The model builders
 #: (``harness.builders``: the bundled tiny model and its training, real size, the checkpoint family) sit beside the
 #: layers: they use any of them, and only the surfaces (the CLI's commands) use them.
-FOUNDATION = ["errors", "machine", "atomic"]
+FOUNDATION = ["errors", "machine", "atomic", "vocabulary"]
 LAYERS = ["foundation", "signal", "model", "judging", "surfaces"]
 
 
@@ -128,7 +128,7 @@ ENTRY_POINTS = {"harness.surfaces.plugin", "harness.surfaces.cli"} | {
 #: modules that load no torch when imported: the entry points, the golden files' reader and the audio I/O it
 #: uses, and the foundation. Inside their functions they import what loads torch.
 TORCH_FREE = ENTRY_POINTS | {
-    "harness", "harness.errors", "harness.atomic", "harness.machine",
+    "harness", "harness.errors", "harness.atomic", "harness.machine", "harness.vocabulary",
     "harness.signal", "harness.signal.audio", "harness.model", "harness.judging", "harness.judging.golden",
     "harness.surfaces", "harness.surfaces.job_summary", "harness.surfaces.bench", "harness.surfaces.bench.gate",
     "harness.surfaces.bench.history", "harness.surfaces.bench.runner",

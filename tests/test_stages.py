@@ -1,23 +1,24 @@
-"""The stage engine (``harness.judging.stages``): one vocabulary, one way to run a component at a stage and to
-compare its output, used alike by the matrix, the golden stages and ``harness diagnose``."""
+"""The stage engine (``harness.judging.stages``): one way to run a component at a stage and to compare its
+output, used alike by the matrix, the golden stages and ``harness diagnose``."""
 import numpy as np
 import pytest
 import torch
 
+from harness import vocabulary
 from harness.judging import stages
 from harness.signal import audio
 from harness.surfaces.diagnose import stages as diagnose_stages
 
 
 def test_the_vocabulary_names_each_stage_once_with_its_component():
-    assert stages.CLIP_STAGES == stages.COMPONENTS + ("chain",)
-    assert set(stages.GOLDEN_STAGES) | set(stages.COMPONENTS) == set(stages.COMPONENT_AT)
-    assert set(stages.JUDGED) == set(stages.CLIP_STAGES) | set(stages.GOLDEN_STAGES)
+    assert vocabulary.CLIP_STAGES == vocabulary.COMPONENTS + ("chain",)
+    assert set(vocabulary.GOLDEN_STAGES) | set(vocabulary.COMPONENTS) == set(vocabulary.COMPONENT_AT)
+    assert set(stages.JUDGED) == set(vocabulary.CLIP_STAGES) | set(vocabulary.GOLDEN_STAGES)
     # the golden stages are judged by their component's correct default
     assert stages.GOLDEN_REFERENCE == {"decode": "scaled", "roundtrip": "scaled", "vocoder": "hifigan",
                                        "frontend": "audioldm2"}
     # diagnose's rows are clip stages of the vocabulary
-    assert set(diagnose_stages.ROW_STAGE.values()) <= set(stages.CLIP_STAGES)
+    assert set(diagnose_stages.ROW_STAGE.values()) <= set(vocabulary.CLIP_STAGES)
 
 
 @pytest.fixture(scope="module")

@@ -16,11 +16,12 @@ from tqdm.auto import tqdm
 
 from harness import machine
 from harness.errors import CalibrationError
+from harness.vocabulary import GOLDEN_STAGES, SCOPES, versions_line
 from harness.signal import synth
 from harness.judging import golden as golden_mod
 from harness.judging import matrix, thresholds
 from harness.judging.quality import MatrixRun, exact_key, precision
-from harness.judging.stages import GOLDEN_REFERENCE, GOLDEN_STAGES, JUDGED, SHARE_OF, golden_variant_names
+from harness.judging.stages import GOLDEN_REFERENCE, JUDGED, SHARE_OF, golden_variant_names
 from harness.judging.verdicts import judge_relative, relative_references
 
 
@@ -80,15 +81,6 @@ def _not_detected(entry: Dict, random_weights: bool, problems: List[str], proble
         problems.append(problem)
 
 
-#: what a calibration measures: ``all`` adds the relative margins (audio without a stored baseline) to ``chain``,
-#: which adds the whole-chain decisions of the known mistakes heard through HiFi-GAN to ``absolute`` (every
-#: variant's golden stages and every combination's limits on the golden set: what pytest judges). Two smaller
-#: scopes each hold a part of ``absolute``: ``reference``, the correct variants' golden stages and the correct
-#: built-in combinations (the limits a project's own variants are judged by: the known mistakes then skip), and
-#: ``golden``, every variant's golden stages only
-SCOPES = ("all", "chain", "absolute", "reference", "golden")
-
-
 def calibrate(chain, golden_dir: str | Path, out: Optional[str | Path] = None, progress: bool = True,
               relative_clips: Optional[Dict[str, np.ndarray]] = None, scope: str = "all") -> Path:
     """Measure the combinations and golden stages and write the thresholds of the chain's precision
@@ -104,7 +96,7 @@ def calibrate(chain, golden_dir: str | Path, out: Optional[str | Path] = None, p
     golden set (what ``pytest`` judges; no whole-chain tests of known mistakes are then generated, and
     ``harness matrix`` on files without a baseline refuses, naming the full calibration); ``"chain"`` adds
     the whole chains of the known front-end/VAE mistakes heard through HiFi-GAN; ``"all"`` the relative
-    margins too (:data:`SCOPES`). What it will compute is printed first; the progress bars time it.
+    margins too (:data:`harness.vocabulary.SCOPES`). What it will compute is printed first; the progress bars time it.
     """
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {', '.join(SCOPES)}, not {scope!r}")
@@ -215,7 +207,7 @@ def calibrate(chain, golden_dir: str | Path, out: Optional[str | Path] = None, p
             "weights_sha256": gset.manifest["weights_sha256"], "exact_key": ek,
             "clips": run.clip_names, "problems": problems}
     meta.update(device=chain.device.type, dtype=precision(chain), kernel_path=machine.kernel_path(str(chain.device)),
-                versions=machine.versions())
+                versions=versions_line())
     path = Path(out or Path(golden_dir) / thresholds.file_name(meta["dtype"]))
     thresholds.write(path, tables, meta)
     if problems:

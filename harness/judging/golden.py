@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import platform
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ from tqdm.auto import tqdm
 from harness import atomic
 from harness.errors import AudioError, GoldenError
 from harness.signal import audio
+from harness.vocabulary import AUDIO_SUFFIXES, versions
 
 PROMPTS = [
     ("dog", "a dog barking in the distance", 0),
@@ -90,17 +90,6 @@ def locate(model: str, golden_dir=None, root=None, writing: bool = False) -> Pat
 def sha256(path: Path) -> str:
     """Hex SHA-256 of a file's bytes."""
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def versions() -> Dict[str, str]:
-    """Versions of Python and of the libraries that shape a golden (recorded in the manifest)."""
-    import diffusers
-    import librosa
-    import torch
-    import transformers
-
-    return {"python": platform.python_version(), "torch": torch.__version__, "diffusers": diffusers.__version__,
-            "transformers": transformers.__version__, "librosa": librosa.__version__, "numpy": np.__version__}
 
 
 def _file_entry(root: Path, path: Path) -> dict:
@@ -247,9 +236,6 @@ def audio_files(paths) -> List[Path]:
         else:
             out.append(p)
     return out
-
-
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif")
 
 
 def add_clips(root: str | Path, paths, channel: str = "first",

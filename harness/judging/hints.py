@@ -67,14 +67,15 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
+from harness.vocabulary import CLIP_STAGES, COMPONENT_AT, GOLDEN_STAGES
 from harness.signal.audio import HOP, N_MELS, SAMPLE_RATE
 
 #: ``ln(1e-5)``: the value of a silent bin in AudioLDM2's log-mel (the front-end's clamp)
 LOG_FLOOR_NATS = float(np.log(1e-5))
-#: the stages of harness.judging.stages, clip and golden (spelled here: this module imports no model)
-STAGES = frozenset({"frontend", "vae", "roundtrip", "decode", "vocoder", "chain"})
+#: every stage, clip and golden
+STAGES = frozenset(CLIP_STAGES + GOLDEN_STAGES)
 #: the stages whose component is the VAE: a structured difference there points at its scaling factor
-VAE_STAGES = frozenset({"vae", "roundtrip", "decode"})
+VAE_STAGES = frozenset(stage for stage, component in COMPONENT_AT.items() if component == "vae")
 #: a mean absolute difference below this (nats, or a share of the reference's RMS for waveforms) is none at all
 NEGLIGIBLE = 1e-5
 #: Hamming's coherent gain over Hann's, in nats: ``ln(0.54 / 0.5)``

@@ -34,12 +34,13 @@ import numpy as np
 import torch
 
 from harness.errors import InputError, LayoutError
+from harness.vocabulary import CLIP_STAGES, DEFAULTS
 from harness.signal import frontend as frontends
 from harness.signal.audio import normalize_waveform
 from harness.model import variants
 from harness.model.chain import Chain
 from harness.judging import stages
-from harness.judging.stages import CLIP_STAGES, DEFAULTS, NOT_MEASURED, StageResult, golden_variant_names, measure
+from harness.judging.stages import NOT_MEASURED, StageResult, golden_variant_names, measure
 
 
 @dataclass(frozen=True)

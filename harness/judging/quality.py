@@ -9,6 +9,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from harness import machine
+from harness.vocabulary import CLIP_STAGES, COMPONENT_AT, COMPONENT_NAMES, COMPONENTS, DEFAULTS, GOLDEN_STAGES
 from harness.signal import audio
 from harness.signal import metrics as metric_defs
 from harness.judging import golden as golden_mod
@@ -16,8 +17,8 @@ from harness.judging import matrix, thresholds, verdicts
 from harness.judging import evidence, hints
 from harness.judging.matrix import Combination
 from harness.judging.stages import (
-    CLIP_STAGES, COMPONENTS, DEFAULTS, GOLDEN_COMPARED_WITH, GOLDEN_REFERENCE, GOLDEN_STAGES, JUDGED, GoldenInputs,
-    StageResult, golden_pair, golden_result, golden_variant_names,
+    GOLDEN_COMPARED_WITH, GOLDEN_REFERENCE, JUDGED, GoldenInputs, StageResult, golden_pair, golden_result,
+    golden_variant_names,
 )
 
 #: prefix of the JUnit property names a check records (``harness_stage``, ``harness_value``, ...)
@@ -272,13 +273,6 @@ def dependency_drift(thresholds_meta: Optional[Dict], manifest: Optional[Dict],
     return out
 
 
-#: what the component judged at each stage is called in messages
-COMPONENT_KIND = {"frontend": "front-end", "vae": "VAE variant", "vocoder": "vocoder",
-                  "decode": "VAE variant", "roundtrip": "VAE variant"}
-#: the clip stage whose component a golden stage judges
-GOLDEN_COMPONENT_STAGE = {"decode": "vae", "roundtrip": "vae", "vocoder": "vocoder", "frontend": "frontend"}
-
-
 def _verdict(expected: str, ok: bool, error: Optional[str]) -> str:
     if expected == "detect":
         return "detected" if ok else "MISSED"
@@ -500,17 +494,17 @@ class QualityCheck:
         """The component to look at for a failure at ``stage``: ``front-end 'ours' (registered by this
         project)``; a chain failure with no failing stage before it names the project's components, if any."""
         if isinstance(combo, GoldenTarget):
-            stage, name = GOLDEN_COMPONENT_STAGE[combo.stage], combo.name
-        elif stage in ("frontend", "vae", "vocoder"):
+            stage, name = COMPONENT_AT[combo.stage], combo.name
+        elif stage in COMPONENTS:
             name = getattr(combo, stage)
         else:
             mine = combo.user_components()
             if not mine:
                 return "the model's own chain (every component is the harness's)"
-            return " or ".join(f"{COMPONENT_KIND[s]} '{getattr(combo, s)}' (registered by this project)"
+            return " or ".join(f"{COMPONENT_NAMES[s]} '{getattr(combo, s)}' (registered by this project)"
                                for s in mine)
         whose = "" if matrix.is_builtin(stage, name) else " (registered by this project)"
-        return f"{COMPONENT_KIND[stage]} '{name}'{whose}"
+        return f"{COMPONENT_NAMES[stage]} '{name}'{whose}"
 
     def fix(self, combo, stage: str, expected: str, cause: Optional[str]) -> str:
         """What to do about a failure: fix the upstream cause, fix a project's own component, or (only where
@@ -518,7 +512,7 @@ class QualityCheck:
         if cause:
             return f"fix: the failure at stage '{cause}' of the same combination; this one should then pass"
         if isinstance(combo, GoldenTarget):
-            mine = [] if matrix.is_builtin(GOLDEN_COMPONENT_STAGE[combo.stage], combo.name) else [combo.name]
+            mine = [] if matrix.is_builtin(COMPONENT_AT[combo.stage], combo.name) else [combo.name]
         else:
             mine = [getattr(combo, s) for s in combo.user_components()]
         if mine:
@@ -584,7 +578,7 @@ def upstream_difference(combo, stage: str, upstream: Optional[Dict[str, StageRes
         what = (f"its output differs from that of the built-in {builtin!r} on the same input by {values[i]:.4g} "
                 f"nats ({metric}{clip}; an exact rewrite differs by less than {SAME_OUTPUT_NATS:g} nats), and the "
                 f"{stage} stage's limits were calibrated on the built-in's output")
-        return f"{COMPONENT_KIND[before]} {name!r} (registered by this project)", what
+        return f"{COMPONENT_NAMES[before]} {name!r} (registered by this project)", what
     return None
 
 

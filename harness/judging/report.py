@@ -10,12 +10,13 @@ from tqdm.auto import tqdm
 
 from harness import machine
 from harness.errors import AudioError
+from harness.vocabulary import CLIP_STAGES
 from harness.signal.audio import MAX_SECONDS, load_audio
 from harness.model import loading
 from harness.judging import golden, matrix, thresholds
 from harness.judging.golden import CLIPS_DIR, locate, sha256
 from harness.judging.quality import MatrixRun, precision
-from harness.judging.stages import CLIP_STAGES, StageResult
+from harness.judging.stages import StageResult
 from harness.judging.verdicts import FAILING, judge_file_stage, record_status
 
 

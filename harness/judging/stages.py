@@ -1,4 +1,4 @@
-"""The stages: one vocabulary, and the one engine that runs a component at a stage and measures its output.
+"""The stage engine: the one engine that runs a component at a stage and measures its output.
 
 A *stage* is a step of the chain where one component (a front-end, a VAE variant, a vocoder variant) is
 run and its output compared with a reference, so that a loss of quality is found where it happens. The
@@ -18,8 +18,10 @@ vocoder     vocoder    log-mel              waveform            a mel: its re-an
 chain       all three  waveform             waveform            the (normalised) input waveform
 ==========  =========  ===================  ==================  ============================================
 
-Clip stages (:data:`CLIP_STAGES`) run on any audio; golden stages (:data:`GOLDEN_STAGES`) on the golden
-cases, where the pipeline's own latents, mel and waveform make ``decode`` and ``vocoder`` sample-exact.
+Clip stages (:data:`harness.vocabulary.CLIP_STAGES`) run on any audio; golden stages
+(:data:`harness.vocabulary.GOLDEN_STAGES`) on the golden cases, where the pipeline's own latents, mel and
+waveform make ``decode`` and ``vocoder`` sample-exact. The stages' names and the component each runs are
+:mod:`harness.vocabulary`'s.
 """
 from __future__ import annotations
 
@@ -32,22 +34,13 @@ import numpy as np
 import torch
 
 from harness.errors import HarnessError, LayoutError, ResourceError, describe, is_out_of_memory, out_of_memory
+from harness.vocabulary import COMPONENT_AT, COMPONENT_NAMES, DEFAULTS, GOLDEN_STAGES
 from harness.signal import frontend as frontends
 from harness.signal.audio import HOP, N_MELS
 from harness.signal import metrics
 from harness.model import variants
 from harness.model.chain import Chain, item_generators
 
-#: the chain's components, in order: a combination chooses one of each
-COMPONENTS = ("frontend", "vae", "vocoder")
-#: the stages measured on clips (any audio), in the chain's order
-CLIP_STAGES = COMPONENTS + ("chain",)
-#: the stages measured on golden cases
-GOLDEN_STAGES = ("decode", "vocoder", "frontend", "roundtrip")
-#: the component each stage runs (the whole chain runs all three)
-COMPONENT_AT = {"frontend": "frontend", "vae": "vae", "roundtrip": "vae", "decode": "vae", "vocoder": "vocoder"}
-#: the correct component of each kind: AudioLDM2's own front-end, the ``scaled`` VAE call, its HiFi-GAN
-DEFAULTS = {"frontend": "audioldm2", "vae": "scaled", "vocoder": "hifigan"}
 #: metrics asserted per stage (the first is the key metric used for detection)
 JUDGED = {
     "frontend": ["mel_l1"], "vae": ["ref_mel_l1", "mel_l1"], "vocoder": ["mel_l1"],
@@ -180,8 +173,7 @@ def output(chain: Chain, stage: str, name: str, x: torch.Tensor, *, seed: int = 
         raise
     except (RuntimeError, MemoryError) as exc:
         if is_out_of_memory(exc):
-            kind = {"frontend": "front-end", "vocoder": "vocoder"}.get(stage, "VAE variant")
-            raise out_of_memory(exc, f"{kind} {name!r} at stage {stage!r} on {chain.device}") from exc
+            raise out_of_memory(exc, f"{KIND[stage]} {name!r} at stage {stage!r} on {chain.device}") from exc
         raise
 
 
@@ -207,8 +199,7 @@ class StageOutputError(LayoutError):
 
 
 #: how a message names the component each stage runs
-KIND = {"frontend": "front-end", "vae": "VAE variant", "roundtrip": "VAE variant", "decode": "VAE variant",
-        "vocoder": "vocoder"}
+KIND = {stage: COMPONENT_NAMES[component] for stage, component in COMPONENT_AT.items()}
 
 
 def is_builtin(stage: str, name: str) -> bool:
@@ -367,7 +358,7 @@ def compare(stage: str, out: torch.Tensor, reference, names: Optional[Sequence[s
     Parameters
     ----------
     stage : str
-        One of :data:`COMPONENT_AT` or ``chain``.
+        One of :data:`harness.vocabulary.COMPONENT_AT` or ``chain``.
     out : Tensor
         What :func:`output` returned (a mel ``[b, 1, T, 64]`` or a waveform ``[b, samples]``).
     reference : Tensor or list of Tensor
@@ -451,7 +442,8 @@ class GoldenInputs:
 
 
 def golden_variant_names(stage: str) -> List[str]:
-    """The registered variants a golden stage runs on (a KeyError for a name not in :data:`GOLDEN_STAGES`)."""
+    """The registered variants a golden stage runs on (a KeyError for a name not in
+    :data:`harness.vocabulary.GOLDEN_STAGES`)."""
     _known(stage, GOLDEN_STAGES)
     if stage == "decode":
         return [v.name for v in variants.list_vaes() if v.has_decode]

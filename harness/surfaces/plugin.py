@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.vocabulary import COMPONENT_AT, GOLDEN_STAGES
+
 #: every setting: name -> (default, kind, help). The option is ``--harness-<name>`` (dashes), the ini key
 #: ``harness_<name>``; a value on the command line wins over the ini file, which wins over the default.
 SETTINGS = {
@@ -214,9 +216,8 @@ def chain_detections(config):
 
 
 #: the xdist group of the tests of each golden stage (:meth:`harness.judging.quality.MatrixRun.golden`): the VAE's
-#: decode and round trip, the vocoder, the front-ends
-GOLDEN_GROUP = {"decode": "golden-vae", "roundtrip": "golden-vae", "vocoder": "golden-vocoder",
-                "frontend": "golden-frontend"}
+#: decode and round trip, the vocoder, the front-ends: one per component
+GOLDEN_GROUP = {stage: f"golden-{COMPONENT_AT[stage]}" for stage in GOLDEN_STAGES}
 
 
 def _combination_group(combo) -> str:

@@ -22,13 +22,15 @@ import numpy as np
 import torch
 
 from harness.errors import AudioError
+from harness.vocabulary import DEFAULTS
 from harness.signal import audio, metrics, synth
 from harness.model.chain import Chain
 from harness.judging import matrix, stages
 
 #: where Debian's sound packages install their files
 DEBIAN_SOUNDS = Path("/usr/share/sounds")
-AUDIO_SUFFIXES = (".wav", ".oga", ".ogg", ".flac")
+#: the sound files read there (Debian's own formats)
+SOUND_SUFFIXES = (".wav", ".oga", ".ogg", ".flac")
 ROWS = {
     "vocoder alone (true mel)": matrix.Combination("audioldm2", "none", "hifigan"),
     "full chain": matrix.REFERENCE,
@@ -45,7 +47,7 @@ def clip_sets(n_speech: int = 8, n_synth: int = 8, seed: int = 1) -> Dict[str, D
         sets["code-heldout"][f"{i:02d}:{desc}"] = audio.pad_or_crop(x, FRAMES)
     real = {}
     for path in sorted(DEBIAN_SOUNDS.rglob("*")) if DEBIAN_SOUNDS.is_dir() else []:
-        if path.suffix.lower() in AUDIO_SUFFIXES:
+        if path.suffix.lower() in SOUND_SUFFIXES:
             try:
                 real[str(path.relative_to(DEBIAN_SOUNDS))] = audio.pad_or_crop(audio.load_audio(path), FRAMES)
             except AudioError:  # e.g. too short: a held-out figure needs a usable clip
@@ -217,7 +219,7 @@ def plot_spectrograms(chain: Chain, path: str, sets=None, clips=SPECTROGRAM_CLIP
     fig, axes = plt.subplots(len(chosen), 3, figsize=(13, 2.8 * len(chosen)), layout="constrained", squeeze=False)
     for row, (name, x) in enumerate(chosen):
         wave = audio.normalize_waveform(torch.from_numpy(x)[None].float())
-        mel = stages.output(chain, "frontend", stages.DEFAULTS["frontend"], wave)
+        mel = stages.output(chain, "frontend", DEFAULTS["frontend"], wave)
         renders = [("input", wave)] + [(label, stages.output(chain, "vocoder", variant, mel, samples=wave.shape[-1]))
                                        for label, variant in (("vocoder (true mel)", "hifigan"),
                                                               ("Griffin-Lim 32 (true mel)", "griffin-lim"))]

@@ -39,6 +39,7 @@ from typing import Dict, List, Mapping, Optional, Sequence
 
 from harness import atomic, machine
 from harness.errors import InputError
+from harness.vocabulary import versions_line
 
 #: the baseline file's format version
 FORMAT = 1
@@ -269,7 +270,7 @@ def fit(runs: Sequence[Mapping], rule: Rule = Rule(), provenance: Optional[dict]
     entries = {name: {t: _entry(obs) for t, obs in by.items()} for name, by in figures.items()}
     medians = {t: {k: statistics.median(p[k] for p in ps if k in p) for k in ps[0]} for t, ps in profiles.items()}
     prov = {"created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "machine": machine_fingerprint(), "versions": machine.versions(),
+            "machine": machine_fingerprint(), "versions": versions_line(),
             "runs": {str(t): max(len(o) for by in figures.values() for tt, o in by.items() if tt == t)
                      for t in profiles}}
     prov.update(provenance or {})

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import argparse
 
-#: harness.judging.calibration.SCOPES, spelled out so that `harness --help` imports no torch (a test keeps them equal)
-SCOPES = ("all", "chain", "absolute", "reference", "golden")
+from harness.vocabulary import COMPONENT_NAMES, COMPONENTS, DEFAULTS, SCOPES
+
+#: ``--scope``'s help: what each of the calibration's scopes measures, and how long it takes
 SCOPE_HELP = ("what calibration measures: golden = every variant's golden stages only (seconds); reference = the "
               "correct variants' golden stages and the correct combinations' limits on the golden set, which judge "
               "your own variants (the known mistakes then skip; a few minutes at real size on 2 cores); absolute = "
@@ -23,15 +24,8 @@ def add_max_seconds(p: argparse.ArgumentParser) -> None:
 
 
 def add_scope(p: argparse.ArgumentParser, default, default_help: str) -> None:
-    """``--scope``: what a calibration measures (:data:`SCOPES`)."""
+    """``--scope``: what a calibration measures (:data:`harness.vocabulary.SCOPES`)."""
     p.add_argument("--scope", default=default, choices=SCOPES, help=f"{SCOPE_HELP} (default: {default_help})")
-
-
-#: harness.judging.stages.COMPONENTS and DEFAULTS, spelled out so that `harness --help` imports no torch (a test
-#: keeps them equal): the chain's components, each with its correct default
-COMPONENTS = ("frontend", "vae", "vocoder")
-DEFAULTS = {"frontend": "audioldm2", "vae": "scaled", "vocoder": "hifigan"}
-_COMPONENT_NAMES = {"frontend": "front-end", "vae": "VAE variant", "vocoder": "vocoder variant"}
 
 
 def add_components(p: argparse.ArgumentParser, restrict: bool = False, components=COMPONENTS) -> None:
@@ -39,7 +33,7 @@ def add_components(p: argparse.ArgumentParser, restrict: bool = False, component
     (default: the correct one), or with ``restrict`` a repeatable restriction to the named ones (default: every
     registered one)."""
     for component in components:
-        what = _COMPONENT_NAMES[component]
+        what = COMPONENT_NAMES[component]
         if restrict:
             p.add_argument(f"--{component}", action="append", help=f"restrict to these {what}s (repeatable; "
                            "default: all)")
@@ -142,11 +136,6 @@ class Inputs:
 
         return [f"{d}: none of its {len(fs)} file(s) could be used (each named above)"
                 for d, fs in self._members.items() if all(bad(f) for f in fs)]
-
-
-#: what ``harness matrix`` and ``harness mel`` take from a directory (harness.judging.golden.AUDIO_SUFFIXES, spelled
-#: out so that `harness --help` imports nothing heavy; a test keeps them equal)
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif")
 
 
 def report_nothing_evaluated(lines, what: str) -> int:

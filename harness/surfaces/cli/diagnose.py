@@ -5,9 +5,9 @@ import json
 import sys
 
 from harness.surfaces.cli.common import (
-    AUDIO_SUFFIXES, GOLDEN_DIR_HELP, Inputs, add_components, add_model_args, command, report_nothing_evaluated,
-    use_threads,
+    GOLDEN_DIR_HELP, Inputs, add_components, add_model_args, command, report_nothing_evaluated, use_threads,
 )
+from harness.vocabulary import AUDIO_SUFFIXES
 
 
 def add_parser(sub) -> None:

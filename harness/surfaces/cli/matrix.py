@@ -6,9 +6,9 @@ import sys
 from pathlib import Path
 
 from harness.surfaces.cli.common import (
-    AUDIO_SUFFIXES, GOLDEN_DIR_HELP, Inputs, add_components, add_max_seconds, add_model_args, command,
-    report_nothing_evaluated,
+    GOLDEN_DIR_HELP, Inputs, add_components, add_max_seconds, add_model_args, command, report_nothing_evaluated,
 )
+from harness.vocabulary import AUDIO_SUFFIXES
 
 
 def add_parser(sub) -> None:

@@ -5,8 +5,9 @@ import sys
 from pathlib import Path
 
 from harness.surfaces.cli.common import (
-    AUDIO_SUFFIXES, CHANNEL_HELP, Inputs, add_components, add_max_seconds, command, report_nothing_evaluated,
+    CHANNEL_HELP, Inputs, add_components, add_max_seconds, command, report_nothing_evaluated,
 )
+from harness.vocabulary import AUDIO_SUFFIXES
 
 
 def add_parser(sub) -> None:

@@ -11,8 +11,8 @@ from typing import Dict, List, NamedTuple, Optional
 import numpy as np
 
 from harness.errors import AudioError
+from harness.vocabulary import DEFAULTS
 from harness.signal import audio, frontend
-from harness.judging.stages import DEFAULTS
 
 FLOOR = frontend.LOG_FLOOR_NATS
 #: a 0.5-peak waveform's magnitude mel stays below this in practice (full-scale square wave: 1.8 nats;
@@ -25,7 +25,7 @@ VAE_OK_NATS = 0.5
 CLIP_FRACTION = 0.001
 LOW_PEAK_DBFS = -40.0
 DC_SHARE = 0.1  # a DC offset above this share of the peak is flagged (real recordings stay near 0)
-#: the correct calls a variant is compared with (:data:`harness.judging.stages.DEFAULTS`)
+#: the correct calls a variant is compared with (:data:`harness.vocabulary.DEFAULTS`)
 REFERENCE_VAE = DEFAULTS["vae"]
 REFERENCE_VOCODER = DEFAULTS["vocoder"]
 

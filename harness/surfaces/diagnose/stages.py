@@ -11,10 +11,11 @@ import torch
 from tqdm.auto import tqdm
 
 from harness.errors import AudioError
+from harness.vocabulary import DEFAULTS
 from harness.signal import audio, frontend, metrics
 from harness.judging import thresholds, verdicts
 from harness.judging.matrix import REFERENCE, Combination
-from harness.judging.stages import DEFAULTS, StageResult, compare, measure, mel_figures, output
+from harness.judging.stages import StageResult, compare, measure, mel_figures, output
 from harness.surfaces.diagnose.findings import (
     VAE_OK_NATS, REFERENCE_VAE, REFERENCE_VOCODER, Diagnosis, Finding, check_frontend, check_input,
     check_mel_statistics, load_mel, mel_statistics, silent_fraction,
