@@ -20,7 +20,7 @@ _EXPORTS = {
     # the model under test and the matrix
     "Chain": "model.chain", "Combination": "judging.matrix", "combinations": "judging.matrix",
     # judging
-    "MatrixRun": "judging.quality", "QualityCheck": "judging.quality", "GoldenTarget": "judging.quality",
+    "MatrixRun": "judging.quality", "QualityCheck": "surfaces.quality_check", "GoldenTarget": "judging.quality",
     # errors
     "HarnessError": "errors", "InputError": "errors", "AudioError": "errors", "GoldenError": "errors",
 }

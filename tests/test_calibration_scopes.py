@@ -5,7 +5,7 @@ import pytest
 from harness import vocabulary
 from harness.judging import calibration, golden, matrix, stages, thresholds
 from harness.model.chain import Chain
-from harness.judging.quality import QualityCheck
+from harness.surfaces.quality_check import QualityCheck
 
 
 def test_the_reference_scope_calibrates_the_correct_combinations_and_skips_the_mistakes(tmp_path):

@@ -9,8 +9,9 @@ import pytest
 from harness import machine
 from harness.judging import thresholds
 from harness.judging.matrix import Combination
-from harness.judging.quality import DRIFT_PACKAGES, GoldenTarget, QualityCheck, dependency_drift, upstream_difference
+from harness.judging.quality import DRIFT_PACKAGES, GoldenTarget, dependency_drift, upstream_difference
 from harness.judging.stages import StageResult
+from harness.surfaces.quality_check import QualityCheck
 
 CLIPS = ["golden:a", "golden:b"]
 INSTALLED = {p: machine.version(p) for p in DRIFT_PACKAGES}

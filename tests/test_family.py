@@ -10,6 +10,7 @@ from harness.builders import family
 from harness.model import loading
 from harness.errors import ModelNotAvailable
 from harness.surfaces import suite
+from harness.surfaces.quality_check import QualityCheck
 from harness.model.chain import Chain
 from harness.judging.matrix import golden_stage_names
 
@@ -34,7 +35,7 @@ def test_member_goes_through_goldens_and_the_golden_stage_tests(built, tmp_path,
     path = calibration.calibrate(chain, gdir, progress=False, scope="golden")
     from harness.judging import thresholds
 
-    check = quality.QualityCheck(thresholds.load(path))
+    check = QualityCheck(thresholds.load(path))
     gset = golden.load(gdir)
     run = quality.MatrixRun(chain, gset)
     pairs = golden_stage_names()

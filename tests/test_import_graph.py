@@ -143,7 +143,7 @@ DEFERRED = {
     "librosa": "a second to import (numba): only the reference implementations compared with",
     "scipy": "only the code-made audio's filters",
     "hypothesis": "only the metamorphic checks",
-    "pytest": "judging runs in the CLI too, outside pytest: only a check's skip or failure",
+    "pytest": "the speed gate's timing runs outside pytest too (harness bench): only a benchmark's failure",
     "xdist": "optional (the test extra): only when pytest-xdist schedules",
     "tomli": "only on Python before 3.11",
     "tomllib": "Python 3.11 and later; the fallback is tomli",
@@ -208,3 +208,13 @@ def test_imports_stand_at_module_level_unless_a_reason_keeps_them_in_a_function(
             if not ok:
                 misplaced.append(f"{path.relative_to(PACKAGE.parent)}:{line}: {imported}")
     assert misplaced == [], "move these imports to the top of their module (or give the reason in DEFERRED)"
+
+
+def test_pytest_is_imported_only_by_the_surfaces():
+    """Judging, the model and the signal run outside pytest too (the CLI, datasets, diagnose): they answer with
+    values (a check's :class:`harness.judging.quality.CheckOutcome`); the surfaces skip or fail a test."""
+    found = [(path.relative_to(PACKAGE), line) for path in PACKAGE.rglob("*.py")
+             for line, imported, _ in _imports(path) if imported.partition(".")[0] in ("pytest", "_pytest")]
+    assert [f"{path.as_posix()}:{line}" for path, line in found if path.parts[0] != "surfaces"] == []
+    # the reader sees them: the plugin's and the quality check's
+    assert {path.as_posix() for path, _ in found} >= {"surfaces/plugin.py", "surfaces/quality_check.py"}

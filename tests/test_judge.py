@@ -161,7 +161,7 @@ def test_corrected_replaces_every_mistaken_component(combo, corrected, judgeable
 
 
 def test_quality_check_asserts_a_mistakes_chain_only_where_calibration_separated_it():
-    from harness.judging.quality import QualityCheck
+    from harness.surfaces.quality_check import QualityCheck
 
     asserted, near = Combination("htk-mel", "scaled", "hifigan"), Combination("power-mel", "scaled", "hifigan")
     check = QualityCheck({f"{asserted.id}:chain": {"expected": "detect", "mel_l1_detect_min": [0.6]},

@@ -79,6 +79,7 @@ def test_slips_fail_and_benign_rewrites_pass(pytester, harness_options):
     # a failure shows the test, not the harness's frames, and ends with the table, the clip and the evidence
     out = result.stdout.str()
     assert "harness/judging/quality.py" not in out and "harness/judging/thresholds.py" not in out
+    assert "harness/surfaces/quality_check.py" not in out
     failure = out.split("test_matrix[slip-hamming-scaled-hifigan:frontend]", 1)[1].split("\n___", 1)[0]
     assert re.search(r"metric +worst value +threshold +verdict", failure)
     assert re.search(r"\nE? *clip: \S+", failure) and "evidence: " in failure, failure

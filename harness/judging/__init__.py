@@ -5,7 +5,7 @@ stages; their names are :mod:`harness.vocabulary`'s); :mod:`.matrix` measures ev
 combination on clips through it; :mod:`.thresholds` holds the limits as data and the one judge;
 :mod:`.verdicts` is the judging engine
 (which limits judge a target, the reference figure, expected verdicts, statuses, rates); :mod:`.quality`
-measures a golden set and checks a stage; :mod:`.calibration` writes the limits and counts false alarms and misses;
+measures a golden set and answers a check of a stage; :mod:`.calibration` writes the limits and counts false alarms and misses;
 :mod:`.golden` generates and checks the goldens; :mod:`.evidence` draws a failure; :mod:`.report` judges
 users' files; :mod:`.dataset` runs a dataset over many processes; :mod:`.metamorphic` checks a
 front-end's invariances.

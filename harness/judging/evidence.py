@@ -1,6 +1,6 @@
 """The evidence a failing check leaves: a mel figure (stages and their differences) and the WAVs.
 
-Used by the quality check on failure (:class:`harness.judging.quality.QualityCheck`, via
+Used by the quality check on failure (:class:`harness.judging.quality.QualityJudge`, via
 :meth:`harness.judging.quality.MatrixRun`) and by ``harness diagnose``'s HTML page.
 """
 from __future__ import annotations

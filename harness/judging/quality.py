@@ -1,4 +1,6 @@
-"""Measuring the matrix on a golden set and the ``check()`` behind the fixture (calibration: :mod:`harness.judging.calibration`)."""
+"""Measuring the matrix on a golden set, and the answer to one check (:class:`QualityJudge`, a :class:`CheckOutcome`),
+which the pytest fixture's :class:`harness.surfaces.quality_check.QualityCheck` acts on (calibration:
+:mod:`harness.judging.calibration`)."""
 from __future__ import annotations
 
 import json
@@ -279,11 +281,91 @@ def _verdict(expected: str, ok: bool, error: Optional[str]) -> str:
     return "pass" if ok else "FAIL"
 
 
-class QualityCheck:
-    """Judges one stage of one combination (or golden target) against the thresholds; records its figures;
-    writes evidence and names the culprit on failure.
+@dataclass(frozen=True)
+class CheckOutcome:
+    """The answer to one check (:meth:`QualityJudge.answer`), with no test framework in it: the pytest fixture's
+    :class:`harness.surfaces.quality_check.QualityCheck` turns it into a skip, a failure or a pass.
 
-    The logic behind the ``harness_quality`` fixture (see :mod:`harness.surfaces.plugin`).
+    Attributes
+    ----------
+    skip_reason : str, optional
+        Why the stage is not judged with this model (calibration found it unjudgeable); nothing else is set.
+    missing_limits : str, optional
+        No limits judge the stage: what is missing and the command that makes them; nothing else is set.
+    ok : bool
+        The stage behaved as expected: within its limits, or a known mistake detected.
+    properties : tuple of (str, object)
+        The check's JUnit record, ``("harness_<field>", value)`` pairs in order; empty when nothing was judged.
+    message : str, optional
+        The whole failure message when not ``ok``: the table, the failing clips, the culprit, the evidence
+        written, the fix and the dependencies changed since the goldens or the thresholds.
+    """
+
+    skip_reason: Optional[str] = None
+    missing_limits: Optional[str] = None
+    ok: bool = False
+    properties: Tuple[Tuple[str, object], ...] = ()
+    message: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Blame:
+    """Where a failure is laid: ``cause``, the earlier stage of the same combination it follows from (if any);
+    ``culprit``, the component named; ``upstream_slip``, a project's component upstream whose own output differs
+    from the built-in's, ``(its name as a culprit, why)`` (:func:`upstream_difference`)."""
+
+    cause: Optional[str]
+    culprit: str
+    upstream_slip: Optional[Tuple[str, str]]
+
+
+def missing_limits_message(combo, stage: str, source: str, golden_dir) -> str:
+    """What a check says when no limits judge ``combo`` at ``stage`` (nor ``source``, whose limits it would take)."""
+    return (f"no thresholds for {combo.id}:{stage} (nor for {source}, whose limits it would take); "
+            f"run `harness thresholds --calibrate --golden-dir={golden_dir}`")
+
+
+def failure_table(stage: str, result: StageResult, rows, judged) -> str:
+    """A failed check's table: every judged figure against its limit (:func:`figure_row`), or the judge's own
+    ``rows`` where no figure was judged; a stage that raised has one row, its error written whole below."""
+    if result.error is not None or not judged:
+        table = format_table(rows if result.error is None else
+                             [("error", "the stage raised (below)", "-", rows[0][3] if rows else "FAIL")], stage)
+    else:
+        table = format_table([figure_row(f) for f in judged], stage)
+    if result.error is not None:  # whole, below the table: a table cell would cut it
+        table += f"\nerror: {result.error}"
+    return table
+
+
+def drift_note(drift: List[str]) -> Tuple[str, Dict[str, object]]:
+    """The failure message's line on the dependencies changed since the goldens or the thresholds
+    (:func:`dependency_drift`), and its JUnit property; ``("", {})`` when none changed."""
+    if not drift:
+        return "", {}
+    return ("\ndependencies changed since the goldens or thresholds were made: " + "; ".join(drift)
+            + " (a figure may have moved with them: check the change before changing code)",
+            {PREFIX + "drift": "; ".join(drift)})
+
+
+def failure_message(combo, stage: str, expected: str, source: str, table: str, failing: List[str], blame: Blame,
+                    where: str, fix: str, drift: str) -> str:
+    """The whole message of a failed check: what failed where, under which limits; the table; the failing clips;
+    the cause or culprit; the evidence written (``where``); the fix; the dependency drift."""
+    what = "lost quality" if expected == "pass" else "was NOT detected (a known mistake now passes)"
+    because = (f"\nthis follows from the failure of {combo.id} at stage '{blame.cause}' (culprit: {blame.culprit}): "
+               "fix that first" if blame.cause else f"\nculprit: {blame.culprit}")
+    clips = f"\nclip: {', '.join(failing)}" if failing else ""
+    return (f"{combo.id} {what} at stage '{stage}' (limits from {source}):\n{table}{clips}"
+            f"{because}{where}\n{fix}{drift}")
+
+
+class QualityJudge:
+    """Answers one check: one stage of one combination (or golden target) judged against the thresholds, its
+    figures recorded; on failure the evidence written, the culprit, the fix and the dependency drift named.
+
+    :meth:`answer` returns a :class:`CheckOutcome` instead of skipping or failing a test: the pytest fixture's
+    :class:`harness.surfaces.quality_check.QualityCheck` turns it into a skip, a failure or a pass.
 
     Parameters
     ----------
@@ -291,22 +373,14 @@ class QualityCheck:
         A loaded thresholds file (:func:`harness.judging.thresholds.load`).
     report_dir : Path, optional
         Where a failure writes its evidence (``<report_dir>/<combination>-<stage>/``).
-    allow_missing : bool
-        Skip instead of fail when limits are missing.
     golden_dir : Path, optional
-        Named in the re-baseline hint.
-    properties : list, optional
-        A test's ``user_properties``: each check appends its figures as ``("harness_<field>", value)``
-        pairs, which ``pytest --junitxml`` writes as JUnit properties.
+        Named in the re-baseline hint; its ``manifest.json`` says what the goldens were made with.
     """
 
-    def __init__(self, thresholds_data: Dict, report_dir: Optional[Path] = None, allow_missing: bool = False,
-                 golden_dir: Optional[Path] = None, properties: Optional[list] = None):
+    def __init__(self, thresholds_data: Dict, report_dir: Optional[Path] = None, golden_dir: Optional[Path] = None):
         self.thresholds = thresholds_data
         self.golden_dir = golden_dir  # named in a failure: where to re-baseline after an intended change
         self.report_dir = Path(report_dir) if report_dir else None
-        self.allow_missing = allow_missing
-        self.properties = properties if properties is not None else []
         self._drift: Optional[List[str]] = None
 
     @property
@@ -328,31 +402,9 @@ class QualityCheck:
         (:func:`harness.judging.verdicts.limits_for_verdict`)."""
         return verdicts.limits_for_verdict(self.thresholds, combo, stage, expected, JUDGED[stage][0])
 
-    def expected(self, combo: Combination, stage: str) -> str:
-        """The verdict ``combo`` is judged by at ``stage`` (:func:`harness.judging.verdicts.expected_verdict`);
-        skips the test where it is not judged, with the reason. The plugin generates chain tests of broken
-        combinations only where calibration asserts them."""
-        import pytest
-
-        verdict, not_judged = verdicts.expected_verdict(self.thresholds, combo, stage, self.golden_dir)
-        if not_judged:
-            pytest.skip(not_judged)
-        return verdict
-
-    def golden_expected(self, stage: str, name: str) -> str:
-        """The verdict variant ``name`` is judged by at golden ``stage``
-        (:func:`harness.judging.verdicts.golden_expected_verdict`); skips the test where it is not judged."""
-        import pytest
-
-        verdict, not_judged = verdicts.golden_expected_verdict(self.thresholds, stage, name, self.golden_dir)
-        if not_judged:
-            pytest.skip(not_judged)
-        return verdict
-
-    def check(self, combo, stage: str, result: StageResult, expected: str, clip_names=None,
-              evidence=None, upstream: Optional[Dict[str, StageResult]] = None) -> None:
-        """Assert ``result`` behaved as ``expected``; record its figures; on failure raise AssertionError
-        with a table, the culprit and the fix.
+    def answer(self, combo, stage: str, result: StageResult, expected: str, clip_names=None,
+               evidence=None, upstream: Optional[Dict[str, StageResult]] = None) -> CheckOutcome:
+        """Whether ``result`` behaved as ``expected``, with its figures; on failure the whole message.
 
         Parameters
         ----------
@@ -362,7 +414,7 @@ class QualityCheck:
         result : StageResult
             The stage's per-clip values, in ``clip_names`` order.
         expected : str
-            ``pass`` or ``detect`` (:meth:`expected`).
+            ``pass`` or ``detect`` (:func:`harness.judging.verdicts.expected_verdict`).
         evidence : callable, optional
             ``evidence(dir, clips, against) -> str or None`` writes WAVs/PNGs of the failing ``clips`` (``None``:
             all), the differences against the failing comparison's mel (``"input"`` or ``"correct call"``), and
@@ -371,81 +423,86 @@ class QualityCheck:
             The combination's results at the stages before ``stage`` (:meth:`MatrixRun.result`): a failure
             there is named as the cause of this one.
         """
-        __tracebackhide__ = True  # a failure shows the user's test, not this frame
-        import pytest
-
         reason = thresholds.unjudgeable(self.thresholds, combo.id, stage) if expected == "detect" else None
         if reason:
-            pytest.skip(f"{combo.id} at {stage}: {reason}")
+            return CheckOutcome(skip_reason=f"{combo.id} at {stage}: {reason}")
         limits, source = self.limits(combo, stage, expected)
         if limits is None:
-            message = (f"no thresholds for {combo.id}:{stage} (nor for {source}, whose limits it would take); "
-                       f"run `harness thresholds --calibrate --golden-dir={self.golden_dir}`")
-            if self.allow_missing:
-                pytest.skip(message)
-            pytest.fail(message + " (or pass --harness-allow-missing-goldens to skip)", pytrace=False)
+            return CheckOutcome(missing_limits=missing_limits_message(combo, stage, source, self.golden_dir))
         ok, rows = thresholds.judge(result, limits, expected, clip_names)
         judged = [] if result.error is not None else thresholds.figures(result, limits, clip_names)
         record = self._record(combo, stage, expected, ok, result, judged, source, clip_names)
         if ok:
-            self.properties.extend(record.items())
-            return
-        if result.error is not None or not judged:
-            table = format_table(rows if result.error is None else
-                                 [("error", "the stage raised (below)", "-", rows[0][3] if rows else "FAIL")], stage)
-        else:
-            table = format_table([figure_row(f) for f in judged], stage)
-        if result.error is not None:  # whole, below the table: a table cell would cut it
-            table += f"\nerror: {result.error}"
+            return CheckOutcome(ok=True, properties=tuple(record.items()))
+        return self._failure(combo, stage, expected, result, rows, judged, source, record, clip_names, evidence,
+                             upstream)
+
+    def _failure(self, combo, stage, expected, result, rows, judged, source, record, clip_names, evidence,
+                 upstream) -> CheckOutcome:
+        """A failed check's outcome: its message and its whole JUnit record, each part in the order it is told."""
+        table = failure_table(stage, result, rows, judged)
         failing = sorted({f.clip for f in judged if not f.ok and f.clip})
+        blame = self._blame(combo, stage, expected, upstream, clip_names)
+        where, evidence_record = self._write_evidence(combo, stage, result, judged, failing, clip_names, evidence)
+        fix, fix_record = self._fix_and_hint(combo, stage, expected, blame, evidence)
+        drift, drift_record = drift_note(self.drift)
+        message = failure_message(combo, stage, expected, source, table, failing, blame, where, fix, drift)
+        properties = {**record, **evidence_record, **fix_record, **drift_record}
+        return CheckOutcome(ok=False, properties=tuple(properties.items()), message=message)
+
+    def _blame(self, combo, stage: str, expected: str, upstream, clip_names) -> Blame:
+        """The earlier failing stage this failure follows from, else a project's component upstream whose output
+        differs from the built-in's, and the culprit named accordingly."""
         cause = self._cause(combo, stage, upstream, clip_names) if expected == "pass" else None
         culprit = self.culprit(combo, cause or stage)
         upstream_slip = None if cause else upstream_difference(combo, stage, upstream, clip_names)
         if upstream_slip:
             culprit = f"{upstream_slip[0]}, likely; not {culprit}: {upstream_slip[1]}"
-        where = ""
-        if self.report_dir is not None and evidence is not None:
-            d = self.report_dir / f"{combo.id}-{stage}"
-            d.mkdir(parents=True, exist_ok=True)
-            # the figure shows the comparison that failed: a VAE judged by its distance to the correct round
-            # trip is drawn against that, not against its input (the VAE's own loss would hide the slip)
-            against = "correct call" if any(not f.ok and f.metric.startswith("ref_") for f in judged) else "input"
-            compared = "the correct call's output" if against == "correct call" else "the input"
-            try:
-                # a stage that raised fails alike on every clip: the first clip's evidence shows it (a figure per
-                # clip would cost a second each and show the same thing)
-                chosen = failing or (clip_names[:1] if result.error is not None and clip_names else None)
-                what = evidence(d, chosen, against) or \
-                    f"input and output WAVs, mel figure with the difference from {compared}"
-            except Exception as exc:  # noqa: BLE001  the failure is the finding: evidence that cannot be drawn
-                what = f"evidence incomplete: drawing it raised {type(exc).__name__}: {exc}"  # must not hide it
-            where = f"\nevidence: {d} ({what}" + (f"; of {chosen[0]}, the error being the same on every clip)"
-                                                     if chosen and not failing else ")")
-            record[PREFIX + "evidence"] = str(d)
-        fix = self.fix(combo, stage, expected, cause)
+        return Blame(cause, culprit, upstream_slip)
+
+    def _write_evidence(self, combo, stage: str, result: StageResult, judged, failing: List[str], clip_names,
+                        evidence) -> Tuple[str, Dict[str, object]]:
+        """Write a failure's evidence under :attr:`report_dir` (when there is one and an ``evidence`` writer):
+        the message's ``evidence:`` line and the JUnit property, else ``("", {})``."""
+        if self.report_dir is None or evidence is None:
+            return "", {}
+        d = self.report_dir / f"{combo.id}-{stage}"
+        d.mkdir(parents=True, exist_ok=True)
+        # the figure shows the comparison that failed: a VAE judged by its distance to the correct round
+        # trip is drawn against that, not against its input (the VAE's own loss would hide the slip)
+        against = "correct call" if any(not f.ok and f.metric.startswith("ref_") for f in judged) else "input"
+        compared = "the correct call's output" if against == "correct call" else "the input"
+        try:
+            # a stage that raised fails alike on every clip: the first clip's evidence shows it (a figure per
+            # clip would cost a second each and show the same thing)
+            chosen = failing or (clip_names[:1] if result.error is not None and clip_names else None)
+            what = evidence(d, chosen, against) or \
+                f"input and output WAVs, mel figure with the difference from {compared}"
+        except Exception as exc:  # noqa: BLE001  the failure is the finding: evidence that cannot be drawn
+            what = f"evidence incomplete: drawing it raised {type(exc).__name__}: {exc}"  # must not hide it
+        where = f"\nevidence: {d} ({what}" + (f"; of {chosen[0]}, the error being the same on every clip)"
+                                                 if chosen and not failing else ")")
+        return where, {PREFIX + "evidence": str(d)}
+
+    def _fix_and_hint(self, combo, stage: str, expected: str, blame: Blame,
+                      evidence) -> Tuple[str, Dict[str, object]]:
+        """The fix (:meth:`fix`), with what the difference looks like where the evidence told it and nothing
+        upstream is blamed, or the upstream component to fix first; and their JUnit properties."""
+        record: Dict[str, object] = {}
+        fix = self.fix(combo, stage, expected, blame.cause)
         hint = getattr(evidence, "hint", None)
-        if hint is not None and not cause and not upstream_slip and hint.kind not in (hints.Kind.NONE, hints.Kind.OTHER):
+        if hint is not None and not blame.cause and not blame.upstream_slip and \
+                hint.kind not in (hints.Kind.NONE, hints.Kind.OTHER):
             fix = f"{fix}\nwhat the difference looks like: {hint.sentence}"
             record[PREFIX + "hint"] = hint.sentence
-        if upstream_slip:
-            fix = (f"fix: {upstream_slip[0]} first: its output should match the built-in's on the same input (an "
-                   "exact rewrite does, to float round-off); this stage should then pass")
-            record[PREFIX + "likely_culprit"] = upstream_slip[0]
-        record.update({PREFIX + "culprit": culprit, PREFIX + "fix": fix})
-        if cause:
-            record[PREFIX + "follows_from"] = cause
-        drift = ""
-        if self.drift:
-            record[PREFIX + "drift"] = "; ".join(self.drift)
-            drift = ("\ndependencies changed since the goldens or thresholds were made: " + "; ".join(self.drift)
-                     + " (a figure may have moved with them: check the change before changing code)")
-        self.properties.extend(record.items())
-        what = "lost quality" if expected == "pass" else "was NOT detected (a known mistake now passes)"
-        because = (f"\nthis follows from the failure of {combo.id} at stage '{cause}' (culprit: {culprit}): "
-                   "fix that first" if cause else f"\nculprit: {culprit}")
-        clips = f"\nclip: {', '.join(failing)}" if failing else ""
-        raise AssertionError(f"{combo.id} {what} at stage '{stage}' (limits from {source}):\n{table}{clips}"
-                             f"{because}{where}\n{fix}{drift}")
+        if blame.upstream_slip:
+            fix = (f"fix: {blame.upstream_slip[0]} first: its output should match the built-in's on the same input "
+                   "(an exact rewrite does, to float round-off); this stage should then pass")
+            record[PREFIX + "likely_culprit"] = blame.upstream_slip[0]
+        record.update({PREFIX + "culprit": blame.culprit, PREFIX + "fix": fix})
+        if blame.cause:
+            record[PREFIX + "follows_from"] = blame.cause
+        return fix, record
 
     def _record(self, combo, stage, expected, ok, result, judged, source, clip_names) -> Dict[str, object]:
         """The JUnit properties of one check: the verdict, the tightest figure, every figure as JSON."""

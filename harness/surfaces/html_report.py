@@ -2,7 +2,7 @@
 
 Built from the same records as the Markdown summary (:mod:`harness.surfaces.job_summary`): one
 ``(node id, outcome, {harness_* property: value})`` per quality test, the properties that
-:meth:`harness.judging.quality.QualityCheck.check` records. The page shows, in the order a reader needs them:
+:meth:`harness.surfaces.quality_check.QualityCheck.check` records. The page shows, in the order a reader needs them:
 
 1. a **dependencies changed** block, when a record carries :data:`DEPENDENCIES_KEY`;
 2. the **failures**, each with its combination, stage, verdict, culprit, fix (and fix hint, when recorded), its

@@ -1,7 +1,8 @@
 """A Markdown summary of a run's quality tests for a CI page (``pytest --harness-summary FILE``).
 
-Built from the figures each check records as JUnit properties (:meth:`harness.judging.quality.QualityCheck.check`),
-so it works the same under pytest-xdist. Three sections, in the order a reader needs them:
+Built from the figures each check records as JUnit properties
+(:meth:`harness.surfaces.quality_check.QualityCheck.check`), so it works the same under pytest-xdist.
+Three sections, in the order a reader needs them:
 
 1. **failures**, grouped by culprit component: the failures at the culprit's own stage in full (combination,
    stage, clip, value against limit, evidence, fix), the failures that follow from them as consequences;

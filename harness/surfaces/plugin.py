@@ -9,7 +9,8 @@ where the package is installed: a guest in other people's test suites. It theref
 * imports neither torch nor diffusers until such a test is collected, so a project without harness tests
   pays nothing (``-p no:audioldm2_harness`` turns the plugin off altogether).
 
-The logic lives in :mod:`harness.judging.quality` (``check()``), :mod:`harness.judging.golden`, :mod:`harness.model.chain` and
+The logic lives in :mod:`harness.surfaces.quality_check` (``check()``, answered by :mod:`harness.judging.quality`),
+:mod:`harness.judging.golden`, :mod:`harness.model.chain` and
 :mod:`harness.surfaces.job_summary` (``--harness-summary``).
 """
 from __future__ import annotations
@@ -50,7 +51,8 @@ SETTINGS = {
 DTYPES = ("fp32", "bf16", "fp16")
 #: the parameters the plugin gives to tests that ask for them and that nobody else defines
 PARAMETERS = ("combination", "clip_stage", "golden_stage", "harness_frontend", "harness_variant")
-#: JUnit property names of a quality test's figures (:meth:`harness.judging.quality.QualityCheck.check`) start so
+#: what the JUnit property names of a quality test's figures start with
+#: (:meth:`harness.surfaces.quality_check.QualityCheck.check`)
 PROPERTY_PREFIX = "harness_"
 
 
@@ -562,14 +564,14 @@ def harness_quality(harness_options, harness_thresholds, request):
 
     Example::
 
-        from harness.judging.quality import QualityCheck
+        from harness.surfaces.quality_check import QualityCheck
 
         def test_quality(harness_matrix, harness_quality: QualityCheck, combination, clip_stage):
             upstream = harness_matrix.result(combination, upto=clip_stage)
             harness_quality.check(combination, clip_stage, upstream[clip_stage],
                                   harness_quality.expected(combination, clip_stage), upstream=upstream)
     """
-    from harness.judging.quality import QualityCheck
+    from harness.surfaces.quality_check import QualityCheck
 
     return QualityCheck(harness_thresholds, harness_options["report_dir"], harness_options["allow_missing"],
                         golden_dir=harness_options["golden_dir"], properties=request.node.user_properties)
