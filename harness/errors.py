@@ -51,7 +51,7 @@ class AudioError(InputError):
     Parameters
     ----------
     path : str or path-like or None
-        The file (or the name given to :func:`harness.signal.audio.check_waveform`) the problem is about.
+        The file (or the name given to :func:`harness.signal.audio.valid_audio`) the problem is about.
     reason : str
         What is wrong, specific enough to act on (``"empty: 0 audio frames"``).
     hint : str, optional

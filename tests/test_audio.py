@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 from harness.errors import AudioError
 from harness.signal import audio
 from harness.signal.audio import (
-    BLOCK, HOP, MIN_SAMPLES, SAMPLE_RATE, AudioWarning, check_waveform, frames_for, load_audio, load_info,
-    pad_or_crop, to_tensor, write_audio,
+    BLOCK, HOP, MIN_SAMPLES, SAMPLE_RATE, AudioWarning, frames_for, load_audio, load_info,
+    pad_or_crop, to_tensor, valid_audio, write_audio,
 )
 
 
@@ -313,26 +313,47 @@ def test_error_is_single_line_and_picklable():
 
 
 # ---------------------------------------------------------------------------
-# check_waveform on arrays
+# valid_audio on arrays
 # ---------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("shape, pick", [((2, 4000), "x[0]"), ((4000, 2), "x[:, 0]")])
 def test_stereo_array_says_pick_a_channel(shape, pick):
     with pytest.raises(AudioError) as ei:
-        check_waveform(np.ones(shape, np.float32) * 0.1, name="arr")
+        valid_audio(np.ones(shape, np.float32) * 0.1, name="arr")
     msg = str(ei.value)
     assert msg.startswith("arr: ") and "pick a channel" in msg and pick in msg and str(shape) in msg
 
 
 def test_integer_samples_rejected_with_scale_hint():
     with pytest.raises(AudioError, match="32768"):
-        check_waveform((sine() * 30000).astype(np.int16))
+        valid_audio((sine() * 30000).astype(np.int16))
 
 
-def test_check_waveform_returns_float32():
-    y = check_waveform(sine().astype(np.float64))
+def test_valid_audio_returns_float32():
+    y = valid_audio(sine().astype(np.float64))
     assert y.dtype == np.float32
+
+
+def test_valid_audio_on_a_batch_names_its_role_and_items():
+    import torch
+
+    from harness.errors import InputError
+
+    x = np.stack([sine(), np.zeros(SAMPLE_RATE, np.float32)])
+    out = valid_audio(x, "estimate", batch=True, allow_silence=True)
+    assert isinstance(out, torch.Tensor) and out.shape == (2, SAMPLE_RATE) and out.dtype == torch.float32
+    assert valid_audio(torch.ones(2048, dtype=torch.int16), batch=True).dtype == torch.float32
+    for bad, message in ((x, r"estimate is silent \(peak below -100.0 dBFS\) in batch items \[1\]"),
+                         (np.zeros((2, 0)), r"estimate has 0 samples; at least 1 are needed"),
+                         (x.astype(np.complex64), r"estimate must be real")):
+        with pytest.raises(InputError, match=message) as ei:
+            valid_audio(torch.as_tensor(bad), "estimate", batch=True, min_samples=1)
+        assert not isinstance(ei.value, AudioError)  # an AudioError names a file; a batch has none
+
+
+def test_write_audio_writes_any_length_and_silence(tmp_path):
+    assert sf.info(write_audio(tmp_path / "s.wav", np.zeros(10, np.float32))).frames == 10
 
 
 # ---------------------------------------------------------------------------

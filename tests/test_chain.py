@@ -119,6 +119,19 @@ def test_run_is_deterministic(harness_chain):
     assert a.shape == (1, 6400)
 
 
+def test_run_checks_its_waveform_once_where_it_enters(harness_chain, monkeypatch):
+    """The front-end is where a waveform enters the chain: valid_audio runs there once, the stages behind trust it."""
+    from harness.signal import audio, frontend
+
+    calls = []
+    monkeypatch.setattr(frontend, "valid_audio", lambda x, name=None, **kw: calls.append(name) or
+                        audio.valid_audio(x, name, **kw))
+    harness_chain.run(np.full(6400, 0.1, np.float32), "audioldm2", "scaled", "hifigan")
+    assert calls == ["front-end input"]
+    with pytest.raises(ValueError, match=r"front-end input contains NaN samples \(batch items \[0\]\)"):
+        harness_chain.run(np.full(6400, np.nan, np.float32))
+
+
 def test_scaling_variants_on_latents(harness_chain):
     s = harness_chain.scaling_factor
     mel = torch.full((1, 1, 8, 64), -6.0)

@@ -7,7 +7,7 @@ import torch
 from harness import errors
 from harness.errors import AudioError, CalibrationError, GoldenError, LayoutError, ModelNotAvailable
 from harness.signal import metrics
-from harness.signal.audio import check_waveform
+from harness.signal.audio import valid_audio
 from harness.signal.frontend import get_frontend
 from harness.judging.stages import StageResult, measure
 
@@ -20,7 +20,7 @@ def test_every_harness_exception_is_one_family():
 
 
 @pytest.mark.parametrize("call", [
-    lambda: check_waveform(np.zeros(10, dtype=np.float32), "x.wav"),
+    lambda: valid_audio(np.zeros(10, dtype=np.float32), "x.wav"),
     lambda: get_frontend("audioldm2")(torch.zeros(1, 100)),
     lambda: metrics.snr(np.zeros(100), np.zeros(101)),
     lambda: metrics.mel_l1(mel_estimate=np.zeros((4, 64)), mel_reference=np.zeros((5, 64))),

@@ -373,6 +373,45 @@ def test_other_bad_inputs():
         M.mrstft(x, x, fft_sizes=[512], hop_sizes=[128, 256], win_lengths=[512])
 
 
+def _count_validations(monkeypatch) -> list:
+    """The names :func:`harness.signal.audio.valid_audio` is called with, from the metrics and the front-ends."""
+    from harness.signal import audio, frontend
+
+    calls = []
+
+    def counting(x, name=None, **options):
+        calls.append(name)
+        return audio.valid_audio(x, name, **options)
+
+    monkeypatch.setattr(M, "valid_audio", counting)
+    monkeypatch.setattr(frontend, "valid_audio", counting)
+    return calls
+
+
+def test_each_call_validates_its_waveforms_once(monkeypatch):
+    """valid_audio is the boundary: a metric, compute() over every metric and a front-end check each waveform
+    once, and nothing behind them checks it again."""
+    from harness.signal.frontend import get_frontend
+
+    calls = _count_validations(monkeypatch)
+    est, ref = tonal(1), tonal()
+    for call in (lambda: M.compute(est, ref), lambda: M.snr(est, ref, align=True, match_gain=True),
+                 lambda: M.mel_l1(est, ref), lambda: M.lsd(est, ref), lambda: M.mrstft(est, ref)):
+        calls.clear()
+        call()
+        assert calls == ["estimate", "reference"]
+    calls.clear()
+    get_frontend("audioldm2")(ref)
+    assert calls == ["front-end input"]
+
+
+def test_compute_refuses_a_pair_too_short_for_one_of_its_metrics_before_computing():
+    x = tonal(n=500)
+    assert set(M.compute(x, x, ["snr", "mse"])) == {"snr", "mse"}
+    with pytest.raises(ValueError, match=r"estimate has 500 samples; at least 1025 are needed"):  # mrstft's
+        M.compute(x, x)
+
+
 # ---------------------------------------------------------------------------
 # mel-domain metrics on mels (librosa's S= convention)
 # ---------------------------------------------------------------------------

@@ -135,7 +135,7 @@ def _check_case(name: str, latents: np.ndarray, wave: np.ndarray) -> None:
         raise GoldenError(f"golden case {name!r}: the pipeline produced non-finite latents (NaN/Inf); in fp16 "
                           "keep the VAE in fp32 (force_upcast) or generate in fp32/bf16")
     try:
-        audio.check_waveform(wave, name=f"golden case {name!r}")
+        audio.valid_audio(wave, name=f"golden case {name!r}")
     except AudioError as exc:
         raise GoldenError(f"{exc}. A vocoder with random weights is near-silent: build random real-size models "
                           "with `harness build-real-size`, which conditions them") from None

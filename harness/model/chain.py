@@ -207,6 +207,9 @@ class Chain:
     # --- stages --------------------------------------------------------------------------------
 
     def _check_mel(self, mel: torch.Tensor, what: str) -> torch.Tensor:
+        """A log-mel handed to the VAE: its layout ``[batch, 1, frames, n_mels]``, a frame count the VAE can take,
+        finite values. A check of the mel, not of a waveform: the chain's waveforms are checked where they enter,
+        by the front-end (:func:`harness.signal.audio.valid_audio`)."""
         if mel.ndim != 4 or mel.shape[1] != 1 or mel.shape[-1] != self.n_mels:
             raise LayoutError(f"{what}: expected a log-mel [batch, 1, frames, {self.n_mels}], got {tuple(mel.shape)}")
         if mel.shape[2] % self.vae_factor:
@@ -296,7 +299,9 @@ class Chain:
     # --- the stages of one combination (front-end, VAE and vocoder variants by name) -----------
 
     def front_end(self, wave: torch.Tensor, name: str = "audioldm2") -> torch.Tensor:
-        """Waveform ``[b, samples]`` -> the named front-end's log-mel ``[b, 1, T, 64]`` (fp32, chain's device)."""
+        """Waveform ``[b, samples]`` -> the named front-end's log-mel ``[b, 1, T, 64]`` (fp32, chain's device).
+
+        The waveform is checked once, by the front-end (:func:`harness.signal.audio.valid_audio`)."""
         with torch.inference_mode():
             return frontends.get_frontend(name)(wave.to(self.device)).float()
 
@@ -338,6 +343,12 @@ class Chain:
         -------
         ChainOutput
             The front-end mel, the VAE's mel and the output waveform cropped to ``samples``.
+
+        Raises
+        ------
+        InputError
+            A waveform :func:`harness.signal.audio.valid_audio` refuses, checked once, by the front-end; the
+            stages after it trust it.
         """
         wave = torch.as_tensor(wave, dtype=torch.float32)
         wave = wave[None] if wave.ndim == 1 else wave

@@ -2,7 +2,8 @@
 
 Everything the reconstruction chain is fed goes through here, so a bad input fails
 early with one readable line (:class:`AudioError`) instead of a NaN deep inside the VAE
-or a shape error in the vocoder.
+or a shape error in the vocoder. :func:`valid_audio` is the one validator of waveforms: files,
+front-end inputs and metric inputs pass it once, where they enter; the code behind it trusts them.
 
 The conventions are AudioLDM2's training ones (``docs/AUDIOLDM2_REFERENCE.md`` section 1):
 16 kHz mono, the **first** channel of a multi-channel file (no mix-down), zero padding
@@ -27,7 +28,7 @@ import numpy as np
 import soundfile as sf
 
 from harness import atomic
-from harness.errors import AudioError, _one_line
+from harness.errors import AudioError, InputError, _one_line
 
 __all__ = [
     "AudioWarning",
@@ -45,7 +46,7 @@ __all__ = [
     "load_audio",
     "load_info",
     "header",
-    "check_waveform",
+    "valid_audio",
     "normalize_waveform",
     "pad_or_crop",
     "quantize_16bit",
@@ -229,7 +230,7 @@ def load_audio(path: PathLike, sr: Optional[int] = SAMPLE_RATE, channel: str = "
     AudioError
         Missing file, a directory, a file libsndfile cannot decode (including a
         truncated FLAC), 0 frames, a sample rate outside [4000, 384000] Hz, and
-        everything :func:`check_waveform` rejects (NaN/Inf, silent, too short).
+        everything :func:`valid_audio` rejects (NaN/Inf, silent, too short).
     ValueError
         Unknown ``channel`` policy or an unusable ``sr``.
 
@@ -266,12 +267,12 @@ def load_audio(path: PathLike, sr: Optional[int] = SAMPLE_RATE, channel: str = "
         )
 
     x = data[:, 0] if channel == "first" else data.mean(axis=1, dtype=np.float64).astype(np.float32)
-    _check_finite(x, p)
     if sr is not None and sr != rate:
         import librosa
 
+        _check_finite(x, p)  # at the file's own indices: resampling would smear a NaN over its neighbours
         x = librosa.resample(np.ascontiguousarray(x), orig_sr=rate, target_sr=int(sr), res_type="soxr_hq")
-    return check_waveform(x, name=p, sr=int(sr) if sr is not None else rate)
+    return valid_audio(x, name=p, sr=int(sr) if sr is not None else rate)
 
 
 def header(path: PathLike):
@@ -356,62 +357,133 @@ def _check_finite(x: np.ndarray, name: Optional[str]) -> None:
                          "the file or the code that produced it is broken; re-export it")
 
 
-def check_waveform(x, name: Optional[str] = None, sr: int = SAMPLE_RATE) -> np.ndarray:
-    """Validate a mono waveform for the reconstruction chain.
+def valid_audio(x, name: Optional[str] = None, *, sr: int = SAMPLE_RATE, batch: bool = False,
+                min_samples: int = MIN_SAMPLES, allow_silence: bool = False, dtype=None):
+    """The one validator of audio samples: every waveform is checked here, once, where it enters the harness.
+
+    It stands at the boundary, as librosa's ``util.valid_audio`` does for librosa: :func:`load_audio` runs it
+    on every file, :func:`write_audio` on what it writes, a front-end (:class:`harness.signal.frontend.Frontend`)
+    on the waveforms it is called with, each metric of :mod:`harness.signal.metrics` on its two signals (once
+    per call, :func:`~harness.signal.metrics.compute` included), the golden generation on the pipeline's
+    output. Code behind the boundary (the front-ends' building blocks, the metrics' kernels, the chain's
+    stages) trusts what passed and checks nothing again.
+
+    Two forms: one clip (a file's samples, named by its path) or, with ``batch``, the ``[batch, samples]``
+    tensor the front-ends and metrics compute on (named by its role).
 
     Parameters
     ----------
-    x : array-like, shape [samples]
-        Floating-point samples, full scale 1.0.
+    x : array-like or torch.Tensor
+        One mono clip ``[samples]``; with ``batch``, ``[batch, samples]`` or ``[samples]`` (a batch of one).
+        Full scale 1.0.
     name : str, optional
-        Where it came from (a path); it prefixes the error message.
+        What the input is. One clip: a path, and the message reads ``"<name>: <reason> (<hint>)"``; a batch:
+        a role (``"front-end input"``, ``"estimate"``; default ``"waveform"``) that starts the message.
     sr : int, default 16000
-        Sample rate in Hz, only used to express lengths in milliseconds.
+        Sample rate in Hz, only used to express a clip's length in milliseconds.
+    batch : bool, default False
+        Take a batch and return it as a torch tensor, on its device; otherwise one clip, returned as NumPy.
+    min_samples : int, default 1024
+        Fewest samples accepted (an empty input is refused by any positive value); the default,
+        :data:`MIN_SAMPLES`, is one STFT window of the front-end.
+    allow_silence : bool, default False
+        Accept silent audio. A clip to be judged may not be silent: AudioLDM2 normalises by
+        ``max|x| + 1e-8`` and would blow its noise up to full scale. A front-end maps silence to its log
+        floor, and a metric says itself where a silent reference leaves it undefined: both allow it.
+    dtype : torch.dtype, optional
+        With ``batch``: convert to it (the metrics compute in float64). By default integer samples become
+        float32 and floating ones keep their dtype.
 
     Returns
     -------
-    np.ndarray, float32, shape [samples]
+    np.ndarray float32 [samples], or with ``batch`` a torch.Tensor [batch, samples]
 
     Raises
     ------
     AudioError
-        Not 1-D (e.g. stereo ``[2, n]`` / ``[n, 2]``: pick a channel), not floating
-        point, NaN/Inf samples (count and first index), shorter than
-        ``MIN_SAMPLES = 1024`` samples, or silent (peak below ``SILENCE_PEAK``, -100 dBFS).
+        One clip, naming it, in one line with a hint: not 1-D (a stereo ``[2, n]`` / ``[n, 2]`` array is
+        told to pick a channel), not floating point (integers are told their scale, e.g. ``x / 32768``),
+        NaN/Inf samples (count and first index), shorter than ``min_samples`` (in ms too), or silent (peak
+        below :data:`SILENCE_PEAK`, -100 dBFS).
+    InputError
+        A batch, in one line starting with its role: not 1-D or 2-D, complex, shorter than ``min_samples``,
+        NaN/Inf samples (naming the batch items), or silent items (unless ``allow_silence``).
     """
-    x = np.asarray(x)
-    if x.ndim != 1:
-        if x.ndim == 2:
-            ch_axis = 0 if x.shape[0] <= x.shape[1] else 1
-            pick = "x[0]" if ch_axis == 0 else "x[:, 0]"
-            mean = f"x.mean(axis={ch_axis})"
-            raise AudioError(name, f"expected a 1-D mono waveform, got shape {x.shape} "
-                             f"({x.shape[ch_axis]} channels?)",
-                             f"pick a channel: {pick} as AudioLDM2 does, or mix down with {mean}")
+    if batch:
+        import torch
+
+        what = name or "waveform"
+        if not isinstance(x, torch.Tensor):
+            x = torch.as_tensor(np.asarray(x, dtype=np.float64 if dtype == torch.float64 else np.float32))
+        x = x[None] if x.ndim == 1 else x
+    else:
+        x = np.asarray(x.detach().cpu() if hasattr(x, "detach") else x)  # a tensor without importing torch
+
+    # 1. dimensionality: mono
+    if batch and x.ndim != 2:
+        raise InputError(f"{what} must be [batch, samples] or [samples], got shape {tuple(x.shape)}")
+    if not batch and x.ndim == 2:
+        ch_axis = 0 if x.shape[0] <= x.shape[1] else 1
+        pick = "x[0]" if ch_axis == 0 else "x[:, 0]"
+        mean = f"x.mean(axis={ch_axis})"
+        raise AudioError(name, f"expected a 1-D mono waveform, got shape {x.shape} ({x.shape[ch_axis]} channels?)",
+                         f"pick a channel: {pick} as AudioLDM2 does, or mix down with {mean}")
+    if not batch and x.ndim != 1:
         raise AudioError(name, f"expected a 1-D mono waveform, got shape {x.shape}",
                          "pick a channel and pass [samples]")
-    if not np.issubdtype(x.dtype, np.floating):
+
+    # 2. dtype: real floating point
+    if batch:
+        if x.is_complex():
+            raise InputError(f"{what} must be real, got dtype {x.dtype}")
+        x = x.to(dtype) if dtype is not None else (x if x.is_floating_point() else x.float())
+    elif not np.issubdtype(x.dtype, np.floating):
         hint = "convert to float in [-1, 1]"
         if np.issubdtype(x.dtype, np.integer):
             hint += f", e.g. x / {2 ** (8 * x.dtype.itemsize - 1)}"
         raise AudioError(name, f"samples have dtype {x.dtype}, expected floating point", hint)
-    _check_finite(x, name)
-    n = x.shape[0]
-    if n < MIN_SAMPLES:
+
+    # 3. length (an empty input included)
+    n = x.shape[-1]
+    if n < min_samples:
+        window = " (one 1024-sample STFT window, 64 ms at 16 kHz)" if min_samples == MIN_SAMPLES else ""
+        if batch:
+            raise InputError(f"{what} has {n} samples; at least {min_samples} are needed{window}")
         raise AudioError(
             name,
             f"too short: {n} samples ({1000.0 * n / sr:.1f} ms at {sr} Hz); "
-            f"minimum is {MIN_SAMPLES} samples ({1000.0 * MIN_SAMPLES / sr:.0f} ms)",
-            "the front-end needs one full 1024-sample STFT window; use a longer clip",
+            f"minimum is {min_samples} samples ({1000.0 * min_samples / sr:.0f} ms)",
+            ("the front-end needs one full 1024-sample STFT window; " if window else "") + "use a longer clip",
         )
-    peak = float(np.max(np.abs(x)))
-    if peak < SILENCE_PEAK:
-        raise AudioError(
-            name,
-            f"silent: peak {_fmt_db(_dbfs(peak))} is below {_fmt_db(_dbfs(SILENCE_PEAK))}",
-            "AudioLDM2 normalises by max|x| + 1e-8 and would blow the noise up to full scale",
-        )
-    return x.astype(np.float32, copy=False)
+
+    # 4. NaN/Inf
+    if batch:
+        # NaN propagates to both ends: one pass, and no [batch, samples] bool temporary unless one is there
+        lo, hi = torch.aminmax(x) if x.numel() else (x.new_zeros(()),) * 2
+        if not (torch.isfinite(lo) and torch.isfinite(hi)):
+            bad = ~torch.isfinite(x)
+            items = torch.nonzero(bad.any(dim=-1)).flatten().tolist()
+            kinds = " and ".join(k for k, m in (("NaN", torch.isnan(x)), ("Inf", torch.isinf(x))) if m.any())
+            raise InputError(f"{what} contains {kinds} samples (batch items {items})")
+    else:
+        _check_finite(x, name)
+
+    # 5. silence
+    if not allow_silence:
+        if batch:
+            silent = x.abs().amax(dim=-1) < SILENCE_PEAK if n else x.new_ones(x.shape[0], dtype=torch.bool)
+            if silent.any():
+                items = torch.nonzero(silent).flatten().tolist()
+                raise InputError(f"{what} is silent (peak below {_fmt_db(_dbfs(SILENCE_PEAK))}) in batch items {items}")
+        else:
+            peak = float(np.max(np.abs(x))) if n else 0.0
+            if peak < SILENCE_PEAK:
+                raise AudioError(
+                    name,
+                    f"silent: peak {_fmt_db(_dbfs(peak))} is below {_fmt_db(_dbfs(SILENCE_PEAK))}",
+                    "AudioLDM2 normalises by max|x| + 1e-8 and would blow the noise up to full scale",
+                )
+    return x if batch else x.astype(np.float32, copy=False)
 
 
 # ---------------------------------------------------------------------------
@@ -571,17 +643,14 @@ def write_audio(path: PathLike, x, sr: int = SAMPLE_RATE) -> str:
     Raises
     ------
     AudioError
-        NaN/Inf samples, or more than one channel / batch item.
+        What :func:`valid_audio` refuses in any clip: more than one channel / batch item, samples that are
+        not floating point, NaN/Inf samples. Any length, and silence, are written.
     """
     p = os.fspath(path)
     x = _to_numpy(x)
     if x.ndim == 2 and x.shape[0] == 1:
         x = x[0]
-    if x.ndim != 1:
-        raise AudioError(p, f"write_audio writes mono [samples], got shape {x.shape}",
-                         "write one channel / batch item at a time")
-    _check_finite(x, p)
-    x = x.astype(np.float32, copy=False)
+    x = valid_audio(x, p, min_samples=0, allow_silence=True)  # any length, silence too: it is what was made
     sr = _positive_int(sr, "sr")
     with atomic.temporary_sibling(p) as tmp:  # killed while writing, the previous file stays
         _write(str(tmp), x, sr, p.lower().endswith(".flac"))

@@ -7,6 +7,10 @@ the layout AudioLDM2's VAE takes). ``audioldm2`` is the exact training front-end
 so the harness can show what each one costs and prove it catches them.
 
 Register your own with :func:`register_frontend`; it then joins the quality matrix.
+
+Calling a front-end is a boundary: its waveforms are checked there, once, by
+:func:`harness.signal.audio.valid_audio`; :meth:`Frontend.mel` takes waveforms that already passed it, and the
+building blocks below (:func:`stft_magnitude`, :func:`log_mel`, ...) trust their inputs.
 """
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from harness.errors import InputError, component_error
-from harness.signal.audio import HOP, N_MELS, SAMPLE_RATE, normalize_waveform
+from harness.signal.audio import HOP, N_MELS, SAMPLE_RATE, normalize_waveform, valid_audio
 
 N_FFT = 1024
 FMIN = 0.0
@@ -58,12 +62,21 @@ class Frontend:
     batched: bool = True
 
     def __call__(self, waveform: torch.Tensor) -> torch.Tensor:
-        x = valid_waveforms(waveform, "front-end input", min_samples=N_FFT)
+        """The log-mel ``[batch, 1, frames, 64]`` of ``waveform`` (``[batch, samples]`` or ``[samples]``, a tensor
+        or an array), checked first by :func:`harness.signal.audio.valid_audio` (at least 1024 samples; silence
+        is allowed: it maps to the log floor). An :class:`~harness.errors.InputError` says what is wrong."""
+        return self.mel(valid_audio(waveform, "front-end input", batch=True, min_samples=N_FFT, allow_silence=True))
+
+    def mel(self, x: torch.Tensor) -> torch.Tensor:
+        """The log-mel ``[batch, 1, frames, 64]`` of waveforms that already passed
+        :func:`harness.signal.audio.valid_audio` (a tensor ``[batch, samples]``, at least 1024 samples): nothing
+        is checked again. Code inside the harness that validated its input calls this; a user calls the
+        front-end itself."""
         if self.batched:
-            return self._mel(self._run(x), x.shape[0], x.device)
+            return self._as_mel(self._run(x), x.shape[0], x.device)
         # clip by clip is how numpy/librosa code is written, and numpy cannot read a GPU tensor: each clip is
         # handed over on the CPU and its mel goes back to the batch's device
-        return torch.cat([self._mel(self._run(row), 1, x.device) for row in x.cpu()])
+        return torch.cat([self._as_mel(self._run(row), 1, x.device) for row in x.cpu()])
 
     def _run(self, x: torch.Tensor):
         """``fn(x)``; a ``TypeError`` of a project's front-end becomes a :class:`~harness.errors.ComponentError`
@@ -75,7 +88,7 @@ class Frontend:
                 raise
             raise component_error(f"front-end {self.name!r}", exc, x) from exc
 
-    def _mel(self, out, batch: int, device) -> torch.Tensor:
+    def _as_mel(self, out, batch: int, device) -> torch.Tensor:
         """A front-end's output as a tensor ``[batch, 1, frames, 64]`` on ``device`` (numpy arrays and
         ``[batch, frames, 64]`` / ``[frames, 64]`` accepted), or an InputError saying what came back."""
         out = torch.as_tensor(out).to(device)
@@ -141,53 +154,6 @@ def list_frontends() -> List[Frontend]:
     """All registered front-ends, correct ones first, in registration order."""
     items = list(_REGISTRY.values())
     return [f for f in items if f.correct] + [f for f in items if not f.correct]
-
-
-def valid_waveforms(x, what: str = "waveform", min_samples: int = 1,
-                    dtype: Optional[torch.dtype] = None) -> torch.Tensor:
-    """The one validator of waveform tensors at the boundary of the torch code (front-ends, metrics).
-
-    Parameters
-    ----------
-    x : Tensor, ndarray or sequence, [batch, samples] or [samples]
-        Real samples; a 1-D signal is a batch of one.
-    what : str
-        How the error message names the input (``"front-end input"``, ``"estimate"``).
-    min_samples : int, default 1
-        Fewest samples accepted (the front-end needs one 1024-sample window).
-    dtype : torch.dtype, optional
-        Convert to it (metrics compute in float64); by default integers become float32 and
-        floating tensors keep their dtype.
-
-    Returns
-    -------
-    Tensor [batch, samples]
-
-    Raises
-    ------
-    harness.errors.InputError
-        Not 1-D or 2-D, complex, shorter than ``min_samples``, or NaN/Inf samples (naming
-        the batch items).
-    """
-    if not isinstance(x, torch.Tensor):
-        x = torch.as_tensor(np.asarray(x, dtype=np.float64 if dtype == torch.float64 else np.float32))
-    if x.ndim == 1:
-        x = x[None]
-    if x.ndim != 2:
-        raise InputError(f"{what} must be [batch, samples] or [samples], got shape {tuple(x.shape)}")
-    if x.is_complex():
-        raise InputError(f"{what} must be real, got dtype {x.dtype}")
-    if x.shape[-1] < min_samples:
-        raise InputError(f"{what} has {x.shape[-1]} samples; at least {min_samples} are needed"
-                         + (" (one 1024-sample STFT window, 64 ms at 16 kHz)" if min_samples == N_FFT else ""))
-    x = x.to(dtype) if dtype is not None else (x if x.is_floating_point() else x.float())
-    lo, hi = torch.aminmax(x)  # NaN propagates to both; one pass, no [batch, samples] bool temporary
-    if not (torch.isfinite(lo) and torch.isfinite(hi)):
-        bad = ~torch.isfinite(x)
-        items = torch.nonzero(bad.any(dim=-1)).flatten().tolist()
-        kinds = " and ".join(k for k, m in (("NaN", torch.isnan(x)), ("Inf", torch.isinf(x))) if m.any())
-        raise InputError(f"{what} contains {kinds} samples (batch items {items})")
-    return x
 
 
 # ---------------------------------------------------------------------------

@@ -6,6 +6,9 @@ one; NumPy arrays are accepted) and returning a ``float64`` tensor ``[batch]``:
 one score per item, computed without a Python loop over the batch, on the
 device of the inputs. Arguments are ``(estimate, reference)`` in that order,
 as in auraloss and torchmetrics.
+Each call checks its two signals once, with :func:`harness.signal.audio.valid_audio`
+(silence allowed: a metric says itself where a silent reference leaves it undefined); the kernels
+behind it, and :func:`compute`'s metrics, trust the checked pair.
 
 Two families, because they judge different things (``docs/AUDIOLDM2_REFERENCE.md``
 section 5):
@@ -34,6 +37,7 @@ import torch
 
 from harness.errors import InputError
 from harness.signal import frontend
+from harness.signal.audio import valid_audio
 
 ArrayLike = Union[torch.Tensor, np.ndarray, Sequence[float]]
 
@@ -66,14 +70,12 @@ MRSTFT_EPS = 1e-8
 # ---------------------------------------------------------------------------
 
 
-def _as_batch(x: ArrayLike, what: str) -> torch.Tensor:
-    return frontend.valid_waveforms(x, what, dtype=torch.float64)
-
-
 def _check_pair(estimate: ArrayLike, reference: ArrayLike, min_samples: int = 1) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Validate a pair and return both as float64 ``[batch, samples]`` on one device."""
-    est = _as_batch(estimate, "estimate")
-    ref = _as_batch(reference, "reference")
+    """The metrics' boundary: each signal through :func:`harness.signal.audio.valid_audio` (float64
+    ``[batch, samples]``, at least ``min_samples``, silence allowed), then what a pair needs: one device, one
+    length, one batch size. Every public metric calls it once; the kernels behind it trust its result."""
+    options = dict(batch=True, min_samples=min_samples, allow_silence=True, dtype=torch.float64)
+    est, ref = valid_audio(estimate, "estimate", **options), valid_audio(reference, "reference", **options)
     if isinstance(estimate, torch.Tensor) and not isinstance(reference, torch.Tensor):
         ref = ref.to(est.device)
     elif isinstance(reference, torch.Tensor) and not isinstance(estimate, torch.Tensor):
@@ -87,8 +89,6 @@ def _check_pair(estimate: ArrayLike, reference: ArrayLike, min_samples: int = 1)
         )
     if est.shape[0] != ref.shape[0]:
         raise InputError(f"batch mismatch: estimate has {est.shape[0]} items, reference has {ref.shape[0]}")
-    if est.shape[-1] < min_samples:
-        raise InputError(f"signals have {est.shape[-1]} samples; this metric needs at least {min_samples}")
     return est, ref
 
 
@@ -206,7 +206,12 @@ def match_gain(estimate: ArrayLike, reference: ArrayLike) -> Tuple[torch.Tensor,
 
 
 def _prepare(estimate, reference, align: bool, max_lag: int, match_gain: bool, min_samples: int = 1):
-    est, ref = _check_pair(estimate, reference, min_samples)
+    """A waveform metric's inputs: the pair validated (:func:`_check_pair`), then :func:`_adjust`."""
+    return _adjust(*_check_pair(estimate, reference, min_samples), align, max_lag, match_gain)
+
+
+def _adjust(est: torch.Tensor, ref: torch.Tensor, align: bool, max_lag: int, match_gain: bool):
+    """The estimate aligned and/or gain-matched to the reference (a validated pair: nothing is checked again)."""
     if align:
         est, _ = _align(est, ref, max_lag)
     if match_gain:
@@ -255,7 +260,10 @@ def snr(estimate: ArrayLike, reference: ArrayLike, *, align: bool = False, max_l
 
     {raises}
     """
-    est, ref = _prepare(estimate, reference, align, max_lag, match_gain)
+    return _snr(*_prepare(estimate, reference, align, max_lag, match_gain))
+
+
+def _snr(est: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     signal = _dot(ref, ref)
     _require_not_silent(ref, signal)
     err = ref - est
@@ -284,7 +292,10 @@ def correlation(estimate: ArrayLike, reference: ArrayLike, *, align: bool = Fals
     ValueError
         Length mismatch, NaN/Inf samples, or a constant reference.
     """
-    est, ref = _prepare(estimate, reference, align, max_lag, match_gain, min_samples=2)
+    return _correlation(*_prepare(estimate, reference, align, max_lag, match_gain, min_samples=2))
+
+
+def _correlation(est: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     e = est - est.mean(dim=-1, keepdim=True)
     r = ref - ref.mean(dim=-1, keepdim=True)
     rr, ee = _dot(r, r), _dot(e, e)
@@ -315,7 +326,10 @@ def mse(estimate: ArrayLike, reference: ArrayLike, *, align: bool = False, max_l
     ValueError
         Length mismatch or NaN/Inf samples.
     """
-    est, ref = _prepare(estimate, reference, align, max_lag, match_gain)
+    return _mse(*_prepare(estimate, reference, align, max_lag, match_gain))
+
+
+def _mse(est: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     return ((est - ref) ** 2).mean(dim=-1)
 
 
@@ -338,7 +352,10 @@ def si_sdr(estimate: ArrayLike, reference: ArrayLike, *, align: bool = False, ma
 
     {raises}
     """
-    est, ref = _prepare(estimate, reference, align, max_lag, match_gain)
+    return _si_sdr(*_prepare(estimate, reference, align, max_lag, match_gain))
+
+
+def _si_sdr(est: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     rr = _dot(ref, ref)
     _require_not_silent(ref, rr)
     a = _dot(est, ref) / rr
@@ -377,9 +394,7 @@ def _log_mels(estimate, reference, mel_estimate, mel_reference) -> Tuple[torch.T
     if all(m is None for m in mels):
         if any(w is None for w in waves):
             raise InputError("give both waveforms (estimate, reference) or both log-mels (mel_estimate=, mel_reference=)")
-        est, ref = _check_pair(estimate, reference, min_samples=frontend.N_FFT)
-        fe = frontend.get_frontend("audioldm2")
-        return fe(est)[:, 0], fe(ref)[:, 0]
+        return _audioldm2_mels(*_check_pair(estimate, reference, min_samples=frontend.N_FFT))
     if any(m is None for m in mels) or any(w is not None for w in waves):
         raise InputError("give both waveforms (estimate, reference) or both log-mels (mel_estimate=, mel_reference=), "
                          "not a mix")
@@ -387,6 +402,12 @@ def _log_mels(estimate, reference, mel_estimate, mel_reference) -> Tuple[torch.T
     if m_est.shape != m_ref.shape:
         raise InputError(f"mel shape mismatch: estimate {tuple(m_est.shape)}, reference {tuple(m_ref.shape)}")
     return m_est, m_ref.to(m_est.device)
+
+
+def _audioldm2_mels(est: torch.Tensor, ref: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The ``audioldm2`` log-mels ``[batch, frames, mels]`` of a validated pair (the front-end checks nothing again)."""
+    fe = frontend.get_frontend("audioldm2")
+    return fe.mel(est)[:, 0], fe.mel(ref)[:, 0]
 
 
 def mel_l1(estimate: Optional[ArrayLike] = None, reference: Optional[ArrayLike] = None, *,
@@ -423,7 +444,10 @@ def mel_l1(estimate: Optional[ArrayLike] = None, reference: Optional[ArrayLike] 
         Neither or both kinds of input, length or shape mismatch, NaN/Inf, or
         fewer than 1024 samples.
     """
-    m_est, m_ref = _log_mels(estimate, reference, mel_estimate, mel_reference)
+    return _mel_l1(*_log_mels(estimate, reference, mel_estimate, mel_reference))
+
+
+def _mel_l1(m_est: torch.Tensor, m_ref: torch.Tensor) -> torch.Tensor:
     # digital silence in the reference (a bin at the front-end's own floor: padding, gaps) is compared in full,
     # so a front-end with another log floor or a vocoder that fills silence with noise still counts there
     silent = m_ref <= frontend.LOG_FLOOR_NATS + 1e-4
@@ -462,7 +486,10 @@ def mel_snr(estimate: Optional[ArrayLike] = None, reference: Optional[ArrayLike]
     ValueError
         As :func:`mel_l1`, or a silent reference (its log-mel is all floor).
     """
-    m_est, m_ref = _log_mels(estimate, reference, mel_estimate, mel_reference)
+    return _mel_snr(*_log_mels(estimate, reference, mel_estimate, mel_reference))
+
+
+def _mel_snr(m_est: torch.Tensor, m_ref: torch.Tensor) -> torch.Tensor:
     sig = ((m_ref - frontend.LOG_FLOOR_NATS) ** 2).flatten(1).sum(dim=-1)
     _require_not_silent(m_ref, sig)
     err = ((m_ref - m_est) ** 2).flatten(1).sum(dim=-1)
@@ -497,7 +524,10 @@ def lsd(estimate: ArrayLike, reference: ArrayLike, eps: float = LSD_EPS) -> torc
     ValueError
         Length mismatch, NaN/Inf samples, or fewer than 1024 samples.
     """
-    est, ref = _check_pair(estimate, reference, min_samples=frontend.N_FFT)
+    return _lsd(*_check_pair(estimate, reference, min_samples=frontend.N_FFT), eps)
+
+
+def _lsd(est: torch.Tensor, ref: torch.Tensor, eps: float = LSD_EPS) -> torch.Tensor:
     p_est = frontend.stft_magnitude(est) ** 2  # [batch, 513, frames]
     p_ref = frontend.stft_magnitude(ref) ** 2
     floor = (p_ref.flatten(1).amax(dim=-1) * 10.0 ** (-LSD_RANGE_DB / 10)).clamp(min=eps)[:, None, None]
@@ -589,6 +619,12 @@ def mrstft(estimate: ArrayLike, reference: ArrayLike, fft_sizes: Sequence[int] =
     if not (len(fft_sizes) == len(hop_sizes) == len(win_lengths)) or len(fft_sizes) == 0:
         raise InputError("fft_sizes, hop_sizes and win_lengths must be non-empty and of equal length")
     est, ref = _check_pair(estimate, reference, min_samples=max(fft_sizes) // 2 + 1)
+    return _mrstft(est, ref, fft_sizes, hop_sizes, win_lengths, w_sc, w_log_mag)
+
+
+def _mrstft(est: torch.Tensor, ref: torch.Tensor, fft_sizes: Sequence[int] = MRSTFT_FFT_SIZES,
+            hop_sizes: Sequence[int] = MRSTFT_HOP_SIZES, win_lengths: Sequence[int] = MRSTFT_WIN_LENGTHS,
+            w_sc: float = 1.0, w_log_mag: float = 1.0) -> torch.Tensor:
     total = torch.zeros(est.shape[0], dtype=torch.float64, device=est.device)
     for resolution in zip(fft_sizes, hop_sizes, win_lengths):
         total = total + stft_distance(magnitude_spectrogram(est, *resolution),
@@ -646,6 +682,15 @@ METRICS: Dict[str, Metric] = {
         Metric("mrstft", mrstft, "", False, "spectral", "multi-resolution STFT distance (auraloss defaults)"),
     )
 }
+#: each built-in metric's kernel on a validated float64 pair of waveforms, and the fewest samples it needs:
+#: :func:`compute` validates the pair once and calls these (a metric added to :data:`METRICS` without one is
+#: called as it is, and checks its inputs itself)
+_KERNELS: Dict[str, Tuple[Callable[[torch.Tensor, torch.Tensor], torch.Tensor], int]] = {
+    "snr": (_snr, 1), "correlation": (_correlation, 2), "mse": (_mse, 1), "si_sdr": (_si_sdr, 1),
+    "mel_l1": (lambda est, ref: _mel_l1(*_audioldm2_mels(est, ref)), frontend.N_FFT),
+    "mel_snr": (lambda est, ref: _mel_snr(*_audioldm2_mels(est, ref)), frontend.N_FFT),
+    "lsd": (_lsd, frontend.N_FFT), "mrstft": (_mrstft, max(MRSTFT_FFT_SIZES) // 2 + 1),
+}
 
 
 def get_metric(name: str) -> Metric:
@@ -679,16 +724,18 @@ def compute(estimate: ArrayLike, reference: ArrayLike, names: Optional[Iterable[
     dict of str -> Tensor float64 [batch]
     """
     metrics = [get_metric(n) for n in (list(METRICS) if names is None else names)]
-    est, ref = _check_pair(estimate, reference)
+    kernels = {m.name: _KERNELS.get(m.name, (m.fn, 1)) for m in metrics}
+    est, ref = _check_pair(estimate, reference, max([need for _, need in kernels.values()], default=1))
     wave_est = None
     out: Dict[str, torch.Tensor] = {}
     for m in metrics:
+        kernel = kernels[m.name][0]
         if m.domain == "waveform":
             if wave_est is None:
-                wave_est, _ = _prepare(est, ref, align, max_lag, match_gain)
-            out[m.name] = m.fn(wave_est, ref)
+                wave_est, _ = _adjust(est, ref, align, max_lag, match_gain)
+            out[m.name] = kernel(wave_est, ref)
         else:
-            out[m.name] = m.fn(est, ref)
+            out[m.name] = kernel(est, ref)
     return out
 
 
