@@ -159,8 +159,8 @@ def test_a_mistake_not_separable_on_a_users_clip_is_shown_as_such_not_as_a_failu
     out = capsys.readouterr().out
     assert "1 not separable on these clips" in out and "verdict: OK" in out
     stages = {"frontend": {"expected": "detect", "ok": False, "policy": "absolute"}}
-    assert verdicts.record_status("detect", False, stages) == "MISSED"
-    assert verdicts.record_status("pass", False, stages) == "FAIL"
+    assert verdicts.Judge.status("detect", False, stages) == "MISSED"
+    assert verdicts.Judge.status("pass", False, stages) == "FAIL"
 
 
 def test_every_command_and_option_is_documented_with_valid_examples():

@@ -108,14 +108,21 @@ def test_a_share_metric_scales_with_the_references_loss():
 def test_relative_margins_of_a_users_variant_are_its_siblings():
     data = {thresholds.relative_key("audioldm2-sample-hifigan", "vae"): {"ref_mel_l1_offset": 0.08},
             thresholds.relative_key("audioldm2-scaled-hifigan", "vae"): {"ref_mel_l1_offset": 0.0}}
-    assert verdicts.relative_margins(data, Combination("audioldm2", "sample", "hifigan"), "vae") == (
-        {"ref_mel_l1_offset": 0.08}, "audioldm2-sample-hifigan")
+    reference = {"ref_mel_l1": np.array([0.1])}
+
+    def limits(table, vae):
+        return verdicts.Judge(table).relative_limits(Combination("audioldm2", vae, "hifigan"), "vae", "pass",
+                                                     "ref_mel_l1", reference)
+
+    ceiling, source = limits(data, "sample")
+    assert source == "audioldm2-sample-hifigan"
+    np.testing.assert_allclose(ceiling["ref_mel_l1_max"], [0.18 * 1.25 + 0.01])  # r + offset, with headroom
     # "my-vae" is not built in: it is judged as the scaled VAE it replaces
-    assert verdicts.relative_margins(data, Combination("audioldm2", "my-vae", "hifigan"), "vae")[1] == \
-        "audioldm2-scaled-hifigan"
+    assert limits(data, "my-vae")[1] == "audioldm2-scaled-hifigan"
     # no table at all: the reference's own margin
-    assert verdicts.relative_margins({}, Combination("audioldm2", "sample", "hifigan"), "vae") == (
-        {}, "audioldm2-scaled-hifigan")
+    ceiling, source = limits({}, "sample")
+    assert source == "audioldm2-scaled-hifigan"
+    np.testing.assert_allclose(ceiling["ref_mel_l1_max"], [0.1 * 1.25 + 0.01])
 
 
 @pytest.mark.parametrize("stage,reference", [("frontend", "audioldm2-sample-griffin-lim"),
@@ -188,16 +195,16 @@ def test_a_file_stage_is_judged_unjudgeable_then_absolute_then_yardstick_then_re
     def never():
         raise AssertionError("the reference was computed where no relative verdict is made")
 
-    v = verdicts.judge_file_stage(table, mistake, "vae", result(mel_l1=[9.0]), 0, never)
+    v = verdicts.Judge(table).file_stage(mistake, "vae", result(mel_l1=[9.0]), 0, never)
     assert (v.ok, v.policy, v.source) == (False, "unjudgeable", "random weights")
-    v = verdicts.judge_file_stage(table, correct, "vocoder", result(mel_l1=[0.45]), 1, never)  # clip 1's ceiling
+    v = verdicts.Judge(table).file_stage(correct, "vocoder", result(mel_l1=[0.45]), 1, never)  # clip 1's ceiling
     assert (v.ok, v.policy, v.source, v.limits) == (True, "absolute", correct.id, {"mel_l1_max": [0.5]})
-    v = verdicts.judge_file_stage(table, correct, "vocoder", result(mel_l1=[0.45]), None, never)  # no baseline
+    v = verdicts.Judge(table).file_stage(correct, "vocoder", result(mel_l1=[0.45]), None, never)  # no baseline
     assert (v.ok, v.policy) == (True, "yardstick")  # the reference at its own stage is what the others are judged by
     baseline_free = Combination("audioldm2", "scaled", "griffin-lim")  # judged against hifigan on the same file
-    v = verdicts.judge_file_stage(table, baseline_free, "vocoder", result(mel_l1=[0.40]), None,
+    v = verdicts.Judge(table).file_stage(baseline_free, "vocoder", result(mel_l1=[0.40]), None,
                                   lambda: result(mel_l1=[0.40]))
     assert (v.ok, v.policy, v.source) == (True, "relative", correct.id)  # no margins of its own: the reference's
-    v = verdicts.judge_file_stage(table, baseline_free, "vocoder", result(mel_l1=[2.0]), None,
+    v = verdicts.Judge(table).file_stage(baseline_free, "vocoder", result(mel_l1=[2.0]), None,
                                   lambda: result(mel_l1=[0.40]))
     assert (v.ok, v.policy) == (False, "relative")

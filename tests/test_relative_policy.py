@@ -29,7 +29,7 @@ def test_unseen_clips_get_no_wrong_verdict(harness_chain, thresholds_path):
     records, errors = report.matrix_records(harness_chain, golden_dir=str(thresholds_path.parent), clips=clips,
                                             progress=False, judged_only=True)
     assert not errors
-    rates = verdicts.verdict_rates(records)
+    rates = verdicts.Judge.rates(records)
     assert rates["correct"] > 0 and rates["broken"] > 0
     assert rates["false_alarms"] == 0 and rates["misses"] == 0, rates["wrong"][:10]
     policies = {s["policy"] for r in records for s in r["stages"].values()}
@@ -41,7 +41,7 @@ def test_unseen_clips_get_no_wrong_verdict(harness_chain, thresholds_path):
 def test_judging_sets_get_no_wrong_verdict(harness_chain, thresholds_path, split):
     records, _ = report.matrix_records(harness_chain, golden_dir=str(thresholds_path.parent),
                                        clips=dict(synth.judging_set(split)), progress=False, judged_only=True)
-    rates = verdicts.verdict_rates(records)
+    rates = verdicts.Judge.rates(records)
     assert rates["false_alarms"] == 0 and rates["misses"] == 0, rates["wrong"][:10]
 
 

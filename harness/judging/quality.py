@@ -399,8 +399,8 @@ class QualityJudge:
 
     def limits(self, combo, stage: str, expected: str):
         """The limits ``combo`` is judged by at ``stage`` for verdict ``expected``
-        (:func:`harness.judging.verdicts.limits_for_verdict`)."""
-        return verdicts.limits_for_verdict(self.thresholds, combo, stage, expected, JUDGED[stage][0])
+        (:meth:`harness.judging.verdicts.Judge.limits`)."""
+        return verdicts.Judge(self.thresholds).limits(combo, stage, expected)
 
     def answer(self, combo, stage: str, result: StageResult, expected: str, clip_names=None,
                evidence=None, upstream: Optional[Dict[str, StageResult]] = None) -> CheckOutcome:
@@ -414,7 +414,7 @@ class QualityJudge:
         result : StageResult
             The stage's per-clip values, in ``clip_names`` order.
         expected : str
-            ``pass`` or ``detect`` (:func:`harness.judging.verdicts.expected_verdict`).
+            ``pass`` or ``detect`` (:meth:`harness.judging.verdicts.Judge.expected`).
         evidence : callable, optional
             ``evidence(dir, clips, against) -> str or None`` writes WAVs/PNGs of the failing ``clips`` (``None``:
             all), the differences against the failing comparison's mel (``"input"`` or ``"correct call"``), and

@@ -17,7 +17,7 @@ from harness.judging import golden, matrix, thresholds
 from harness.judging.golden import CLIPS_DIR, locate, sha256
 from harness.judging.quality import MatrixRun, precision
 from harness.judging.stages import StageResult
-from harness.judging.verdicts import FAILING, judge_file_stage, record_status
+from harness.judging.verdicts import FAILING, Judge
 
 
 def find_thresholds(source: Optional[loading.ModelSource], golden_dir: Optional[str] = None,
@@ -58,7 +58,7 @@ class RecordJudge:
 
     A clip that is one of the golden set's clips (same sha256) is judged against its stored per-clip
     limits (policy ``absolute``); any other clip against the reference combination on the same clip
-    (policy ``relative``); the judging engine chooses (:func:`harness.judging.verdicts.judge_file_stage`).
+    (policy ``relative``); the judging engine chooses (:meth:`harness.judging.verdicts.Judge.file_stage`).
     Every stage record says which.
 
     Example::
@@ -109,7 +109,7 @@ class RecordJudge:
     def records(self, run, combos, baseline_of: Dict[str, str]) -> List[dict]:
         """One record per clip of ``run`` x combination, combination-major; ``baseline_of`` maps a clip name to
         its stored baseline (:meth:`baseline`)."""
-        th, records = self.thresholds, []
+        judge, records = Judge(self.thresholds), []
         for combo in combos:
             res = run.result(combo)
             exp = combo.verdicts()
@@ -118,7 +118,7 @@ class RecordJudge:
                 for stage, r in res.items():
                     one = _clip(r, i)
                     baseline = self._known.index(baseline_of[f]) if f in baseline_of else None
-                    verdict = judge_file_stage(th, combo, stage, one, baseline,
+                    verdict = judge.file_stage(combo, stage, one, baseline,
                                                lambda: _clip(run.result(combo.reference(stage))[stage], i))
                     ok, policy, source, limits = verdict.ok, verdict.policy, verdict.source, verdict.limits
                     ok_all &= ok
@@ -130,7 +130,7 @@ class RecordJudge:
                         flat[f"{stage}.{k}"] = round(float(v[0]), 4)
                 expected = "pass" if all(e != "detect" for e in exp.values()) else "detect"
                 records.append({"file": f, "frontend": combo.frontend, "vae": combo.vae, "vocoder": combo.vocoder,
-                                "expected": expected, "ok": bool(ok_all), "status": record_status(expected, ok_all, stages),
+                                "expected": expected, "ok": bool(ok_all), "status": Judge.status(expected, ok_all, stages),
                                 "baseline": baseline_of.get(f), "metrics": flat, "stages": stages})
         return records
 

@@ -16,7 +16,8 @@ from harness.judging import matrix
 from harness.judging.matrix import Combination
 from harness.judging.stages import JUDGED, SHARE_OF, StageResult
 from harness.judging.thresholds import (
-    Bound, _as_list, detect_limit, golden_target_id, judge, limits_of, parse_limit, relative_key, relative_limits, select_clips, table_key, unjudgeable,
+    Bound, _as_list, detect_limit, golden_target_id, judge, limits_of, parse_limit, relative_key, relative_limits,
+    select_clips, table_key, unjudgeable,
 )
 
 
@@ -47,7 +48,7 @@ class Verdict:
     limits: Optional[Dict] = None  # the limits applied
 
 
-def limits_for(thresholds: Dict, combo: Judged, stage: str) -> Tuple[Optional[Dict], str]:
+def _limits_for(thresholds: Dict, combo: Judged, stage: str) -> Tuple[Optional[Dict], str]:
     """Limits of ``combo`` (a combination or golden target) at ``stage``, plus where they came from.
 
     A combination without its own table (a user's variant) is judged against its siblings
@@ -69,22 +70,22 @@ def limits_for(thresholds: Dict, combo: Judged, stage: str) -> Tuple[Optional[Di
     return limits, " / ".join(s.id for s in sibs)
 
 
-def limits_for_verdict(thresholds: Dict, combo: Judged, stage: str, expected: str, key: str):
+def _limits_for_verdict(thresholds: Dict, combo: Judged, stage: str, expected: str, key: str):
     """The limits that judge ``combo`` at ``stage`` for an ``expected`` verdict, plus their source.
 
     ``pass``: the ceilings/floors; ``detect``: the detection limits, derived from the pass limits
     with :func:`~harness.judging.thresholds.detect_limit` (on ``key``) when the table has none of its own (a user's variant).
     """
-    limits, source = limits_for(thresholds, combo, stage)
+    limits, source = _limits_for(thresholds, combo, stage)
     if limits is None:
         return None, source
     if expected == "detect":
-        own = {k: v for k, v in limits.items() if "_detect_" in k}
+        own = {k: v for k, v in limits.items() if parse_limit(k)[1].detects}
         return own or detect_limit(limits, key), source
-    return {k: v for k, v in limits.items() if "_detect_" not in k}, source
+    return limits_of(limits, detection=False), source
 
 
-def relative_margins(thresholds: Dict, combo, stage: str) -> Tuple[Dict[str, float], str]:
+def _relative_margins(thresholds: Dict, combo, stage: str) -> Tuple[Dict[str, float], str]:
     """The relative margins that judge ``combo`` at ``stage``, and whose they are.
 
     A combination without a table of its own (a user's variant) gets its sibling's (the built-in
@@ -97,30 +98,30 @@ def relative_margins(thresholds: Dict, combo, stage: str) -> Tuple[Dict[str, flo
     return {}, combo.reference(stage).id
 
 
-def relative_stage_limits(thresholds: Dict, combo, stage: str, expected: str, key: str,
+def _relative_stage_limits(thresholds: Dict, combo, stage: str, expected: str, key: str,
                           reference: Dict[str, np.ndarray], shares: Sequence[str] = ()) -> Tuple[Dict[str, list], str]:
     """The relative limits that judge ``combo`` at ``stage`` on clips without a baseline, and whose
     margins they use. ``reference``: the reference combination's figures on the same clips
     (metric -> ndarray [n_clips]); the detect band is that of :meth:`Combination.correct_alternatives`."""
-    margins, source = relative_margins(thresholds, combo, stage)
-    correct = [relative_margins(thresholds, c, stage)[0] for c in combo.correct_alternatives(stage)] \
+    margins, source = _relative_margins(thresholds, combo, stage)
+    correct = [_relative_margins(thresholds, c, stage)[0] for c in combo.correct_alternatives(stage)] \
         if expected == "detect" else ()
     return relative_limits(margins, reference, expected, key, correct, shares), source
 
 
-def relative_references(stage: str, reference: StageResult) -> Dict[str, np.ndarray]:
+def _relative_references(stage: str, reference: StageResult) -> Dict[str, np.ndarray]:
     """The reference's figure each judged metric of ``stage`` is compared with: its own value, or for
     a share metric (:data:`harness.judging.stages.SHARE_OF`) the reference's loss it is a share of."""
     return {name: reference.metrics[SHARE_OF.get(name, name)] for name in JUDGED[stage]
             if SHARE_OF.get(name, name) in reference.metrics}
 
 
-def judge_relative(thresholds_data: Dict, combo: Combination, stage: str, result: StageResult,
+def _judge_relative(thresholds_data: Dict, combo: Combination, stage: str, result: StageResult,
                    reference: StageResult, clip_names: Optional[List[str]] = None) -> Verdict:
     """Judge ``combo`` at ``stage`` against the reference combination's figures on the same clips.
 
     ``result`` and ``reference`` hold the same clips (``combo`` and ``combo.reference(stage)`` at
-    ``stage``). The limits come from :func:`relative_stage_limits`; the verdict
+    ``stage``). The limits come from :func:`_relative_stage_limits`; the verdict
     from :func:`harness.judging.thresholds.judge`.
     """
     expected = combo.verdicts()[stage]
@@ -129,14 +130,14 @@ def judge_relative(thresholds_data: Dict, combo: Combination, stage: str, result
     if reference.error is not None and result.error is None:
         return Verdict(expected == "pass", [("reference failed", reference.error, "-", "not judged")],
                        "none", combo.reference(stage).id)
-    judged = relative_references(stage, reference)
+    judged = _relative_references(stage, reference)
     key = next(name for name in JUDGED[stage] if name in judged)
-    limits, source = relative_stage_limits(thresholds_data, combo, stage, expected, key, judged, list(SHARE_OF))
+    limits, source = _relative_stage_limits(thresholds_data, combo, stage, expected, key, judged, list(SHARE_OF))
     ok, rows = judge(result, limits, expected, clip_names)
     return Verdict(ok, rows, "relative", source, limits)
 
 
-def judge_file_stage(thresholds_data: Dict, combo: Combination, stage: str, result: StageResult,
+def _judge_file_stage(thresholds_data: Dict, combo: Combination, stage: str, result: StageResult,
                      baseline: Optional[int], reference: Callable[[], StageResult]) -> Verdict:
     """Judge one file's figures of ``combo`` at ``stage`` (``result``: one clip), choosing the policy.
 
@@ -144,21 +145,21 @@ def judge_file_stage(thresholds_data: Dict, combo: Combination, stage: str, resu
     stored baseline (``baseline``: its clip index in the thresholds' tables) is judged by that clip's limits
     (``absolute``); the reference combination at its own stage is the ``yardstick`` the others are judged by
     (judging it against itself tells nothing); anything else is judged against the reference on the same
-    file (``relative``, :func:`judge_relative`; ``reference()`` gives its figures, computed only then).
+    file (``relative``, :func:`_judge_relative`; ``reference()`` gives its figures, computed only then).
     """
     expected = combo.verdicts()[stage]
     why = unjudgeable(thresholds_data, combo.id, stage) if expected == "detect" else None
     if why:  # e.g. random weights: nothing to judge this mistake by
         return Verdict(False, [], "unjudgeable", why)
     if baseline is not None and expected != "report":
-        limits, source = limits_for_verdict(thresholds_data, combo, stage, expected, JUDGED[stage][0])
+        limits, source = _limits_for_verdict(thresholds_data, combo, stage, expected, JUDGED[stage][0])
         if limits is not None:
             limits = select_clips(limits, [baseline])
             ok, rows = judge(result, limits, expected)
             return Verdict(ok, rows, "absolute", source, limits)
     if expected == "pass" and combo.reference(stage) == combo:
         return Verdict(True, [], "yardstick", None)
-    return judge_relative(thresholds_data, combo, stage, result, reference())
+    return _judge_relative(thresholds_data, combo, stage, result, reference())
 
 
 def _not_calibrated(thresholds: Dict, table_id: str, stage: str, golden_dir: Optional[str],
@@ -172,7 +173,7 @@ def _not_calibrated(thresholds: Dict, table_id: str, stage: str, golden_dir: Opt
             + (f" --golden-dir={golden_dir}" if golden_dir else "") + "` adds the known mistakes")
 
 
-def golden_expected_verdict(thresholds: Dict, stage: str, name: str,
+def _golden_expected_verdict(thresholds: Dict, stage: str, name: str,
                             golden_dir: Optional[str] = None) -> Tuple[str, Optional[str]]:
     """The verdict variant ``name`` is judged by at golden ``stage`` (:func:`harness.judging.matrix.golden_expected`),
     and why it is not judged at all (else None): a known mistake where the thresholds hold the correct variants
@@ -182,7 +183,7 @@ def golden_expected_verdict(thresholds: Dict, stage: str, name: str,
     return verdict, why
 
 
-def expected_verdict(thresholds: Dict, combo: Combination, stage: str,
+def _expected_verdict(thresholds: Dict, combo: Combination, stage: str,
                      golden_dir: Optional[str] = None) -> Tuple[str, Optional[str]]:
     """The verdict ``combo`` is judged by at ``stage``, and why it is not judged at all (else None).
 
@@ -212,7 +213,7 @@ def expected_verdict(thresholds: Dict, combo: Combination, stage: str,
 FAILING = ("FAIL", "MISSED")
 
 
-def record_status(expected: str, ok: bool, stages: Dict[str, dict]) -> str:
+def _record_status(expected: str, ok: bool, stages: Dict[str, dict]) -> str:
     """``pass``/``FAIL`` for a correct combination; ``detected``/``MISSED`` for a known mistake, or ``not
     separable`` when it was judged relative to the reference on a clip without a stored baseline: the
     mistake changes the sound too little on *this* clip to tell, which is a fact about the clip, not a
@@ -227,7 +228,7 @@ def record_status(expected: str, ok: bool, stages: Dict[str, dict]) -> str:
     return "not separable" if all(st["policy"] in ("relative", "unjudgeable") for st in culprit) else "MISSED"
 
 
-def verdict_rates(records: List[dict]) -> Dict[str, object]:
+def _verdict_rates(records: List[dict]) -> Dict[str, object]:
     """False alarms and misses of :func:`harness.judging.report.matrix_records` output.
 
     A false alarm is a correct combination (expected ``pass`` everywhere) that is not ok; a miss is a
@@ -246,3 +247,98 @@ def verdict_rates(records: List[dict]) -> Dict[str, object]:
             "false_alarms": len(fa), "misses": len(miss),
             "false_alarm_rate": len(fa) / max(1, len(correct)), "miss_rate": len(miss) / max(1, len(broken)),
             "wrong": fa + miss}
+
+
+class Judge:
+    """Every question asked of one threshold table, answered in one place: pytest's quality checks
+    (:class:`harness.surfaces.quality_check.QualityCheck`), ``harness matrix`` and datasets
+    (:class:`harness.judging.report.RecordJudge`), ``harness diagnose`` and calibration all ask it.
+
+    Parameters
+    ----------
+    thresholds : dict
+        A loaded thresholds file (:func:`harness.judging.thresholds.load`), or the tables calibration is
+        building.
+    golden_dir : str or Path, optional
+        Named in the reason a known mistake is not judged (the command that adds it).
+
+    Examples
+    --------
+    >>> from harness.judging import thresholds
+    >>> from harness.judging.matrix import Combination
+    >>> from harness.judging.verdicts import Judge
+    >>> judge = Judge(thresholds.load("harness/goldens/tiny/thresholds.toml"))        # doctest: +SKIP
+    >>> judge.expected(Combination("audioldm2", "unscaled", "hifigan"), "vae")        # doctest: +SKIP
+    ('pass', None)
+    >>> limits, source = judge.limits(Combination("audioldm2", "scaled", "hifigan"), "vae", "pass")  # doctest: +SKIP
+    """
+
+    def __init__(self, thresholds: Dict, golden_dir=None):
+        self.thresholds = thresholds
+        self.golden_dir = golden_dir
+
+    # 1. which verdict is expected, or why the target is not judged
+    def expected(self, combo: Combination, stage: str) -> Tuple[str, Optional[str]]:
+        """``(verdict, why_not_judged)`` of ``combo`` at ``stage``: ``pass``, ``detect`` or ``report``, and the
+        reason it is not judged at all (else None): a known mistake the thresholds leave out (``--scope
+        reference``), or a chain of a mistake calibration did not assert."""
+        return _expected_verdict(self.thresholds, combo, stage, self.golden_dir)
+
+    def golden_expected(self, stage: str, name: str) -> Tuple[str, Optional[str]]:
+        """``(verdict, why_not_judged)`` of variant ``name`` at golden ``stage``."""
+        return _golden_expected_verdict(self.thresholds, stage, name, self.golden_dir)
+
+    def unjudgeable(self, target_id: str, stage: str) -> Optional[str]:
+        """Why calibration found ``target_id`` cannot be judged at ``stage`` on this model (random weights)."""
+        return unjudgeable(self.thresholds, target_id, stage)
+
+    # 2. which limits judge it
+    def limits(self, target: Judged, stage: str, expected: str) -> Tuple[Optional[Dict], str]:
+        """``(limits, source)``: the limits judging ``target`` (a combination or golden target) at ``stage`` for
+        verdict ``expected``, and whose table they come from (its own, or its built-in siblings' for a project's
+        variant); ``(None, source)`` when there are none."""
+        return _limits_for_verdict(self.thresholds, target, stage, expected, JUDGED[stage][0])
+
+    def relative_limits(self, combo: Combination, stage: str, expected: str, key: str,
+                        reference: Dict[str, np.ndarray], shares: Sequence[str] = ()) -> Tuple[Dict[str, list], str]:
+        """``(limits, source)`` on audio without a baseline: from the reference combination's figures on the same
+        clips (``reference``: metric -> ndarray [n_clips]) and ``combo``'s calibrated margins."""
+        return _relative_stage_limits(self.thresholds, combo, stage, expected, key, reference, shares)
+
+    # 3. the outcome
+    @staticmethod
+    def outcome(result: StageResult, limits: Dict, expected: str,
+                clip_names: Optional[List[str]] = None) -> Tuple[bool, list]:
+        """``(ok, rows)``: whether ``result`` behaved as ``expected`` under ``limits``
+        (:func:`harness.judging.thresholds.judge`)."""
+        return judge(result, limits, expected, clip_names)
+
+    def relative(self, combo: Combination, stage: str, result: StageResult, reference: StageResult,
+                 clip_names: Optional[List[str]] = None) -> Verdict:
+        """:class:`Verdict` of ``combo`` at ``stage`` against the reference combination on the same clips."""
+        return _judge_relative(self.thresholds, combo, stage, result, reference, clip_names)
+
+    def file_stage(self, combo: Combination, stage: str, result: StageResult, baseline: Optional[int],
+                   reference: Callable[[], StageResult]) -> Verdict:
+        """:class:`Verdict` of one file's figures, the policy chosen: ``unjudgeable``, ``absolute`` (a stored
+        baseline: ``baseline`` is its clip index), ``yardstick`` or ``relative`` (``reference()`` computed only
+        then)."""
+        return _judge_file_stage(self.thresholds, combo, stage, result, baseline, reference)
+
+    # 4. a record's status, and the rates over records
+    @staticmethod
+    def status(expected: str, ok: bool, stages: Dict[str, dict]) -> str:
+        """A record's status: ``pass``/``FAIL``/``yardstick`` for a correct combination, ``detected``/``MISSED``/
+        ``not separable`` for a known mistake."""
+        return _record_status(expected, ok, stages)
+
+    @staticmethod
+    def rates(records: List[dict]) -> Dict[str, object]:
+        """False alarms and misses over matrix records: counts, rates and the wrong records."""
+        return _verdict_rates(records)
+
+    @staticmethod
+    def references(stage: str, reference: StageResult) -> Dict[str, np.ndarray]:
+        """The reference's figure each judged metric of ``stage`` is compared with (share metrics: the loss
+        they are a share of)."""
+        return _relative_references(stage, reference)

@@ -8,13 +8,13 @@ refuses a model the harness cannot judge with one line naming the numbers that d
 from. :func:`harness.model.loading.resolve_model` runs both, so every command that takes ``--model`` and the
 pytest plugin refuse such a model before any work.
 
-Examples
---------
->>> from harness.model.settings import check_settings, read_settings
->>> settings = read_settings("harness/models/tiny")                # doctest: +SKIP
->>> check_settings(settings, "tiny")                              # doctest: +SKIP
->>> settings.hop, settings.n_mels, settings.scaling_factor        # doctest: +SKIP
-(160, 64, 0.4110932946205139)
+Usage::
+
+    from harness.model.settings import check_settings, read_settings
+
+    settings = read_settings("harness/models/tiny")   # no weights, no torch
+    check_settings(settings, "tiny")                  # IncompatibleModel naming both numbers, or the settings
+    settings.hop, settings.n_mels, settings.scaling_factor   # (160, 64, 0.4110932946205139)
 """
 from __future__ import annotations
 

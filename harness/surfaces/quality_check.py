@@ -64,20 +64,20 @@ class QualityCheck(QualityJudge):
         self.properties = properties if properties is not None else []
 
     def expected(self, combo, stage: str) -> str:
-        """The verdict ``combo`` is judged by at ``stage`` (:func:`harness.judging.verdicts.expected_verdict`);
+        """The verdict ``combo`` is judged by at ``stage`` (:meth:`harness.judging.verdicts.Judge.expected`);
         skips the test where it is not judged, with the reason. The plugin generates chain tests of broken
         combinations only where calibration asserts them."""
         __tracebackhide__ = True  # a skip shows the user's test, not this frame
-        verdict, not_judged = verdicts.expected_verdict(self.thresholds, combo, stage, self.golden_dir)
+        verdict, not_judged = verdicts.Judge(self.thresholds, self.golden_dir).expected(combo, stage)
         if not_judged:
             pytest.skip(not_judged)
         return verdict
 
     def golden_expected(self, stage: str, name: str) -> str:
         """The verdict variant ``name`` is judged by at golden ``stage``
-        (:func:`harness.judging.verdicts.golden_expected_verdict`); skips the test where it is not judged."""
+        (:meth:`harness.judging.verdicts.Judge.golden_expected`); skips the test where it is not judged."""
         __tracebackhide__ = True  # a skip shows the user's test, not this frame
-        verdict, not_judged = verdicts.golden_expected_verdict(self.thresholds, stage, name, self.golden_dir)
+        verdict, not_judged = verdicts.Judge(self.thresholds, self.golden_dir).golden_expected(stage, name)
         if not_judged:
             pytest.skip(not_judged)
         return verdict

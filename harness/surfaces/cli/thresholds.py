@@ -62,11 +62,11 @@ def _validate(args, golden_dir: str) -> int:
     for name, clips in sets.items():
         records, _ = report.matrix_records(chain, golden_dir=golden_dir, clips=clips, progress=False,
                                            judged_only=True)
-        results[name] = verdicts.verdict_rates(records)
+        results[name] = verdicts.Judge.rates(records)
     if args.files:
         records, errors = report.matrix_records(chain, args.files, golden_dir=golden_dir, progress=False,
                                                 judged_only=True)
-        results["your files"] = verdicts.verdict_rates(records)
+        results["your files"] = verdicts.Judge.rates(records)
         for e in errors:
             print(f"harness: error: {e}", file=sys.stderr)
     if args.json:

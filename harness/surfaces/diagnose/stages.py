@@ -121,11 +121,11 @@ def run_stages(chain, true: torch.Tensor, mel: torch.Tensor, fe_name: str, vae: 
 def usage_loss(stage: str, stages: Dict[str, dict], combo, thresholds_data: Optional[dict] = None) -> bool:
     """Whether the variant at ``stage`` (``vae`` or ``vocoder``) loses clearly more than the correct call
     of the same model on this file: :func:`harness.judging.thresholds.judge` under the relative policy, with
-    the variant's calibrated margins (:func:`harness.judging.verdicts.relative_stage_limits`)."""
+    the variant's calibrated margins (:meth:`harness.judging.verdicts.Judge.relative_limits`)."""
     reference = stages.get(f"{stage}_reference", stages[stage])["metrics"]
     if "mel_l1" not in reference or "mel_l1" not in stages[stage]["metrics"]:
         return False
-    limits, _ = verdicts.relative_stage_limits(thresholds_data or {}, combo, stage, "pass", "mel_l1",
+    limits, _ = verdicts.Judge(thresholds_data or {}).relative_limits(combo, stage, "pass", "mel_l1",
                                                  {"mel_l1": np.array([reference["mel_l1"]])})
     result = StageResult({"mel_l1": np.array([stages[stage]["metrics"]["mel_l1"]])})
     return not thresholds.judge(result, limits, "pass")[0]
