@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
-from typing import Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -52,9 +52,7 @@ def mel_figure(panels: Sequence[Tuple[str, object]], reference: Optional[np.ndar
     cols = 2 if reference is not None else 1
     fig, axes = plt.subplots(len(panels), cols, figsize=(5.2 * cols + 1.6, 1.75 * len(panels) + 0.5),
                              squeeze=False, layout="constrained")
-    vmin = -11.5
-    drawn = [m for _, m in panels if isinstance(m, np.ndarray) and m.size and np.isfinite(m).any()]
-    vmax = max([float(np.nanmax(np.where(np.isfinite(m), m, np.nan))) for m in drawn] + [vmin + 1])
+    vmin, vmax = _mel_range(panels)
     im = diff_im = None
     for i, (title, mel) in enumerate(panels):
         ax = axes[i, 0]
@@ -62,36 +60,76 @@ def mel_figure(panels: Sequence[Tuple[str, object]], reference: Optional[np.ndar
         ax.set_ylabel("mel bin", fontsize=8)
         ax.tick_params(labelsize=7)
         if not isinstance(mel, np.ndarray):
-            ax.text(0.5, 0.5, "stage failed" if mel is None else _wrap(str(mel), 70), ha="center", va="center",
-                    transform=ax.transAxes, fontsize=8)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            ax.set_xlabel(" ")
+            _no_mel(ax, mel)
             if cols == 2:
                 axes[i, 1].set_axis_off()
             continue
         im = ax.imshow(mel.T, origin="lower", aspect="auto", vmin=vmin, vmax=vmax, cmap="magma")
-        if cols == 1:
-            continue
-        ax2 = axes[i, 1]
-        ax2.tick_params(labelsize=7)
-        if mel is reference:
-            _spectra(ax2, panels)
-            continue
-        if mel.shape != reference.shape and title.startswith("input:"):  # a stage's input is not compared
-            ax2.set_axis_off()
-            continue
-        if mel.shape != reference.shape:
-            # a mel of another shape has no difference to draw: the figure says so, and shows the mel as it came
-            ax2.text(0.5, 0.5, _wrap(f"shape {mel.shape} differs from {reference_name}'s {reference.shape}: "
-                                     "no difference drawn", 60), ha="center", va="center", transform=ax2.transAxes,
-                     fontsize=8)
-            ax2.set_xticks([])
-            ax2.set_yticks([])
-            continue
-        diff = np.abs(mel - reference)
-        diff_im = ax2.imshow(diff.T, origin="lower", aspect="auto", vmin=0, vmax=4, cmap="viridis")
-        ax2.set_title(f"|difference| to {reference_name}, mean {_mean(diff)} nats", loc="left", fontsize=9)
+        if cols == 2:
+            drawn = _difference(axes[i, 1], panels, title, mel, reference, reference_name)
+            diff_im = drawn if drawn is not None else diff_im
+    _frame_labels_and_colorbars(fig, axes, im, diff_im)
+    if path is not None:
+        _save(fig, path, fmt, dpi)
+    return fig
+
+
+def _mel_range(panels: Sequence[Tuple[str, object]]) -> Tuple[float, float]:
+    """The log-mel colour range of a figure.
+
+    Returns
+    -------
+    (float, float)
+        ``(vmin, vmax)``: -11.5 nats, and the largest finite value of any panel's mel (at least a nat above).
+    """
+    vmin = -11.5
+    drawn = [m for _, m in panels if isinstance(m, np.ndarray) and m.size and np.isfinite(m).any()]
+    vmax = max([float(np.nanmax(np.where(np.isfinite(m), m, np.nan))) for m in drawn] + [vmin + 1])
+    return vmin, vmax
+
+
+def _no_mel(ax, mel) -> None:
+    """A panel without a mel: ``stage failed`` (``mel`` None), or the message ``mel`` says why."""
+    ax.text(0.5, 0.5, "stage failed" if mel is None else _wrap(str(mel), 70), ha="center", va="center",
+            transform=ax.transAxes, fontsize=8)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_xlabel(" ")
+
+
+def _difference(ax2, panels, title: str, mel: np.ndarray, reference: np.ndarray, reference_name: str):
+    """The right-hand panel of a row: ``|mel - reference|``; for the reference's own row the mean spectrum of
+    every panel; nothing for a stage's input of another shape; what differs for an output of another shape.
+
+    Returns
+    -------
+    matplotlib.image.AxesImage or None
+        The difference drawn, for its colour bar; None where none is.
+    """
+    ax2.tick_params(labelsize=7)
+    if mel is reference:
+        _spectra(ax2, panels)
+        return None
+    if mel.shape != reference.shape and title.startswith("input:"):  # a stage's input is not compared
+        ax2.set_axis_off()
+        return None
+    if mel.shape != reference.shape:
+        # a mel of another shape has no difference to draw: the figure says so, and shows the mel as it came
+        ax2.text(0.5, 0.5, _wrap(f"shape {mel.shape} differs from {reference_name}'s {reference.shape}: "
+                                 "no difference drawn", 60), ha="center", va="center", transform=ax2.transAxes,
+                 fontsize=8)
+        ax2.set_xticks([])
+        ax2.set_yticks([])
+        return None
+    diff = np.abs(mel - reference)
+    diff_im = ax2.imshow(diff.T, origin="lower", aspect="auto", vmin=0, vmax=4, cmap="viridis")
+    ax2.set_title(f"|difference| to {reference_name}, mean {_mean(diff)} nats", loc="left", fontsize=9)
+    return diff_im
+
+
+def _frame_labels_and_colorbars(fig, axes, im, diff_im) -> None:
+    """The frame axis named under every drawn panel still without a label, and the colour bars of the mels
+    (``im``) and of the differences (``diff_im``), each where one was drawn."""
     for ax in axes.flat:
         if ax.axison and not ax.get_xlabel():
             ax.set_xlabel("frame (10 ms)", fontsize=7, labelpad=1)
@@ -99,15 +137,19 @@ def mel_figure(panels: Sequence[Tuple[str, object]], reference: Optional[np.ndar
         fig.colorbar(im, ax=axes[:, 0].tolist(), shrink=0.6, label="log-mel (nats)")
     if diff_im is not None:
         fig.colorbar(diff_im, ax=axes[:, 1].tolist(), shrink=0.6, label="|difference| (nats)")
-    if path is not None:
-        save = dict(dpi=dpi, format=fmt, **({"pil_kwargs": {"quality": 80}} if fmt == "webp" else {}))
-        if hasattr(path, "write"):  # a buffer (the HTML report embeds its figures)
-            fig.savefig(path, **save)
-        else:
-            with atomic.temporary_sibling(path) as tmp:  # killed while writing, no half-written figure
-                fig.savefig(tmp, **save)
-        plt.close(fig)
-    return fig
+
+
+def _save(fig, path, fmt: Optional[str], dpi: int) -> None:
+    """Save ``fig`` to ``path`` (a file object, or a file written atomically), then close it."""
+    import matplotlib.pyplot as plt
+
+    save = dict(dpi=dpi, format=fmt, **({"pil_kwargs": {"quality": 80}} if fmt == "webp" else {}))
+    if hasattr(path, "write"):  # a buffer (the HTML report embeds its figures)
+        fig.savefig(path, **save)
+    else:
+        with atomic.temporary_sibling(path) as tmp:  # killed while writing, no half-written figure
+            fig.savefig(tmp, **save)
+    plt.close(fig)
 
 
 def _mean(x: np.ndarray) -> str:
@@ -258,53 +300,99 @@ def write_golden_evidence(directory: Path, name: str, stage: str, output, refere
         This case's input to the stage, drawn when the stage raised.
     """
     directory.mkdir(parents=True, exist_ok=True)
-    ref_name = GOLDEN_REFERENCE_NAME[stage]
-    ref_mel = None
     if stage == "vocoder":
-        golden = reference[index] if reference is not None else torch.as_tensor(golden_wave)
-        audio.write_audio(directory / f"{name}-golden.wav", golden.float().cpu().numpy())
-        ref_mel = _mel_of_wave(golden)
-        if output is not None:
-            try:
-                wave = np.asarray(output.detach().float().cpu() if hasattr(output, "detach") else output,
-                                  dtype=np.float32).reshape(-1)
-                audio.write_audio(directory / f"{name}-output.wav", np.nan_to_num(wave))
-            except Exception:  # noqa: BLE001  an output that is no waveform: the figure says what it was
-                pass
-        out_panel = _mel_of_wave(output) if output is not None else None
-        how = describe(output)
+        ref_mel, out_panel, how = _vocoder_pair(directory, name, output, reference, index, golden_wave)
     else:
         if stage == "frontend":
             audio.write_audio(directory / f"{name}-input.wav", golden_wave)
-        if reference is not None:
-            refs = reference if isinstance(reference, (list, tuple)) else [reference]
-            ref_mel = refs[0][index, 0].float().cpu().numpy()
-        out_panel, how = as_panel(output) if output is not None else (None, "")
-        if stage == "frontend" and isinstance(out_panel, np.ndarray) and reference is not None:
-            # a front-end is judged against the closer of AudioLDM2's two framings (by log-mel L1, as the judge
-            # measures it: harness.judging.stages.frontend_distance): the figure draws that one
-            mels = [r[index, 0].float().cpu().numpy() for r in reference]
-            same = [m for m in mels if m.shape == out_panel.shape]
-            if same:
-                ref_mel = min(same, key=lambda m: float(np.mean(np.abs(np.maximum(m, metrics.MEL_FLOOR_NATS)
-                                                                   - np.maximum(out_panel, metrics.MEL_FLOOR_NATS)))))
+        ref_mel, out_panel, how = _mel_pair(stage, output, reference, index)
+    panels = _golden_panels(stage, ref_mel, output, out_panel, how, error, stage_input)
+    mel_figure(panels, reference=ref_mel if isinstance(ref_mel, np.ndarray) else None,
+               path=directory / f"{name}-mel.png", reference_name=GOLDEN_REFERENCE_NAME[stage])
+
+
+def _vocoder_pair(directory: Path, name: str, output, reference, index: int,
+                  golden_wave: np.ndarray) -> Tuple[object, object, str]:
+    """The vocoder stage's golden waveform and output for one case, each written as a WAV (an output that is no
+    waveform is not) and analysed by AudioLDM2's front-end.
+
+    Returns
+    -------
+    (np.ndarray or str, np.ndarray or str or None, str)
+        The golden waveform's mel (or why there is none), the output's (None when the stage raised before
+        returning one), and a description of the output as it came.
+    """
+    golden = reference[index] if reference is not None else torch.as_tensor(golden_wave)
+    audio.write_audio(directory / f"{name}-golden.wav", golden.float().cpu().numpy())
+    ref_mel = _mel_of_wave(golden)
+    if output is not None:
+        try:
+            wave = np.asarray(output.detach().float().cpu() if hasattr(output, "detach") else output,
+                              dtype=np.float32).reshape(-1)
+            audio.write_audio(directory / f"{name}-output.wav", np.nan_to_num(wave))
+        except Exception:  # noqa: BLE001  an output that is no waveform: the figure says what it was
+            pass
+    out_panel = _mel_of_wave(output) if output is not None else None
+    return ref_mel, out_panel, describe(output)
+
+
+def _mel_pair(stage: str, output, reference, index: int) -> Tuple[Optional[np.ndarray], object, str]:
+    """A mel stage's reference for one case and its output as a panel; a front-end's reference is the closer of
+    AudioLDM2's two framings to the output.
+
+    Returns
+    -------
+    (np.ndarray or None, np.ndarray or str or None, str)
+        The reference mel (None without a reference), the output as :func:`as_panel` draws it (None when the
+        stage raised before returning one), and a description of the output as it came.
+    """
+    ref_mel = None
+    if reference is not None:
+        refs = reference if isinstance(reference, (list, tuple)) else [reference]
+        ref_mel = refs[0][index, 0].float().cpu().numpy()
+    out_panel, how = as_panel(output) if output is not None else (None, "")
+    if stage == "frontend" and isinstance(out_panel, np.ndarray) and reference is not None:
+        # a front-end is judged against the closer of AudioLDM2's two framings (by log-mel L1, as the judge
+        # measures it: harness.judging.stages.frontend_distance): the figure draws that one
+        mels = [r[index, 0].float().cpu().numpy() for r in reference]
+        same = [m for m in mels if m.shape == out_panel.shape]
+        if same:
+            ref_mel = min(same, key=lambda m: float(np.mean(np.abs(np.maximum(m, metrics.MEL_FLOOR_NATS)
+                                                               - np.maximum(out_panel, metrics.MEL_FLOOR_NATS)))))
+    return ref_mel, out_panel, how
+
+
+def _golden_panels(stage: str, ref_mel, output, out_panel, how: str, error: Optional[str],
+                   stage_input) -> List[Tuple[str, object]]:
+    """The rows of a golden stage's figure: its reference, then the output as it came, or, when the stage raised
+    before returning one, its input (where given) and what it raised.
+
+    Returns
+    -------
+    list of (str, object)
+        ``(title, mel or message)`` panels for :func:`mel_figure`.
+    """
+    ref_name = GOLDEN_REFERENCE_NAME[stage]
     ref_panel = ref_mel if ref_mel is not None else "no reference"
     panels = [(ref_name[0].upper() + ref_name[1:] if not ref_name.startswith("the ") else ref_name[4:], ref_panel)]
     if output is None:
         if stage_input is not None:
-            if stage == "frontend":
-                inp = _mel_of_wave(stage_input)
-            elif stage == "decode" and stage_input.ndim == 3:  # latents [8, T/4, 16]: a row per latent frame
-                inp = as_panel(stage_input.permute(1, 0, 2).reshape(stage_input.shape[1], -1))[0]
-            else:
-                inp = as_panel(stage_input)[0]
-            panels.append((GOLDEN_INPUT_NAME[stage], inp))
+            panels.append((GOLDEN_INPUT_NAME[stage], _input_panel(stage, stage_input)))
         panels.append(("output", f"the stage raised before returning an output: {error or 'an error'}"))
     else:
         title = f"output as returned: {how}" if stage != "vocoder" else f"output ({_short(how)}), analysed"
         panels.append((title, out_panel))
-    mel_figure(panels, reference=ref_mel if isinstance(ref_mel, np.ndarray) else None,
-               path=directory / f"{name}-mel.png", reference_name=ref_name)
+    return panels
+
+
+def _input_panel(stage: str, stage_input) -> object:
+    """A golden stage's input as a panel: a front-end's waveform as AudioLDM2's mel, a decode's latents
+    ``[8, T/4, 16]`` a row per latent frame, anything else as :func:`as_panel` draws it."""
+    if stage == "frontend":
+        return _mel_of_wave(stage_input)
+    if stage == "decode" and stage_input.ndim == 3:
+        return as_panel(stage_input.permute(1, 0, 2).reshape(stage_input.shape[1], -1))[0]
+    return as_panel(stage_input)[0]
 
 
 def golden_description(stage: str, compared_with: str, raised: bool = False, returned: bool = True) -> str:

@@ -231,6 +231,40 @@ class Evaluator:
             return kept
         return stages.output(self.chain, "vocoder", combo.vocoder, mel_out, samples=self.wave.shape[-1])
 
+    def _vae_metrics(self, combo: Combination, mel_in, mel_out, reference_out) -> Dict[str, np.ndarray]:
+        """The VAE stage's figures of ``combo``: its output ``mel_out`` against its input ``mel_in``, and
+        (``ref_mel_l1``) against ``reference_out``, the correct call's output, where that applies.
+
+        Returns
+        -------
+        dict
+            Metric name -> per-clip values, as :func:`harness.judging.stages.compare` gives them.
+        """
+        found = stages.compare("vae", mel_out, mel_in)
+        vae = variants.get_vae(combo.vae)
+        if not (vae.skip or vae.fine_tuned) and not isinstance(reference_out, Exception):
+            # how far this variant's output is from the correct call's: free of the VAE's own loss,
+            # which on some clips is as large as a scaling mistake's (other weights never match it:
+            # a fine-tuned VAE is judged on its own loss, no worse than the base's ceiling)
+            found["ref_mel_l1"] = stages.compare("vae", mel_out, reference_out)["mel_l1"]
+        return found
+
+    def _vocoder_metrics(self, combo: Combination, mel_out, kept: Dict[str, torch.Tensor]) -> Dict[str, np.ndarray]:
+        """The vocoder stage's figures of ``combo``: its waveform (stored in ``kept["wave_out"]``) re-analysed
+        against ``mel_out``, the mel it was given. What the vocoder raised is kept for the evidence, then raised.
+
+        Returns
+        -------
+        dict
+            Metric name -> per-clip values, as :func:`harness.judging.stages.compare` gives them.
+        """
+        try:
+            kept["wave_out"] = wave_out = self._wave_out(combo, mel_out)
+        except (LayoutError, ValueError) as exc:  # kept for the evidence: what the vocoder returned, as it came
+            self._vocoder_errors[combo.id] = exc
+            raise
+        return stages.compare("vocoder", wave_out, mel_out)
+
     def run(self, combo: Combination, keep_outputs: bool = False, upto: str = "chain") -> Dict[str, StageResult]:
         """Measure the clip stages of ``combo`` up to ``upto``; values are numpy arrays ``[n_clips]``.
 
@@ -256,32 +290,12 @@ class Evaluator:
         if isinstance(mel_out, Exception):
             return failed(StageResult({}, f"{type(mel_out).__name__}: {mel_out}"), "vae", "vocoder", "chain")
         reference_out = self._vae_out(combo.frontend, DEFAULTS["vae"])
-
-        def vae_metrics():
-            found = stages.compare("vae", mel_out, mel_in)
-            vae = variants.get_vae(combo.vae)
-            if not (vae.skip or vae.fine_tuned) and not isinstance(reference_out, Exception):
-                # how far this variant's output is from the correct call's: free of the VAE's own loss,
-                # which on some clips is as large as a scaling mistake's (other weights never match it:
-                # a fine-tuned VAE is judged on its own loss, no worse than the base's ceiling)
-                found["ref_mel_l1"] = stages.compare("vae", mel_out, reference_out)["mel_l1"]
-            return found
-
-        out["vae"] = measure(vae_metrics)
+        out["vae"] = measure(lambda: self._vae_metrics(combo, mel_in, mel_out, reference_out))
         if depth < 2 or out["vae"].error:
             return failed(out["vae"], "vocoder", "chain") if out["vae"].error else out
         # 3. vocoder: its output re-analysed vs the mel it was given
         kept = {}
-
-        def vocoder_metrics():
-            try:
-                kept["wave_out"] = wave_out = self._wave_out(combo, mel_out)
-            except (LayoutError, ValueError) as exc:  # kept for the evidence: what the vocoder returned, as it came
-                self._vocoder_errors[combo.id] = exc
-                raise
-            return stages.compare("vocoder", wave_out, mel_out)
-
-        out["vocoder"] = measure(vocoder_metrics)
+        out["vocoder"] = measure(lambda: self._vocoder_metrics(combo, mel_out, kept))
         if out["vocoder"].error:
             return failed(out["vocoder"], "chain")
         if keep_outputs:
