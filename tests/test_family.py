@@ -73,3 +73,20 @@ def test_loading_by_hub_id_from_an_offline_cache(built, tmp_path, monkeypatch):
     assert type(pipe).__name__ == "AudioLDMPipeline"
     with pytest.raises(ModelNotAvailable, match="not in the local cache and HF_HUB_OFFLINE"):
         loading.resolve_model("cvssp/not-cached")
+
+
+@pytest.mark.slow
+def test_musicldm_matrix_detects_every_known_mistake_and_passes_every_correct_combination(built, tmp_path):
+    """`harness golden --scope absolute` then `harness matrix` on MusicLDM: at its scaling factor (1.0753, near 1)
+    a forgotten factor changes the latents by 7.5 %, and must still be detected at its culprit stage."""
+    from harness.judging import report
+    from harness.judging.verdicts import Judge
+
+    model = str(built["musicldm"])
+    chain = Chain.load(model)
+    gdir = golden.generate(model, tmp_path / "golden", steps=5, progress=False,
+                           finish=lambda stage: calibration.calibrate(chain, stage, progress=False, scope="absolute"))
+    records, errors = report.matrix_records(chain, golden_dir=str(gdir), progress=False)
+    rates = Judge.rates(records)
+    assert errors == [] and rates["correct"] > 0 and rates["broken"] > 0
+    assert (rates["false_alarms"], rates["misses"]) == (0, 0), rates["wrong"]

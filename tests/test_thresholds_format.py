@@ -11,7 +11,7 @@ from harness.judging.thresholds import Bound, parse_limit
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = sorted((ROOT / "harness" / "goldens").glob("*/thresholds*.toml"))
-OTHER_FIELDS = {"expected", "not_asserted", "detect_ratio_min", "unjudgeable", "error"}
+OTHER_FIELDS = {"expected", "not_asserted", "detect_ratio_min", "unjudgeable", "error", "not_separable"}
 RELATIVE_SUFFIXES = ("_ratio", "_offset", "_share", "_offset_db")
 
 

@@ -19,7 +19,7 @@ from harness.judging import matrix, thresholds, verdicts
 from harness.judging import evidence, hints
 from harness.judging.matrix import Combination
 from harness.judging.stages import (
-    GOLDEN_COMPARED_WITH, GOLDEN_REFERENCE, JUDGED, GoldenInputs, StageResult, golden_pair, golden_result,
+    GOLDEN_COMPARED_WITH, GOLDEN_REFERENCE, GoldenInputs, StageResult, golden_pair, golden_result,
     golden_variant_names,
 )
 
