@@ -17,6 +17,7 @@ import soundfile as sf
 import torch
 
 from harness.judging import report
+from harness.judging.records import Record
 
 COMBOS = dict(frontends_=["audioldm2", "audioldm2-tacotron"], vaes=["scaled", "sample", "none"],
               vocoders=["hifigan", "griffin-lim"])
@@ -42,7 +43,7 @@ def files(tmp_path_factory):
 
 
 def _records_of(target, records):
-    return {(r["frontend"], r["vae"], r["vocoder"]): r for r in records if r["file"] == target}
+    return {(r.frontend, r.vae, r.vocoder): r for r in records if r.file == target}
 
 
 def _in_process(chain, file_list, target):
@@ -60,9 +61,9 @@ def _assert_same(alone, other, how):
     assert alone.keys() == other.keys(), how
     for combo, a in alone.items():
         b = other[combo]
-        assert a["status"] == b["status"], (how, combo, a["status"], b["status"])
-        for metric, v in a["metrics"].items():
-            w = b["metrics"][metric]
+        assert a.status == b.status, (how, combo, a.status, b.status)
+        for metric, v in a.metrics.items():
+            w = b.metrics[metric]
             # records keep 4 decimals: a figure may round to a neighbour
             assert abs(v - w) <= max(1e-4 * abs(v), 1e-4), (how, combo, metric, v, w)
 
@@ -70,7 +71,7 @@ def _assert_same(alone, other, how):
 def test_a_files_records_are_the_same_alone_in_a_batch_reversed_and_sharded(harness_chain, files, tmp_path):
     target, others = files
     alone = _in_process(harness_chain, [target], target)
-    assert len(alone) == 12 and all(r["status"] in ("pass", "yardstick") for r in alone.values())
+    assert len(alone) == 12 and all(r.status in ("pass", "yardstick") for r in alone.values())
     _assert_same(alone, _in_process(harness_chain, [target, *others], target), "first of 8")
     _assert_same(alone, _in_process(harness_chain, [*reversed(others), target], target), "last of 8, reversed")
 
@@ -84,6 +85,6 @@ def test_a_files_records_are_the_same_alone_in_a_batch_reversed_and_sharded(harn
         env.update(GLOO_SOCKET_IFNAME="lo")
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    sharded = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
-    assert {r["file"] for r in sharded} == {target, *others}
+    sharded = [Record.from_dict(json.loads(line)) for line in (out / "records.jsonl").read_text().splitlines()]
+    assert {r.file for r in sharded} == {target, *others}
     _assert_same(alone, _records_of(target, sharded), "sharded over 2 processes, batches of 8")

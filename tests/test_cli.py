@@ -9,6 +9,7 @@ import soundfile as sf
 
 from harness.surfaces import cli
 from harness.judging import report, verdicts
+from harness.judging.records import Expected, Policy, Record, StageRecord
 
 
 @pytest.fixture
@@ -74,11 +75,10 @@ def test_matrix_json_on_user_files(clip, tmp_path, capsys):
     code = cli.main(["matrix", "--json", str(clip), str(bad), "--frontend", "audioldm2", "--frontend",
                      "seed-librosa-db", "--vae", "scaled", "--vocoder", "hifigan"])
     out = capsys.readouterr()
-    records = json.loads(out.out)
-    assert {(r["frontend"], r["expected"]) for r in records} == {("audioldm2", "pass"), ("seed-librosa-db", "detect")}
+    records = [Record.from_dict(r) for r in json.loads(out.out)]
+    assert {(r.frontend, r.expected) for r in records} == {("audioldm2", "pass"), ("seed-librosa-db", "detect")}
     for r in records:
-        assert set(r) >= {"file", "frontend", "vae", "vocoder", "expected", "ok", "metrics"}
-        assert "chain.mel_l1" in r["metrics"]
+        assert "chain.mel_l1" in r.metrics
     assert "broken.wav" in out.err  # the bad file is reported, the good one still evaluated
     assert code != 0
 
@@ -88,14 +88,14 @@ def test_the_reference_is_the_yardstick_records_carry_their_limits_and_nothing_e
     args = ["matrix", "--json", str(clip), "--frontend", "audioldm2", "--vae", "scaled", "--vae", "sample",
             "--vocoder", "hifigan"]
     assert cli.main(args) == 0
-    records = {r["vae"]: r for r in json.loads(capsys.readouterr().out)}
+    records = {r.vae: r for r in map(Record.from_dict, json.loads(capsys.readouterr().out))}
     # the reference combination on a file without a stored baseline is what the others are judged against
-    assert records["scaled"]["status"] == "yardstick"
-    assert {s["policy"] for s in records["scaled"]["stages"].values()} == {"yardstick"}
+    assert records["scaled"].status == "yardstick"
+    assert {s.policy for s in records["scaled"].stages.values()} == {"yardstick"}
     sample = records["sample"]
-    assert sample["status"] == "pass" and sample["stages"]["vae"]["policy"] == "relative"
-    assert sample["stages"]["vae"]["reference"] == "audioldm2-scaled-hifigan"
-    assert sample["stages"]["vae"]["limits"] and all(isinstance(v, float) for v in sample["stages"]["vae"]["limits"].values())
+    assert sample.status == "pass" and sample.stages["vae"].policy == "relative"
+    assert sample.stages["vae"].reference == "audioldm2-scaled-hifigan"
+    assert sample.stages["vae"].limits and all(isinstance(v, float) for v in sample.stages["vae"].limits.values())
     assert cli.main(args[:1] + args[2:]) == 0
     assert "yardstick" in capsys.readouterr().out
     # every file unusable: exit 2 and no "OK"
@@ -153,14 +153,14 @@ def test_a_mistake_not_separable_on_a_users_clip_is_shown_as_such_not_as_a_failu
     args = ["matrix", "--json", str(clip), "--frontend", "audioldm2", "--frontend", "same-as-audioldm2",
             "--vae", "scaled", "--vocoder", "hifigan"]
     assert cli.main(args) == 0
-    status = {r["frontend"]: r["status"] for r in json.loads(capsys.readouterr().out)}
+    status = {r.frontend: r.status for r in map(Record.from_dict, json.loads(capsys.readouterr().out))}
     assert status == {"audioldm2": "yardstick", "same-as-audioldm2": "not separable"}
     assert cli.main(args[:1] + args[2:]) == 0
     out = capsys.readouterr().out
     assert "1 not separable on these clips" in out and "verdict: OK" in out
-    stages = {"frontend": {"expected": "detect", "ok": False, "policy": "absolute"}}
-    assert verdicts.Judge.status("detect", False, stages) == "MISSED"
-    assert verdicts.Judge.status("pass", False, stages) == "FAIL"
+    stages = {"frontend": StageRecord(Expected.DETECT, False, None, Policy.ABSOLUTE, "clip:music", None, None)}
+    assert verdicts.Judge.status(Expected.DETECT, False, stages) == "MISSED"
+    assert verdicts.Judge.status(Expected.PASS, False, stages) == "FAIL"
 
 
 def test_every_command_and_option_is_documented_with_valid_examples():

@@ -14,6 +14,7 @@ import torch
 
 from harness.surfaces import cli
 from harness.judging import dataset
+from harness.judging.records import SCHEMA_VERSION, Record
 
 #: a small slice of the matrix: a correct and a broken front-end, a correct and a broken VAE
 COMBOS = ["--frontend", "audioldm2", "--frontend", "power-mel", "--vae", "scaled", "--vae", "no-decode-scale",
@@ -67,9 +68,10 @@ def test_a_dataset_gives_records_errors_and_a_summary(tmp_path, files, capsys):
     out = tmp_path / "run"
     assert run_in_process(out, files) == 2  # all verdicts fine, two files unusable
     printed = capsys.readouterr().out
-    records = read_lines(out / "records.jsonl")
-    assert len(records) == 10 * 4 and {r["file"] for r in records} == {str(files / f"clip{i:03d}.wav") for i in range(10)}
-    assert {r["status"] for r in records} <= {"pass", "yardstick", "detected", "not separable"}
+    records = [Record.from_dict(line) for line in read_lines(out / "records.jsonl")]
+    assert len(records) == 10 * 4 and {r.file for r in records} == {str(files / f"clip{i:03d}.wav") for i in range(10)}
+    assert {r.status for r in records} <= {"pass", "yardstick", "detected", "not separable"}
+    assert json.loads((out / "run.json").read_text())["record_schema"] == SCHEMA_VERSION
     errors = {os.path.basename(e["file"]): e["error"] for e in read_lines(out / "errors.jsonl")}
     assert set(errors) == {"corrupt.wav", "silent.wav"} and "silent" in errors["silent.wav"]
     summary = json.loads((out / "summary.json").read_text())
@@ -78,8 +80,8 @@ def test_a_dataset_gives_records_errors_and_a_summary(tmp_path, files, capsys):
     assert reference["judged_at"] == "chain" and sum(reference["status"].values()) == 10
     lsd = reference["metrics"]["chain.lsd"]
     assert lsd["p5"] <= lsd["p50"] <= lsd["p95"] and lsd["n"] == 10
-    assert lsd["mean"] == pytest.approx(np.mean([r["metrics"]["chain.lsd"] for r in records
-                                                 if r["vae"] == "scaled" and r["frontend"] == "audioldm2"]), abs=1e-3)
+    assert lsd["mean"] == pytest.approx(np.mean([r.metrics["chain.lsd"] for r in records
+                                                 if r.vae == "scaled" and r.frontend == "audioldm2"]), abs=1e-3)
     assert len(reference["worst"]) == dataset.WORST
     mistake = summary["combinations"]["power-mel-scaled-hifigan"]
     assert mistake["judged_at"] == "frontend" and "chain.lsd" not in mistake["metrics"]  # measured up to its culprit

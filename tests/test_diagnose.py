@@ -58,9 +58,9 @@ def seed_expression(x: np.ndarray) -> np.ndarray:
     (("--vocoder", "hifigan-transposed"), "vocoder", ["LayoutError", "transposed"]),
 ])
 def test_broken_variant_is_pinned_on_its_stage(capsys, tmp_path, option, stage, words):
-    code, records, _ = run_json(capsys, tmp_path, MUSIC, *option)
-    assert code == 1 and len(records) == 1  # a usage mistake fails CI
-    verdict = records[0]["verdict"]
+    code, reports, _ = run_json(capsys, tmp_path, MUSIC, *option)
+    assert code == 1 and len(reports) == 1  # a usage mistake fails CI
+    verdict = reports[0]["verdict"]
     assert verdict["stage"] == stage and verdict["kind"] == "usage", verdict["message"]
     for w in words:
         assert w in verdict["message"]
@@ -101,13 +101,13 @@ def test_npy_from_the_seed_expression_is_flagged_by_statistics(capsys, tmp_path)
     x = audio.load_audio(MUSIC)
     np.save(tmp_path / "seed.npy", seed_expression(x).T.astype(np.float32))       # [frames, 64]
     np.save(tmp_path / "seed_raw.npy", seed_expression(x).astype(np.float32))     # as written: [64, frames]
-    code, records, _ = run_json(capsys, tmp_path, tmp_path / "seed.npy", tmp_path / "seed_raw.npy")
+    code, reports, _ = run_json(capsys, tmp_path, tmp_path / "seed.npy", tmp_path / "seed_raw.npy")
     assert code == 1  # the front-end is blamed: a usage mistake
-    for r in records:
+    for r in reports:
         codes = [f["code"] for f in r["checks"]["frontend"]["findings"]]
         assert "power-to-db" in codes and r["verdict"]["stage"] == "frontend"
         assert r["stages"]["vae"]["metrics"]["mel_l1"] > 0 and r["stages"]["vocoder"]["error"] is None
-    assert "looks transposed" in records[1]["verdict"]["message"]
+    assert "looks transposed" in reports[1]["verdict"]["message"]
 
 
 # --- bad input -----------------------------------------------------------------------------------
@@ -130,15 +130,15 @@ def test_bad_files_give_one_line_each_and_keep_the_others(capsys, tmp_path):
                 "wrongshape.npy": "expected a log-mel [frames, 64]", "fake.npy": "not a .npy file",
                 "missing.wav": "file not found"}
     files = [tmp_path / name for name in expected]
-    code, records, err = run_json(capsys, tmp_path, files[0], MUSIC, *files[1:])
+    code, reports, err = run_json(capsys, tmp_path, files[0], MUSIC, *files[1:])
     assert code == 2
     lines = [ln for ln in err.splitlines() if ln.startswith("harness: error: ")]
     assert len(lines) == len(expected)
     for name, reason in expected.items():
         assert any(name in ln and reason in ln for ln in lines), (name, lines)
-    good = [r for r in records if "error" not in r]
+    good = [r for r in reports if "error" not in r]
     assert [Path(r["file"]).name for r in good] == ["music.flac"] and good[0]["verdict"]["stage"]
-    assert len(records) == len(expected)  # missing.wav, a path that does not exist, is named on stderr only
+    assert len(reports) == len(expected)  # missing.wav, a path that does not exist, is named on stderr only
     page = (tmp_path / "rep" / "report.html").read_text()
     assert "music.flac" in page and "oddrate.wav" in page and "<audio" in page
 
@@ -171,8 +171,8 @@ def test_report_renders_in_headless_chromium(capsys, tmp_path):
 
 def test_exit_codes_for_ci(capsys, tmp_path):
     """0: nothing a user can fix; 1: a usage mistake (or, under --strict, a weak model stage too)."""
-    code, records, _ = run_json(capsys, tmp_path, MUSIC)
-    kind = records[0]["verdict"]["kind"]
+    code, reports, _ = run_json(capsys, tmp_path, MUSIC)
+    kind = reports[0]["verdict"]["kind"]
     assert kind in ("none", "model") and code == 0
     strict, _, _ = run(capsys, MUSIC, "--json", "--out", tmp_path / "rep2", "--strict")
     assert strict == (1 if kind == "model" else 0)
@@ -194,8 +194,8 @@ def test_a_low_rate_input_is_flagged_with_the_lost_band(capsys, tmp_path):
     import librosa
 
     sf.write(tmp_path / "phone.wav", librosa.resample(x, orig_sr=16000, target_sr=8000), 8000)
-    _, records, _ = run_json(capsys, tmp_path, tmp_path / "phone.wav")
-    found = {f["code"]: f["message"] for f in records[0]["checks"]["input"]["findings"]}
+    _, reports, _ = run_json(capsys, tmp_path, tmp_path / "phone.wav")
+    found = {f["code"]: f["message"] for f in reports[0]["checks"]["input"]["findings"]}
     assert "band-limited" in found and "between 4 and 8 kHz" in found["band-limited"]
 
 
@@ -208,9 +208,9 @@ def test_inputs_that_cannot_be_judged_fairly_are_flagged(capsys, tmp_path):
              "quiet": np.concatenate([x[:3000], np.zeros(29000)])}
     for name, y in files.items():
         sf.write(tmp_path / f"{name}.wav", y.astype(np.float32), 16000)
-    _, records, _ = run_json(capsys, tmp_path, *[tmp_path / f"{n}.wav" for n in files])
+    _, reports, _ = run_json(capsys, tmp_path, *[tmp_path / f"{n}.wav" for n in files])
     codes = {Path(r["file"]).stem: {f["code"] for f in r["checks"]["input"]["findings"] if f["severity"] == "flag"}
-             for r in records}
+             for r in reports}
     assert codes == {"clean": set(), "clipped": {"clipping"}, "dc": {"dc-offset"}, "quiet": {"silence"}}
 
 # --- the figures: readable, no text on text ------------------------------------------------------

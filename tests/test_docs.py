@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 #: the modules of the signal, model and judging layers, each documented in full by docs/api.md
 DOCUMENTED = ["signal.audio", "signal.frontend", "signal.metrics", "signal.griffinlim", "signal.synth", "model.chain",
               "model.variants", "model.loading", "model.entry_points", "errors", "machine", "judging.stages", "judging.matrix",
-              "judging.thresholds", "judging.verdicts", "judging.quality", "judging.calibration", "judging.golden",
+              "judging.thresholds", "judging.verdicts", "judging.records", "judging.quality", "judging.calibration", "judging.golden",
               "judging.report", "judging.evidence", "judging.dataset", "surfaces.job_summary", "surfaces.quality_check", "atomic",
               "vocabulary"]
 #: phrases about the circumstances the project was made in (spelled apart, so this file does not match itself)

@@ -96,9 +96,15 @@ def test_the_matrix_table_prints_each_error_whole_below_it():
 
     error = "LayoutError: vocoder 'ours-short' returned 32768 samples for 256 frames, fewer than the 40960 " \
             "of the input (160 per frame; 128 per frame came back) THE END"
-    record = {"file": "a.wav", "frontend": "audioldm2", "vae": "scaled", "vocoder": "ours-short", "expected": "pass",
-              "status": "FAIL", "metrics": {"frontend.mel_l1": 0.0},
-              "stages": {"frontend": {}, "vae": {}, "vocoder": {"error": error}, "chain": {"error": error}}}
-    text = report.matrix_table([record, dict(record, file="b.wav")])
+    from dataclasses import replace
+
+    from harness.judging.records import Record, StageRecord
+
+    def stage(error=None):
+        return StageRecord("pass", error is None, error, "relative", None, None, None)
+
+    record = Record("a.wav", "audioldm2", "scaled", "ours-short", "pass", False, "FAIL", None, {"frontend.mel_l1": 0.0},
+                    {"frontend": stage(), "vae": stage(), "vocoder": stage(error), "chain": stage(error)})
+    text = report.matrix_table([record, replace(record, file="b.wav")])
     assert text.endswith(f"\n[1] {error}") and text.count(error) == 1, text
     assert "LayoutError [1]" in text.splitlines()[1]

@@ -14,10 +14,13 @@ of processes either; a killed run started again with the same command
 computes only the batches that have no part yet. When all are done, rank 0 merges the parts:
 
 =================  ==========================================================================
-``run.json``       what was asked: model, precision, combinations, thresholds, the plan's hash
+``run.json``       what was asked: model, precision, combinations, thresholds, the plan's hash, the records'
+                   schema version (``record_schema``: :data:`harness.judging.records.SCHEMA_VERSION`)
 ``parts/*.jsonl``  the records (and unusable files) of one finished batch
-``records.jsonl``  one record per file x combination (:class:`harness.judging.report.RecordJudge`), in plan
-                   order; broken combinations are measured up to their culprit stage only
+``records.jsonl``  one :class:`~harness.judging.records.Record` per file x combination
+                   (:class:`harness.judging.report.RecordJudge`), in plan order, one JSON object a line
+                   (:meth:`~harness.judging.records.Record.to_dict`); broken combinations are measured up to
+                   their culprit stage only
 ``errors.jsonl``   one line per file that could not be used, with the reason
 ``summary.json``   per combination: status counts, mean and percentiles of each metric, worst files
 =================  ==========================================================================
@@ -45,6 +48,7 @@ from harness.signal import audio
 from harness.judging import matrix
 from harness.judging.golden import sha256
 from harness.judging.quality import MatrixRun, precision
+from harness.judging.records import SCHEMA_VERSION, Expected, Record
 from harness.judging.report import RecordJudge
 from harness.judging.stages import JUDGED
 from harness.judging.verdicts import FAILING
@@ -162,11 +166,12 @@ def init_distributed(shard: Shard, device: str) -> str:
 
 
 def run_settings(chain, judge, combos, batches: Sequence[Batch], batch_size: int) -> dict:
-    """What a run's records depend on; a directory holding another run's parts is refused."""
+    """What a run's records depend on, and the schema version they are written in
+    (``record_schema``); a directory holding another run's parts is refused."""
     return {"model": chain.source.spec if chain.source else None, "precision": precision(chain),
             "thresholds": str(judge.path.resolve()), "thresholds_sha256": sha256(judge.path)[:16],
             "combinations": [c.id for c in combos], "batch_size": batch_size, "plan": plan_hash(batches),
-            "files": sum(len(b.files) for b in batches), "harness": version()}
+            "files": sum(len(b.files) for b in batches), "harness": version(), "record_schema": SCHEMA_VERSION}
 
 
 def _check_settings(out: Path, settings: dict, shard: Shard) -> None:
@@ -188,8 +193,9 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)  # a reader (or a resumed run) sees the whole file or none of it
 
 
-def evaluate_batch(chain, judge, combos, batch: Batch) -> List[dict]:
-    """The records of one batch, then an ``{"file", "error"}`` line per file that could not be used."""
+def evaluate_batch(chain, judge, combos, batch: Batch) -> Tuple[List[Record], List[dict]]:
+    """``(records, errors)`` of one batch: its :class:`~harness.judging.records.Record` s, and an
+    ``{"file", "error"}`` line per file that could not be used."""
     clips, baseline_of, unusable = judge.load(batch.files)
     errors = [{"file": e.path, "error": str(e)} for e in unusable]
     records = []
@@ -197,8 +203,8 @@ def evaluate_batch(chain, judge, combos, batch: Batch) -> List[dict]:
         run = MatrixRun(chain, clips, judged_only=True)
         records = judge.records(run, combos, baseline_of)
         order = {f: k for k, f in enumerate(clips)}
-        records.sort(key=lambda r: order[r["file"]])  # file by file, combinations in matrix order
-    return records + errors
+        records.sort(key=lambda r: order[r.file])  # file by file, combinations in matrix order
+    return records, errors
 
 
 def evaluate(chain, files: Sequence[str], out: str | Path, golden_dir: Optional[str] = None, combos=None,
@@ -229,8 +235,9 @@ def evaluate(chain, files: Sequence[str], out: str | Path, golden_dir: Optional[
     bar = tqdm(total=sum(len(b.files) for b in mine), unit="file", disable=not progress or shard.rank != 0,
                desc=f"matrix (rank 0 of {shard.world_size})" if shard.distributed else "matrix")
     for b in mine:
-        lines = evaluate_batch(chain, judge, combos, b)
-        _write_atomic(out / "parts" / b.part, "".join(json.dumps(r) + "\n" for r in lines))
+        records, errors = evaluate_batch(chain, judge, combos, b)
+        lines = [r.to_dict() for r in records] + errors
+        _write_atomic(out / "parts" / b.part, "".join(json.dumps(line) + "\n" for line in lines))
         bar.update(len(b.files))
     bar.close()
     # 4. rank 0 merges once every process is done
@@ -260,8 +267,9 @@ def merge(out: Path, batches: Sequence[Batch], header_errors: Sequence[dict] = (
                 errors.write(json.dumps(line) + "\n")
                 summary.errors += 1
             else:
-                records.write(json.dumps(line) + "\n")
-                summary.add(line)
+                record = Record.from_dict(line)
+                records.write(json.dumps(record.to_dict()) + "\n")
+                summary.add(record)
     summary.errors += len(header_errors)
     os.replace(tmp_records, out / "records.jsonl")
     os.replace(tmp_errors, out / "errors.jsonl")
@@ -291,21 +299,22 @@ class Summary:
         self._worst: Dict[str, List[Tuple[float, str]]] = {}
         self._combos: Dict[str, matrix.Combination] = {}
 
-    def add(self, record: dict) -> None:
-        """Count one record (a file x combination) into the per-combination statistics."""
-        combo = matrix.Combination(record["frontend"], record["vae"], record["vocoder"])
+    def add(self, record: Record) -> None:
+        """Count one :class:`~harness.judging.records.Record` (a file x combination) into the per-combination
+        statistics."""
+        combo = matrix.Combination(record.frontend, record.vae, record.vocoder)
         self._combos[combo.id] = combo
-        self.files.add(record["file"])
+        self.files.add(record.file)
         status = self._status.setdefault(combo.id, {})
-        status[record["status"]] = status.get(record["status"], 0) + 1
+        status[record.status.value] = status.get(record.status.value, 0) + 1
         values = self._values.setdefault(combo.id, {})
-        for k, v in record["metrics"].items():
+        for k, v in record.metrics.items():
             values.setdefault(k, []).append(v)
         stage = combo.culprit() or "chain"
         key = f"{stage}.{JUDGED[stage][0]}"
-        if key in record["metrics"]:
-            badness = record["metrics"][key] if stage == "chain" else -record["metrics"][key]
-            heapq.heappush(self._worst.setdefault(combo.id, []), (badness, record["file"]))
+        if key in record.metrics:
+            badness = record.metrics[key] if stage == "chain" else -record.metrics[key]
+            heapq.heappush(self._worst.setdefault(combo.id, []), (badness, record.file))
             if len(self._worst[combo.id]) > WORST:
                 heapq.heappop(self._worst[combo.id])
 
@@ -320,7 +329,8 @@ class Summary:
                            **{f"p{q}": round(float(np.percentile(v, q)), 4) for q in PERCENTILES}, "n": len(v)}
                        for k, v in sorted(self._values[cid].items())}
             worst = sorted(self._worst.get(cid, []), reverse=True)
-            combos[cid] = {"expected": "pass" if combo.culprit() is None else "detect", "judged_at": stage,
+            expected = Expected.PASS if combo.culprit() is None else Expected.DETECT
+            combos[cid] = {"expected": expected.value, "judged_at": stage,
                            "status": dict(sorted(status.items())), "metrics": metrics,
                            "worst": [{"file": f, key: abs(b)} for b, f in worst]}
         failing = sum(n for c in combos.values() for s, n in c["status"].items() if s in FAILING)
@@ -340,7 +350,7 @@ def summary_text(summary: dict, out: Path) -> str:
                            if summary["unusable_files"] else ""),
              "status: " + ", ".join(f"{s} {n}" for s, n in sorted(counts.items()))]
     for cid, c in summary["combinations"].items():
-        bad = {s: n for s, n in c["status"].items() if s in ("FAIL", "MISSED")}
+        bad = {s: n for s, n in c["status"].items() if s in FAILING}
         if bad:
             worst = ", ".join(Path(w["file"]).name for w in c["worst"][:3])
             lines.append(f"  {cid}: {', '.join(f'{s} {n}' for s, n in bad.items())} (worst: {worst})")

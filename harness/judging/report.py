@@ -16,6 +16,7 @@ from harness.model import loading
 from harness.judging import golden, matrix, thresholds
 from harness.judging.golden import CLIPS_DIR, locate, sha256
 from harness.judging.quality import MatrixRun, precision
+from harness.judging.records import Expected, Policy, Record, StageRecord, Status
 from harness.judging.stages import StageResult
 from harness.judging.verdicts import FAILING, Judge
 
@@ -106,9 +107,9 @@ class RecordJudge:
             raise ValueError(f"{self.path} was calibrated with --scope {self.scope}: {what}; run "
                              "`harness thresholds --calibrate --scope all` (with the --dtype of this run)")
 
-    def records(self, run, combos, baseline_of: Dict[str, str]) -> List[dict]:
-        """One record per clip of ``run`` x combination, combination-major; ``baseline_of`` maps a clip name to
-        its stored baseline (:meth:`baseline`)."""
+    def records(self, run, combos, baseline_of: Dict[str, str]) -> List[Record]:
+        """One :class:`~harness.judging.records.Record` per clip of ``run`` x combination, combination-major;
+        ``baseline_of`` maps a clip name to its stored baseline (:meth:`baseline`)."""
         judge, records = Judge(self.thresholds), []
         for combo in combos:
             res = run.result(combo)
@@ -120,24 +121,26 @@ class RecordJudge:
                     baseline = self._known.index(baseline_of[f]) if f in baseline_of else None
                     verdict = judge.file_stage(combo, stage, one, baseline,
                                                lambda: _clip(run.result(combo.reference(stage))[stage], i))
-                    ok, policy, source, limits = verdict.ok, verdict.policy, verdict.source, verdict.limits
+                    ok, policy, source, limits = verdict.ok, Policy(verdict.policy), verdict.source, verdict.limits
                     ok_all &= ok
-                    reference = {"absolute": baseline_of.get(f), "relative": combo.reference(stage).id}.get(policy)
-                    stages[stage] = {"expected": exp[stage], "ok": bool(ok), "error": r.error, "policy": policy,
-                                     "reference": reference, "limits_from": source if policy != "none" else None,
-                                     "limits": _applied(limits) if policy in ("absolute", "relative") else None}
+                    reference = {Policy.ABSOLUTE: baseline_of.get(f),
+                                 Policy.RELATIVE: combo.reference(stage).id}.get(policy)
+                    stages[stage] = StageRecord(
+                        expected=Expected(exp[stage]), ok=bool(ok), error=r.error, policy=policy, reference=reference,
+                        limits_from=source if policy != Policy.NONE else None,
+                        limits=_applied(limits) if policy in (Policy.ABSOLUTE, Policy.RELATIVE) else None)
                     for k, v in one.metrics.items():
                         flat[f"{stage}.{k}"] = round(float(v[0]), 4)
-                expected = "pass" if all(e != "detect" for e in exp.values()) else "detect"
-                records.append({"file": f, "frontend": combo.frontend, "vae": combo.vae, "vocoder": combo.vocoder,
-                                "expected": expected, "ok": bool(ok_all), "status": Judge.status(expected, ok_all, stages),
-                                "baseline": baseline_of.get(f), "metrics": flat, "stages": stages})
+                expected = Expected.PASS if all(e != Expected.DETECT for e in exp.values()) else Expected.DETECT
+                records.append(Record(file=f, frontend=combo.frontend, vae=combo.vae, vocoder=combo.vocoder,
+                                      expected=expected, ok=bool(ok_all), status=Judge.status(expected, ok_all, stages),
+                                      baseline=baseline_of.get(f), metrics=flat, stages=stages))
         return records
 
 
 def matrix_records(chain, files: Sequence[str] = (), golden_dir: Optional[str] = None, frontends_=None, vaes=None,
                    vocoders=None, progress: bool = True, clips: Optional[Dict[str, np.ndarray]] = None,
-                   judged_only: bool = False, max_seconds: Optional[float] = None) -> Tuple[List[dict], List[str]]:
+                   judged_only: bool = False, max_seconds: Optional[float] = None) -> Tuple[List[Record], List[str]]:
     """Evaluate combinations on audio files (or named ``clips``); one record per clip x combination,
     judged by :class:`RecordJudge`.
 
@@ -146,8 +149,8 @@ def matrix_records(chain, files: Sequence[str] = (), golden_dir: Optional[str] =
     A file longer than ``max_seconds`` (default :data:`harness.signal.audio.MAX_SECONDS`) is refused from its
     header, unread, as an error line.
 
-    Returns ``(records, errors)``: a file that cannot be read becomes one line in ``errors`` and
-    the others are still evaluated.
+    Returns ``(records, errors)``: the :class:`~harness.judging.records.Record` s, and a line in ``errors`` per
+    file that cannot be read (the others are still evaluated).
     """
     judge = RecordJudge(chain, golden_dir, max_seconds)
     read, baseline_of, unusable = judge.load(
@@ -162,7 +165,7 @@ def matrix_records(chain, files: Sequence[str] = (), golden_dir: Optional[str] =
     for combo in tqdm(matrix.combinations(frontends_, vaes, vocoders), desc="matrix", disable=not progress):
         records += judge.records(run, [combo], baseline_of)
     order = {f: k for k, f in enumerate(clips)}
-    records.sort(key=lambda r: order[r["file"]])  # file by file, combinations in matrix order
+    records.sort(key=lambda r: order[r.file])  # file by file, combinations in matrix order
     return records, errors
 
 
@@ -177,7 +180,7 @@ def _clip(result: "StageResult", i: int) -> "StageResult":
     return StageResult({k: v[i:i + 1] for k, v in result.metrics.items()}, result.error)
 
 
-def matrix_table(records: List[dict]) -> str:
+def matrix_table(records: Sequence[Record]) -> str:
     """A fixed-width table: file, combination, expected, ok, and the key metric of each stage (units in
     the header; a stage that stopped shows its error's type and a note number, one not measured ``-``), then each
     error whole below the table under its note number (a table cell would cut it)."""
@@ -186,56 +189,54 @@ def matrix_table(records: List[dict]) -> str:
     rows = [head]
     notes: Dict[str, int] = {}  # each distinct error once, numbered in order of appearance
     for r in records:
-        m = r["metrics"]
+        m = r.metrics
 
         def cell(key):
-            stage = r["stages"].get(key.split(".")[0], {})
+            stage = r.stages.get(key.split(".")[0])
             if key in m:
                 return f"{m[key]:.3f}"
-            error = stage.get("error")
+            error = stage.error if stage is not None else None
             if not error:
                 return "-"
             number = notes.setdefault(error, len(notes) + 1)
             return f"{error.split(':')[0]} [{number}]"
 
-        rows.append([Path(r["file"]).name, f"{r['frontend']}-{r['vae']}-{r['vocoder']}", r["expected"],
-                     r["status"], cell("frontend.mel_l1"), cell("vae.mel_l1"),
+        rows.append([Path(r.file).name, r.combination, r.expected.value,
+                     r.status.value, cell("frontend.mel_l1"), cell("vae.mel_l1"),
                      cell("vocoder.mel_l1"), cell("chain.mel_l1"), cell("chain.lsd"), cell("chain.mrstft")])
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(head))]
     table = "\n".join("  ".join(str(c).ljust(w) for c, w in zip(row, widths)) for row in rows)
     return table + "".join(f"\n[{n}] {error}" for error, n in notes.items())
 
 
-def matrix_summary(records: List[dict], errors: Sequence[str] = ()) -> str:
+def matrix_summary(records: Sequence[Record], errors: Sequence[str] = ()) -> str:
     """What a person reads first: correct combinations per stage, known mistakes detected, the verdict."""
-    files = sorted({r["file"] for r in records})
-    correct = [r for r in records if r["expected"] == "pass"]
-    broken = [r for r in records if r["expected"] == "detect"]
+    files = sorted({r.file for r in records})
+    correct = [r for r in records if r.expected == Expected.PASS]
+    broken = [r for r in records if r.expected == Expected.DETECT]
     lines = [f"{len(files)} file(s) x {len(records) // max(1, len(files))} combinations"
              + (f"; {len(errors)} file(s) unusable (above)" if errors else "")]
     per_stage = []
     for stage in CLIP_STAGES:
-        judged = [r for r in correct if r["stages"][stage]["policy"] != "yardstick"]
-        ok = sum(r["stages"][stage]["ok"] for r in judged)
+        judged = [r for r in correct if r.stages[stage].policy != Policy.YARDSTICK]
+        ok = sum(r.stages[stage].ok for r in judged)
         yard = len(correct) - len(judged)
         per_stage.append(f"{stage} {ok}/{len(judged)}" + (f" (+{yard} yardstick)" if yard else ""))
     lines.append(f"correct combinations ({len(correct)} records) pass:  " + ", ".join(per_stage))
-    if any(r["status"] == "yardstick" for r in correct):
+    if any(r.status == Status.YARDSTICK for r in correct):
         lines.append(f"yardstick: {matrix.REFERENCE.id} on files without a stored baseline is what the others are "
                      "judged against (not itself judged)")
-    detected = sum(r["status"] == "detected" for r in broken)
-    unseparable = [r for r in broken if r["status"] == "not separable"]
+    detected = sum(r.status == Status.DETECTED for r in broken)
+    unseparable = [r for r in broken if r.status == Status.NOT_SEPARABLE]
     lines.append(f"known mistakes ({len(broken)} records): detected {detected} of {len(broken)} at their culprit "
                  "stage" + (f"; {len(unseparable)} not separable on these clips (the mistake changes them too "
                             "little to tell: not a failure)" if unseparable else ""))
-    bad = [r for r in records if r["status"] in FAILING]
+    bad = [r for r in records if r.status in FAILING]
     for title, group in (("NOT OK:", bad), ("not separable:", unseparable)):
         if group:
             lines.append(title)
         for r in group[:20]:
-            stages = [s for s, v in r["stages"].items() if not v["ok"]]
-            lines.append(f"  {Path(r['file']).name}: {r['frontend']}-{r['vae']}-{r['vocoder']} "
-                         f"({r['status']}) at {', '.join(stages)}")
+            lines.append(f"  {Path(r.file).name}: {r.combination} ({r.status}) at {', '.join(r.failed_stages)}")
         if len(group) > 20:
             lines.append(f"  ... and {len(group) - 20} more (--json for all)")
     if not records:

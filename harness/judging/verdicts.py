@@ -14,6 +14,7 @@ import numpy as np
 
 from harness.judging import matrix
 from harness.judging.matrix import Combination
+from harness.judging.records import Expected, Policy, Record, StageRecord, Status
 from harness.judging.stages import JUDGED, SHARE_OF, StageResult
 from harness.judging.thresholds import (
     Bound, _as_list, detect_limit, golden_target_id, judge, limits_of, parse_limit, relative_key, relative_limits,
@@ -210,37 +211,38 @@ def _expected_verdict(thresholds: Dict, combo: Combination, stage: str,
 
 
 #: record statuses that make ``harness matrix`` exit non-zero
-FAILING = ("FAIL", "MISSED")
+FAILING = (Status.FAIL, Status.MISSED)
 
 
-def _record_status(expected: str, ok: bool, stages: Dict[str, dict]) -> str:
+def _record_status(expected: str, ok: bool, stages: Dict[str, StageRecord]) -> Status:
     """``pass``/``FAIL`` for a correct combination; ``detected``/``MISSED`` for a known mistake, or ``not
     separable`` when it was judged relative to the reference on a clip without a stored baseline: the
     mistake changes the sound too little on *this* clip to tell, which is a fact about the clip, not a
     failure of the chain (on a golden clip, whose baseline says it was separable, it is ``MISSED``)."""
-    if expected == "pass":
-        if ok and all(st["policy"] in ("yardstick", "none") for st in stages.values()):
-            return "yardstick"  # the reference combination on a file without a stored baseline
-        return "pass" if ok else "FAIL"
+    if expected == Expected.PASS:
+        if ok and all(st.policy in (Policy.YARDSTICK, Policy.NONE) for st in stages.values()):
+            return Status.YARDSTICK  # the reference combination on a file without a stored baseline
+        return Status.PASS if ok else Status.FAIL
     if ok:
-        return "detected"
-    culprit = [st for st in stages.values() if st["expected"] == "detect" and not st["ok"]]
-    return "not separable" if all(st["policy"] in ("relative", "unjudgeable") for st in culprit) else "MISSED"
+        return Status.DETECTED
+    culprit = [st for st in stages.values() if st.expected == Expected.DETECT and not st.ok]
+    relative = all(st.policy in (Policy.RELATIVE, Policy.UNJUDGEABLE) for st in culprit)
+    return Status.NOT_SEPARABLE if relative else Status.MISSED
 
 
-def _verdict_rates(records: List[dict]) -> Dict[str, object]:
+def _verdict_rates(records: Sequence[Record]) -> Dict[str, object]:
     """False alarms and misses of :func:`harness.judging.report.matrix_records` output.
 
     A false alarm is a correct combination (expected ``pass`` everywhere) that is not ok; a miss is a
     broken combination whose culprit stage did not detect it. Returns counts, rates and the wrong records'
     ``file``/``combination``/failing stages.
     """
-    correct = [r for r in records if r["expected"] == "pass"]
-    broken = [r for r in records if r["expected"] == "detect"]
+    correct = [r for r in records if r.expected == Expected.PASS]
+    broken = [r for r in records if r.expected == Expected.DETECT]
 
     def wrong(rs):
-        return [{"file": r["file"], "combination": f"{r['frontend']}-{r['vae']}-{r['vocoder']}",
-                 "stages": [s for s, v in r["stages"].items() if not v["ok"]]} for r in rs if not r["ok"]]
+        return [{"file": r.file, "combination": r.combination, "stages": list(r.failed_stages)}
+                for r in rs if not r.ok]
 
     fa, miss = wrong(correct), wrong(broken)
     return {"records": len(records), "correct": len(correct), "broken": len(broken),
@@ -327,14 +329,16 @@ class Judge:
 
     # 4. a record's status, and the rates over records
     @staticmethod
-    def status(expected: str, ok: bool, stages: Dict[str, dict]) -> str:
-        """A record's status: ``pass``/``FAIL``/``yardstick`` for a correct combination, ``detected``/``MISSED``/
-        ``not separable`` for a known mistake."""
+    def status(expected: str, ok: bool, stages: Dict[str, StageRecord]) -> Status:
+        """A record's :class:`~harness.judging.records.Status` from its ``expected`` verdict, whether it is ``ok``
+        and its stages' :class:`~harness.judging.records.StageRecord`: ``pass``/``FAIL``/``yardstick`` for a
+        correct combination, ``detected``/``MISSED``/``not separable`` for a known mistake."""
         return _record_status(expected, ok, stages)
 
     @staticmethod
-    def rates(records: List[dict]) -> Dict[str, object]:
-        """False alarms and misses over matrix records: counts, rates and the wrong records."""
+    def rates(records: Sequence[Record]) -> Dict[str, object]:
+        """False alarms and misses over matrix records (:class:`~harness.judging.records.Record`): counts,
+        rates and the wrong records."""
         return _verdict_rates(records)
 
     @staticmethod

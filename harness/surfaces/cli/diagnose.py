@@ -75,16 +75,16 @@ def run(args) -> int:
     path = diagnose_report.write_html(diags, args.out, model=args.model)
     # every path given and not diagnosed is named: missing paths and empty directories, each unusable file, a
     # directory none of whose files could be used
-    bad = [d.record["error"] for d in diags if "error" in d.record]
+    bad = [d.report["error"] for d in diags if "error" in d.report]
     errors = inputs.skipped + bad + inputs.unused_directories(bad)
     if args.json:
-        print(json.dumps([d.record for d in diags], indent=1))
+        print(json.dumps([d.report for d in diags], indent=1))
     else:
-        print("\n\n".join(diagnose_report.format_table(d.record) for d in diags if "error" not in d.record))
+        print("\n\n".join(diagnose_report.format_table(d.report) for d in diags if "error" not in d.report))
     print(f"wrote {path}", file=sys.stderr if args.json else sys.stdout)
     for e in errors:
         print(f"harness: error: {e}", file=sys.stderr)
     if errors:
         return 2
     blamed = {"usage", "model"} if args.strict else {"usage"}
-    return 1 if any(d.record["verdict"].get("kind") in blamed for d in diags) else 0
+    return 1 if any(d.report["verdict"].get("kind") in blamed for d in diags) else 0

@@ -69,14 +69,14 @@ def run(args) -> int:
     for e in errors:
         print(f"harness: error: {e}", file=sys.stderr)
     if args.json:
-        print(json.dumps(records, indent=1))
+        print(json.dumps([r.to_dict() for r in records], indent=1))
     else:
         print(report.matrix_summary(records, unread))
         if args.verbose:
             print("\n" + report.matrix_table(records))
     if not records:  # nothing evaluated is never a pass
         return report_nothing_evaluated([], "evaluated")
-    if any(r["status"] in verdicts.FAILING for r in records):
+    if any(r.status in verdicts.FAILING for r in records):
         return 1
     return 2 if errors else 0
 

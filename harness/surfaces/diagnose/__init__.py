@@ -6,7 +6,7 @@ alone, Griffin-Lim baseline, full chain) and a one-line verdict. A ``.npy`` log-
 too (statistics, VAE round trip, vocoder). The HTML report is in :mod:`harness.surfaces.diagnose.report`.
 
 Three modules, each importing only the layers below the surfaces (signal, model, judging) and the ones
-before it here: :mod:`~harness.surfaces.diagnose.findings` (input and mel-statistics checks, the record),
+before it here: :mod:`~harness.surfaces.diagnose.findings` (input and mel-statistics checks, the per-file report),
 :mod:`~harness.surfaces.diagnose.stages` (the stages and the verdict), :mod:`~harness.surfaces.diagnose.report` (the HTML
 page). Each public name is imported from the module that defines it.
 """

@@ -1,6 +1,6 @@
 """What ``harness diagnose`` finds before running any model: the input's level, clipping, rate and
 channels, and a log-mel's statistics against what the VAE was trained on (a front-end mistake shows
-there first); the :class:`Diagnosis` record every file gets."""
+there first); the :class:`Diagnosis` every file gets."""
 from __future__ import annotations
 
 import math
@@ -40,9 +40,10 @@ class Finding(NamedTuple):
 
 @dataclass
 class Diagnosis:
-    """The JSON-able ``record`` of one file, plus the mels and waveforms the HTML report shows."""
+    """The JSON-able ``report`` of one file (what ``harness diagnose --json`` prints for it: its checks, stages and
+    verdict; not a matrix record), plus the mels and waveforms the HTML report shows."""
 
-    record: dict
+    report: dict
     mels: Dict[str, Optional[np.ndarray]] = field(default_factory=dict)    # title -> [frames, 64]
     waves: Dict[str, Optional[np.ndarray]] = field(default_factory=dict)   # title -> [samples] at 16 kHz
 

@@ -40,34 +40,34 @@ def _input_line(inp: dict) -> str:
             f"silent {100 * inp['silent_fraction']:.0f}%")
 
 
-def stage_rows(record: dict) -> List[List[str]]:
+def stage_rows(report: dict) -> List[List[str]]:
     """Header + one row per stage: label, input, the metrics of :data:`COLUMNS` (``-`` if n/a), error."""
     rows = [["stage", "input"] + [h for _, h, _ in COLUMNS] + ["error"]]
-    for st in record["stages"].values():
+    for st in report["stages"].values():
         m = st["metrics"]
         rows.append([st["label"], st["input"]] + [_fmt(m.get(k), f) for k, _, f in COLUMNS] + [st["error"] or ""])
     return rows
 
 
-def format_table(record: dict) -> str:
+def format_table(report: dict) -> str:
     """The text report of one file (or its one-line error)."""
-    if "error" in record:
-        return f"== {record['file']}\nerror: {record['error']}"
-    c = record["checks"]
-    lines = [f"== {record['file']}   front-end {record['frontend']}, VAE {record['vae']}, vocoder {record['vocoder']}",
+    if "error" in report:
+        return f"== {report['file']}\nerror: {report['error']}"
+    c = report["checks"]
+    lines = [f"== {report['file']}   front-end {report['frontend']}, VAE {report['vae']}, vocoder {report['vocoder']}",
              f"input      {_input_line(c['input'])}"]
     lines += [f"  [{f['severity']}] {f['message']}" for f in c["input"]["findings"]]
     lines.append(f"front-end  {_stats(c['frontend']['stats'])}")
     if c["frontend"]["reference"]:
         lines.append(f"  expected (audioldm2 mel of this audio): {_stats(c['frontend']['reference'])}")
     lines += [f"  [{f['severity']}] {f['message']}" for f in c["frontend"]["findings"]]
-    rows = stage_rows(record)
+    rows = stage_rows(report)
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         lines.append("  ".join(c.ljust(w) if i < 2 or i == len(r) - 1 else c.rjust(w)
                                for i, (c, w) in enumerate(zip(r, widths))).rstrip())
     lines.append(f"({UNITS})")
-    v = record["verdict"]
+    v = report["verdict"]
     # a note (the bundled model's own limits) is not a verdict against the user's code: it is not called one
     lines.append(f"{'note' if v.get('tone') == 'note' else 'verdict'} [{v['stage']}]: {v['message']}")
     return "\n".join(lines)
@@ -109,7 +109,7 @@ def summary_rows(diags: Sequence[Diagnosis]) -> List[List[str]]:
     """Header + one row per file: file, input, blamed stage, kind, full-chain mel L1, the first finding."""
     rows = [["file", "input", "verdict", "kind", "chain mel_l1 (nats)", "message"]]
     for d in diags:
-        r = d.record
+        r = d.report
         if "error" in r:
             rows.append([r["file"], "-", "error", "input", "-", r["error"]])
             continue
@@ -126,7 +126,7 @@ def _summary(diags: Sequence[Diagnosis]) -> str:
     rows = summary_rows(diags)
     out = ["<table class='summary'><tr>" + "".join(f"<th>{e(h)}</th>" for h in rows[0]) + "</tr>"]
     for i, (row, d) in enumerate(zip(rows[1:], diags)):
-        tone = "error" if "error" in d.record else _tone(d.record["verdict"]).strip()
+        tone = "error" if "error" in d.report else _tone(d.report["verdict"]).strip()
         out.append(f"<tr class='{'good' if not tone else 'note' if tone == 'note' else 'bad'}'><td><a href='#{_anchor(i)}'>{e(Path(row[0]).name)}</a>"
                    "</td>" + "".join(f"<td>{e(v)}</td>" for v in row[1:5]) + f"<td class='msg'>{e(row[5])}</td></tr>")
     return "\n".join(out) + "</table>"
@@ -139,7 +139,7 @@ def _tone(v: dict) -> str:
 
 
 def _section(diag: Diagnosis, index: int) -> str:
-    r, e = diag.record, html.escape
+    r, e = diag.report, html.escape
     head = f"<h2 id='{_anchor(index)}'>{e(r['file'])}</h2>"
     if "error" in r:
         return f"{head}<p class='verdict bad'>error: {e(r['error'])}</p>"

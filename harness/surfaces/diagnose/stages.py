@@ -274,10 +274,10 @@ def diagnose_file(chain, path, frontend_name: str = DEFAULTS["frontend"], vae: s
         checks, found, in_found, stages, mels, waves = _diagnose_audio(chain, path, frontend_name, vae, vocoder,
                                                                         seconds, seed)
     combo = Combination(DEFAULTS["frontend"] if is_mel else frontend_name, vae, vocoder)
-    record = {"file": path, "frontend": None if is_mel else frontend_name, "vae": vae, "vocoder": vocoder,
+    report = {"file": path, "frontend": None if is_mel else frontend_name, "vae": vae, "vocoder": vocoder,
               "checks": checks, "stages": stages,
               "verdict": verdict(found, stages, in_found, combo, thresholds_data, bundled=_bundled(chain))}
-    return Diagnosis(_clean(record), mels, waves)
+    return Diagnosis(_clean(report), mels, waves)
 
 
 def run_files(chain, files, progress: bool = True, **options) -> List[Diagnosis]:
