@@ -44,6 +44,11 @@ COMPONENT_AT: Mapping[str, str] = MappingProxyType(
 #: skip), and ``golden``, every variant's golden stages only
 SCOPES = ("all", "chain", "absolute", "reference", "golden")
 
+# --- reports ------------------------------------------------------------------------------------
+
+#: the prefix of every JUnit property a harness test records (``harness_verdict``, ``harness_speed_ratio``, ...)
+PROPERTY_PREFIX = "harness_"
+
 # --- files and provenance ------------------------------------------------------------------------
 
 #: the audio files a directory given to a command or to the goldens stands for (lower case, with the dot)

@@ -11,7 +11,9 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from harness import machine
-from harness.vocabulary import CLIP_STAGES, COMPONENT_AT, COMPONENT_NAMES, COMPONENTS, DEFAULTS, GOLDEN_STAGES
+from harness.vocabulary import (
+    CLIP_STAGES, COMPONENT_AT, COMPONENT_NAMES, COMPONENTS, DEFAULTS, GOLDEN_STAGES, PROPERTY_PREFIX,
+)
 from harness.signal import audio
 from harness.signal import metrics as metric_defs
 from harness.judging import golden as golden_mod
@@ -24,7 +26,6 @@ from harness.judging.stages import (
 )
 
 #: prefix of the JUnit property names a check records (``harness_stage``, ``harness_value``, ...)
-PREFIX = "harness_"
 
 
 def golden_clips(gset: golden_mod.GoldenSet) -> Dict[str, np.ndarray]:
@@ -345,7 +346,7 @@ def drift_note(drift: List[str]) -> Tuple[str, Dict[str, object]]:
         return "", {}
     return ("\ndependencies changed since the goldens or thresholds were made: " + "; ".join(drift)
             + " (a figure may have moved with them: check the change before changing code)",
-            {PREFIX + "drift": "; ".join(drift)})
+            {PROPERTY_PREFIX + "drift": "; ".join(drift)})
 
 
 def failure_message(combo, stage: str, expected: str, source: str, table: str, failing: List[str], blame: Blame,
@@ -482,7 +483,7 @@ class QualityJudge:
             what = f"evidence incomplete: drawing it raised {type(exc).__name__}: {exc}"  # must not hide it
         where = f"\nevidence: {d} ({what}" + (f"; of {chosen[0]}, the error being the same on every clip)"
                                                  if chosen and not failing else ")")
-        return where, {PREFIX + "evidence": str(d)}
+        return where, {PROPERTY_PREFIX + "evidence": str(d)}
 
     def _fix_and_hint(self, combo, stage: str, expected: str, blame: Blame,
                       evidence) -> Tuple[str, Dict[str, object]]:
@@ -494,14 +495,14 @@ class QualityJudge:
         if hint is not None and not blame.cause and not blame.upstream_slip and \
                 hint.kind not in (hints.Kind.NONE, hints.Kind.OTHER):
             fix = f"{fix}\nwhat the difference looks like: {hint.sentence}"
-            record[PREFIX + "hint"] = hint.sentence
+            record[PROPERTY_PREFIX + "hint"] = hint.sentence
         if blame.upstream_slip:
             fix = (f"fix: {blame.upstream_slip[0]} first: its output should match the built-in's on the same input "
                    "(an exact rewrite does, to float round-off); this stage should then pass")
-            record[PREFIX + "likely_culprit"] = blame.upstream_slip[0]
-        record.update({PREFIX + "culprit": blame.culprit, PREFIX + "fix": fix})
+            record[PROPERTY_PREFIX + "likely_culprit"] = blame.upstream_slip[0]
+        record.update({PROPERTY_PREFIX + "culprit": blame.culprit, PROPERTY_PREFIX + "fix": fix})
         if blame.cause:
-            record[PREFIX + "follows_from"] = blame.cause
+            record[PROPERTY_PREFIX + "follows_from"] = blame.cause
         return fix, record
 
     def _record(self, combo, stage, expected, ok, result, judged, source, clip_names) -> Dict[str, object]:
@@ -518,17 +519,17 @@ class QualityJudge:
             rows.append({"metric": f.metric, "clip": f.clip, "value": round(f.value, 6), "limit": f.limit,
                          "bound": f.bound, "headroom_pct": round(f.headroom_pct, 2), "baseline": baseline,
                          "margin_used_pct": None if used is None else round(used, 1), "ok": f.ok})
-        record = {PREFIX + "combination": combo.id, PREFIX + "stage": stage, PREFIX + "expected": expected,
-                  PREFIX + "verdict": _verdict(expected, ok, result.error), PREFIX + "limits_from": source}
+        record = {PROPERTY_PREFIX + "combination": combo.id, PROPERTY_PREFIX + "stage": stage, PROPERTY_PREFIX + "expected": expected,
+                  PROPERTY_PREFIX + "verdict": _verdict(expected, ok, result.error), PROPERTY_PREFIX + "limits_from": source}
         if result.error is not None:
-            record[PREFIX + "error"] = result.error
+            record[PROPERTY_PREFIX + "error"] = result.error
         if rows:
             tight = min(rows, key=lambda r: r["headroom_pct"])
-            record.update({PREFIX + k: tight[k] for k in ("metric", "clip", "value", "limit", "headroom_pct")})
+            record.update({PROPERTY_PREFIX + k: tight[k] for k in ("metric", "clip", "value", "limit", "headroom_pct")})
             for k in ("baseline", "margin_used_pct"):
                 if tight[k] is not None:
-                    record[PREFIX + k] = tight[k]
-            record[PREFIX + "figures"] = json.dumps(rows)
+                    record[PROPERTY_PREFIX + k] = tight[k]
+            record[PROPERTY_PREFIX + "figures"] = json.dumps(rows)
         return record
 
     def _cause(self, combo, stage: str, upstream: Optional[Dict[str, StageResult]], clip_names) -> Optional[str]:

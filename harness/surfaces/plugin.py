@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.vocabulary import COMPONENT_AT, GOLDEN_STAGES
+from harness.vocabulary import COMPONENT_AT, GOLDEN_STAGES, PROPERTY_PREFIX
 
 #: every setting: name -> (default, kind, help). The option is ``--harness-<name>`` (dashes), the ini key
 #: ``harness_<name>``; a value on the command line wins over the ini file, which wins over the default.
@@ -51,9 +51,6 @@ SETTINGS = {
 DTYPES = ("fp32", "bf16", "fp16")
 #: the parameters the plugin gives to tests that ask for them and that nobody else defines
 PARAMETERS = ("combination", "clip_stage", "golden_stage", "harness_frontend", "harness_variant")
-#: what the JUnit property names of a quality test's figures start with
-#: (:meth:`harness.surfaces.quality_check.QualityCheck.check`)
-PROPERTY_PREFIX = "harness_"
 
 
 def pytest_addoption(parser):

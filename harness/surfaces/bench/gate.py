@@ -39,7 +39,7 @@ from typing import Dict, List, Mapping, Optional, Sequence
 
 from harness import atomic, machine
 from harness.errors import InputError
-from harness.vocabulary import versions_line
+from harness.vocabulary import PROPERTY_PREFIX, versions_line
 
 #: the baseline file's format version
 FORMAT = 1
@@ -327,13 +327,14 @@ class SpeedVerdict:
 
     def properties(self) -> List[tuple]:
         """JUnit properties (``pytest --junitxml``) and the summary's source: ``harness_speed_*``."""
-        props = [("harness_speed_benchmark", self.benchmark), ("harness_speed_outcome", self.outcome.value),
-                 ("harness_speed_verdict", self.short())]
+        speed = PROPERTY_PREFIX + "speed_"
+        props = [(speed + "benchmark", self.benchmark), (speed + "outcome", self.outcome.value),
+                 (speed + "verdict", self.short())]
         for name in ("ratio", "low", "high", "memory_ratio", "seconds", "baseline_seconds", "threads",
                      "baseline_threads"):
             value = getattr(self, name)
             if value is not None:
-                props.append((f"harness_speed_{name}", round(value, 4) if isinstance(value, float) else value))
+                props.append((speed + name, round(value, 4) if isinstance(value, float) else value))
         return props
 
     def as_info(self) -> dict:
