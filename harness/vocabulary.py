@@ -44,6 +44,11 @@ COMPONENT_AT: Mapping[str, str] = MappingProxyType(
 #: skip), and ``golden``, every variant's golden stages only
 SCOPES = ("all", "chain", "absolute", "reference", "golden")
 
+# --- precision ----------------------------------------------------------------------------------
+
+#: the precisions a chain runs in (``--dtype`` of a command, ``--harness-dtype`` of pytest); each has its own limits
+PRECISIONS = ("fp32", "bf16", "fp16")
+
 # --- reports ------------------------------------------------------------------------------------
 
 #: the prefix of every JUnit property a harness test records (``harness_verdict``, ``harness_speed_ratio``, ...)

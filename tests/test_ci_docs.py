@@ -8,6 +8,7 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pytest
 import yaml
 
 from harness.judging import golden
@@ -35,6 +36,7 @@ def test_the_workflow_has_a_cpu_and_a_gpu_job_that_keep_their_evidence():
     assert "--harness-device cuda" in str(jobs["quality-gpu"]) and "actions/cache" in str(jobs["quality-gpu"])
 
 
+@pytest.mark.slow  # a fresh project end to end; the job's steps are checked above
 def test_the_cpu_job_runs_green_in_a_fresh_project(pytester):
     make_project(pytester)  # the README's example project: its conftest, pyproject and test file
     shutil.copytree(golden.BUNDLED_DIR / "tiny", pytester.path / "golden" / "tiny")

@@ -218,3 +218,15 @@ def test_pytest_is_imported_only_by_the_surfaces():
     assert [f"{path.as_posix()}:{line}" for path, line in found if path.parts[0] != "surfaces"] == []
     # the reader sees them: the plugin's and the quality check's
     assert {path.as_posix() for path, _ in found} >= {"surfaces/plugin.py", "surfaces/quality_check.py"}
+
+
+def test_no_function_of_the_judging_layer_is_over_60_lines():
+    """Where most changes land, each function does one thing: long ones are split into named steps."""
+    long = []
+    for path in sorted((pathlib.Path(__file__).resolve().parents[1] / "harness" / "judging").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > 60:
+                    long.append(f"{path.name}:{node.lineno} {node.name} ({lines} lines)")
+    assert long == []

@@ -28,6 +28,7 @@ def ours(waveform):
 """
 
 
+@pytest.mark.slow  # the shipped suite on a broken variant; the summary's parts are checked in the default suite
 def test_a_broken_variant_s_failures_are_all_named_and_every_figure_is_in_the_junit_file(pytester, harness_options):
     golden = harness_options["golden_dir"].resolve()
     if not (golden / "thresholds.toml").exists():

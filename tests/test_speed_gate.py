@@ -101,7 +101,7 @@ def test_the_baseline_file_round_trips_and_damage_names_the_command(baseline, tm
     again = speed.SpeedBaseline.load(path)
     assert again.to_json() == baseline.to_json()
     data = json.loads(path.read_text())
-    assert data["format"] == speed.FORMAT and data["provenance"]["versions"].startswith("audioldm2-harness==")
+    assert data["format"] == speed.BASELINE_FORMAT and data["provenance"]["versions"].startswith("audioldm2-harness==")
     assert data["provenance"]["machine"]["cpu"] and data["rule"]["min_effect"] == 0.10
     for text, why in [(None, "no speed baseline"), ("{not json", "not a readable"),
                       (json.dumps({**data, "format": 99}), "format 99"),

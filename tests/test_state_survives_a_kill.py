@@ -54,6 +54,7 @@ def test_the_bundled_model_s_goldens_are_copied_and_checked_in_seconds(tmp_path)
     golden.check(out)
 
 
+@pytest.mark.slow  # a real kill mid-generation; the writers' other kills are in the default suite
 def test_a_killed_harness_golden_leaves_the_previous_set_and_pytest_passes_on_it(tmp_path, pytester):
     out = shipped_copy(tmp_path)
     before = snapshot(out)

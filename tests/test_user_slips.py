@@ -3,6 +3,8 @@ tests (:mod:`harness.surfaces.suite`); benign rewrites of the correct components
 import pathlib
 import re
 
+import pytest
+
 from user_project import run_shipped_suite
 
 pytest_plugins = ["pytester"]
@@ -60,6 +62,7 @@ BENIGN = {
 }
 
 
+@pytest.mark.slow  # the whole shipped suite per slip; each slip's hint is in the default suite (test_hints)
 def test_slips_fail_and_benign_rewrites_pass(pytester, harness_options):
     prefixes = [p for ids in {**SLIPS, **BENIGN}.values() for p in ids]
     result, outcomes = run_shipped_suite(pytester, harness_options, "slips", prefixes, "--harness-report-dir",

@@ -67,6 +67,9 @@ def calibrate_relative(chain, clips: Dict[str, np.ndarray], progress: bool = Tru
                 fields, missed = _undetected(random_weights, problem)
                 if missed and _asserted_with_baseline(absolute, combo.id, stage):
                     fields, missed = {"not_separable": _not_separable(verdict, run.clip_names)}, []
+                    if progress:
+                        print(f"note: {combo.id}:{stage}: not separable on files without a stored baseline: "
+                              f"{fields['not_separable']}", file=sys.stderr)
                 # a known mistake has no margins of its own: its table exists only to say why it is not judged
                 tables.setdefault(thresholds.relative_key(combo.id, stage), {}).update(fields)
                 problems += missed
@@ -163,10 +166,6 @@ def calibrate(chain, golden_dir: str | Path, out: Optional[str | Path] = None, p
     if scope == "all":
         relative_clips = _relative_clips(progress) if relative_clips is None else relative_clips
         relative, missed = calibrate_relative(chain, relative_clips, progress, absolute=tables)
-        for key, table in relative.items():
-            if "not_separable" in table and progress:
-                print(f"note: {key[len('relative:'):]}: not separable on files without a stored baseline: "
-                      f"{table['not_separable']}", file=sys.stderr)
         tables.update(relative)
         problems += missed
     # 5. the thresholds file, with what it was measured on; the problems are raised once written

@@ -69,9 +69,8 @@ import numpy as np
 
 from harness.vocabulary import CLIP_STAGES, COMPONENT_AT, GOLDEN_STAGES
 from harness.signal.audio import HOP, N_MELS, SAMPLE_RATE
+from harness.signal.frontend import LOG_FLOOR_NATS
 
-#: ``ln(1e-5)``: the value of a silent bin in AudioLDM2's log-mel (the front-end's clamp)
-LOG_FLOOR_NATS = float(np.log(1e-5))
 #: every stage, clip and golden
 STAGES = frozenset(CLIP_STAGES + GOLDEN_STAGES)
 #: the stages whose component is the VAE: a structured difference there points at its scaling factor

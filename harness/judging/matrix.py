@@ -40,7 +40,7 @@ from harness.signal.audio import normalize_waveform
 from harness.model import variants
 from harness.model.chain import Chain
 from harness.judging import stages
-from harness.judging.stages import NOT_MEASURED, StageResult, golden_variant_names, measure
+from harness.judging.stages import NOT_MEASURED, StageResult, golden_variant_names, is_builtin, measure
 
 
 @dataclass(frozen=True)
@@ -156,13 +156,6 @@ BUILTIN = {
     "vae": ("scaled", "none", "sample"),
     "vocoder": ("hifigan", "griffin-lim"),
 }
-
-
-def is_builtin(stage: str, name: str) -> bool:
-    """Whether ``name`` is one of the harness's own front-ends / VAE / vocoder variants (correct or a known
-    mistake) rather than one a project registered."""
-    return name in {"frontend": frontends.BUILTIN_NAMES, "vae": variants.BUILTIN_VAES,
-                    "vocoder": variants.BUILTIN_VOCODERS}[stage]
 
 
 def combinations(frontends_: Optional[Iterable[str]] = None, vaes: Optional[Iterable[str]] = None,

@@ -22,7 +22,7 @@ from harness.judging import evidence, hints
 from harness.judging.matrix import Combination
 from harness.judging.stages import (
     GOLDEN_COMPARED_WITH, GOLDEN_REFERENCE, GoldenInputs, StageResult, golden_pair, golden_result,
-    golden_variant_names,
+    golden_variant_names, is_builtin,
 )
 
 #: prefix of the JUnit property names a check records (``harness_stage``, ``harness_value``, ...)
@@ -561,7 +561,7 @@ class QualityJudge:
                 return "the model's own chain (every component is the harness's)"
             return " or ".join(f"{COMPONENT_NAMES[s]} '{getattr(combo, s)}' (registered by this project)"
                                for s in mine)
-        whose = "" if matrix.is_builtin(stage, name) else " (registered by this project)"
+        whose = "" if is_builtin(stage, name) else " (registered by this project)"
         return f"{COMPONENT_NAMES[stage]} '{name}'{whose}"
 
     def fix(self, combo, stage: str, expected: str, cause: Optional[str]) -> str:
@@ -570,7 +570,7 @@ class QualityJudge:
         if cause:
             return f"fix: the failure at stage '{cause}' of the same combination; this one should then pass"
         if isinstance(combo, GoldenTarget):
-            mine = [] if matrix.is_builtin(COMPONENT_AT[combo.stage], combo.name) else [combo.name]
+            mine = [] if is_builtin(COMPONENT_AT[combo.stage], combo.name) else [combo.name]
         else:
             mine = [getattr(combo, s) for s in combo.user_components()]
         if mine:
@@ -619,13 +619,13 @@ def upstream_difference(combo, stage: str, upstream: Optional[Dict[str, StageRes
     """
     if not upstream or not isinstance(combo, Combination) or stage not in CLIP_STAGES:
         return None
-    if stage in COMPONENTS and not matrix.is_builtin(stage, getattr(combo, stage)):
+    if stage in COMPONENTS and not is_builtin(stage, getattr(combo, stage)):
         return None  # the failing stage's own component is the project's: it is the culprit named already
     for before in CLIP_STAGES[: CLIP_STAGES.index(stage)]:
         name = getattr(combo, before)
         metric = DISTANCE_TO_BUILTIN.get(before)
         result = upstream.get(before)
-        if matrix.is_builtin(before, name) or metric is None or result is None or metric not in result.metrics:
+        if is_builtin(before, name) or metric is None or result is None or metric not in result.metrics:
             continue
         values = np.asarray(result.metrics[metric], dtype=float)
         if not len(values) or not np.nanmax(values) > SAME_OUTPUT_NATS:

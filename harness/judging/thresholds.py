@@ -529,7 +529,8 @@ def write(path: str | Path, tables: Dict[str, Dict], meta: Dict) -> Path:
               "db_margin": DB_MARGIN, "detect_factor": DETECT_FACTOR, "relative_headroom": RELATIVE_HEADROOM,
               "db_tail_spreads": DB_TAIL_SPREADS,
               "chain_detect_headroom": CHAIN_DETECT_HEADROOM}
-    meta = {**meta, "calibrated_at": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
+    meta = {**meta, "calibrated_at": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "format": FORMAT}
     exact = {k: v for k, v in EXACT_SNR_DB.items()}
     # atomically: a calibration killed while writing leaves the previous file, never half a table
     return atomic.write_text(path, dump_toml({"meta": meta, "policy": policy, "exact_snr_db": exact, **tables}, header))

@@ -21,7 +21,7 @@ PACKAGE_DIR = Path(__file__).resolve().parents[1]  # the package data sits besid
 BUNDLED = {"tiny": PACKAGE_DIR / "models" / "tiny"}
 REAL_CONFIGS = PACKAGE_DIR / "configs" / "audioldm2"
 
-DTYPES = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
+TORCH_DTYPES = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
           "fp16": torch.float16, "float16": torch.float16}
 
 
@@ -168,7 +168,7 @@ def resolve_dtype(dtype: str | torch.dtype = "fp32") -> torch.dtype:
     if isinstance(dtype, torch.dtype):
         return dtype
     try:
-        return DTYPES[dtype]
+        return TORCH_DTYPES[dtype]
     except KeyError:
         raise ValueError(f"unknown dtype {dtype!r}; choose one of fp32, bf16, fp16") from None
 

@@ -22,13 +22,13 @@ import math
 import os
 import struct
 import warnings
-from typing import Any, Dict, Optional, Union
+from typing import Any, Dict, Optional
 
 import numpy as np
 import soundfile as sf
 
 from harness import atomic
-from harness.errors import AudioError, InputError, _one_line
+from harness.errors import AudioError, InputError, PathLike, _one_line
 
 __all__ = [
     "AudioWarning",
@@ -56,7 +56,6 @@ __all__ = [
     "to_tensor",
 ]
 
-PathLike = Union[str, "os.PathLike[str]"]
 
 #: sample rate of every AudioLDM2 component (Hz).
 SAMPLE_RATE = 16000

@@ -50,7 +50,7 @@ MEDIA_DIR = "media"
 #: the evidence WAVs, by the suffix :mod:`harness.judging.evidence` gives them, and how the page names them
 AUDIO_ROLES = (("golden", "golden"), ("correct", "correct call"), ("input", "input"), ("output", "yours"))
 
-Record = Tuple[str, str, Dict[str, object]]
+ReportedTest = Tuple[str, str, Dict[str, object]]
 
 STYLE = """
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 24px auto; max-width: 1180px;
@@ -87,7 +87,7 @@ document.querySelectorAll("audio").forEach(function (a) {
 """
 
 
-def write(directory, records: Iterable[Record], *, max_bytes: int = MAX_BYTES,
+def write(directory, records: Iterable[ReportedTest], *, max_bytes: int = MAX_BYTES,
           audio_budget: int = AUDIO_BUDGET, title: str = "audioldm2-harness run") -> Path:
     """Write the run's report page ``<directory>/index.html``.
 
@@ -146,7 +146,7 @@ def write(directory, records: Iterable[Record], *, max_bytes: int = MAX_BYTES,
     return path
 
 
-def _checked(record) -> Record:
+def _checked(record) -> ReportedTest:
     if not (isinstance(record, (tuple, list)) and len(record) == 3 and isinstance(record[2], dict)):
         raise ValueError(f"a record is (node id, outcome, {{harness_* property: value}}), got {record!r:.200}")
     return str(record[0]), str(record[1]), record[2]
@@ -163,7 +163,7 @@ def _page(title: str, body: Sequence[str], notes: Sequence[str]) -> str:
             + "\n".join(body[2:]) + f"\n<script>{SCRIPT}</script></body></html>\n")
 
 
-def _summary(records: Sequence[Record]) -> str:
+def _summary(records: Sequence[ReportedTest]) -> str:
     counts: Dict[str, int] = {}
     for _, outcome, _ in records:
         counts[outcome] = counts.get(outcome, 0) + 1
@@ -172,7 +172,7 @@ def _summary(records: Sequence[Record]) -> str:
     return f"<p class=\"summary\">{len(records)} {noun}: {_e(parts) or 'none'}</p>"
 
 
-def _dependencies(records: Sequence[Record]) -> List[str]:
+def _dependencies(records: Sequence[ReportedTest]) -> List[str]:
     """The dependencies block: every changed package any record names (``"<package> <old> -> <new> (<made
     with>)"`` entries joined by ``"; "``), once."""
     changes: Dict[str, str] = {}
@@ -212,7 +212,7 @@ def _num(value) -> str:
         return _e(value) if value is not None else ""
 
 
-def _failure(record: Record, media: "_Media", index: int) -> str:
+def _failure(record: ReportedTest, media: "_Media", index: int) -> str:
     nodeid, _, p = record
     rows = [("combination", p.get("harness_combination")), ("stage", p.get("harness_stage")),
             ("verdict", p.get("harness_verdict")), ("limits from", p.get("harness_limits_from")),
@@ -261,7 +261,7 @@ def _evidence(directory: Path, media: "_Media") -> List[str]:
     return parts
 
 
-def _stage_table(records: Sequence[Record]) -> List[str]:
+def _stage_table(records: Sequence[ReportedTest]) -> List[str]:
     rows = [(n, o, p) for n, o, p in records if p.get("harness_combination")]
     if not rows:
         return []

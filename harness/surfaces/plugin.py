@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.vocabulary import COMPONENT_AT, GOLDEN_STAGES, PROPERTY_PREFIX
+from harness.vocabulary import COMPONENT_AT, GOLDEN_STAGES, PRECISIONS, PROPERTY_PREFIX
 
 #: every setting: name -> (default, kind, help). The option is ``--harness-<name>`` (dashes), the ini key
 #: ``harness_<name>``; a value on the command line wins over the ini file, which wins over the default.
@@ -48,7 +48,6 @@ SETTINGS = {
     "speed_threads": (None, "string", "torch threads of timed CPU benchmarks; default: the cores other work "
                       "leaves free"),
 }
-DTYPES = ("fp32", "bf16", "fp16")
 #: the parameters the plugin gives to tests that ask for them and that nobody else defines
 PARAMETERS = ("combination", "clip_stage", "golden_stage", "harness_frontend", "harness_variant")
 
@@ -80,8 +79,8 @@ def setting(config, name: str):
         value = config.getini(f"harness_{name}")
     if value is None or value == "":
         value = SETTINGS[name][0]
-    if name == "dtype" and value not in DTYPES:
-        raise pytest.UsageError(f"harness dtype {value!r}: expected one of {', '.join(DTYPES)} "
+    if name == "dtype" and value not in PRECISIONS:
+        raise pytest.UsageError(f"harness dtype {value!r}: expected one of {', '.join(PRECISIONS)} "
                                 "(--harness-dtype or the ini key harness_dtype)")
     return value
 
@@ -169,7 +168,7 @@ def pytest_generate_tests(metafunc):
 
     entry_points.load_entry_points()
     if "combination" in wanted and "clip_stage" in wanted:
-        pairs = matrix.clip_stage_names(chain_detections(metafunc.config))
+        pairs = matrix.clip_stage_names(asserted_chains(metafunc.config))
         metafunc.parametrize(("combination", "clip_stage"), pairs, ids=[f"{c.id}:{s}" for c, s in pairs])
     elif "combination" in wanted:
         combos = matrix.combinations()
@@ -202,7 +201,7 @@ def golden_dir(config) -> Path:
     return Path(golden.locate(model, explicit, root))
 
 
-def chain_detections(config):
+def asserted_chains(config):
     """Combination ids whose whole chain calibration asserts *detected* (:func:`harness.judging.thresholds.chain_detections`)
     in this run's thresholds, or None when they cannot be read yet (the quality fixture then names the command)."""
     from harness.judging import thresholds

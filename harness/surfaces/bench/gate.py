@@ -24,7 +24,7 @@ reference profile (the kernels' shares of the reference time) matches the baseli
 
 Peak memory is gated the same way, against its calibrated spread and :attr:`Rule.min_memory_effect`.
 
-The baseline is a JSON file of format :data:`FORMAT`, written and read here only (:class:`SpeedBaseline`).
+The baseline is a JSON file of format :data:`BASELINE_FORMAT`, written and read here only (:class:`SpeedBaseline`).
 """
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ from harness.errors import InputError
 from harness.vocabulary import PROPERTY_PREFIX, versions_line
 
 #: the baseline file's format version
-FORMAT = 1
+BASELINE_FORMAT = 1
 #: the default baseline file, under pytest-benchmark's storage directory
 DEFAULT_BASELINE = ".benchmarks/speed-baseline.json"
 #: benchmarks whose calls take within this factor of each other pool their between-run spreads
@@ -62,7 +62,7 @@ class SpeedOutcome(enum.Enum):
     INCOMPARABLE = "incomparable"  # another device, precision or machine profile: not judged, re-baseline
 
 
-FAILING = (SpeedOutcome.SLOWER, SpeedOutcome.MORE_MEMORY)
+FAILING_OUTCOMES = (SpeedOutcome.SLOWER, SpeedOutcome.MORE_MEMORY)
 
 
 @dataclass(frozen=True)
@@ -184,7 +184,7 @@ def machine_fingerprint() -> Dict[str, object]:
 class SpeedBaseline:
     """A calibrated speed baseline: per benchmark and thread count an :class:`Entry`, the machine's reference
     profiles, the rule and the provenance. Written by :func:`fit` (``harness bench --calibrate``), read by
-    :meth:`load`; the JSON format is :data:`FORMAT`."""
+    :meth:`load`; the JSON format is :data:`BASELINE_FORMAT`."""
 
     entries: Dict[str, Dict[int, Entry]]
     profiles: Dict[int, Dict[str, float]]
@@ -205,7 +205,7 @@ class SpeedBaseline:
         return max(centers) - min(centers) if len(centers) > 1 else 0.0
 
     def to_json(self) -> dict:
-        return {"format": FORMAT, "kind": "audioldm2-harness speed baseline", "rule": asdict(self.rule),
+        return {"format": BASELINE_FORMAT, "kind": "audioldm2-harness speed baseline", "rule": asdict(self.rule),
                 "provenance": self.provenance,
                 "profiles": {str(t): p for t, p in sorted(self.profiles.items())},
                 "benchmarks": {name: {str(t): asdict(e) for t, e in sorted(by.items())}
@@ -226,9 +226,9 @@ class SpeedBaseline:
         except (OSError, ValueError) as exc:
             raise InputError(f"{path}: not a readable speed baseline ({exc}); re-calibrate with "
                              f"`{CALIBRATE} --baseline {path}`")
-        if not isinstance(data, dict) or data.get("format") != FORMAT:
+        if not isinstance(data, dict) or data.get("format") != BASELINE_FORMAT:
             raise InputError(f"{path}: speed baseline format {data.get('format') if isinstance(data, dict) else '?'}"
-                             f", this harness reads format {FORMAT}; re-calibrate with `{CALIBRATE} --baseline {path}`")
+                             f", this harness reads format {BASELINE_FORMAT}; re-calibrate with `{CALIBRATE} --baseline {path}`")
         try:
             entries = {name: {int(t): Entry(**e) for t, e in by.items()} for name, by in data["benchmarks"].items()}
             profiles = {int(t): dict(p) for t, p in data["profiles"].items()}
@@ -306,7 +306,7 @@ class SpeedVerdict:
 
     @property
     def fails(self) -> bool:
-        return self.outcome in FAILING
+        return self.outcome in FAILING_OUTCOMES
 
     def short(self) -> str:
         """``"1.31x slower (1.22-1.40), fails"``: the verdict as a PR page shows it."""
@@ -410,7 +410,7 @@ class SpeedGate:
             outcome = SpeedOutcome.PASS
         return SpeedVerdict(name, outcome, math.exp(r), math.exp(lower), math.exp(upper), obs.threads, threads,
                             memory_ratio, statistics.median(obs.seconds) if obs.seconds else None, entry.seconds,
-                            basis, self.rebaseline if outcome in FAILING else "")
+                            basis, self.rebaseline if outcome in FAILING_OUTCOMES else "")
 
     def _refusal(self, obs: Observed, entry: Entry, threads: int) -> str:
         """Why the run cannot be judged against ``entry`` ('' when it can)."""

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from harness.vocabulary import COMPONENT_NAMES, COMPONENTS, DEFAULTS, SCOPES
+from harness.vocabulary import COMPONENT_NAMES, COMPONENTS, DEFAULTS, PRECISIONS, SCOPES
 
 #: ``--scope``'s help: what each of the calibration's scopes measures, and how long it takes
 SCOPE_HELP = ("what calibration measures: golden = every variant's golden stages only (seconds); reference = the "
@@ -45,7 +45,7 @@ def add_components(p: argparse.ArgumentParser, restrict: bool = False, component
 def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="tiny", help=MODEL_HELP)
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
-    p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "fp16"],
+    p.add_argument("--dtype", default="fp32", choices=PRECISIONS,
                    help="model dtype; the VAE stays fp32 under fp16 (force_upcast)")
 
 

@@ -128,7 +128,7 @@ def compare_with_reference(mel: np.ndarray, ref: np.ndarray) -> List[Finding]:
     return []
 
 
-def check_frontend(mel: np.ndarray, ref: Optional[np.ndarray]) -> List[Finding]:
+def frontend_findings(mel: np.ndarray, ref: Optional[np.ndarray]) -> List[Finding]:
     """Absolute checks, minus what the audio itself explains, plus the comparison with ``ref`` if given."""
     found = check_mel_statistics(mel)
     if ref is None:

@@ -17,7 +17,7 @@ from harness.judging import thresholds, verdicts
 from harness.judging.matrix import REFERENCE, Combination
 from harness.judging.stages import StageResult, compare, measure, mel_figures, output
 from harness.surfaces.diagnose.findings import (
-    VAE_OK_NATS, REFERENCE_VAE, REFERENCE_VOCODER, Diagnosis, Finding, check_frontend, check_input,
+    VAE_OK_NATS, REFERENCE_VAE, REFERENCE_VOCODER, Diagnosis, Finding, frontend_findings, check_input,
     check_mel_statistics, load_mel, mel_statistics, silent_fraction,
 )
 
@@ -237,7 +237,7 @@ def _diagnose_audio(chain, path: str, fe_name: str, vae: str, vocoder: str, seco
         true = frontend.get_frontend(DEFAULTS["frontend"])(wave).to(chain.device)
         mel = frontend.get_frontend(fe_name)(wave).to(chain.device)
     true_np, mel_np = true[0, 0].cpu().numpy(), mel[0, 0].cpu().numpy()
-    found = check_frontend(mel_np, true_np) if fe_name != DEFAULTS["frontend"] else \
+    found = frontend_findings(mel_np, true_np) if fe_name != DEFAULTS["frontend"] else \
         [f for f in check_mel_statistics(mel_np) if f.severity == "flag"]
     info = {**info, "silent_fraction": silent, "analysed_seconds": len(x) / audio.SAMPLE_RATE}
     checks = {"input": {"kind": "audio", **info, "findings": [f._asdict() for f in in_found]},
