@@ -47,15 +47,19 @@ def pytest_sessionfinish(session):
 """
 
 
-def _project(pytester):
+def _project(pytester, monkeypatch):
+    # a project's own run: under pytest -n, this test's worker variables would make pytest-benchmark in the
+    # project's pytest disable timing ("xdist plugin is active")
+    for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+        monkeypatch.delenv(name, raising=False)
     pytester.makeconftest(CONFTEST)
     pytester.makepyfile(test_speed="from harness.surfaces.bench.suite import *  # noqa: F401,F403\n")
 
 
-def test_every_timed_round_runs_the_model(pytester):
+def test_every_timed_round_runs_the_model(pytester, monkeypatch):
     """The VAE's memo would answer every round after the first: each timed round must call the encoder, the
     decoder, the vocoder and a project's front-end as often as it was timed."""
-    _project(pytester)
+    _project(pytester, monkeypatch)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--benchmark-enable", "--benchmark-json=run.json",
                                            "--harness-speed-baseline=off",
                                            "-k", "vae-scaled or vocoder-hifigan or frontend-ours")
@@ -77,7 +81,7 @@ def test_every_timed_round_runs_the_model(pytester):
 
 @pytest.mark.slow
 def test_calibrated_gate_passes_unchanged_code_and_fails_a_2x_slowdown(pytester, monkeypatch):
-    _project(pytester)
+    _project(pytester, monkeypatch)
     args = ["-k", "ours-vocoder or vocoder-hifigan"]
     calibrated = pytester.run("harness", "bench", "--runs", "2", "--baseline", "speed.json", "--calibrate", *args)
     assert calibrated.ret == 0, calibrated.stdout.str()[-3000:] + calibrated.stderr.str()[-3000:]

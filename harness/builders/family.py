@@ -82,20 +82,28 @@ def build_tiny(variant: str, out_dir: str | os.PathLike, seed: int = 0) -> Path:
                                                        "vae_vocoder": "bundled tiny (trained)"})
 
 
-def _audioldm_v1(vae, vocoder, seed: int):
-    # as in diffusers' AudioLDM pipeline tests: the text embedding enters the UNet as
-    # a class embedding concatenated to the time embedding, no cross-attention context
-    from diffusers import AudioLDMPipeline, DDIMScheduler, UNet2DConditionModel
-    from transformers import ClapTextConfig, ClapTextModelWithProjection
+def _class_embedding_unet(vae, seed: int):
+    """The plain ``UNet2DConditionModel`` of AudioLDM v1 and MusicLDM, as in diffusers' tests of both pipelines: the
+    text embedding (width 16) enters as a class embedding concatenated to the time embedding."""
+    from diffusers import UNet2DConditionModel
 
     torch.manual_seed(seed)
-    unet = UNet2DConditionModel(
+    return UNet2DConditionModel(
         block_out_channels=(16, 32), layers_per_block=1, sample_size=tiny.UNET_SAMPLE_SIZE,
         in_channels=vae.config.latent_channels, out_channels=vae.config.latent_channels,
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
         cross_attention_dim=(16, 32), norm_num_groups=8, attention_head_dim=4,
         class_embed_type="simple_projection", projection_class_embeddings_input_dim=16, class_embeddings_concat=True,
     )
+
+
+def _audioldm_v1(vae, vocoder, seed: int):
+    # as in diffusers' AudioLDM pipeline tests: the text embedding enters the UNet as
+    # a class embedding concatenated to the time embedding, no cross-attention context
+    from diffusers import AudioLDMPipeline, DDIMScheduler
+    from transformers import ClapTextConfig, ClapTextModelWithProjection
+
+    unet = _class_embedding_unet(vae, seed)
     tokenizer = tiny._roberta_tokenizer()
     torch.manual_seed(seed)
     text_encoder = ClapTextModelWithProjection(ClapTextConfig(
@@ -110,18 +118,11 @@ def _musicldm(vae, vocoder, seed: int):
     # as in diffusers' MusicLDM pipeline tests: the CLAP text embedding enters the UNet as a class embedding
     # concatenated to the time embedding; the VAE is the bundled one with its latents rescaled (the pipeline's
     # latents times MusicLDM's factor are the bundled latents times its own: every correct chain is unchanged)
-    from diffusers import MusicLDMPipeline, UNet2DConditionModel
+    from diffusers import MusicLDMPipeline
 
     base = tiny.build_pipeline(vae, vocoder, seed)
     rescale_latents(vae, float(vae.config.scaling_factor), MUSICLDM_SCALING_FACTOR)
-    torch.manual_seed(seed)
-    unet = UNet2DConditionModel(
-        block_out_channels=(16, 32), layers_per_block=1, sample_size=tiny.UNET_SAMPLE_SIZE,
-        in_channels=vae.config.latent_channels, out_channels=vae.config.latent_channels,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=(16, 32), norm_num_groups=8, attention_head_dim=4,
-        class_embed_type="simple_projection", projection_class_embeddings_input_dim=16, class_embeddings_concat=True,
-    )
+    unet = _class_embedding_unet(vae, seed)
     return MusicLDMPipeline(vae=vae, text_encoder=base.text_encoder, tokenizer=base.tokenizer,
                             feature_extractor=base.feature_extractor, unet=unet, scheduler=base.scheduler,
                             vocoder=vocoder)
