@@ -289,7 +289,7 @@ def _detection_limits(combos: List[matrix.Combination], results: Dict[str, Dict[
             if exp != "detect":
                 continue
             key = JUDGED[stage][0]
-            sib = tables.get(thresholds.table_key(combo.sibling(stage).id, stage), {})
+            sib = tables.get(thresholds.table_key(combo.siblings(stage)[0].id, stage), {})
             lim = thresholds.detect_limit(sib, key)
             entry = {**tables[thresholds.table_key(combo.id, stage)], **lim}
             r = results[combo.id][stage]

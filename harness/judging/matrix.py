@@ -45,7 +45,24 @@ from harness.judging.stages import NOT_MEASURED, StageResult, golden_variant_nam
 
 @dataclass(frozen=True)
 class Combination:
-    """One front-end x VAE variant x vocoder variant; ``id`` reads like ``audioldm2-scaled-hifigan``."""
+    """One front-end x VAE variant x vocoder variant; ``id`` reads like ``audioldm2-scaled-hifigan``.
+
+    A related combination is always this one with some components replaced by correct defaults; which ones
+    says what it is for:
+
+    ===================================  =======================================================================
+    method                               replaces                       used for
+    ===================================  =======================================================================
+    :meth:`reference` ``(stage)``        the component of ``stage``     the figure on the same clip it is judged
+                                                                        against without a stored baseline
+    :meth:`correct_alternatives`         the component of ``stage``,    the band a known mistake must clear
+    ``(stage)``                          by each correct built-in       (relative policy)
+    :meth:`siblings` ``(stage)``         every component that is not a  the limits a project's variant is judged
+                                         correct built-in               by (first: the default front-end)
+    :meth:`stand_in` ``()``              each project-registered one    the calibrated decisions it takes
+    :meth:`corrected` ``()``             each known mistake             the chain a broken chain is compared with
+    ===================================  =======================================================================
+    """
 
     frontend: str
     vae: str
@@ -130,22 +147,18 @@ class Combination:
         return dataclasses.replace(self, **{s: DEFAULTS[s] for s in self.user_components()})
 
     def siblings(self, stage: str) -> List["Combination"]:
-        """The combinations whose limits judge ``stage`` when this one has no thresholds of its own: its
-        :meth:`sibling`, and for a project's own front-end the same with each correct built-in front-end.
+        """The combinations whose limits judge ``stage`` when this one has no thresholds of its own: first this
+        one with every component that is not a correct built-in replaced by the default (the same at every
+        stage), then, for a project's own front-end, the same with each other correct built-in front-end.
         AudioLDM2 has two framings and a correct front-end matches either (the front-end stage takes the
         closer one), so downstream it is held to the looser of their limits."""
-        first = self.sibling(stage)
-        if self.frontend in BUILTIN["frontend"]:
-            return [first]
-        return [first] + [dataclasses.replace(first, frontend=f) for f in BUILTIN["frontend"] if f != first.frontend]
-
-    def sibling(self, stage: str) -> "Combination":
-        """The combination judged for ``stage`` when this one has no thresholds of its own: every
-        component that is not a known-correct *built-in* is replaced by the default correct one."""
         fe = self.frontend if self.frontend in BUILTIN["frontend"] else DEFAULTS["frontend"]
         vae = self.vae if self.vae in BUILTIN["vae"] else DEFAULTS["vae"]
         voc = self.vocoder if self.vocoder in BUILTIN["vocoder"] else DEFAULTS["vocoder"]
-        return Combination(fe, vae, voc)
+        first = Combination(fe, vae, voc)
+        if self.frontend in BUILTIN["frontend"]:
+            return [first]
+        return [first] + [dataclasses.replace(first, frontend=f) for f in BUILTIN["frontend"] if f != first.frontend]
 
 
 #: the reference combination: the correct way to call every stage

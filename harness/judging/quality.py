@@ -653,13 +653,10 @@ class GoldenTarget:
         """``golden-<stage>-<variant>`` (:func:`harness.judging.thresholds.golden_target_id`)."""
         return thresholds.golden_target_id(self.stage, self.name)
 
-    def sibling(self, stage: str) -> "GoldenTarget":
-        """The reference variant of this golden stage (judged when this one has no table)."""
-        return GoldenTarget(self.stage, GOLDEN_REFERENCE[self.stage])
-
     def siblings(self, stage: str) -> list:
-        """``[sibling]``: the one golden target whose limits judge this one when it has no table."""
-        return [self.sibling(stage)]
+        """The one golden target whose limits judge this one when it has no table: the stage's reference
+        variant."""
+        return [GoldenTarget(self.stage, GOLDEN_REFERENCE[self.stage])]
 
 
 def figure_row(f) -> Tuple[str, str, str, str]:

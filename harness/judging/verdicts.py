@@ -25,13 +25,11 @@ from harness.judging.thresholds import (
 class Judged(Protocol):
     """What the engine judges: a :class:`~harness.judging.matrix.Combination` or a
     :class:`~harness.judging.quality.GoldenTarget`. ``id`` names its threshold tables; ``siblings(stage)`` are
-    the built-ins whose limits judge it when it has none of its own (a project's variant), ``sibling(stage)``
-    the first of them."""
+    the built-ins whose limits judge it when it has none of its own (a project's variant), the first of them the
+    one named when none has limits."""
 
     @property
     def id(self) -> str: ...
-
-    def sibling(self, stage: str) -> "Judged": ...
 
     def siblings(self, stage: str) -> list: ...
 
@@ -60,7 +58,7 @@ def _limits_for(thresholds: Dict, combo: Judged, stage: str) -> Tuple[Optional[D
         return limits_of(own), combo.id
     sibs = [s for s in combo.siblings(stage) if table_key(s.id, stage) in thresholds]
     if not sibs:
-        return None, combo.sibling(stage).id
+        return None, combo.siblings(stage)[0].id
     limits = limits_of(thresholds[table_key(sibs[0].id, stage)], detection=False)
     for other in sibs[1:]:
         table = thresholds[table_key(other.id, stage)]
@@ -92,7 +90,7 @@ def _relative_margins(thresholds: Dict, combo, stage: str) -> Tuple[Dict[str, fl
     A combination without a table of its own (a user's variant) gets its sibling's (the built-in
     component it replaces); without either, the reference's own margin (``{}``: ratio 1, offset 0).
     """
-    for c in (combo, combo.sibling(stage)):
+    for c in (combo, combo.siblings(stage)[0]):
         table = thresholds.get(relative_key(c.id, stage))
         if table is not None:
             return dict(table), c.id
