@@ -57,3 +57,14 @@ def test_a_newer_format_is_refused_with_the_command(tmp_path):
                                           r"harness thresholds --calibrate"):
         thresholds.load(tmp_path / "thresholds.toml")
     assert thresholds.load(SHIPPED[0])["meta"].get("format", 1) == 1  # written before the key: format 1
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_the_writer_keeps_every_limit_of_a_shipped_file_and_records_the_format(tmp_path, path):
+    data = thresholds.load(path)
+    tables = {k: v for k, v in data.items() if k not in ("meta", "policy", "exact_snr_db")}
+    meta = {k: v for k, v in data["meta"].items() if k not in ("calibrated_at", "format")}
+    again = thresholds.load(thresholds.write(tmp_path / "thresholds.toml", tables, meta))
+    assert again["meta"]["format"] == thresholds.FORMAT
+    # every table of limits as it was ([policy] and [exact_snr_db] are the code's constants at writing time)
+    assert {k: v for k, v in again.items() if k not in ("meta", "policy", "exact_snr_db")} == tables
