@@ -11,7 +11,7 @@ import pytest
 
 from harness.builders import family
 from harness.builders.bundled import tiny
-from harness.errors import IncompatibleModel
+from harness.errors import IncompatibleModel, ModelNotAvailable
 from harness.model import loading
 from harness.model.settings import check_settings, read_settings, settings_problems
 
@@ -140,3 +140,12 @@ def test_an_unknown_pipeline_class_is_refused_only_where_the_pipeline_runs(tmp_p
     assert check_settings(settings, "m") is settings  # the VAE and vocoder alone can be judged
     with pytest.raises(IncompatibleModel, match="_class_name 'StableAudioPipeline' is none of AudioLDM2Pipeline"):
         check_settings(settings, "m", pipeline_needed=True)
+
+
+def test_a_config_field_of_the_wrong_type_is_named_not_a_traceback(tmp_path):
+    model = tmp_path / "m"
+    shutil.copytree(loading.BUNDLED["tiny"], model, ignore=shutil.ignore_patterns("*.safetensors"))
+    config = json.loads((model / "vocoder" / "config.json").read_text())
+    (model / "vocoder" / "config.json").write_text(json.dumps({**config, "upsample_rates": 160}))
+    with pytest.raises(ModelNotAvailable, match=r"vocoder/config.json: has 160 as 'upsample_rates', not a list"):
+        read_settings(model)

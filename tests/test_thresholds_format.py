@@ -12,7 +12,6 @@ from harness.judging.thresholds import Bound, parse_limit
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = sorted((ROOT / "harness" / "goldens").glob("*/thresholds*.toml"))
 OTHER_FIELDS = {"expected", "not_asserted", "detect_ratio_min", "unjudgeable", "error", "not_separable"}
-RELATIVE_SUFFIXES = ("_ratio", "_offset", "_share", "_offset_db")
 
 
 @pytest.mark.parametrize("key, parsed", [
@@ -45,7 +44,7 @@ def test_every_field_of_the_shipped_files_is_documented(path):
             continue
         assert re.fullmatch(r"(relative:)?[a-z0-9-]+:(frontend|vae|vocoder|chain|decode|roundtrip)", table), table
         for key in entry:
-            relative = table.startswith("relative:") and key.endswith(RELATIVE_SUFFIXES)
+            relative = table.startswith("relative:") and key.endswith(thresholds.MARGIN_SUFFIXES)
             assert (parse_limit(key) is not None or key.startswith("measured_") or key in OTHER_FIELDS
                     or relative), f"{table}: field {key!r} is none the format page documents"
 

@@ -25,7 +25,6 @@ from harness.judging.stages import (
     golden_variant_names, is_builtin,
 )
 
-#: prefix of the JUnit property names a check records (``harness_stage``, ``harness_value``, ...)
 
 
 def golden_clips(gset: golden_mod.GoldenSet) -> Dict[str, np.ndarray]:

@@ -232,6 +232,10 @@ def relative_limits(margins: Dict[str, float], reference: Dict[str, np.ndarray],
     return out
 
 
+#: the endings of a relative table's margin fields (:func:`fit_relative`)
+MARGIN_SUFFIXES = ("_ratio", "_offset", "_share", "_offset_db")
+
+
 def relative_key(combo_id: str, stage: str) -> str:
     """Table name of a combination's relative margins: ``relative:<combination>:<stage>``."""
     return f"relative:{combo_id}:{stage}"

@@ -17,8 +17,8 @@ from harness.judging.matrix import Combination
 from harness.judging.records import Expected, Policy, Record, StageRecord, Status
 from harness.judging.stages import JUDGED, SHARE_OF, StageResult
 from harness.judging.thresholds import (
-    Bound, _as_list, detect_limit, golden_target_id, judge, limits_of, parse_limit, relative_key, relative_limits,
-    select_clips, table_key, unjudgeable,
+    MARGIN_SUFFIXES, Bound, _as_list, detect_limit, golden_target_id, judge, limits_of, parse_limit, relative_key,
+    relative_limits, select_clips, table_key, unjudgeable,
 )
 
 
@@ -88,11 +88,13 @@ def _relative_margins(thresholds: Dict, combo, stage: str) -> Tuple[Dict[str, fl
     """The relative margins that judge ``combo`` at ``stage``, and whose they are.
 
     A combination without a table of its own (a user's variant) gets its sibling's (the built-in
-    component it replaces); without either, the reference's own margin (``{}``: ratio 1, offset 0).
+    component it replaces); without either, the reference's own margin (``{}``: ratio 1, offset 0). A known
+    mistake's table holds no margins, only why it is not judged (``unjudgeable``, ``not_separable``): it is
+    not one.
     """
     for c in (combo, combo.siblings(stage)[0]):
         table = thresholds.get(relative_key(c.id, stage))
-        if table is not None:
+        if table is not None and any(k.endswith(MARGIN_SUFFIXES) for k in table):
             return dict(table), c.id
     return {}, combo.reference(stage).id
 

@@ -22,7 +22,7 @@ BUNDLED = {"tiny": PACKAGE_DIR / "models" / "tiny"}
 REAL_CONFIGS = PACKAGE_DIR / "configs" / "audioldm2"
 
 TORCH_DTYPES = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
-          "fp16": torch.float16, "float16": torch.float16}
+                "fp16": torch.float16, "float16": torch.float16}
 
 
 

@@ -32,6 +32,8 @@ from harness.signal.audio import HOP, N_MELS, SAMPLE_RATE, VAE_FACTOR
 PIPELINES = ("AudioLDM2Pipeline", "AudioLDMPipeline", "MusicLDMPipeline")
 #: where the list of supported models and settings is documented
 SUPPORTED_DOC = "docs/models.md"
+#: the files the check reads, relative to a pipeline directory
+CONFIG_FILES = ("model_index.json", "vae/config.json", "vocoder/config.json", "unet/config.json")
 
 
 @dataclass(frozen=True)
@@ -89,11 +91,24 @@ def _config(root: Path, name: str, required: bool = True) -> Optional[dict]:
         raise ModelNotAvailable(f"{path}: unreadable ({exc}); restore it or download the model again") from None
 
 
-def _field(config: dict, root: Path, name: str, key: str):
-    if key not in config:
-        raise ModelNotAvailable(f"{root / name}: has no {key!r}; is it the config of a diffusers/transformers "
-                                "component of an AudioLDM-family pipeline?")
-    return config[key]
+def _field(config: dict, root: Path, name: str, key: str, kind=int, default=None):
+    """``config[key]`` as ``kind`` (``int``, ``float``, ``list``); a missing field takes ``default`` when one is
+    given, else, like a field of another type, raises :class:`ModelNotAvailable` naming the file."""
+    if key not in config and default is not None:
+        return default
+    value = config.get(key)
+    try:
+        if kind is list:
+            if not isinstance(value, list) or not value or not all(isinstance(v, int) for v in value):
+                raise TypeError
+            return value
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and value != int(value)):
+            raise TypeError
+        return kind(value)
+    except (TypeError, ValueError):
+        what = "has no" if key not in config else f"has {value!r} as"
+        raise ModelNotAvailable(f"{root / name}: {what} {key!r}, not a {kind.__name__}; is it the config of a "
+                                "diffusers/transformers component of an AudioLDM-family pipeline?") from None
 
 
 def read_settings(model_dir: Union[str, "os.PathLike[str]"]) -> ModelSettings:
@@ -119,21 +134,48 @@ def read_settings(model_dir: Union[str, "os.PathLike[str]"]) -> ModelSettings:
     vocoder = _config(root, "vocoder/config.json")
     unet = _config(root, "unet/config.json", required=False) or {}
     index = _config(root, "model_index.json", required=False) or {}
-    rates = _field(vocoder, root, "vocoder/config.json", "upsample_rates")
-    blocks = _field(vae, root, "vae/config.json", "block_out_channels")
+    voc, ae, un = "vocoder/config.json", "vae/config.json", "unet/config.json"
     return ModelSettings(
         pipeline=index.get("_class_name"),
-        sample_rate=int(_field(vocoder, root, "vocoder/config.json", "sampling_rate")),
-        hop=int(math.prod(rates)),
-        n_mels=int(_field(vocoder, root, "vocoder/config.json", "model_in_dim")),
-        vae_in_channels=int(vae.get("in_channels", 3)),  # diffusers' AutoencoderKL defaults
-        vae_out_channels=int(vae.get("out_channels", 3)),
-        latent_channels=int(vae.get("latent_channels", 4)),
-        vae_scale_factor=2 ** (len(blocks) - 1),
-        scaling_factor=float(vae.get("scaling_factor", 0.18215)),
-        unet_in_channels=unet.get("in_channels"),
-        unet_out_channels=unet.get("out_channels"),
+        sample_rate=_field(vocoder, root, voc, "sampling_rate"),
+        hop=math.prod(_field(vocoder, root, voc, "upsample_rates", list)),
+        n_mels=_field(vocoder, root, voc, "model_in_dim"),
+        # diffusers' AutoencoderKL defaults where a config leaves a field out
+        vae_in_channels=_field(vae, root, ae, "in_channels", default=3),
+        vae_out_channels=_field(vae, root, ae, "out_channels", default=3),
+        latent_channels=_field(vae, root, ae, "latent_channels", default=4),
+        vae_scale_factor=2 ** (len(_field(vae, root, ae, "block_out_channels", list)) - 1),
+        scaling_factor=_field(vae, root, ae, "scaling_factor", float, default=0.18215),
+        unet_in_channels=_field(unet, root, un, "in_channels") if "in_channels" in unet else None,
+        unet_out_channels=_field(unet, root, un, "out_channels") if "out_channels" in unet else None,
     )
+
+
+def local_model_dir(spec: str) -> Optional[Path]:
+    """The local directory of a model given as a path or a hub id, found without torch and without a download:
+    an existing directory, or a hub id's snapshot in the Hugging Face cache holding its configs; None otherwise
+    (a bundled name is its caller's to resolve).
+
+    Parameters
+    ----------
+    spec : str
+        What the user gave (``--model`` of a command, ``--harness-model`` of pytest).
+
+    Returns
+    -------
+    Path or None
+    """
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return path
+    if spec.count("/") != 1 or spec.startswith((".", "/")):
+        return None
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(spec, allow_patterns=list(CONFIG_FILES), local_files_only=True))
+    except Exception:  # not in the cache (the hub's errors come in many classes): the caller loads it later
+        return None
 
 
 def settings_problems(settings: ModelSettings, pipeline_needed: bool = False) -> List[str]:

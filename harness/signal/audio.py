@@ -416,7 +416,9 @@ def valid_audio(x, name: Optional[str] = None, *, sr: int = SAMPLE_RATE, batch: 
             x = torch.as_tensor(np.asarray(x, dtype=np.float64 if dtype == torch.float64 else np.float32))
         x = x[None] if x.ndim == 1 else x
     else:
-        x = np.asarray(x.detach().cpu() if hasattr(x, "detach") else x)  # a tensor without importing torch
+        # a tensor without importing torch (numpy has no bfloat16: a low-precision tensor is read as float32)
+        x = np.asarray(x.detach().cpu().float() if hasattr(x, "detach") and x.is_floating_point() else
+                       x.detach().cpu() if hasattr(x, "detach") else x)
 
     # 1. dimensionality: mono
     if batch and x.ndim != 2:

@@ -101,17 +101,20 @@ def pytest_configure(config):
 
 def _check_model(config) -> None:
     """A model the harness cannot judge (:mod:`harness.model.settings`: another mel count, hop or sample rate, latents
-    its VAE cannot take) stops the run at once with the model check's one line, not once per test. Only a bundled
-    model, a directory or a hub id in the local cache is read here; a model not available yet is left to the
-    tests, whose message says what to do."""
+    its VAE cannot take) stops the run at once with the model check's one line, not once per test. Only JSON
+    configs are read, of a directory or a hub id in the local cache (no torch, no download); a model not available
+    yet is left to the tests, whose message says what to do. Under pytest-xdist the controller checks once."""
     model = setting(config, "model")
-    if model == SETTINGS["model"][0]:
-        return  # the bundled model: checked by the harness's own tests, and no torch import for a guest run
+    if model == SETTINGS["model"][0] or hasattr(config, "workerinput"):
+        return  # the bundled model is checked by the harness's own tests
     from harness.errors import IncompatibleModel, ModelNotAvailable
-    from harness.model import loading
+    from harness.model.settings import check_settings, local_model_dir, read_settings
 
+    path = local_model_dir(model)
+    if path is None:
+        return
     try:
-        loading.resolve_model(model, local_only=True)
+        check_settings(read_settings(path), model)
     except IncompatibleModel as exc:
         raise pytest.UsageError(f"audioldm2-harness: {exc}") from None
     except ModelNotAvailable:
