@@ -67,3 +67,13 @@ def test_the_writer_keeps_every_limit_of_a_shipped_file_and_records_the_format(t
     assert again["meta"]["format"] == thresholds.FORMAT
     # every table of limits as it was ([policy] and [exact_snr_db] are the code's constants at writing time)
     assert {k: v for k, v in again.items() if k not in ("meta", "policy", "exact_snr_db")} == tables
+
+
+def test_a_loaded_file_is_a_threshold_table_looked_up_by_purpose():
+    table = thresholds.load(SHIPPED[0])
+    assert isinstance(table, thresholds.ThresholdTable) and table.scope == table["meta"]["scope"]
+    assert table.limits_table("audioldm2-scaled-hifigan", "vae") is table["audioldm2-scaled-hifigan:vae"]
+    assert table.relative_table("audioldm2-sample-hifigan", "vae") is table.get("relative:audioldm2-sample-hifigan:vae")
+    assert table.limits_table("ours-scaled-hifigan", "vae") is None
+    assert set(table.judged_tables()) == set(table) - set(thresholds.FIXED_TABLES)
+    assert thresholds.ThresholdTable.of(table) is table

@@ -455,9 +455,55 @@ def file_name(dtype: str = "fp32") -> str:
 
 #: the thresholds file's format (``[meta] format``; a file without it is format 1): docs/thresholds-format.md
 FORMAT = 1
+#: the tables every file has besides the judged ones
+FIXED_TABLES = ("meta", "policy", "exact_snr_db")
 
 
-def load(path: str | Path) -> Dict[str, Dict]:
+class ThresholdTable(dict):
+    """A thresholds file: its tables by name (``{"meta": {...}, "audioldm2-scaled-hifigan:vae": {...}, ...}``), as
+    :func:`load` reads it or as calibration builds it, with the lookups by what a table is for.
+
+    It is the dict the TOML file holds (the ``harness_thresholds`` fixture's, read as in the file); the methods
+    below build the table names (:func:`table_key`, :func:`relative_key`) so that no caller spells them.
+
+    Usage::
+
+        table = thresholds.load("golden/tiny/thresholds.toml")
+        table.scope                                         # "all"
+        table.limits_table("audioldm2-scaled-hifigan", "vae")["mel_l1_max"]
+        table.relative_table("audioldm2-sample-hifigan", "vae")   # margins, or None
+    """
+
+    @property
+    def meta(self) -> Dict:
+        """``[meta]``: provenance (model, scope, dtype, device, kernel path, weights hash, clips, ...)."""
+        return self.get("meta", {})
+
+    @property
+    def scope(self) -> Optional[str]:
+        """What the calibration measured (:data:`harness.vocabulary.SCOPES`), None where it is not recorded."""
+        return self.meta.get("scope")
+
+    def limits_table(self, target_id: str, stage: str) -> Optional[Dict]:
+        """The table of a combination or golden target at ``stage`` (``"<id>:<stage>"``), None without one."""
+        return self.get(table_key(target_id, stage))
+
+    def relative_table(self, target_id: str, stage: str) -> Optional[Dict]:
+        """The relative table of a combination at ``stage`` (``"relative:<id>:<stage>"``), None without one."""
+        return self.get(relative_key(target_id, stage))
+
+    def judged_tables(self) -> Dict[str, Dict]:
+        """Every table but :data:`FIXED_TABLES`."""
+        return {k: v for k, v in self.items() if k not in FIXED_TABLES}
+
+    @classmethod
+    def of(cls, tables: Dict[str, Dict]) -> "ThresholdTable":
+        """``tables`` as a :class:`ThresholdTable`: itself when it is one, else a (shallow) copy, e.g. of the tables
+        calibration is building."""
+        return tables if isinstance(tables, cls) else cls(tables)
+
+
+def load(path: str | Path) -> ThresholdTable:
     """Read a thresholds file (``tomllib``); a file of a newer :data:`FORMAT` is refused (:class:`GoldenError`)."""
     try:
         import tomllib
@@ -473,7 +519,7 @@ def load(path: str | Path) -> Dict[str, Dict]:
         raise GoldenError(f"{path}: thresholds format {written!r}, but this harness reads format {FORMAT} and "
                           f"older: upgrade audioldm2-harness, or re-calibrate with `harness thresholds --calibrate "
                           f"--golden-dir {path.parent}`")
-    return data
+    return ThresholdTable(data)
 
 
 def check_weights(data: Dict[str, Dict], manifest: Dict, path: str | Path) -> None:
@@ -543,7 +589,8 @@ def write(path: str | Path, tables: Dict[str, Dict], meta: Dict) -> Path:
 def unjudgeable(thresholds: Dict, name: str, stage: str) -> Optional[str]:
     """Why ``name`` (a combination or golden-stage id) cannot be judged at ``stage`` with this model, if
     calibration found so (random weights: a known mistake that only trained weights reveal); else None."""
-    entry = thresholds.get(table_key(name, stage)) or thresholds.get(relative_key(name, stage)) or {}
+    table = ThresholdTable.of(thresholds)
+    entry = table.limits_table(name, stage) or table.relative_table(name, stage) or {}
     return entry.get("unjudgeable")
 
 

@@ -17,8 +17,8 @@ from harness.judging.matrix import Combination
 from harness.judging.records import Expected, Policy, Record, StageRecord, Status
 from harness.judging.stages import JUDGED, SHARE_OF, StageResult
 from harness.judging.thresholds import (
-    MARGIN_SUFFIXES, Bound, _as_list, detect_limit, golden_target_id, judge, limits_of, parse_limit, relative_key,
-    relative_limits, select_clips, table_key, unjudgeable,
+    MARGIN_SUFFIXES, Bound, ThresholdTable, _as_list, detect_limit, golden_target_id, judge, limits_of, parse_limit,
+    relative_limits, select_clips, unjudgeable,
 )
 
 
@@ -53,15 +53,16 @@ def _limits_for(thresholds: Dict, combo: Judged, stage: str) -> Tuple[Optional[D
     A combination without its own table (a user's variant) is judged against its siblings
     (``combo.siblings(stage)``: the built-ins it stands for), per clip the loosest of their limits.
     """
-    own = thresholds.get(table_key(combo.id, stage))
+    thresholds = ThresholdTable.of(thresholds)
+    own = thresholds.limits_table(combo.id, stage)
     if own is not None:
         return limits_of(own), combo.id
-    sibs = [s for s in combo.siblings(stage) if table_key(s.id, stage) in thresholds]
+    sibs = [s for s in combo.siblings(stage) if thresholds.limits_table(s.id, stage) is not None]
     if not sibs:
         return None, combo.siblings(stage)[0].id
-    limits = limits_of(thresholds[table_key(sibs[0].id, stage)], detection=False)
+    limits = limits_of(thresholds.limits_table(sibs[0].id, stage), detection=False)
     for other in sibs[1:]:
-        table = thresholds[table_key(other.id, stage)]
+        table = thresholds.limits_table(other.id, stage)
         for k, v in limits.items():
             if k in table:
                 loosest = np.maximum if parse_limit(k)[1] is Bound.MAX else np.minimum
@@ -93,7 +94,7 @@ def _relative_margins(thresholds: Dict, combo, stage: str) -> Tuple[Dict[str, fl
     not one.
     """
     for c in (combo, combo.siblings(stage)[0]):
-        table = thresholds.get(relative_key(c.id, stage))
+        table = ThresholdTable.of(thresholds).relative_table(c.id, stage)
         if table is not None and any(k.endswith(MARGIN_SUFFIXES) for k in table):
             return dict(table), c.id
     return {}, combo.reference(stage).id
@@ -167,7 +168,8 @@ def _not_calibrated(thresholds: Dict, table_id: str, stage: str, golden_dir: Opt
                     shown: Optional[str] = None) -> Optional[str]:
     """Why a known mistake (its limits in table ``table_id``; named ``shown``, default ``table_id``) is not judged
     where calibration left the known mistakes out (``--scope reference``), else None."""
-    if thresholds.get("meta", {}).get("scope") != "reference" or table_key(table_id, stage) in thresholds:
+    table = ThresholdTable.of(thresholds)
+    if table.scope != "reference" or table.limits_table(table_id, stage) is not None:
         return None
     return (f"{shown or table_id} at {stage}: not asserted: the thresholds hold the correct variants only "
             f"(calibrated with --scope reference); `harness thresholds --calibrate --scope absolute"
@@ -202,7 +204,7 @@ def _expected_verdict(thresholds: Dict, combo: Combination, stage: str,
         return verdict, why
     if verdict != "report":
         return verdict, None
-    entry = thresholds.get(table_key(stand_in.id, stage), {})
+    entry = ThresholdTable.of(thresholds).limits_table(stand_in.id, stage) or {}
     if entry.get("expected") == "detect":
         return "detect", None
     why = entry.get("not_asserted", f"these thresholds hold no chain-stage decision for {stand_in.id}")
@@ -258,9 +260,9 @@ class Judge:
 
     Parameters
     ----------
-    thresholds : dict
+    thresholds : ThresholdTable or dict
         A loaded thresholds file (:func:`harness.judging.thresholds.load`), or the tables calibration is
-        building.
+        building (taken as a :class:`~harness.judging.thresholds.ThresholdTable`).
     golden_dir : str or Path, optional
         Named in the reason a known mistake is not judged (the command that adds it).
 
@@ -276,7 +278,7 @@ class Judge:
     """
 
     def __init__(self, thresholds: Dict, golden_dir=None):
-        self.thresholds = thresholds
+        self.thresholds = ThresholdTable.of(thresholds)
         self.golden_dir = golden_dir
 
     # 1. which verdict is expected, or why the target is not judged

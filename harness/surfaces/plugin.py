@@ -465,7 +465,8 @@ def harness_matrix(golden_set, harness_chain):
 
 @pytest.fixture(scope="session")
 def harness_thresholds(harness_options, golden_set):
-    """The checked thresholds of this run's model, precision and kernel path (a dict, as in the TOML file).
+    """The checked thresholds of this run's model, precision and kernel path: a
+    :class:`harness.judging.thresholds.ThresholdTable`, the dict of the TOML file.
 
     Fails naming the calibrate command when they are missing or belong to other weights or kernels.
 
