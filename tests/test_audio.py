@@ -465,3 +465,9 @@ def test_float_wav_bytes_are_reproducible(tmp_path):
     b = write_audio(tmp_path / "b.wav", x)
     assert open(a, "rb").read() == open(b, "rb").read()
     assert np.array_equal(load_audio(a), x)
+
+
+def test_write_audio_refuses_a_batch_with_the_one_at_a_time_hint(tmp_path):
+    with pytest.raises(AudioError, match=r"writes mono \[samples\], got shape \(3, 100\).*one channel / batch item"):
+        write_audio(tmp_path / "x.wav", np.zeros((3, 100), np.float32))
+    assert not (tmp_path / "x.wav").exists()

@@ -651,6 +651,9 @@ def write_audio(path: PathLike, x, sr: int = SAMPLE_RATE) -> str:
     x = _to_numpy(x)
     if x.ndim == 2 and x.shape[0] == 1:
         x = x[0]
+    if x.ndim != 1:  # a chain's output batch, not channels of one clip: no mix-down advice
+        raise AudioError(p, f"write_audio writes mono [samples], got shape {x.shape}",
+                         "write one channel / batch item at a time")
     x = valid_audio(x, p, min_samples=0, allow_silence=True)  # any length, silence too: it is what was made
     sr = _positive_int(sr, "sr")
     with atomic.temporary_sibling(p) as tmp:  # killed while writing, the previous file stays
