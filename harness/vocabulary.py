@@ -9,6 +9,7 @@ ones. Their strings are written to files (thresholds keys, manifests, JSON recor
 from __future__ import annotations
 
 import platform
+from enum import Enum
 from types import MappingProxyType
 from typing import Dict, Mapping
 
@@ -43,6 +44,20 @@ COMPONENT_AT: Mapping[str, str] = MappingProxyType(
 #: correct built-in combinations (the limits a project's own variants are judged by: the known mistakes then
 #: skip), and ``golden``, every variant's golden stages only
 SCOPES = ("all", "chain", "absolute", "reference", "golden")
+
+# --- words of files and records ---------------------------------------------------------------------
+
+
+class Word(str, Enum):
+    """An enumerated word of a file or record (a limit's bound, a record's status): equal to, hashed as, printed as
+    and JSON/TOML-encoded as its string value, so that typing it changes nothing that is written or compared."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self.value), spec)
+
 
 # --- precision ----------------------------------------------------------------------------------
 

@@ -55,12 +55,14 @@ def calibrate_relative(chain, clips: Dict[str, np.ndarray], progress: bool = Tru
                 if name in res.metrics:
                     table.update(thresholds.fit_relative(res.metrics[name], r, name, name in SHARE_OF))
             tables[thresholds.relative_key(combo.id, stage)] = table
+    # the correct combinations' margins judge the mistakes (a mistake's own table, added below, holds none)
+    judge = Judge(tables)
     for combo in combos:
         for stage, exp in combo.verdicts().items():
             if exp != "detect":
                 continue
-            verdict = Judge(tables).relative(combo, stage, run.result(combo)[stage],
-                                             run.result(combo.reference(stage))[stage], run.clip_names)
+            verdict = judge.relative(combo, stage, run.result(combo)[stage],
+                                     run.result(combo.reference(stage))[stage], run.clip_names)
             if not verdict.ok:
                 problem = (f"{combo.id} {stage}: known mistake NOT detected relative to "
                            f"{combo.reference(stage).id}: {verdict.rows}")

@@ -378,7 +378,9 @@ class QualityJudge:
     """
 
     def __init__(self, thresholds_data: Dict, report_dir: Optional[Path] = None, golden_dir: Optional[Path] = None):
-        self.thresholds = thresholds_data
+        #: every question asked of the thresholds, answered by the one judge (made once: a check is a hot path)
+        self.judge = verdicts.Judge(thresholds_data, golden_dir)
+        self.thresholds = self.judge.thresholds
         self.golden_dir = golden_dir  # named in a failure: where to re-baseline after an intended change
         self.report_dir = Path(report_dir) if report_dir else None
         self._drift: Optional[List[str]] = None
@@ -400,7 +402,7 @@ class QualityJudge:
     def limits(self, combo, stage: str, expected: str):
         """The limits ``combo`` is judged by at ``stage`` for verdict ``expected``
         (:meth:`harness.judging.verdicts.Judge.limits`)."""
-        return verdicts.Judge(self.thresholds).limits(combo, stage, expected)
+        return self.judge.limits(combo, stage, expected)
 
     def answer(self, combo, stage: str, result: StageResult, expected: str, clip_names=None,
                evidence=None, upstream: Optional[Dict[str, StageResult]] = None) -> CheckOutcome:
@@ -423,7 +425,7 @@ class QualityJudge:
             The combination's results at the stages before ``stage`` (:meth:`MatrixRun.result`): a failure
             there is named as the cause of this one.
         """
-        reason = thresholds.unjudgeable(self.thresholds, combo.id, stage) if expected == "detect" else None
+        reason = self.judge.unjudgeable(combo.id, stage) if expected == "detect" else None
         if reason:
             return CheckOutcome(skip_reason=f"{combo.id} at {stage}: {reason}")
         limits, source = self.limits(combo, stage, expected)

@@ -18,21 +18,12 @@ Usage::
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from enum import Enum
 from typing import Dict, Mapping, Optional, Tuple
+
+from harness.vocabulary import Word
 
 #: the version of the record's JSON schema; a change of a field's name, type or meaning raises it
 SCHEMA_VERSION = 1
-
-
-class Word(str, Enum):
-    """An enumerated word of the schema: equal to, printed as and JSON-encoded as its string value."""
-
-    def __str__(self) -> str:
-        return str(self.value)
-
-    def __format__(self, spec: str) -> str:
-        return format(str(self.value), spec)
 
 
 class Expected(Word):

@@ -34,7 +34,6 @@ import datetime
 import json
 import math
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -43,6 +42,7 @@ import numpy as np
 from harness import atomic
 from harness.errors import GoldenError
 from harness.signal import metrics as metric_defs
+from harness.vocabulary import Word
 
 # The chain is deterministic on CPU (same numbers run to run), so the margins only have to absorb
 # library/BLAS/device differences and equivalent re-implementations; wider margins would hide the
@@ -250,7 +250,7 @@ def _as_list(v) -> list:
     return list(v) if isinstance(v, (list, tuple, np.ndarray)) else [v]
 
 
-class Bound(str, Enum):
+class Bound(Word):
     """How a limit bounds its metric; the suffix of its field name in a table (``mel_l1_max``, ``snr_min``,
     ``mel_l1_detect_min``). ``max``/``min``: a correct stage's ceiling / floor; ``detect_min``/``detect_max``:
     what a known mistake must reach."""
@@ -259,12 +259,6 @@ class Bound(str, Enum):
     MIN = "min"
     DETECT_MIN = "detect_min"
     DETECT_MAX = "detect_max"
-
-    def __str__(self) -> str:  # printed and formatted as the field suffix, as before it was typed
-        return self.value
-
-    def __format__(self, spec: str) -> str:
-        return format(self.value, spec)
 
     @property
     def sign(self) -> str:
@@ -492,6 +486,12 @@ class ThresholdTable(dict):
         """The relative table of a combination at ``stage`` (``"relative:<id>:<stage>"``), None without one."""
         return self.get(relative_key(target_id, stage))
 
+    def unjudgeable(self, target_id: str, stage: str) -> Optional[str]:
+        """Why ``target_id`` (a combination or golden-target id) cannot be judged at ``stage`` with this model, if
+        calibration found so (random weights: a known mistake that only trained weights reveal); else None."""
+        entry = self.limits_table(target_id, stage) or self.relative_table(target_id, stage) or {}
+        return entry.get("unjudgeable")
+
     def judged_tables(self) -> Dict[str, Dict]:
         """Every table but :data:`FIXED_TABLES`."""
         return {k: v for k, v in self.items() if k not in FIXED_TABLES}
@@ -584,14 +584,6 @@ def write(path: str | Path, tables: Dict[str, Dict], meta: Dict) -> Path:
     exact = {k: v for k, v in EXACT_SNR_DB.items()}
     # atomically: a calibration killed while writing leaves the previous file, never half a table
     return atomic.write_text(path, dump_toml({"meta": meta, "policy": policy, "exact_snr_db": exact, **tables}, header))
-
-
-def unjudgeable(thresholds: Dict, name: str, stage: str) -> Optional[str]:
-    """Why ``name`` (a combination or golden-stage id) cannot be judged at ``stage`` with this model, if
-    calibration found so (random weights: a known mistake that only trained weights reveal); else None."""
-    table = ThresholdTable.of(thresholds)
-    entry = table.limits_table(name, stage) or table.relative_table(name, stage) or {}
-    return entry.get("unjudgeable")
 
 
 def summary_table(data: Dict[str, Dict]) -> str:

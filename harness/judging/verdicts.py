@@ -18,7 +18,7 @@ from harness.judging.records import Expected, Policy, Record, StageRecord, Statu
 from harness.judging.stages import JUDGED, SHARE_OF, StageResult
 from harness.judging.thresholds import (
     MARGIN_SUFFIXES, Bound, ThresholdTable, _as_list, detect_limit, golden_target_id, judge, limits_of, parse_limit,
-    relative_limits, select_clips, unjudgeable,
+    relative_limits, select_clips,
 )
 
 
@@ -150,7 +150,7 @@ def _judge_file_stage(thresholds_data: Dict, combo: Combination, stage: str, res
     file (``relative``, :func:`_judge_relative`; ``reference()`` gives its figures, computed only then).
     """
     expected = combo.verdicts()[stage]
-    why = unjudgeable(thresholds_data, combo.id, stage) if expected == "detect" else None
+    why = ThresholdTable.of(thresholds_data).unjudgeable(combo.id, stage) if expected == "detect" else None
     if why:  # e.g. random weights: nothing to judge this mistake by
         return Verdict(False, [], "unjudgeable", why)
     if baseline is not None and expected != "report":
@@ -294,7 +294,7 @@ class Judge:
 
     def unjudgeable(self, target_id: str, stage: str) -> Optional[str]:
         """Why calibration found ``target_id`` cannot be judged at ``stage`` on this model (random weights)."""
-        return unjudgeable(self.thresholds, target_id, stage)
+        return self.thresholds.unjudgeable(target_id, stage)
 
     # 2. which limits judge it
     def limits(self, target: Judged, stage: str, expected: str) -> Tuple[Optional[Dict], str]:

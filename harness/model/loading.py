@@ -5,6 +5,7 @@ reconstruction; :func:`load_pipeline` reads the full pipeline for golden generat
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -15,7 +16,7 @@ from typing import Optional
 import torch
 
 from harness.errors import ModelNotAvailable
-from harness.model.settings import ModelSettings, check_settings, read_settings
+from harness.model.settings import ModelSettings, check_settings, is_hub_id, read_settings
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # the package data sits beside the layers
 BUNDLED = {"tiny": PACKAGE_DIR / "models" / "tiny"}
@@ -56,9 +57,9 @@ class ModelSource:
         except ValueError:
             return False
 
-    @property
+    @functools.cached_property
     def settings(self) -> ModelSettings:
-        """What the model's configs say about its chain (:func:`harness.model.settings.read_settings`)."""
+        """What the model's configs say about its chain (:func:`harness.model.settings.read_settings`), read once."""
         return read_settings(self.path)
 
     def weights_hash(self, subfolders=("vae", "vocoder")) -> str:
@@ -117,7 +118,7 @@ def _locate(spec: str, subfolders, local_only: bool) -> ModelSource:
             raise ModelNotAvailable(f"{spec}: not a diffusers AudioLDM(2) directory, missing "
                                     f"{', '.join(s + '/config.json' for s in missing)}")
         return ModelSource(spec, path.resolve(), "local")
-    if spec.count("/") != 1 or spec.startswith((".", "/")):
+    if not is_hub_id(spec):
         raise ModelNotAvailable(f"{spec!r} is neither a bundled model ({', '.join(BUNDLED)}), an existing "
                                 "directory, nor a hub id like 'cvssp/audioldm2'")
     return ModelSource(spec, _from_hub(spec, subfolders, local_only), "hub")

@@ -151,6 +151,11 @@ def read_settings(model_dir: Union[str, "os.PathLike[str]"]) -> ModelSettings:
     )
 
 
+def is_hub_id(spec: str) -> bool:
+    """Whether ``spec`` reads as a Hugging Face hub id (``org/name``) rather than a path."""
+    return spec.count("/") == 1 and not spec.startswith((".", "/"))
+
+
 def local_model_dir(spec: str) -> Optional[Path]:
     """The local directory of a model given as a path or a hub id, found without torch and without a download:
     an existing directory, or a hub id's snapshot in the Hugging Face cache holding its configs; None otherwise
@@ -168,7 +173,7 @@ def local_model_dir(spec: str) -> Optional[Path]:
     path = Path(spec).expanduser()
     if path.is_dir():
         return path
-    if spec.count("/") != 1 or spec.startswith((".", "/")):
+    if not is_hub_id(spec):
         return None
     try:
         from huggingface_hub import snapshot_download

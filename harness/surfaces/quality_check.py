@@ -11,7 +11,6 @@ from typing import Dict, Optional
 
 import pytest
 
-from harness.judging import verdicts
 from harness.judging.quality import QualityJudge
 
 
@@ -68,7 +67,7 @@ class QualityCheck(QualityJudge):
         skips the test where it is not judged, with the reason. The plugin generates chain tests of broken
         combinations only where calibration asserts them."""
         __tracebackhide__ = True  # a skip shows the user's test, not this frame
-        verdict, not_judged = verdicts.Judge(self.thresholds, self.golden_dir).expected(combo, stage)
+        verdict, not_judged = self.judge.expected(combo, stage)
         if not_judged:
             pytest.skip(not_judged)
         return verdict
@@ -77,7 +76,7 @@ class QualityCheck(QualityJudge):
         """The verdict variant ``name`` is judged by at golden ``stage``
         (:meth:`harness.judging.verdicts.Judge.golden_expected`); skips the test where it is not judged."""
         __tracebackhide__ = True  # a skip shows the user's test, not this frame
-        verdict, not_judged = verdicts.Judge(self.thresholds, self.golden_dir).golden_expected(stage, name)
+        verdict, not_judged = self.judge.golden_expected(stage, name)
         if not_judged:
             pytest.skip(not_judged)
         return verdict
